@@ -1,0 +1,39 @@
+"""Wires settings, adapters and entrypoints into the running referrals service."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from referrals.adapters.directory import seeded_directory
+from referrals.adapters.orm import outbox
+from referrals.entrypoints.api import build_router
+from referrals.service_layer.unit_of_work import SqlUnitOfWork
+from referrals.settings import ReferralsSettings
+from send_shared.auth import TokenVerifier
+from send_shared.events.topics import Topics
+from send_shared.service import ServiceRuntime, create_app
+from send_shared.telemetry import setup_logging, setup_tracing
+
+
+def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
+    settings = settings or ReferralsSettings()
+    setup_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
+    runtime = ServiceRuntime(settings, outbox_table=outbox, owned_topics=[Topics.REFERRAL_EVENTS])
+    app = create_app(
+        runtime,
+        title="SEND referrals",
+        description="Submit, follow and move referrals of children with SEND between organisations.",
+    )
+    app.include_router(
+        build_router(
+            make_uow=partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source),
+            verifier=TokenVerifier(settings),
+            directory=seeded_directory(),
+            child_ref_key=settings.child_ref_key.get_secret_value().encode(),
+        )
+    )
+    app.state.runtime = runtime
+    return app

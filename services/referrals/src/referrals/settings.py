@@ -1,0 +1,18 @@
+"""Referrals service configuration (environment variables; see send_shared.settings for the common ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from send_shared.settings import ServiceSettings
+
+
+class ReferralsSettings(ServiceSettings):
+    service_name: str = "referrals"
+    http_port: int = 8001
+    database_url: str = "sqlite+aiosqlite:///var/referrals.db"
+    child_ref_key: SecretStr = Field(
+        SecretStr("dev-only-child-reference-key-change-me"),
+        description="Key of the keyed hash that turns an NHS number or UPN into the pseudonymous child reference.",
+    )
+    event_source: str = Field("/send/referrals", description="CloudEvents source of the events this service emits.")

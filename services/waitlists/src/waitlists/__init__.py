@@ -1,0 +1,1 @@
+"""Waitlists service."""

@@ -1,0 +1,3 @@
+from waitlists.entrypoints.cli import main
+
+main()

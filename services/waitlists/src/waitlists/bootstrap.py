@@ -1,0 +1,36 @@
+"""Wires settings, adapters and entrypoints into the running waitlists service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from send_shared.auth import TokenVerifier
+from send_shared.events.topics import Topics
+from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
+from send_shared.telemetry import setup_logging, setup_tracing
+from waitlists.adapters.orm import inbox, outbox
+from waitlists.entrypoints.api import build_router
+from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.settings import WaitlistsSettings
+
+CONSUMER_GROUP = "waitlists"
+
+
+def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
+    settings = settings or WaitlistsSettings()
+    setup_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
+    runtime = ServiceRuntime(
+        settings,
+        outbox_table=outbox,
+        owned_topics=[Topics.WAITLIST_ALERTS],
+        consumers=[ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox)],
+    )
+    app = create_app(
+        runtime,
+        title="SEND waitlists",
+        description="Waiting times, statutory clocks and handoff gaps, built from referral events.",
+    )
+    app.include_router(build_router(sessions=runtime.sessions, verifier=TokenVerifier(settings)))
+    app.state.runtime = runtime
+    return app

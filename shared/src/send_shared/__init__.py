@@ -1,0 +1,1 @@
+"""Backbone shared by the SEND referral services. Imports no service."""

@@ -1,0 +1,61 @@
+"""Versioned payload schemas of the public event contract (the CloudEvent ``data``).
+
+No personal data ever appears here: no names, dates of birth, NHS numbers or
+free text. The child is known only by a keyed pseudonymous reference.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class ReferralStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ACKNOWLEDGED = "acknowledged"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    HANDED_OFF = "handed_off"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    ENTERED_IN_ERROR = "entered_in_error"
+
+
+def referral_event_type(status: ReferralStatus | str) -> str:
+    return f"uk.send.referral.{ReferralStatus(status).value}.v1"
+
+
+REFERRAL_EVENT_TYPES = frozenset(referral_event_type(s) for s in ReferralStatus)
+
+
+class EventPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReferralEventV1(EventPayload):
+    """Data of every ``uk.send.referral.<status>.v1`` event."""
+
+    referral_id: str = Field(description="Referral id; also the Kafka key and the CloudEvent subject.")
+    version: int = Field(ge=1, description="Referral version after this change; +1 per change, so gaps are visible.")
+    status: ReferralStatus
+    previous_status: ReferralStatus | None = None
+    child_ref: str = Field(description="Pseudonymous child reference (keyed hash); never an identifier.")
+    referrer_org_id: str
+    service_id: str
+    receiving_org_id: str
+    urgency: str | None = None
+    occurred_at: AwareDatetime = Field(description="Business time of the change, as given by the organisation.")
+    recorded_at: AwareDatetime = Field(description="When the system recorded the change.")
+    reason_code: str | None = Field(None, description="Rejection or hold reason code.")
+    outcome_code: str | None = None
+    signposted_service_id: str | None = None
+    linked_referral_id: str | None = Field(None, description="Referral created by a hand-off, or the one it came from.")
+    appointment_at: datetime | None = None
+    parallel_referral_ids: list[str] = Field(
+        default_factory=list, description="Open referrals of the same child elsewhere."
+    )

@@ -1,0 +1,62 @@
+"""Inbox: the ids of events a consumer group has applied, written in the same transaction as the effect.
+
+A redelivered event finds its id already here and is skipped, so each effect is applied
+once. Rows are pruned after ``inbox_retention_days`` (at least 7, and longer than any
+replay window the operators use); the consumer runtime prunes in the background.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from send_shared.db import dialect_name
+
+
+def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("consumer_group", String(100), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+        Index(f"ix_{name}_processed_at", "processed_at"),
+    )
+
+
+class Inbox:
+    def __init__(self, table: Table, consumer_group: str) -> None:
+        self.table = table
+        self.consumer_group = consumer_group
+
+    async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
+        """Record the event as processed; False when it already was (the caller then skips the effect)."""
+        dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
+        stmt = (
+            dialect.insert(self.table)
+            .values(
+                consumer_group=self.consumer_group,
+                event_id=event_id,
+                event_type=event_type,
+                processed_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+        )
+        result = cast("CursorResult[Any]", await db.execute(stmt))
+        return bool(result.rowcount)
+
+    async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                delete(self.table).where(
+                    self.table.c.consumer_group == self.consumer_group,
+                    self.table.c.processed_at < datetime.now(UTC) - retention,
+                )
+            )
+        return int(result.rowcount or 0)

@@ -1,0 +1,90 @@
+"""aiokafka plumbing: producer, consumer and topic creation with the settings every service shares.
+
+The broker may be Tansu (no idempotent or transactional producer), so producers
+never ask for idempotence: exactly-once effects come from the outbox and the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+    )
+
+
+def new_consumer(
+    bootstrap_servers: str, *, group_id: str | None, client_id: str, topics: Sequence[str] = ()
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_uncommitted",
+        max_poll_records=500,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        max_poll_interval_ms=300_000,
+    )
+
+
+async def publish_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]) -> None:
+    """Send every record and return once the broker acknowledged all of them (raises on any failure)."""
+    futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records]
+    await asyncio.gather(*futures)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], *, replication_factor: int = 1) -> None:
+    """Create missing topics (name -> partitions); existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name=name, num_partitions=partitions, replication_factor=replication_factor)
+            for name, partitions in topics.items()
+            if name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service created it meanwhile
+                await admin.create_topics(wanted)
+            log.info("topics created", extra={"topics": [t.name for t in wanted]})
+    finally:
+        await admin.close()
+
+
+async def broker_answers(producer: AIOKafkaProducer, within: float = 2.0) -> bool:
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), within)
+    except Exception:  # noqa: BLE001 - readiness only reports, it never raises
+        return False
+    return True

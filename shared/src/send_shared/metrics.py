@@ -1,0 +1,30 @@
+"""Prometheus instruments of the shared machinery (low-cardinality labels only)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+OUTBOX_PUBLISHED = Counter("outbox_published_events", "Events the relay published to Kafka.", ["topic"])
+OUTBOX_PUBLISH_FAILURES = Counter("outbox_publish_failures", "Relay cycles that failed and were retried.")
+OUTBOX_COMMIT_TO_PUBLISH = Histogram(
+    "outbox_commit_to_publish_seconds",
+    "Time from the outbox row's insert to the broker's acknowledgement.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONSUMER_MESSAGES = Counter(
+    "consumer_messages", "Messages a consumer group finished with, by outcome.", ["group", "topic", "outcome"]
+)
+CONSUMER_HANDLE_SECONDS = Histogram(
+    "consumer_handle_seconds",
+    "Handler time per message, retries included.",
+    ["group"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
+)
+CONSUMER_RETRIES = Counter("consumer_retries", "Handler attempts that failed and were retried.", ["group"])
+HTTP_REQUESTS = Counter("http_requests", "HTTP requests served.", ["method", "route", "status"])
+HTTP_SECONDS = Histogram(
+    "http_request_seconds",
+    "HTTP request latency.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -1,0 +1,67 @@
+"""Configuration common to every service, read from the environment (pydantic-settings).
+
+Each service subclasses :class:`ServiceSettings` and sets its own defaults
+(name, port, SQLite file). Every field maps to an upper-case environment
+variable of the same name, e.g. ``DATABASE_URL`` or ``KAFKA_BOOTSTRAP_SERVERS``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105 - refused in production
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Logical service name; used in logs, traces and the CloudEvents source.")
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="production turns on strict checks (https webhooks, no dev tokens)."
+    )
+    http_host: str = Field("127.0.0.1", description="Interface the HTTP API binds to.")
+    http_port: int = Field(description="Port of the HTTP API.")
+    database_url: str = Field(
+        description="SQLAlchemy async URL: postgresql+asyncpg://user@host:5432/db or sqlite+aiosqlite:///var/x.db"
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connection pool size (PostgreSQL only).")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers.")
+    kafka_topic_partitions: int = Field(4, ge=1, description="Partitions for topics this service creates.")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics this service creates.")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans stay in-process."
+    )
+    log_level: str = Field("INFO", description="Root log level.")
+    run_workers: bool = Field(True, description="Run the outbox relay and consumers inside the API process.")
+    outbox_poll_interval_ms: int = Field(
+        200, ge=10, le=200, description="Longest the relay sleeps between looks at the outbox."
+    )
+    outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows the relay claims per transaction.")
+    outbox_retention_days: int = Field(7, ge=1, description="Sent outbox rows older than this are deleted.")
+    inbox_retention_days: int = Field(
+        14, ge=7, description="Processed event ids kept for de-duplication; must exceed any replay window."
+    )
+    consumer_max_attempts: int = Field(5, ge=1, description="Handler attempts before a message is dead-lettered.")
+    consumer_backoff_initial_ms: int = Field(200, ge=1, description="First retry delay; doubles each attempt.")
+    consumer_backoff_max_ms: int = Field(5_000, ge=1, description="Ceiling of the retry delay.")
+
+    jwt_secret: SecretStr | None = Field(
+        SecretStr(DEV_JWT_SECRET), description="HS256 secret for bearer tokens (development and tests only)."
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS URL of the identity provider; set in production.")
+    jwt_audience: str = Field("send-referrals", description="Expected `aud` claim of bearer tokens.")
+    jwt_issuer: str | None = Field(None, description="Expected `iss` claim, if set.")
+
+    @model_validator(mode="after")
+    def _production_needs_real_keys(self) -> ServiceSettings:
+        dev_secret = self.jwt_secret is None or self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        if self.environment == "production" and self.jwt_jwks_url is None and dev_secret:
+            raise ValueError("production needs JWT_JWKS_URL (or a JWT_SECRET of its own)")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")

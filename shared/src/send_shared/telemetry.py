@@ -1,0 +1,92 @@
+"""OpenTelemetry tracing, trace-context propagation through Kafka headers, and JSON logs carrying trace ids."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pythonjsonlogger.json import JsonFormatter
+
+PROPAGATOR = TraceContextTextMapPropagator()
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str | None) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
+        )
+    trace.set_tracer_provider(provider)
+
+
+class _TraceIdFilter(logging.Filter):
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid and not hasattr(record, "trace_id"):
+            record.trace_id = format(ctx.trace_id, "032x")
+            record.span_id = format(ctx.span_id, "016x")
+        record.service = self.service_name
+        return True
+
+
+def setup_logging(service_name: str, level: str = "INFO") -> None:
+    """One JSON object per line on stdout: time, level, logger, message, service, trace_id, span_id, extras."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
+    handler.addFilter(_TraceIdFilter(service_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "uvicorn.access", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """W3C trace context of the active span, to store beside an outbox row."""
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def context_from_mapping(carrier: Mapping[str, str]) -> otel_context.Context:
+    return PROPAGATOR.extract(carrier)
+
+
+class _KafkaHeaderGetter(Getter[Iterable[tuple[str, bytes]]]):
+    def get(self, carrier: Iterable[tuple[str, bytes]], key: str) -> list[str] | None:
+        values = [v.decode("latin-1") for k, v in carrier if k.lower() == key]
+        return values or None
+
+    def keys(self, carrier: Iterable[tuple[str, bytes]]) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+def context_from_kafka_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Context:
+    return PROPAGATOR.extract(list(headers), getter=_KafkaHeaderGetter())
+
+
+def trace_id_hex(span: Any = None) -> str | None:
+    ctx = (span or trace.get_current_span()).get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None

@@ -1,0 +1,1 @@
+"""HTTP pieces every service mounts: problem+json errors, health, readiness, Prometheus metrics."""

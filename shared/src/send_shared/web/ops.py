@@ -1,0 +1,74 @@
+"""Operational endpoints: /healthz (process alive), /readyz (database and broker answer), /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
+
+from send_shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz", summary="Readiness: database and broker answer", responses={503: {"description": "not ready"}}
+    )
+    async def readyz() -> JSONResponse:
+        names = list(checks)
+        results = await asyncio.gather(*(_safe(checks[name]) for name in names))
+        status = dict(zip(names, ("ok" if ok else "down" for ok in results), strict=True))
+        ready = all(results)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": status}, status_code=200 if ready else 503
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _safe(check: ReadinessCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), 3.0)
+    except Exception:  # noqa: BLE001 - a failing check means not ready
+        return False
+
+
+class MetricsMiddleware(BaseHTTPMiddleware):
+    """Counts and times requests by route template (never the raw path: ids would explode cardinality)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+def install_metrics(app: FastAPI) -> None:
+    app.add_middleware(MetricsMiddleware)
