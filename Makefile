@@ -1,0 +1,52 @@
+# SEND referral coordination: `make run` starts everything, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
+PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint fmt contracts bench clean lock help
+
+help:
+	@echo "make run    start broker + all three services on this machine (data in ./var)"
+	@echo "make test   install, lint, check architecture contracts, run every test"
+	@echo "make lint | fmt | bench | clean | lock"
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(PACKAGES)
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m send_shared.devstack
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared/src services/referrals/src services/waitlists/src services/notifications/src
+
+contracts: install
+	$(VENV)/bin/lint-imports --no-cache
+
+fmt: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint contracts
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	@echo "benchmarks arrive with the benchmark issue (#7); nothing to measure yet"
+
+lock:
+	$(PYTHON) -m venv /tmp/send-uv && /tmp/send-uv/bin/pip install --quiet uv==0.13.8
+	/tmp/send-uv/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements.in -o requirements.lock
+
+clean:
+	rm -rf var test-artefacts .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -1,0 +1,95 @@
+"""The referral state machine (brief §3) as examples and as a property."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from referrals.domain.lifecycle import FINAL, Actor, Status, allowed_moves
+from referrals.domain.model import IllegalMove, NotYourMove, Referral
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def new_referral() -> Referral:
+    return Referral.submit(
+        id="r-1",
+        child_ref="c" * 32,
+        referrer_org_id="school",
+        service_id="svc",
+        receiving_org_id="camhs",
+        urgency="routine",
+        referred_at=NOW,
+        recorded_at=NOW,
+    )
+
+
+def test_submission_is_version_one_with_one_event() -> None:
+    referral = new_referral()
+    assert (referral.status, referral.version) == (Status.SUBMITTED, 1)
+    assert [e.status for e in referral.events] == [Status.SUBMITTED]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (Status.SUBMITTED, {"acknowledged", "accepted", "rejected", "handed_off", "withdrawn"}),
+        (Status.ACKNOWLEDGED, {"accepted", "rejected", "on_hold", "handed_off", "withdrawn"}),
+        (Status.ACCEPTED, {"scheduled", "in_progress", "on_hold", "completed", "handed_off", "withdrawn"}),
+        (Status.SCHEDULED, {"scheduled", "in_progress", "on_hold", "handed_off", "withdrawn"}),
+        (Status.IN_PROGRESS, {"on_hold", "completed", "handed_off", "withdrawn"}),
+    ],
+)
+def test_allowed_moves_follow_the_brief(source: Status, expected: set[str]) -> None:
+    assert {s.value for s in allowed_moves(source)} == expected | {"entered_in_error"}
+
+
+def test_on_hold_returns_to_where_it_left_or_onwards() -> None:
+    moves = allowed_moves(Status.ON_HOLD, held_from=Status.SCHEDULED)
+    assert Status.SCHEDULED in moves and Status.IN_PROGRESS in moves
+    assert Status.ON_HOLD not in moves and Status.ACCEPTED not in moves
+
+
+def test_final_statuses_admit_no_move() -> None:
+    for status in FINAL:
+        assert allowed_moves(status) == frozenset()
+
+
+def test_illegal_move_names_current_status_and_allowed_moves() -> None:
+    referral = new_referral()
+    with pytest.raises(IllegalMove) as caught:
+        referral.move(Status.COMPLETED, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    assert caught.value.current is Status.SUBMITTED
+    assert "accepted" in caught.value.allowed
+    assert referral.version == 1
+
+
+def test_only_the_referrer_withdraws_and_only_the_receiver_accepts() -> None:
+    referral = new_referral()
+    with pytest.raises(NotYourMove):
+        referral.move(Status.WITHDRAWN, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    with pytest.raises(NotYourMove):
+        referral.move(Status.ACCEPTED, actor=Actor.REFERRER, occurred_at=NOW, recorded_at=NOW)
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Status)), st.sampled_from(list(Actor))), max_size=30))
+def test_random_moves_never_break_the_machine(moves: list[tuple[Status, Actor]]) -> None:
+    referral = new_referral()
+    referral.events.clear()
+    for target, actor in moves:
+        before = (referral.status, referral.version, referral.held_from)
+        legal = target in referral.allowed_moves()
+        try:
+            event = referral.move(target, actor=actor, occurred_at=NOW, recorded_at=NOW)
+        except (IllegalMove, NotYourMove):
+            assert (referral.status, referral.version, referral.held_from) == before
+            continue
+        assert legal
+        assert referral.status is target
+        assert referral.version == before[1] + 1 == event.version
+        assert event.previous_status is before[0]
+        assert (referral.held_from is not None) == (referral.status is Status.ON_HOLD)
+    assert [e.version for e in referral.events] == list(range(2, referral.version + 1))

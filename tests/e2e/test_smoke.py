@@ -1,0 +1,91 @@
+"""The whole system as real processes: broker, three services, one request, one trace."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from send_shared.auth import mint_token
+from send_shared.broker import free_port
+from send_shared.devstack import DevStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    ports = {name: free_port() for name in ("referrals", "waitlists", "notifications")}
+    with DevStack(var_dir=tmp_path_factory.mktemp("var"), broker_port=free_port(), ports=ports) as running:
+        yield running
+
+
+def log_records(path: Path) -> list[dict[str, object]]:
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def wait_for_log(path: Path, predicate: object, timeout: float = 20.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in log_records(path):
+            if predicate(record):  # type: ignore[operator]
+                return record
+        time.sleep(0.1)
+    raise AssertionError(f"no matching log record in {path} within {timeout}s")
+
+
+def test_every_service_is_ready_and_documents_its_api(stack: DevStack) -> None:
+    for service in stack.ports:
+        assert httpx.get(f"{stack.url(service)}/healthz").json() == {"status": "ok"}
+        ready = httpx.get(f"{stack.url(service)}/readyz").json()
+        assert ready == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+        assert httpx.get(f"{stack.url(service)}/openapi.json").json()["openapi"].startswith("3.")
+        assert "http_requests_total" in httpx.get(f"{stack.url(service)}/metrics").text
+
+
+def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack: DevStack) -> None:
+    trace_id = secrets.token_hex(16)
+    token = mint_token("org-riverside-primary", "referrer")
+    response = httpx.post(
+        f"{stack.url('referrals')}/v1/referrals",
+        json={"service_id": "svc-camhs-core", "nhs_number": "9434765919", "urgency": "routine"},
+        headers={"authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    )
+    assert response.status_code == 201, response.text
+    referral_id = response.json()["id"]
+
+    for service in ("waitlists", "notifications"):
+        record = wait_for_log(
+            stack.log_dir / f"{service}.log",
+            lambda r: r.get("message") == "event processed" and r.get("subject") == referral_id,
+        )
+        assert record["trace_id"] == trace_id, f"{service} handled the event in another trace"
+        assert record["event_type"] == "uk.send.referral.submitted.v1"
+
+    ops = mint_token("org-northshire-la", "ops")
+    waiting = httpx.get(f"{stack.url('waitlists')}/v1/waiting", headers={"authorization": f"Bearer {ops}"}).json()
+    assert {"service_id": "svc-camhs-core", "waiting": 1} in waiting
+
+
+def test_sigterm_stops_every_process_cleanly(stack: DevStack) -> None:
+    """Last in the module: stops the stack itself and checks how each process ended."""
+    processes = dict(stack.processes)
+    stack.stop()
+    for service, process in processes.items():
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells why it ended.
+        assert process.returncode in (0, -signal.SIGTERM), f"{service} exited with {process.returncode}"
+        text = (stack.log_dir / f"{service}.log").read_text()
+        assert "Traceback" not in text, f"{service} logged a traceback"
+        assert any(r.get("message") == "Application shutdown complete." for r in log_records(stack.log_dir / f"{service}.log"))
