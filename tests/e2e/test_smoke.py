@@ -88,4 +88,6 @@ def test_sigterm_stops_every_process_cleanly(stack: DevStack) -> None:
         assert process.returncode in (0, -signal.SIGTERM), f"{service} exited with {process.returncode}"
         text = (stack.log_dir / f"{service}.log").read_text()
         assert "Traceback" not in text, f"{service} logged a traceback"
-        assert any(r.get("message") == "Application shutdown complete." for r in log_records(stack.log_dir / f"{service}.log"))
+        assert any(
+            r.get("message") == "Application shutdown complete." for r in log_records(stack.log_dir / f"{service}.log")
+        )

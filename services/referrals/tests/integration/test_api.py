@@ -9,12 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from send_shared.auth import mint_token
-
 from referrals.adapters.orm import outbox, referral_history, referrals
 from referrals.bootstrap import build_app
 from referrals.entrypoints.cli import main as cli_main
 from referrals.settings import ReferralsSettings
+from send_shared.auth import mint_token
 
 SCHOOL = "org-riverside-primary"
 CAMHS = "org-northshire-camhs"
@@ -30,7 +29,9 @@ async def client(database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DATABASE_URL", database_url)
         await asyncio.to_thread(cli_main, ["migrate"])
-    app = build_app(ReferralsSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, run_workers=False))
+    app = build_app(
+        ReferralsSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, run_workers=False)
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         http.app = app  # type: ignore[attr-defined]
         yield http
@@ -103,11 +104,16 @@ async def test_other_organisations_cannot_see_a_referral(client: httpx.AsyncClie
     [
         ({"service_id": "svc-camhs-core", "nhs_number": "9434765918"}, "nhs_number"),
         ({"service_id": "svc-nope", "nhs_number": "9434765919"}, "service_id"),
-        ({"service_id": "svc-camhs-core", "nhs_number": "9434765919", "referred_at": "2999-01-01T00:00:00Z"}, "referred_at"),
+        (
+            {"service_id": "svc-camhs-core", "nhs_number": "9434765919", "referred_at": "2999-01-01T00:00:00Z"},
+            "referred_at",
+        ),
         ({"service_id": "svc-camhs-core"}, "nhs_number"),
     ],
 )
-async def test_bad_input_is_a_problem_naming_the_field(client: httpx.AsyncClient, body: dict[str, str], field: str) -> None:
+async def test_bad_input_is_a_problem_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, str], field: str
+) -> None:
     response = await client.post("/v1/referrals", json=body, headers=bearer(SCHOOL, "referrer"))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -117,7 +123,9 @@ async def test_bad_input_is_a_problem_naming_the_field(client: httpx.AsyncClient
 
 async def test_malformed_json_is_a_problem_not_a_500(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/v1/referrals", content=b"{not json", headers={**bearer(SCHOOL, "referrer"), "content-type": "application/json"}
+        "/v1/referrals",
+        content=b"{not json",
+        headers={**bearer(SCHOOL, "referrer"), "content-type": "application/json"},
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
-
 from waitlists.adapters.orm import referral_states
 from waitlists.entrypoints.cli import main as cli_main
 from waitlists.entrypoints.consumers import on_referral_event
@@ -43,7 +42,9 @@ def event(version: int, status: ReferralStatus, day: int) -> CloudEvent:
         occurred_at=T0 + timedelta(days=day),
         recorded_at=T0 + timedelta(days=day),
     )
-    return CloudEvent(type=referral_event_type(status), source="/test", subject="r-1", data=data.model_dump(mode="json"))
+    return CloudEvent(
+        type=referral_event_type(status), source="/test", subject="r-1", data=data.model_dump(mode="json")
+    )
 
 
 async def apply(engine: AsyncEngine, *events: CloudEvent) -> None:
