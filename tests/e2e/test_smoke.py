@@ -60,8 +60,23 @@ def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack:
     token = mint_token("org-riverside-primary", "referrer")
     response = httpx.post(
         f"{stack.url('referrals')}/v1/referrals",
-        json={"service_id": "svc-camhs-core", "nhs_number": "9434765919", "urgency": "routine"},
-        headers={"authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        json={
+            "service_id": "svc-camhs-core",
+            "child": {
+                "given_name": "Sam",
+                "family_name": "Taylor",
+                "date_of_birth": "2015-04-12",
+                "nhs_number": "9434765919",
+            },
+            "primary_need": "SEMH",
+            "reason": "Anxiety affecting attendance.",
+            "consent": {"given_by": "parent", "given_at": "2026-01-05T10:00:00Z", "scope": "Referral to CAMHS"},
+        },
+        headers={
+            "authorization": f"Bearer {token}",
+            "idempotency-key": secrets.token_hex(8),
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        },
     )
     assert response.status_code == 201, response.text
     referral_id = response.json()["id"]

@@ -1,123 +1,199 @@
-"""The referrals API on a real database (PostgreSQL and SQLite): state change and outbox in one transaction."""
+"""The referrals API on a real database: each change and its events in one transaction."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from referrals.adapters.orm import outbox, referral_history, referrals
-from referrals.bootstrap import build_app
-from referrals.entrypoints.cli import main as cli_main
-from referrals.settings import ReferralsSettings
-from send_shared.auth import mint_token
+from referrals.adapters.orm import audit_log, outbox, referral_history, referral_people, referrals
 
-SCHOOL = "org-riverside-primary"
-CAMHS = "org-northshire-camhs"
+from .conftest import CAMHS, LA, SCHOOL, bearer, count, move, referral_body, submit
 
 
-def bearer(org: str, role: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {mint_token(org, role)}"}
-
-
-@pytest.fixture
-async def client(database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
-    # Through the service's own CLI, as deployments run it (in a thread: Alembic runs its own event loop).
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DATABASE_URL", database_url)
-        await asyncio.to_thread(cli_main, ["migrate"])
-    app = build_app(
-        ReferralsSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, run_workers=False)
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        http.app = app  # type: ignore[attr-defined]
-        yield http
-    await app.state.runtime.engine.dispose()
-
-
-async def count(http: httpx.AsyncClient, table: object) -> int:
-    async with http.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
-        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
-
-
-async def submit(http: httpx.AsyncClient) -> httpx.Response:
-    return await http.post(
-        "/v1/referrals",
-        json={"service_id": "svc-camhs-core", "nhs_number": "9434765919"},
-        headers=bearer(SCHOOL, "referrer"),
-    )
-
-
-async def test_submit_writes_referral_history_and_outbox_together(client: httpx.AsyncClient) -> None:
+async def test_submit_writes_referral_person_history_and_outbox_together(client: httpx.AsyncClient) -> None:
     response = await submit(client)
     assert response.status_code == 201, response.text
     assert response.headers["etag"] == '"1"'
+    assert response.headers["location"].endswith(f"/v1/referrals/{response.json()['id']}")
     assert response.json()["receiving_org_id"] == CAMHS
-    assert [await count(client, t) for t in (referrals, referral_history, outbox)] == [1, 1, 1]
+    assert [await count(client, t) for t in (referrals, referral_people, referral_history, outbox)] == [1, 1, 1, 1]
+
+
+async def test_the_event_carries_no_personal_data(client: httpx.AsyncClient) -> None:
+    await submit(client)
+    async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
+        payload = (await conn.execute(select(outbox.c.payload))).scalar_one()
+    text = bytes(payload).decode()
+    for secret in ("Sam", "Taylor", "2015-04-12", "9434765919", "anxiety"):
+        assert secret not in text
+
+
+async def test_idempotency_key_replays_and_refuses_a_different_body(client: httpx.AsyncClient) -> None:
+    first = await submit(client, key="k-1")
+    again = await submit(client, key="k-1")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    other = await submit(client, referral_body(urgency="urgent"), key="k-1")
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+    missing = await client.post("/v1/referrals", json=referral_body(), headers=bearer(SCHOOL, "referrer"))
+    assert missing.status_code == 422
+    assert await count(client, referrals) == 1
+
+
+async def test_same_child_open_at_same_service_is_409_with_a_link(client: httpx.AsyncClient) -> None:
+    first = (await submit(client)).json()
+    duplicate = await submit(client)
+    assert duplicate.status_code == 409
+    assert duplicate.json()["existing_referral"].endswith(first["id"])
+
+
+async def test_parallel_referrals_elsewhere_are_flagged(client: httpx.AsyncClient) -> None:
+    camhs = (await submit(client)).json()
+    slt = (await submit(client, referral_body(service_id="svc-trust-slt"))).json()
+    shown = (await client.get(f"/v1/referrals/{slt['id']}", headers=bearer(SCHOOL, "referrer"))).json()
+    assert [p["referral_id"] for p in shown["parallel_referrals"]] == [camhs["id"]]
 
 
 async def test_receiver_moves_with_if_match_and_stale_version_is_412(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
-    moved = await client.post(
-        f"/v1/referrals/{referral_id}/status",
-        json={"status": "accepted"},
-        headers={**bearer(CAMHS, "receiver"), "if-match": '"1"'},
-    )
+    moved = await move(client, referral_id, 1, CAMHS, "receiver", status="accepted")
     assert moved.status_code == 200, moved.text
     assert moved.headers["etag"] == '"2"'
-    stale = await client.post(
-        f"/v1/referrals/{referral_id}/status",
-        json={"status": "in_progress"},
-        headers={**bearer(CAMHS, "receiver"), "if-match": '"1"'},
-    )
+    stale = await move(client, referral_id, 1, CAMHS, "receiver", status="in_progress")
     assert stale.status_code == 412
     assert stale.headers["content-type"] == "application/problem+json"
+    no_match = await client.post(
+        f"/v1/referrals/{referral_id}/status", json={"status": "in_progress"}, headers=bearer(CAMHS, "receiver")
+    )
+    assert no_match.status_code == 428
     assert await count(client, outbox) == 2
 
 
-async def test_illegal_move_is_409_and_changes_nothing(client: httpx.AsyncClient) -> None:
+async def test_illegal_move_is_409_naming_status_and_allowed_moves(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
-    response = await client.post(
-        f"/v1/referrals/{referral_id}/status",
-        json={"status": "completed"},
-        headers={**bearer(CAMHS, "receiver"), "if-match": '"1"'},
-    )
+    response = await move(client, referral_id, 1, CAMHS, "receiver", status="completed", outcome_code="discharged")
     assert response.status_code == 409
     body = response.json()
-    assert body["current_status"] == "submitted" and "accepted" in body["allowed_moves"]
+    assert body["current_status"] == "submitted"
+    assert "accepted" in body["allowed_moves"]
     assert await count(client, outbox) == 1
 
 
-async def test_other_organisations_cannot_see_a_referral(client: httpx.AsyncClient) -> None:
+async def test_a_school_withdraws_but_cannot_accept(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
-    assert (await client.get(f"/v1/referrals/{referral_id}", headers=bearer(SCHOOL, "referrer"))).status_code == 200
-    foreign = await client.get(f"/v1/referrals/{referral_id}", headers=bearer("org-oakfield-high", "referrer"))
-    assert foreign.status_code == 404
+    assert (await move(client, referral_id, 1, SCHOOL, "referrer", status="accepted")).status_code == 403
+    withdrawn = await move(client, referral_id, 1, SCHOOL, "referrer", status="withdrawn")
+    assert withdrawn.status_code == 200
+    assert withdrawn.json()["status"] == "withdrawn"
+
+
+async def test_an_agency_takes_a_referral_through_every_status(client: httpx.AsyncClient) -> None:
+    referral_id = (await submit(client)).json()["id"]
+    steps = [
+        {"status": "acknowledged"},
+        {"status": "accepted"},
+        {"status": "scheduled", "appointment_at": "2026-02-03T14:00:00Z"},
+        {"status": "on_hold", "reason_code": "family_unavailable", "expected_resume": "2026-03-01"},
+        {"status": "scheduled", "appointment_at": "2026-03-04T14:00:00Z"},
+        {"status": "in_progress"},
+        {"status": "completed", "outcome_code": "support_completed"},
+    ]
+    for version, step in enumerate(steps, start=1):
+        response = await move(client, referral_id, version, CAMHS, "receiver", **step)
+        assert response.status_code == 200, (step, response.text)
+    history = (await client.get(f"/v1/referrals/{referral_id}/history", headers=bearer(SCHOOL, "referrer"))).json()
+    assert [h["status"] for h in history] == ["submitted"] + [s["status"] for s in steps]
+    assert [h["version"] for h in history] == list(range(1, 9))
+    assert await count(client, outbox) == 8
+
+
+async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: httpx.AsyncClient) -> None:
+    referral_id = (await submit(client)).json()["id"]
+    handed = await move(
+        client, referral_id, 1, CAMHS, "receiver", status="handed_off", target_service_id="svc-ehc-assessment"
+    )
+    assert handed.status_code == 200, handed.text
+    new_id = handed.json()["linked_to_id"]
+    linked = (await client.get(f"/v1/referrals/{new_id}", headers=bearer(LA, "receiver"))).json()
+    assert linked["status"] == "submitted"
+    assert linked["linked_from_id"] == referral_id
+    assert linked["child"]["family_name"] == "Taylor"
+    assert await count(client, outbox) == 3
+
+
+async def test_rejection_needs_reason_explanation_and_somewhere_to_go(client: httpx.AsyncClient) -> None:
+    referral_id = (await submit(client)).json()["id"]
+    bare = await move(client, referral_id, 1, CAMHS, "receiver", status="rejected", reason_code="outside_remit")
+    assert bare.status_code == 422
+    assert bare.json()["errors"][0]["field"] == "explanation"
+    rereferred = await move(
+        client,
+        referral_id,
+        1,
+        CAMHS,
+        "receiver",
+        status="rejected",
+        reason_code="outside_remit",
+        explanation="Educational need.",
+        rereferral_service_id="svc-trust-ed-psych",
+    )
+    assert rereferred.status_code == 200, rereferred.text
+    assert rereferred.json()["linked_to_id"]
+
+
+async def test_personal_data_only_to_the_parties_and_every_read_audited(client: httpx.AsyncClient) -> None:
+    referral_id = (await submit(client)).json()["id"]
+    assert (await client.get(f"/v1/referrals/{referral_id}", headers=bearer(SCHOOL, "referrer"))).json()["child"]
+    assert (await client.get(f"/v1/referrals/{referral_id}", headers=bearer(CAMHS, "receiver"))).status_code == 200
+    assert (await client.get(f"/v1/referrals/{referral_id}", headers=bearer(LA, "ops"))).status_code == 403
+    assert (
+        await client.get(f"/v1/referrals/{referral_id}", headers=bearer("org-oakfield-high", "referrer"))
+    ).status_code == 404
     assert (await client.get(f"/v1/referrals/{referral_id}")).status_code == 401
+    assert await count(client, audit_log) == 2
+
+
+async def test_list_is_filtered_to_the_caller_and_paginated(client: httpx.AsyncClient) -> None:
+    for number in ("9434765919", "4010232137", "9876543210"):
+        assert (await submit(client, referral_body(nhs_number=number))).status_code == 201
+    first = (await client.get("/v1/referrals?limit=2", headers=bearer(SCHOOL, "referrer"))).json()
+    assert len(first["items"]) == 2
+    second = (
+        await client.get(f"/v1/referrals?limit=2&cursor={first['next_cursor']}", headers=bearer(SCHOOL, "referrer"))
+    ).json()
+    assert len(second["items"]) == 1
+    assert second["next_cursor"] is None
+    ids = {r["id"] for r in first["items"] + second["items"]}
+    assert len(ids) == 3
+    foreign = (await client.get("/v1/referrals", headers=bearer("org-oakfield-high", "referrer"))).json()
+    assert foreign["items"] == []
+    bad = await client.get("/v1/referrals?cursor=nonsense", headers=bearer(SCHOOL, "referrer"))
+    assert bad.status_code == 422
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("change", "field"),
     [
-        ({"service_id": "svc-camhs-core", "nhs_number": "9434765918"}, "nhs_number"),
-        ({"service_id": "svc-nope", "nhs_number": "9434765919"}, "service_id"),
-        (
-            {"service_id": "svc-camhs-core", "nhs_number": "9434765919", "referred_at": "2999-01-01T00:00:00Z"},
-            "referred_at",
-        ),
-        ({"service_id": "svc-camhs-core"}, "nhs_number"),
+        ({"child": {"nhs_number": "9434765918"}}, "child.nhs_number"),
+        ({"service_id": "svc-nope"}, "service_id"),
+        ({"referred_at": "2999-01-01T00:00:00Z"}, "referred_at"),
+        ({"primary_need": "XYZ"}, "primary_need"),
+        ({"child": {"nhs_number": None}}, "child"),
+        ({"reason": "<script>alert(1)</script>' OR 1=1 --" * 200}, "reason"),
     ],
 )
 async def test_bad_input_is_a_problem_naming_the_field(
-    client: httpx.AsyncClient, body: dict[str, str], field: str
+    client: httpx.AsyncClient, change: dict[str, object], field: str
 ) -> None:
-    response = await client.post("/v1/referrals", json=body, headers=bearer(SCHOOL, "referrer"))
-    assert response.status_code == 422
+    body = referral_body()
+    for key, value in change.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) else value
+    response = await submit(client, body)
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert field in {e["field"] for e in response.json()["errors"]}
+    assert any(e["field"].startswith(field) for e in response.json()["errors"]), response.json()
     assert await count(client, outbox) == 0
 
 
@@ -125,7 +201,7 @@ async def test_malformed_json_is_a_problem_not_a_500(client: httpx.AsyncClient) 
     response = await client.post(
         "/v1/referrals",
         content=b"{not json",
-        headers={**bearer(SCHOOL, "referrer"), "content-type": "application/json"},
+        headers={**bearer(SCHOOL, "referrer"), "content-type": "application/json", "idempotency-key": "x"},
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from referrals.domain.lifecycle import FINAL, Actor, Status, allowed_moves
-from referrals.domain.model import IllegalMove, NotYourMove, Referral
+from referrals.domain.model import IllegalMove, MissingDetail, MoveDetails, NotYourMove, Referral
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+VALID_DETAILS = {
+    Status.REJECTED: MoveDetails(reason_code="outside_remit", explanation="why", signposted_service_id="svc-2"),
+    Status.ON_HOLD: MoveDetails(reason_code="family_unavailable", expected_resume=date(2026, 4, 1)),
+    Status.SCHEDULED: MoveDetails(appointment_at=NOW),
+    Status.COMPLETED: MoveDetails(outcome_code="support_completed"),
+    Status.HANDED_OFF: MoveDetails(target_service_id="svc-2"),
+}
 
 
 def new_referral() -> Referral:
@@ -83,7 +91,9 @@ def test_random_moves_never_break_the_machine(moves: list[tuple[Status, Actor]])
         before = (referral.status, referral.version, referral.held_from)
         legal = target in referral.allowed_moves()
         try:
-            event = referral.move(target, actor=actor, occurred_at=NOW, recorded_at=NOW)
+            event = referral.move(
+                target, actor=actor, occurred_at=NOW, recorded_at=NOW, details=VALID_DETAILS.get(target, MoveDetails())
+            )
         except (IllegalMove, NotYourMove):
             assert (referral.status, referral.version, referral.held_from) == before
             continue
@@ -93,3 +103,42 @@ def test_random_moves_never_break_the_machine(moves: list[tuple[Status, Actor]])
         assert event.previous_status is before[0]
         assert (referral.held_from is not None) == (referral.status is Status.ON_HOLD)
     assert [e.version for e in referral.events] == list(range(2, referral.version + 1))
+
+
+@pytest.mark.parametrize(
+    ("target", "details", "field"),
+    [
+        (Status.REJECTED, MoveDetails(explanation="x", signposted_service_id="s"), "reason_code"),
+        (Status.REJECTED, MoveDetails(reason_code="duplicate", signposted_service_id="s"), "explanation"),
+        (Status.REJECTED, MoveDetails(reason_code="duplicate", explanation="x"), "signposted_service_id"),
+        (Status.HANDED_OFF, MoveDetails(), "target_service_id"),
+    ],
+)
+def test_moves_need_their_data(target: Status, details: MoveDetails, field: str) -> None:
+    referral = new_referral()
+    with pytest.raises(MissingDetail) as caught:
+        referral.move(target, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW, details=details)
+    assert caught.value.field == field
+    assert referral.version == 1
+
+
+def test_ehc_services_complete_with_ehc_outcomes_only() -> None:
+    referral = new_referral()
+    referral.is_ehc = True
+    referral.move(Status.ACCEPTED, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    with pytest.raises(MissingDetail):
+        referral.move(
+            Status.COMPLETED,
+            actor=Actor.RECEIVER,
+            occurred_at=NOW,
+            recorded_at=NOW,
+            details=MoveDetails(outcome_code="support_completed"),
+        )
+    referral.move(
+        Status.COMPLETED,
+        actor=Actor.RECEIVER,
+        occurred_at=NOW,
+        recorded_at=NOW,
+        details=MoveDetails(outcome_code="no_plan"),
+    )
+    assert referral.status is Status.COMPLETED

@@ -6,7 +6,7 @@ free text. The child is known only by a keyed pseudonymous reference.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -49,13 +49,16 @@ class ReferralEventV1(EventPayload):
     service_id: str
     receiving_org_id: str
     urgency: str | None = None
+    primary_need: str | None = Field(None, description="DfE SEN need code, e.g. SEMH.")
+    secondary_need: str | None = None
     occurred_at: AwareDatetime = Field(description="Business time of the change, as given by the organisation.")
     recorded_at: AwareDatetime = Field(description="When the system recorded the change.")
     reason_code: str | None = Field(None, description="Rejection or hold reason code.")
     outcome_code: str | None = None
     signposted_service_id: str | None = None
     linked_referral_id: str | None = Field(None, description="Referral created by a hand-off, or the one it came from.")
-    appointment_at: datetime | None = None
+    appointment_at: datetime | None = Field(None, description="Booked appointment (scheduled).")
+    expected_resume: date | None = Field(None, description="Expected end of a hold (on_hold).")
     parallel_referral_ids: list[str] = Field(
         default_factory=list, description="Open referrals of the same child elsewhere."
     )

@@ -1,4 +1,4 @@
-"""Domain events to public CloudEvents (no personal data crosses this line)."""
+"""Domain events to public CloudEvents. Only coded, non-identifying data crosses this line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from send_shared.events.schemas import ReferralEventV1, referral_event_type
 
 
 def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, event_id: str) -> CloudEvent:
+    d = change.details
     payload = ReferralEventV1(
         referral_id=referral.id,
         version=change.version,
@@ -18,10 +19,17 @@ def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, ev
         service_id=referral.service_id,
         receiving_org_id=referral.receiving_org_id,
         urgency=referral.urgency,
+        primary_need=referral.primary_need,
+        secondary_need=referral.secondary_need,
         occurred_at=change.occurred_at,
         recorded_at=change.recorded_at,
-        reason_code=change.reason_code,
-        outcome_code=change.outcome_code,
+        reason_code=d.reason_code,
+        outcome_code=d.outcome_code,
+        signposted_service_id=d.signposted_service_id,
+        linked_referral_id=change.linked_referral_id,
+        appointment_at=d.appointment_at,
+        expected_resume=d.expected_resume,
+        parallel_referral_ids=list(referral.parallel_referral_ids),
     )
     return CloudEvent(
         id=event_id,

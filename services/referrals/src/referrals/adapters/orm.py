@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from send_shared.outbox import define_outbox_table
 
@@ -25,14 +38,42 @@ referrals = Table(
     Column("service_id", String(64), nullable=False),
     Column("receiving_org_id", String(64), nullable=False),
     Column("urgency", String(20), nullable=False),
+    Column("primary_need", String(8), nullable=False),
+    Column("secondary_need", String(8), nullable=True),
+    Column("is_ehc", Boolean, nullable=False),
     Column("status", String(20), nullable=False),
     Column("held_from", String(20), nullable=True),
     Column("version", Integer, nullable=False),
     Column("referred_at", DateTime(timezone=True), nullable=False),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("linked_from_id", String(36), nullable=True),
+    Column("linked_to_id", String(36), nullable=True),
+    Column("parallel_referral_ids", JSON, nullable=False),
+    Column("last_reason_code", String(64), nullable=True),
+    Column("last_outcome_code", String(64), nullable=True),
+    Column("signposted_service_id", String(64), nullable=True),
+    Column("appointment_at", DateTime(timezone=True), nullable=True),
+    Column("expected_resume", Date, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_referrals_service_status", "service_id", "status"),
-    Index("ix_referrals_referrer", "referrer_org_id"),
-    Index("ix_referrals_child_ref", "child_ref"),
+    Index("ix_referrals_receiving_org", "receiving_org_id", "referred_at"),
+    Index("ix_referrals_referrer_org", "referrer_org_id", "referred_at"),
+    Index("ix_referrals_child_service", "child_ref", "service_id"),
+)
+
+# Personal data: only here, only returned to the referrer and the receiver, every read audited.
+referral_people = Table(
+    "referral_people",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("given_name", String(100), nullable=False),
+    Column("family_name", String(100), nullable=False),
+    Column("date_of_birth", Date, nullable=False),
+    Column("nhs_number", String(10), nullable=True),
+    Column("upn", String(13), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("consent_given_by", String(20), nullable=False),
+    Column("consent_given_at", DateTime(timezone=True), nullable=False),
+    Column("consent_scope", String(500), nullable=False),
 )
 
 referral_history = Table(
@@ -41,12 +82,41 @@ referral_history = Table(
     Column("referral_id", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
     Column("status", String(20), nullable=False),
     Column("previous_status", String(20), nullable=True),
     Column("reason_code", String(64), nullable=True),
     Column("outcome_code", String(64), nullable=True),
+    Column("explanation", Text, nullable=True),
+    Column("linked_referral_id", String(36), nullable=True),
+    Column("actor_org_id", String(64), nullable=True),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("organisation_id", String(64), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("referral_id", String(36), nullable=True),
+    Index("ix_audit_log_referral", "referral_id", "at"),
+    Index("ix_audit_log_at", "at"),
 )
 
 outbox = define_outbox_table(metadata)

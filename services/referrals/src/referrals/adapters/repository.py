@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import insert, select, update
+import orjson
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from referrals.adapters.orm import referrals
-from referrals.domain.lifecycle import Status
-from referrals.domain.model import Referral
+from referrals.adapters.orm import audit_log, idempotency_keys, referral_history, referral_people, referrals
+from referrals.domain.child import Consent, PersonalDetails
+from referrals.domain.lifecycle import FINAL, Status
+from referrals.domain.model import MoveDetails, Referral
 
 
 class ConcurrentUpdate(Exception):
     """Someone else changed the referral since it was read."""
 
 
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    organisation_id: str
+    status: Status | None = None
+    service_id: str | None = None
+    urgency: str | None = None
+    referred_from: datetime | None = None
+    referred_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
 class ReferralRepository(Protocol):
     seen: set[Referral]
 
-    async def add(self, referral: Referral) -> None: ...
-    async def get(self, referral_id: str) -> Referral | None: ...
+    async def add(self, referral: Referral, person: PersonalDetails) -> None: ...
+    async def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None: ...
     async def save(self, referral: Referral, *, expected_version: int) -> None: ...
+    async def open_for_child(self, child_ref: str) -> list[Referral]: ...
+    async def person(self, referral_id: str) -> PersonalDetails | None: ...
+    async def visible(self, f: ListFilter, *, limit: int, cursor: str | None) -> tuple[list[Referral], str | None]: ...
+    async def history(self, referral_id: str) -> Sequence[Any]: ...
+    async def audit(self, *, subject: str, organisation_id: str, role: str, action: str, referral_id: str) -> None: ...
+    async def stored_response(self, organisation_id: str, key: str) -> StoredResponse | None: ...
+    async def store_response(self, organisation_id: str, key: str, response: StoredResponse) -> None: ...
 
 
 class SqlReferralRepository:
@@ -31,12 +60,16 @@ class SqlReferralRepository:
         self.session = session
         self.seen: set[Referral] = set()
 
-    async def add(self, referral: Referral) -> None:
+    async def add(self, referral: Referral, person: PersonalDetails) -> None:
         await self.session.execute(insert(referrals).values(**_row(referral)))
+        await self.session.execute(insert(referral_people).values(referral_id=referral.id, **_person_row(person)))
         self.seen.add(referral)
 
-    async def get(self, referral_id: str) -> Referral | None:
-        row = (await self.session.execute(select(referrals).where(referrals.c.id == referral_id))).mappings().first()
+    async def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
+        query = select(referrals).where(referrals.c.id == referral_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).mappings().first()
         if row is None:
             return None
         referral = _from_row(row)
@@ -54,8 +87,134 @@ class SqlReferralRepository:
         if cast("CursorResult[Any]", result).rowcount != 1:
             raise ConcurrentUpdate(referral.id)
 
+    async def open_for_child(self, child_ref: str) -> list[Referral]:
+        rows = (
+            await self.session.execute(
+                select(referrals).where(
+                    referrals.c.child_ref == child_ref, referrals.c.status.not_in([s.value for s in FINAL])
+                )
+            )
+        ).mappings()
+        return [_from_row(row) for row in rows]
+
+    async def person(self, referral_id: str) -> PersonalDetails | None:
+        row = (
+            (await self.session.execute(select(referral_people).where(referral_people.c.referral_id == referral_id)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return PersonalDetails(
+            given_name=row["given_name"],
+            family_name=row["family_name"],
+            date_of_birth=row["date_of_birth"],
+            nhs_number=row["nhs_number"],
+            upn=row["upn"],
+            reason=row["reason"],
+            consent=Consent(row["consent_given_by"], _aware(row["consent_given_at"]), row["consent_scope"]),
+        )
+
+    async def visible(self, f: ListFilter, *, limit: int, cursor: str | None) -> tuple[list[Referral], str | None]:
+        """Referrals the organisation sent or receives, newest first, keyset-paginated."""
+        c = referrals.c
+        query = select(referrals).where(
+            or_(c.referrer_org_id == f.organisation_id, c.receiving_org_id == f.organisation_id)
+        )
+        if f.status:
+            query = query.where(c.status == f.status.value)
+        if f.service_id:
+            query = query.where(c.service_id == f.service_id)
+        if f.urgency:
+            query = query.where(c.urgency == f.urgency)
+        if f.referred_from:
+            query = query.where(c.referred_at >= f.referred_from)
+        if f.referred_to:
+            query = query.where(c.referred_at <= f.referred_to)
+        if cursor:
+            after_at, after_id = decode_cursor(cursor)
+            query = query.where(or_(c.referred_at < after_at, and_(c.referred_at == after_at, c.id < after_id)))
+        rows = (
+            await self.session.execute(query.order_by(c.referred_at.desc(), c.id.desc()).limit(limit + 1))
+        ).mappings()
+        found = [_from_row(row) for row in rows]
+        next_cursor = encode_cursor(found[limit - 1]) if len(found) > limit else None
+        return found[:limit], next_cursor
+
+    async def history(self, referral_id: str) -> Sequence[Any]:
+        query = select(referral_history).where(referral_history.c.referral_id == referral_id)
+        return list((await self.session.execute(query.order_by(referral_history.c.version))).mappings())
+
+    async def audit(self, *, subject: str, organisation_id: str, role: str, action: str, referral_id: str) -> None:
+        await self.session.execute(
+            insert(audit_log).values(
+                at=datetime.now(UTC),
+                subject=subject,
+                organisation_id=organisation_id,
+                role=role,
+                action=action,
+                referral_id=referral_id,
+            )
+        )
+
+    async def stored_response(self, organisation_id: str, key: str) -> StoredResponse | None:
+        row = (
+            (
+                await self.session.execute(
+                    select(idempotency_keys).where(
+                        idempotency_keys.c.organisation_id == organisation_id, idempotency_keys.c.key == key
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return StoredResponse(row["request_hash"], row["status_code"], row["response_body"])
+
+    async def store_response(self, organisation_id: str, key: str, response: StoredResponse) -> None:
+        await self.session.execute(
+            insert(idempotency_keys).values(
+                organisation_id=organisation_id,
+                key=key,
+                request_hash=response.request_hash,
+                status_code=response.status_code,
+                response_body=response.body,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+def encode_cursor(referral: Referral) -> str:
+    raw = orjson.dumps([referral.referred_at.isoformat(), referral.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, referral_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), str(referral_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError("not a cursor this API issued") from exc
+
+
+def _person_row(p: PersonalDetails) -> dict[str, Any]:
+    return {
+        "given_name": p.given_name,
+        "family_name": p.family_name,
+        "date_of_birth": p.date_of_birth,
+        "nhs_number": p.nhs_number,
+        "upn": p.upn,
+        "reason": p.reason,
+        "consent_given_by": p.consent.given_by,
+        "consent_given_at": p.consent.given_at,
+        "consent_scope": p.consent.scope,
+    }
+
 
 def _row(r: Referral) -> dict[str, Any]:
+    d = r.last_details
     return {
         "id": r.id,
         "child_ref": r.child_ref,
@@ -63,10 +222,22 @@ def _row(r: Referral) -> dict[str, Any]:
         "service_id": r.service_id,
         "receiving_org_id": r.receiving_org_id,
         "urgency": r.urgency,
+        "primary_need": r.primary_need,
+        "secondary_need": r.secondary_need,
+        "is_ehc": r.is_ehc,
         "status": r.status.value,
         "held_from": r.held_from.value if r.held_from else None,
         "version": r.version,
         "referred_at": r.referred_at,
+        "status_at": r.status_at,
+        "linked_from_id": r.linked_from_id,
+        "linked_to_id": r.linked_to_id,
+        "parallel_referral_ids": list(r.parallel_referral_ids),
+        "last_reason_code": d.reason_code,
+        "last_outcome_code": d.outcome_code,
+        "signposted_service_id": d.signposted_service_id,
+        "appointment_at": d.appointment_at,
+        "expected_resume": d.expected_resume,
         "updated_at": datetime.now(UTC),
     }
 
@@ -76,6 +247,7 @@ def _aware(value: datetime) -> datetime:
 
 
 def _from_row(row: Any) -> Referral:
+    expected_resume: date | None = row["expected_resume"]
     return Referral(
         id=row["id"],
         child_ref=row["child_ref"],
@@ -84,7 +256,21 @@ def _from_row(row: Any) -> Referral:
         receiving_org_id=row["receiving_org_id"],
         urgency=row["urgency"],
         referred_at=_aware(row["referred_at"]),
+        primary_need=row["primary_need"],
+        secondary_need=row["secondary_need"],
+        is_ehc=row["is_ehc"],
         status=Status(row["status"]),
         held_from=Status(row["held_from"]) if row["held_from"] else None,
         version=row["version"],
+        linked_from_id=row["linked_from_id"],
+        linked_to_id=row["linked_to_id"],
+        parallel_referral_ids=tuple(row["parallel_referral_ids"]),
+        last_details=MoveDetails(
+            reason_code=row["last_reason_code"],
+            outcome_code=row["last_outcome_code"],
+            signposted_service_id=row["signposted_service_id"],
+            appointment_at=_aware(row["appointment_at"]) if row["appointment_at"] else None,
+            expected_resume=expected_resume,
+        ),
+        status_at=_aware(row["status_at"]),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
+from datetime import date, datetime
 
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _UPN = re.compile(r"^[A-HJ-NP-RT-Z]\d{11}[0-9A-HJ-NP-RT-Z]$")
@@ -31,3 +33,30 @@ def child_reference(identifier: str, key: bytes) -> str:
     """Keyed hash of the normalised NHS number or UPN: stable per child, meaningless without the key."""
     normalised = identifier.replace(" ", "").upper()
     return hmac.new(key, normalised.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    given_by: str
+    given_at: datetime
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalDetails:
+    """Who the child is and why they are referred. Never leaves the referrals service."""
+
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    nhs_number: str | None
+    upn: str | None
+    reason: str
+    consent: Consent
+
+    @property
+    def identifier(self) -> str:
+        identifier = self.nhs_number or self.upn
+        if identifier is None:
+            raise ValueError("an NHS number or UPN is required")
+        return identifier

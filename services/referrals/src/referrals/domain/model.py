@@ -1,10 +1,11 @@
-"""The Referral aggregate. Every change bumps the version and records one domain event."""
+"""The Referral aggregate. Every accepted move bumps the version and records exactly one domain event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
+from referrals.domain.codes import EHC_OUTCOMES, HoldReason, Outcome, RejectionReason
 from referrals.domain.lifecycle import FINAL, Actor, Status, actor_may_move, allowed_moves
 
 
@@ -22,7 +23,30 @@ class IllegalMove(DomainError):
 
 class NotYourMove(DomainError):
     def __init__(self, actor: Actor, target: Status) -> None:
-        super().__init__(f"a {actor.value} may not move a referral to {target.value}")
+        super().__init__(f"the {actor.value} may not move a referral to {target.value}")
+
+
+class MissingDetail(DomainError):
+    """A move lacks data it needs, or carries data that breaks a rule; names the field and the rule."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+@dataclass(frozen=True, slots=True)
+class MoveDetails:
+    """What a move carries besides its target. Free text (``explanation``) never leaves this service."""
+
+    reason_code: str | None = None
+    explanation: str | None = None
+    signposted_service_id: str | None = None
+    rereferral_service_id: str | None = None
+    target_service_id: str | None = None
+    appointment_at: datetime | None = None
+    expected_resume: date | None = None
+    outcome_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,8 +59,44 @@ class StatusChanged:
     previous_status: Status | None
     occurred_at: datetime
     recorded_at: datetime
-    reason_code: str | None = None
-    outcome_code: str | None = None
+    actor: Actor
+    details: MoveDetails = MoveDetails()
+    linked_referral_id: str | None = None
+
+
+def check_details(target: Status, d: MoveDetails, *, is_ehc: bool) -> None:
+    """The data each move needs (brief §3 and issue 4)."""
+    if target is Status.REJECTED:
+        _require_code(d.reason_code, RejectionReason, "reason_code")
+        if not (d.explanation and d.explanation.strip()):
+            raise MissingDetail("explanation", "required", "a rejection needs an explanation")
+        if not (d.signposted_service_id or d.rereferral_service_id):
+            raise MissingDetail(
+                "signposted_service_id",
+                "signpost_or_rereferral_required",
+                "a rejection is never a dead end: give a signposted service or a re-referral",
+            )
+    elif target is Status.ON_HOLD:
+        _require_code(d.reason_code, HoldReason, "reason_code")
+        if d.expected_resume is None:
+            raise MissingDetail("expected_resume", "required", "a hold needs an expected resume date")
+    elif target is Status.SCHEDULED:
+        if d.appointment_at is None:
+            raise MissingDetail("appointment_at", "required", "scheduling needs the appointment time")
+    elif target is Status.COMPLETED:
+        outcome = _require_code(d.outcome_code, Outcome, "outcome_code")
+        if is_ehc != (outcome in EHC_OUTCOMES):
+            allowed = "plan_issued or no_plan" if is_ehc else "support_completed, discharged or disengaged"
+            raise MissingDetail("outcome_code", "outcome_for_service", f"this service's outcomes are {allowed}")
+    elif target is Status.HANDED_OFF and not d.target_service_id:
+        raise MissingDetail("target_service_id", "required", "a hand-off needs the receiving service")
+
+
+def _require_code(value: str | None, codes: type[RejectionReason | HoldReason | Outcome], name: str) -> str:
+    allowed = [c.value for c in codes]
+    if value not in allowed:
+        raise MissingDetail(name, "one_of", f"{name} must be one of {', '.join(allowed)}")
+    return value
 
 
 @dataclass(eq=False)
@@ -48,10 +108,18 @@ class Referral:
     receiving_org_id: str
     urgency: str
     referred_at: datetime
+    primary_need: str = "OTH"
+    secondary_need: str | None = None
+    is_ehc: bool = False
     status: Status = Status.SUBMITTED
     held_from: Status | None = None
     version: int = 0
-    events: list[StatusChanged] = field(default_factory=list, repr=False, compare=False)
+    linked_from_id: str | None = None
+    linked_to_id: str | None = None
+    parallel_referral_ids: tuple[str, ...] = ()
+    last_details: MoveDetails = MoveDetails()
+    status_at: datetime | None = None
+    events: list[StatusChanged] = field(default_factory=list, repr=False)
 
     @classmethod
     def submit(
@@ -65,6 +133,11 @@ class Referral:
         urgency: str,
         referred_at: datetime,
         recorded_at: datetime,
+        primary_need: str = "OTH",
+        secondary_need: str | None = None,
+        is_ehc: bool = False,
+        linked_from_id: str | None = None,
+        parallel_referral_ids: tuple[str, ...] = (),
     ) -> Referral:
         referral = cls(
             id=id,
@@ -74,13 +147,24 @@ class Referral:
             receiving_org_id=receiving_org_id,
             urgency=urgency,
             referred_at=referred_at,
+            primary_need=primary_need,
+            secondary_need=secondary_need,
+            is_ehc=is_ehc,
+            linked_from_id=linked_from_id,
+            parallel_referral_ids=parallel_referral_ids,
         )
-        referral._record(Status.SUBMITTED, None, referred_at, recorded_at)
+        referral._record(
+            Status.SUBMITTED, None, Actor.REFERRER, referral.referred_at, recorded_at, MoveDetails(), linked_from_id
+        )
         return referral
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def is_open(self) -> bool:
+        return not self.is_final
 
     def allowed_moves(self) -> frozenset[Status]:
         return allowed_moves(self.status, self.held_from)
@@ -92,41 +176,69 @@ class Referral:
         actor: Actor,
         occurred_at: datetime,
         recorded_at: datetime,
-        reason_code: str | None = None,
-        outcome_code: str | None = None,
+        details: MoveDetails = MoveDetails(),
+        linked_referral_id: str | None = None,
     ) -> StatusChanged:
         allowed = self.allowed_moves()
         if target not in allowed:
             raise IllegalMove(self.status, target, allowed)
         if not actor_may_move(actor, target):
             raise NotYourMove(actor, target)
+        check_details(target, details, is_ehc=self.is_ehc)
+        if self.status_at is not None and occurred_at < self.status_at:
+            raise MissingDetail("occurred_at", "not_before_previous_move", "a move cannot precede the one before it")
         previous = self.status
         if target is Status.ON_HOLD:
             self.held_from = previous
         elif previous is Status.ON_HOLD:
             self.held_from = None
         self.status = target
-        return self._record(target, previous, occurred_at, recorded_at, reason_code, outcome_code)
+        if linked_referral_id:
+            self.linked_to_id = linked_referral_id
+        return self._record(target, previous, actor, occurred_at, recorded_at, details, linked_referral_id)
 
     def _record(
         self,
         status: Status,
         previous: Status | None,
+        actor: Actor,
         occurred_at: datetime,
         recorded_at: datetime,
-        reason_code: str | None = None,
-        outcome_code: str | None = None,
+        details: MoveDetails,
+        linked_referral_id: str | None,
     ) -> StatusChanged:
         self.version += 1
+        self.status_at = occurred_at
+        self.last_details = details
         event = StatusChanged(
             referral_id=self.id,
             version=self.version,
             status=status,
             previous_status=previous,
+            actor=actor,
             occurred_at=occurred_at,
             recorded_at=recorded_at,
-            reason_code=reason_code,
-            outcome_code=outcome_code,
+            details=details,
+            linked_referral_id=linked_referral_id,
         )
         self.events.append(event)
         return event
+
+    def linked_copy(
+        self, *, id: str, service_id: str, receiving_org_id: str, is_ehc: bool, at: datetime, recorded_at: datetime
+    ) -> Referral:
+        """The referral a hand-off or re-referral opens at another service, for the same child and referrer."""
+        return Referral.submit(
+            id=id,
+            child_ref=self.child_ref,
+            referrer_org_id=self.referrer_org_id,
+            service_id=service_id,
+            receiving_org_id=receiving_org_id,
+            urgency=self.urgency,
+            referred_at=at,
+            recorded_at=recorded_at,
+            primary_need=self.primary_need,
+            secondary_need=self.secondary_need,
+            is_ehc=is_ehc,
+            linked_from_id=self.id,
+        )

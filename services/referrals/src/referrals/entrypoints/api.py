@@ -1,18 +1,35 @@
 """HTTP API of the referrals service (v1)."""
 
+import hashlib
 from collections.abc import Callable
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi import status as http
+from fastapi.responses import JSONResponse
 
 from referrals.adapters.directory import Directory
-from referrals.domain.model import IllegalMove, NotYourMove
-from referrals.entrypoints.schemas import ReferralCreate, ReferralOut, StatusChange
+from referrals.adapters.repository import ListFilter
+from referrals.domain.codes import Urgency
+from referrals.domain.lifecycle import Status
+from referrals.domain.model import IllegalMove, MissingDetail, MoveDetails, NotYourMove
+from referrals.entrypoints.schemas import HistoryEntry, ReferralCreate, ReferralOut, ReferralPage, StatusChange
 from referrals.service_layer import services
 from referrals.service_layer.unit_of_work import UnitOfWork
-from send_shared.auth import Principal, Role, TokenVerifier, principal_dependency, require_roles
+from send_shared.auth import Principal, Role, TokenVerifier, require_roles
 from send_shared.web.problems import Problem
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in {
+        401: "No, expired or forged bearer token",
+        403: "The caller's role may not do this",
+        404: "No such referral, or not one the caller's organisation sent or receives",
+        422: "Invalid request: `errors` names each field and rule",
+    }.items()
+}
 
 
 def etag(version: int) -> str:
@@ -28,85 +45,175 @@ def parse_if_match(value: str | None) -> int:
         raise Problem(400, "Bad If-Match", "If-Match must be the ETag of the referral", kind="bad-if-match") from exc
 
 
+def invalid(field: str, rule: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Validation failed",
+        message,
+        kind="validation",
+        errors=[{"field": field, "rule": rule, "message": message}],
+    )
+
+
+def not_found() -> Problem:
+    return Problem(404, "Not found", "no such referral", kind="not-found")
+
+
+def caller_of(principal: Principal) -> services.Caller:
+    return services.Caller(principal.organisation_id, principal.role.value, principal.subject)
+
+
 def build_router(
     *, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier, directory: Directory, child_ref_key: bytes
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["referrals"])
-    any_org = Annotated[Principal, Depends(principal_dependency(verifier))]
+    router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES)
+    party = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER, Role.RECEIVER))]
     referrer = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER))]
 
     @router.post(
-        "/referrals", status_code=http.HTTP_201_CREATED, response_model=ReferralOut, summary="Submit a referral"
+        "/referrals",
+        status_code=http.HTTP_201_CREATED,
+        response_model=ReferralOut,
+        summary="Submit a referral",
+        responses={409: {"description": "The child already has an open referral at this service"}},
     )
-    async def create(body: ReferralCreate, caller: referrer, response: Response, request: Request) -> ReferralOut:
-        if body.child_identifier is None:
-            raise Problem(
-                422,
-                "Validation failed",
-                "give the child's NHS number or UPN",
-                kind="validation",
-                errors=[{"field": "nhs_number", "rule": "one_of_required", "message": "nhs_number or upn"}],
-            )
+    async def create(
+        body: ReferralCreate,
+        caller: referrer,
+        request: Request,
+        idempotency_key: Annotated[
+            str | None, Header(description="Required: a retry with the same key and body returns the first response.")
+        ] = None,
+    ) -> JSONResponse:
+        if not idempotency_key or len(idempotency_key) > 255:
+            raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+        request_hash = hashlib.sha256(
+            orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
         try:
-            referral = await services.submit_referral(
+            status_code, payload = await services.submit_referral(
                 services.SubmitReferral(
-                    referrer_org_id=caller.organisation_id,
+                    caller=caller_of(caller),
                     service_id=body.service_id,
-                    child_identifier=body.child_identifier,
-                    urgency=body.urgency,
+                    person=body.person(),
+                    urgency=body.urgency.value,
+                    primary_need=body.primary_need.value,
+                    secondary_need=body.secondary_need.value if body.secondary_need else None,
                     referred_at=body.referred_at,
                 ),
                 make_uow(),
                 directory,
                 child_ref_key,
+                idempotency=services.Idempotency(idempotency_key, request_hash),
+                render=lambda r: ReferralOut.of(r).model_dump(mode="json"),
             )
-        except services.UnknownService as exc:
-            raise Problem(
-                422,
-                "Validation failed",
-                str(exc),
-                kind="validation",
-                errors=[{"field": "service_id", "rule": "known_service", "message": str(exc)}],
+        except MissingDetail as exc:
+            raise invalid(exc.field, exc.rule, str(exc)) from exc
+        except services.IdempotencyKeyReused as exc:
+            raise invalid(
+                "Idempotency-Key", "same_body_for_same_key", "this key was used with a different body"
             ) from exc
-        response.headers["ETag"] = etag(referral.version)
-        response.headers["Location"] = str(request.url_for("get_referral", referral_id=referral.id))
-        return ReferralOut.of(referral)
+        except services.DuplicateReferral as exc:
+            raise Problem(
+                409,
+                "Duplicate referral",
+                str(exc),
+                kind="duplicate-referral",
+                existing_referral=str(request.url_for("get_referral", referral_id=exc.existing_id)),
+            ) from exc
+        location = str(request.url_for("get_referral", referral_id=payload["id"]))
+        return JSONResponse(
+            payload, status_code=status_code, headers={"ETag": etag(payload["version"]), "Location": location}
+        )
+
+    @router.get("/referrals", response_model=ReferralPage, summary="Referrals your organisation sent or receives")
+    async def list_(
+        caller: party,
+        status: Status | None = None,
+        service_id: Annotated[str | None, Query(max_length=64)] = None,
+        urgency: Urgency | None = None,
+        referred_from: datetime | None = None,
+        referred_to: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> ReferralPage:
+        try:
+            found, next_cursor = await services.list_referrals(
+                ListFilter(
+                    organisation_id=caller.organisation_id,
+                    status=status,
+                    service_id=service_id,
+                    urgency=urgency.value if urgency else None,
+                    referred_from=referred_from,
+                    referred_to=referred_to,
+                ),
+                make_uow(),
+                limit=limit,
+                cursor=cursor,
+            )
+        except ValueError as exc:
+            raise invalid("cursor", "issued_cursor", str(exc)) from exc
+        return ReferralPage(items=[ReferralOut.of(r) for r in found], next_cursor=next_cursor)
 
     @router.get("/referrals/{referral_id}", response_model=ReferralOut, name="get_referral", summary="One referral")
-    async def get(referral_id: str, caller: any_org, response: Response) -> ReferralOut:
+    async def get(referral_id: str, caller: party, response: Response) -> ReferralOut:
         try:
-            referral = await services.get_referral(referral_id, caller.organisation_id, make_uow())
+            referral, person, parallel = await services.get_referral(referral_id, caller_of(caller), make_uow())
         except services.NotFound as exc:
-            raise Problem(404, "Not found", "no such referral", kind="not-found") from exc
+            raise not_found() from exc
         response.headers["ETag"] = etag(referral.version)
-        return ReferralOut.of(referral)
+        return ReferralOut.of(referral, person, parallel)
+
+    @router.get("/referrals/{referral_id}/history", response_model=list[HistoryEntry], summary="Every change, in order")
+    async def history(referral_id: str, caller: party) -> list[HistoryEntry]:
+        try:
+            rows = await services.referral_history(referral_id, caller_of(caller), make_uow())
+        except services.NotFound as exc:
+            raise not_found() from exc
+        return [HistoryEntry.of(row) for row in rows]
 
     @router.post(
-        "/referrals/{referral_id}/status", response_model=ReferralOut, summary="Move a referral to a new status"
+        "/referrals/{referral_id}/status",
+        response_model=ReferralOut,
+        summary="Move a referral to a new status",
+        responses={
+            409: {"description": "Illegal move: names the current status and the allowed moves"},
+            412: {"description": "If-Match is not the current version"},
+            428: {"description": "If-Match missing"},
+        },
     )
     async def move(
         referral_id: str,
         body: StatusChange,
-        caller: any_org,
+        caller: party,
         response: Response,
-        if_match: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header(description="The referral's ETag, as last read.")] = None,
     ) -> ReferralOut:
         expected = parse_if_match(if_match)
         try:
             referral = await services.move_referral(
                 services.MoveReferral(
+                    caller=caller_of(caller),
                     referral_id=referral_id,
-                    caller_org_id=caller.organisation_id,
                     target=body.status,
                     expected_version=expected,
                     occurred_at=body.occurred_at,
-                    reason_code=body.reason_code,
-                    outcome_code=body.outcome_code,
+                    details=MoveDetails(
+                        reason_code=body.reason_code,
+                        explanation=body.explanation,
+                        signposted_service_id=body.signposted_service_id,
+                        rereferral_service_id=body.rereferral_service_id,
+                        target_service_id=body.target_service_id,
+                        appointment_at=body.appointment_at,
+                        expected_resume=body.expected_resume,
+                        outcome_code=body.outcome_code,
+                    ),
                 ),
                 make_uow(),
+                directory,
             )
         except services.NotFound as exc:
-            raise Problem(404, "Not found", "no such referral", kind="not-found") from exc
+            raise not_found() from exc
         except services.VersionMismatch as exc:
             raise Problem(
                 412, "Precondition failed", str(exc), kind="stale-version", current_version=exc.current
@@ -122,6 +229,10 @@ def build_router(
             ) from exc
         except NotYourMove as exc:
             raise Problem(403, "Forbidden", str(exc), kind="forbidden") from exc
+        except services.DuplicateReferral as exc:
+            raise Problem(409, "Duplicate referral", str(exc), kind="duplicate-referral") from exc
+        except MissingDetail as exc:
+            raise invalid(exc.field, exc.rule, str(exc)) from exc
         response.headers["ETag"] = etag(referral.version)
         return ReferralOut.of(referral)
 

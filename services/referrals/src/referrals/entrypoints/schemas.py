@@ -2,16 +2,71 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from referrals.domain.child import is_valid_nhs_number, is_valid_upn
+from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_valid_upn
+from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 
-Urgency = Literal["routine", "urgent", "very_urgent", "emergency"]
+Text = Field(min_length=1, max_length=200)
+
+
+def _not_future(value: datetime | None) -> datetime | None:
+    if value is not None and value > datetime.now(UTC):
+        raise ValueError("must not be in the future")
+    return value
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    given_by: Literal["parent", "carer", "young_person", "local_authority"]
+    given_at: AwareDatetime
+    scope: str = Field(min_length=1, max_length=500, description="What the consent covers.")
+
+    _given_at_not_future = field_validator("given_at")(_not_future)
+
+
+class ChildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    given_name: str = Text
+    family_name: str = Text
+    date_of_birth: date
+    nhs_number: str | None = Field(None, description="10 digits with a modulus 11 check digit.")
+    upn: str | None = Field(None, description="Unique pupil number, when the NHS number is not known.")
+
+    @field_validator("nhs_number")
+    @classmethod
+    def _nhs(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_nhs_number(value):
+            raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
+        return value.replace(" ", "") if value else value
+
+    @field_validator("upn")
+    @classmethod
+    def _upn(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_upn(value):
+            raise ValueError("not a valid unique pupil number")
+        return value.strip().upper() if value else value
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born(cls, value: date) -> date:
+        today = datetime.now(UTC).date()
+        if value > today or value.year < today.year - 26:
+            raise ValueError("must be a date in the past 26 years")
+        return value
+
+    @model_validator(mode="after")
+    def _identified(self) -> ChildIn:
+        if not (self.nhs_number or self.upn):
+            raise ValueError("give the child's nhs_number or upn")
+        return self
 
 
 class ReferralCreate(BaseModel):
@@ -21,8 +76,16 @@ class ReferralCreate(BaseModel):
             "examples": [
                 {
                     "service_id": "svc-camhs-core",
-                    "nhs_number": "9434765919",
+                    "child": {
+                        "given_name": "Sam",
+                        "family_name": "Taylor",
+                        "date_of_birth": "2015-04-12",
+                        "nhs_number": "9434765919",
+                    },
+                    "primary_need": "SEMH",
+                    "reason": "Persistent anxiety affecting attendance since spring term.",
                     "urgency": "routine",
+                    "consent": {"given_by": "parent", "given_at": "2026-11-01T10:00:00Z", "scope": "Referral to CAMHS"},
                     "referred_at": "2026-11-02T09:30:00Z",
                 }
             ]
@@ -30,44 +93,74 @@ class ReferralCreate(BaseModel):
     )
 
     service_id: str = Field(min_length=1, max_length=64, description="Receiving service, from the directory.")
-    nhs_number: str | None = Field(None, description="NHS number (10 digits, modulus 11 check).")
-    upn: str | None = Field(None, description="Unique pupil number, when the NHS number is not known.")
-    urgency: Urgency = "routine"
-    referred_at: AwareDatetime | None = Field(None, description="Business time of the referral; not in the future.")
+    child: ChildIn
+    primary_need: NeedCode
+    secondary_need: NeedCode | None = None
+    reason: str = Field(min_length=1, max_length=4000, description="Why the child is referred (kept here only).")
+    urgency: Urgency = Urgency.ROUTINE
+    consent: ConsentIn
+    referred_at: AwareDatetime | None = Field(None, description="Business time of the referral; defaults to now.")
 
-    @field_validator("nhs_number")
-    @classmethod
-    def _nhs(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_nhs_number(value):
-            raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
-        return value
+    _referred_at_not_future = field_validator("referred_at")(_not_future)
 
-    @field_validator("upn")
-    @classmethod
-    def _upn(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_upn(value):
-            raise ValueError("not a valid unique pupil number")
-        return value
+    def person(self) -> PersonalDetails:
+        from referrals.domain.child import Consent
 
-    @field_validator("referred_at")
-    @classmethod
-    def _not_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC):
-            raise ValueError("must not be in the future")
-        return value
-
-    @property
-    def child_identifier(self) -> str | None:
-        return self.nhs_number or self.upn
+        return PersonalDetails(
+            given_name=self.child.given_name,
+            family_name=self.child.family_name,
+            date_of_birth=self.child.date_of_birth,
+            nhs_number=self.child.nhs_number,
+            upn=self.child.upn,
+            reason=self.reason,
+            consent=Consent(self.consent.given_by, self.consent.given_at, self.consent.scope),
+        )
 
 
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"status": "accepted"},
+                {
+                    "status": "rejected",
+                    "reason_code": "outside_remit",
+                    "explanation": "Needs are educational rather than clinical.",
+                    "signposted_service_id": "svc-trust-ed-psych",
+                },
+                {"status": "on_hold", "reason_code": "family_unavailable", "expected_resume": "2026-12-01"},
+                {"status": "scheduled", "appointment_at": "2026-12-03T14:00:00Z"},
+                {"status": "handed_off", "target_service_id": "svc-ehc-assessment"},
+                {"status": "completed", "outcome_code": "support_completed"},
+            ]
+        },
+    )
 
     status: Status
     occurred_at: AwareDatetime | None = Field(None, description="Business time of the move; defaults to now.")
-    reason_code: str | None = Field(None, max_length=64)
+    reason_code: str | None = Field(None, max_length=64, description="Rejection, hold or withdrawal reason code.")
+    explanation: str | None = Field(None, max_length=4000, description="Why (rejections); never leaves this service.")
+    signposted_service_id: str | None = Field(None, max_length=64)
+    rereferral_service_id: str | None = Field(None, max_length=64, description="Rejection with a re-referral there.")
+    target_service_id: str | None = Field(None, max_length=64, description="Hand-off: the receiving service.")
+    appointment_at: AwareDatetime | None = None
+    expected_resume: date | None = None
     outcome_code: str | None = Field(None, max_length=64)
+
+
+class ChildOut(BaseModel):
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    nhs_number: str | None
+    upn: str | None
+
+
+class ParallelReferral(BaseModel):
+    referral_id: str
+    service_id: str
+    status: Status
 
 
 class ReferralOut(BaseModel):
@@ -78,11 +171,29 @@ class ReferralOut(BaseModel):
     referrer_org_id: str
     receiving_org_id: str
     urgency: str
+    primary_need: str
+    secondary_need: str | None
     referred_at: datetime
+    status_at: datetime | None
+    linked_from_id: str | None
+    linked_to_id: str | None
+    reason_code: str | None = None
+    outcome_code: str | None = None
+    signposted_service_id: str | None = None
+    appointment_at: datetime | None = None
+    expected_resume: date | None = None
     allowed_moves: list[Status]
+    child: ChildOut | None = Field(None, description="Only on a single referral, for its referrer and receiver.")
+    reason: str | None = None
+    parallel_referrals: list[ParallelReferral] = Field(
+        default_factory=list, description="The child's other open referrals, at other services."
+    )
 
     @classmethod
-    def of(cls, referral: Referral) -> ReferralOut:
+    def of(
+        cls, referral: Referral, person: PersonalDetails | None = None, parallel: list[Referral] | None = None
+    ) -> ReferralOut:
+        d = referral.last_details
         return cls(
             id=referral.id,
             status=referral.status,
@@ -91,6 +202,54 @@ class ReferralOut(BaseModel):
             referrer_org_id=referral.referrer_org_id,
             receiving_org_id=referral.receiving_org_id,
             urgency=referral.urgency,
+            primary_need=referral.primary_need,
+            secondary_need=referral.secondary_need,
             referred_at=referral.referred_at,
+            status_at=referral.status_at,
+            linked_from_id=referral.linked_from_id,
+            linked_to_id=referral.linked_to_id,
+            reason_code=d.reason_code,
+            outcome_code=d.outcome_code,
+            signposted_service_id=d.signposted_service_id,
+            appointment_at=d.appointment_at,
+            expected_resume=d.expected_resume,
             allowed_moves=sorted(referral.allowed_moves()),
+            child=ChildOut(
+                given_name=person.given_name,
+                family_name=person.family_name,
+                date_of_birth=person.date_of_birth,
+                nhs_number=person.nhs_number,
+                upn=person.upn,
+            )
+            if person
+            else None,
+            reason=person.reason if person else None,
+            parallel_referrals=[
+                ParallelReferral(referral_id=r.id, service_id=r.service_id, status=r.status)
+                for r in (parallel if parallel is not None else [])
+            ],
         )
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    event_id: str
+    event_type: str
+    status: Status
+    previous_status: Status | None
+    reason_code: str | None
+    outcome_code: str | None
+    explanation: str | None
+    linked_referral_id: str | None
+    actor_org_id: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> HistoryEntry:
+        return cls.model_validate(dict(row))

@@ -1,15 +1,19 @@
-"""Use cases of the referrals service. Each runs in one unit of work."""
+"""Use cases of the referrals service. Each runs in one unit of work (one transaction)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from referrals.adapters.directory import Directory
-from referrals.domain.child import child_reference
+from referrals.adapters.repository import ListFilter, StoredResponse
+from referrals.domain.child import PersonalDetails, child_reference
+from referrals.domain.directory import Service
 from referrals.domain.lifecycle import Actor, Status
-from referrals.domain.model import DomainError, Referral
+from referrals.domain.model import DomainError, MissingDetail, MoveDetails, NotYourMove, Referral
 from referrals.service_layer.unit_of_work import UnitOfWork
 
 
@@ -17,10 +21,9 @@ class NotFound(DomainError):
     """No such referral, or not one the caller may see (the two are indistinguishable on purpose)."""
 
 
-class UnknownService(DomainError):
-    def __init__(self, service_id: str) -> None:
-        super().__init__(f"no service {service_id!r} in the directory")
-        self.service_id = service_id
+class UnknownService(MissingDetail):
+    def __init__(self, field: str, service_id: str) -> None:
+        super().__init__(field, "known_service", f"no service {service_id!r} in the directory")
 
 
 class VersionMismatch(DomainError):
@@ -29,78 +32,203 @@ class VersionMismatch(DomainError):
         self.current = current
 
 
+class DuplicateReferral(DomainError):
+    def __init__(self, existing_id: str) -> None:
+        super().__init__("this child already has an open referral at this service")
+        self.existing_id = existing_id
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with a different request body."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    organisation_id: str
+    role: str
+    subject: str
+
+
 @dataclass(frozen=True)
 class SubmitReferral:
-    referrer_org_id: str
+    caller: Caller
     service_id: str
-    child_identifier: str
+    person: PersonalDetails
     urgency: str
+    primary_need: str
+    secondary_need: str | None
     referred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
 class MoveReferral:
+    caller: Caller
     referral_id: str
-    caller_org_id: str
     target: Status
     expected_version: int
+    details: MoveDetails
     occurred_at: datetime | None = None
-    reason_code: str | None = None
-    outcome_code: str | None = None
 
 
 def may_see(referral: Referral, organisation_id: str) -> bool:
     return organisation_id in (referral.referrer_org_id, referral.receiving_org_id)
 
 
-async def submit_referral(cmd: SubmitReferral, uow: UnitOfWork, directory: Directory, child_ref_key: bytes) -> Referral:
-    service = directory.service(cmd.service_id)
+def _service(directory: Directory, service_id: str, field: str) -> Service:
+    service = directory.service(service_id)
     if service is None:
-        raise UnknownService(cmd.service_id)
+        raise UnknownService(field, service_id)
+    return service
+
+
+def _is_ehc(service: Service) -> bool:
+    return any(clock.startswith("ehc_") for clock in service.clocks)
+
+
+async def submit_referral(
+    cmd: SubmitReferral,
+    uow: UnitOfWork,
+    directory: Directory,
+    child_ref_key: bytes,
+    *,
+    idempotency: Idempotency,
+    render: Callable[[Referral], dict[str, Any]],
+) -> tuple[int, dict[str, Any]]:
+    """Creates the referral, or replays the response stored under the same Idempotency-Key."""
+    service = _service(directory, cmd.service_id, "service_id")
+    if cmd.urgency not in service.urgencies:
+        raise MissingDetail("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
     now = datetime.now(UTC)
     async with uow:
+        stored = await uow.referrals.stored_response(cmd.caller.organisation_id, idempotency.key)
+        if stored is not None:
+            if stored.request_hash != idempotency.request_hash:
+                raise IdempotencyKeyReused(idempotency.key)
+            return stored.status_code, stored.body
+        child_ref = child_reference(cmd.person.identifier, child_ref_key)
+        open_referrals = await uow.referrals.open_for_child(child_ref)
+        for other in open_referrals:
+            if other.service_id == service.id:
+                raise DuplicateReferral(other.id)
         referral = Referral.submit(
             id=str(uuid.uuid4()),
-            child_ref=child_reference(cmd.child_identifier, child_ref_key),
-            referrer_org_id=cmd.referrer_org_id,
+            child_ref=child_ref,
+            referrer_org_id=cmd.caller.organisation_id,
             service_id=service.id,
             receiving_org_id=service.organisation_id,
             urgency=cmd.urgency,
             referred_at=cmd.referred_at or now,
             recorded_at=now,
+            primary_need=cmd.primary_need,
+            secondary_need=cmd.secondary_need,
+            is_ehc=_is_ehc(service),
+            parallel_referral_ids=tuple(sorted(o.id for o in open_referrals)),
         )
-        await uow.referrals.add(referral)
+        await uow.referrals.add(referral, cmd.person)
+        body = render(referral)
+        await uow.referrals.store_response(
+            cmd.caller.organisation_id, idempotency.key, StoredResponse(idempotency.request_hash, 201, body)
+        )
         await uow.commit()
-    return referral
+    return 201, body
 
 
-async def get_referral(referral_id: str, caller_org_id: str, uow: UnitOfWork) -> Referral:
+async def get_referral(
+    referral_id: str, caller: Caller, uow: UnitOfWork
+) -> tuple[Referral, PersonalDetails | None, list[Referral]]:
+    """The referral, the child's details (read audited) and the child's other open referrals."""
     async with uow:
         referral = await uow.referrals.get(referral_id)
-    if referral is None or not may_see(referral, caller_org_id):
-        raise NotFound(referral_id)
-    return referral
+        if referral is None or not may_see(referral, caller.organisation_id):
+            raise NotFound(referral_id)
+        person = await uow.referrals.person(referral_id)
+        parallel = [r for r in await uow.referrals.open_for_child(referral.child_ref) if r.id != referral.id]
+        await uow.referrals.audit(
+            subject=caller.subject,
+            organisation_id=caller.organisation_id,
+            role=caller.role,
+            action="read_referral",
+            referral_id=referral_id,
+        )
+        await uow.commit()
+    return referral, person, parallel
 
 
-async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
-    now = datetime.now(UTC)
+async def list_referrals(
+    f: ListFilter, uow: UnitOfWork, *, limit: int, cursor: str | None
+) -> tuple[list[Referral], str | None]:
     async with uow:
-        referral = await uow.referrals.get(cmd.referral_id)
-        if referral is None or not may_see(referral, cmd.caller_org_id):
+        return await uow.referrals.visible(f, limit=limit, cursor=cursor)
+
+
+async def referral_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> Sequence[Any]:
+    async with uow:
+        referral = await uow.referrals.get(referral_id)
+        if referral is None or not may_see(referral, caller.organisation_id):
+            raise NotFound(referral_id)
+        return await uow.referrals.history(referral_id)
+
+
+def _actor(referral: Referral, caller: Caller, target: Status) -> Actor:
+    if caller.role == "referrer" and caller.organisation_id == referral.referrer_org_id:
+        return Actor.REFERRER
+    if caller.role == "receiver" and caller.organisation_id == referral.receiving_org_id:
+        return Actor.RECEIVER
+    raise NotYourMove(Actor.REFERRER if caller.role == "referrer" else Actor.RECEIVER, target)
+
+
+async def move_referral(cmd: MoveReferral, uow: UnitOfWork, directory: Directory) -> Referral:
+    now = datetime.now(UTC)
+    occurred_at = cmd.occurred_at or now
+    d = cmd.details
+    if occurred_at > now:
+        raise MissingDetail("occurred_at", "not_in_future", "occurred_at must not be in the future")
+    if d.signposted_service_id:
+        _service(directory, d.signposted_service_id, "signposted_service_id")
+    onward_id = d.target_service_id if cmd.target is Status.HANDED_OFF else d.rereferral_service_id
+    onward_field = "target_service_id" if cmd.target is Status.HANDED_OFF else "rereferral_service_id"
+    onward = _service(directory, onward_id, onward_field) if onward_id else None
+    async with uow:
+        referral = await uow.referrals.get(cmd.referral_id, for_update=True)
+        if referral is None or not may_see(referral, cmd.caller.organisation_id):
             raise NotFound(cmd.referral_id)
+        actor = _actor(referral, cmd.caller, cmd.target)
         if referral.version != cmd.expected_version:
             raise VersionMismatch(referral.version)
-        actor = Actor.REFERRER if cmd.caller_org_id == referral.referrer_org_id else Actor.RECEIVER
-        if cmd.caller_org_id == referral.receiving_org_id and cmd.target is not Status.WITHDRAWN:
-            actor = Actor.RECEIVER
+        linked: Referral | None = None
+        if onward is not None and cmd.target in (Status.HANDED_OFF, Status.REJECTED):
+            if onward.id == referral.service_id:
+                raise MissingDetail(onward_field, "different_service", "the onward service must be another service")
+            for other in await uow.referrals.open_for_child(referral.child_ref):
+                if other.service_id == onward.id:
+                    raise DuplicateReferral(other.id)
+            linked = referral.linked_copy(
+                id=str(uuid.uuid4()),
+                service_id=onward.id,
+                receiving_org_id=onward.organisation_id,
+                is_ehc=_is_ehc(onward),
+                at=occurred_at,
+                recorded_at=now,
+            )
         referral.move(
             cmd.target,
             actor=actor,
-            occurred_at=cmd.occurred_at or now,
+            occurred_at=occurred_at,
             recorded_at=now,
-            reason_code=cmd.reason_code,
-            outcome_code=cmd.outcome_code,
+            details=d,
+            linked_referral_id=linked.id if linked else None,
         )
         await uow.referrals.save(referral, expected_version=cmd.expected_version)
+        if linked is not None:
+            person = await uow.referrals.person(referral.id)
+            if person is None:
+                raise NotFound(referral.id)
+            await uow.referrals.add(linked, person)
         await uow.commit()
     return referral

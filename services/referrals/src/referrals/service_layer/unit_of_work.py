@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import uuid
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from referrals.adapters.event_mapping import to_cloud_event
 from referrals.adapters.orm import outbox, referral_history
 from referrals.adapters.repository import ReferralRepository, SqlReferralRepository
+from referrals.domain.lifecycle import Actor
+from referrals.domain.model import Referral, StatusChanged
+from send_shared.events.schemas import referral_event_type
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
 
@@ -59,26 +63,9 @@ class SqlUnitOfWork(UnitOfWork):
         for referral in self.referrals.seen:
             for change in referral.events:
                 event_id = str(uuid.uuid4())
-                items.append(
-                    (
-                        to_cloud_event(referral, change, source=self.event_source, event_id=event_id),
-                        Topics.REFERRAL_EVENTS,
-                        referral.id,
-                    )
-                )
-                history.append(
-                    {
-                        "referral_id": referral.id,
-                        "version": change.version,
-                        "event_id": event_id,
-                        "status": change.status.value,
-                        "previous_status": change.previous_status.value if change.previous_status else None,
-                        "reason_code": change.reason_code,
-                        "outcome_code": change.outcome_code,
-                        "occurred_at": change.occurred_at,
-                        "recorded_at": change.recorded_at,
-                    }
-                )
+                event = to_cloud_event(referral, change, source=self.event_source, event_id=event_id)
+                items.append((event, Topics.REFERRAL_EVENTS, referral.id))
+                history.append(_history_row(referral, change, event_id))
             referral.events.clear()
         if history:
             await self.session.execute(insert(referral_history), history)
@@ -88,3 +75,21 @@ class SqlUnitOfWork(UnitOfWork):
     async def rollback(self) -> None:
         if self.session.in_transaction():
             await self.session.rollback()
+
+
+def _history_row(referral: Referral, change: StatusChanged, event_id: str) -> dict[str, Any]:
+    return {
+        "referral_id": referral.id,
+        "version": change.version,
+        "event_id": event_id,
+        "event_type": referral_event_type(change.status),
+        "status": change.status.value,
+        "previous_status": change.previous_status.value if change.previous_status else None,
+        "reason_code": change.details.reason_code,
+        "outcome_code": change.details.outcome_code,
+        "explanation": change.details.explanation,
+        "linked_referral_id": change.linked_referral_id,
+        "actor_org_id": referral.referrer_org_id if change.actor is Actor.REFERRER else referral.receiving_org_id,
+        "occurred_at": change.occurred_at,
+        "recorded_at": change.recorded_at,
+    }
