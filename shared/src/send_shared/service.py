@@ -25,6 +25,7 @@ from send_shared.inbox import Inbox
 from send_shared.kafka import broker_answers, ensure_topics, new_producer
 from send_shared.outbox.relay import OutboxRelay
 from send_shared.settings import ServiceSettings
+from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import install_metrics, ops_router
 from send_shared.web.problems import install_problem_handlers
 
@@ -179,11 +180,19 @@ class ServiceRuntime:
         return self.producer is not None and await broker_answers(self.producer)
 
 
-def create_app(runtime: ServiceRuntime, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
+def create_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    version: str = "1.0.0",
+    body_limits: dict[str, int] | None = None,
+) -> FastAPI:
     """A FastAPI app with the shared error handling, operational endpoints, metrics and tracing."""
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     install_problem_handlers(app)
     install_metrics(app)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes, per_path=body_limits)
     app.include_router(ops_router({"database": runtime.database_answers, "broker": runtime.broker_answers}))
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

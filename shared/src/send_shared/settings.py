@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
         None, description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans stay in-process."
     )
     log_level: str = Field("INFO", description="Root log level.")
+    max_request_bytes: int = Field(
+        1_048_576, ge=1024, description="Larger request bodies are refused with 413 (CSV imports have their own limit)."
+    )
     run_workers: bool = Field(True, description="Run the outbox relay and consumers inside the API process.")
     outbox_poll_interval_ms: int = Field(
         200, ge=10, le=200, description="Longest the relay sleeps between looks at the outbox."

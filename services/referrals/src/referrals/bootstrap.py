@@ -26,6 +26,7 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
         runtime,
         title="SEND referrals",
         description="Submit, follow and move referrals of children with SEND between organisations.",
+        body_limits={"/v1/referrals/import": settings.max_import_bytes},
     )
     app.include_router(
         build_router(

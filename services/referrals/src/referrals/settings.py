@@ -15,4 +15,5 @@ class ReferralsSettings(ServiceSettings):
         SecretStr("dev-only-child-reference-key-change-me"),
         description="Key of the keyed hash that turns an NHS number or UPN into the pseudonymous child reference.",
     )
+    max_import_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest CSV import accepted (413 above).")
     event_source: str = Field("/send/referrals", description="CloudEvents source of the events this service emits.")

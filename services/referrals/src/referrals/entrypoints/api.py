@@ -12,11 +12,13 @@ from fastapi.responses import JSONResponse
 
 from referrals.adapters.directory import Directory
 from referrals.adapters.repository import ListFilter
+from referrals.domain.child import Consent, PersonalDetails
 from referrals.domain.codes import Urgency
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import IllegalMove, MissingDetail, MoveDetails, NotYourMove
+from referrals.entrypoints import csv_import
 from referrals.entrypoints.schemas import HistoryEntry, ReferralCreate, ReferralOut, ReferralPage, StatusChange
-from referrals.service_layer import services
+from referrals.service_layer import importing, services
 from referrals.service_layer.unit_of_work import UnitOfWork
 from send_shared.auth import Principal, Role, TokenVerifier, require_roles
 from send_shared.web.problems import Problem
@@ -236,4 +238,85 @@ def build_router(
         response.headers["ETag"] = etag(referral.version)
         return ReferralOut.of(referral)
 
+    @router.post(
+        "/referrals/import",
+        status_code=http.HTTP_201_CREATED,
+        summary="Import an existing waiting list from CSV",
+        description=csv_import.__doc__ or "",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+        },
+        responses={422: {"description": "Every bad cell, with line, column and rule; nothing was imported"}},
+    )
+    async def import_csv(
+        request: Request,
+        caller: party,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        if not idempotency_key or len(idempotency_key) > 255:
+            raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+        if not request.headers.get("content-type", "").startswith("text/csv"):
+            raise Problem(415, "Unsupported media type", "send the file as text/csv", kind="unsupported-media-type")
+        content = await request.body()
+        try:
+            valid, bad_cells = csv_import.parse(content)
+            status_code, payload = await importing.import_referrals(
+                [_imported(line, row) for line, row in valid],
+                caller_of(caller),
+                make_uow(),
+                directory,
+                child_ref_key,
+                idempotency=services.Idempotency(idempotency_key, hashlib.sha256(content).hexdigest()),
+                earlier_problems=[importing.ImportProblem(e.line, e.column, e.rule, e.message) for e in bad_cells],
+            )
+        except csv_import.CsvRejected as exc:
+            raise _import_problem([(e.line, e.column, e.rule, e.message) for e in exc.errors]) from exc
+        except importing.ImportRejected as exc:
+            raise _import_problem([(e.line, e.column, e.rule, e.message) for e in exc.problems]) from exc
+        except services.IdempotencyKeyReused as exc:
+            raise invalid(
+                "Idempotency-Key", "same_body_for_same_key", "this key was used with a different file"
+            ) from exc
+        return JSONResponse(payload, status_code=status_code)
+
     return router
+
+
+def _import_problem(problems: list[tuple[int, str, str, str]]) -> Problem:
+    return Problem(
+        422,
+        "Import rejected",
+        f"{len(problems)} problems; nothing was imported",
+        kind="import-rejected",
+        errors=[
+            {"line": line, "field": column, "rule": rule, "message": message}
+            for line, column, rule, message in problems
+        ],
+    )
+
+
+def _imported(line: int, row: csv_import.ImportRow) -> importing.ImportedReferral:
+    return importing.ImportedReferral(
+        line=line,
+        service_id=row.service_id,
+        referrer_org_id=row.referrer_org_id,
+        person=PersonalDetails(
+            given_name=row.child.given_name,
+            family_name=row.child.family_name,
+            date_of_birth=row.child.date_of_birth,
+            nhs_number=row.child.nhs_number,
+            upn=row.child.upn,
+            reason=row.reason,
+            consent=Consent(row.consent.given_by, row.consent.given_at, row.consent.scope),
+        ),
+        primary_need=row.primary_need.value,
+        secondary_need=row.secondary_need.value if row.secondary_need else None,
+        urgency=row.urgency.value,
+        referred_at=row.referred_at,
+        status=Status(row.status),
+        accepted_at=row.accepted_at,
+        status_at=row.status_at,
+        appointment_at=row.appointment_at,
+        hold_reason=row.hold_reason.value if row.hold_reason else None,
+        expected_resume=row.expected_resume,
+    )

@@ -87,7 +87,7 @@ def _service(directory: Directory, service_id: str, field: str) -> Service:
     return service
 
 
-def _is_ehc(service: Service) -> bool:
+def is_ehc_service(service: Service) -> bool:
     return any(clock.startswith("ehc_") for clock in service.clocks)
 
 
@@ -127,7 +127,7 @@ async def submit_referral(
             recorded_at=now,
             primary_need=cmd.primary_need,
             secondary_need=cmd.secondary_need,
-            is_ehc=_is_ehc(service),
+            is_ehc=is_ehc_service(service),
             parallel_referral_ids=tuple(sorted(o.id for o in open_referrals)),
         )
         await uow.referrals.add(referral, cmd.person)
@@ -212,7 +212,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork, directory: Directory
                 id=str(uuid.uuid4()),
                 service_id=onward.id,
                 receiving_org_id=onward.organisation_id,
-                is_ehc=_is_ehc(onward),
+                is_ehc=is_ehc_service(onward),
                 at=occurred_at,
                 recorded_at=now,
             )

@@ -1,0 +1,172 @@
+"""CSV import of an existing waiting list, with historical business times.
+
+Columns (header row required, order free, UTF-8, comma-separated):
+
+| column | required | rule |
+|---|---|---|
+| service_id | yes | a service in the directory |
+| referrer_org_id | receivers only | the organisation that referred (a school importing uses itself) |
+| nhs_number / upn | one of them | NHS number with its modulus 11 check, or a UPN |
+| given_name, family_name | yes | 1-200 characters |
+| date_of_birth | yes | YYYY-MM-DD, within the past 26 years |
+| primary_need | yes | DfE code: SpLD, MLD, SLD, PMLD, SEMH, SLCN, HI, VI, MSI, PD, ASD, OTH |
+| secondary_need | no | DfE code |
+| urgency | no | routine (default), urgent, very_urgent |
+| reason | yes | why the child was referred |
+| consent_given_by | yes | parent, carer, young_person, local_authority |
+| consent_given_at | yes | ISO 8601 date-time with offset |
+| consent_scope | yes | what the consent covers |
+| referred_at | yes | ISO 8601 date-time with offset, not in the future |
+| status | no | submitted (default), acknowledged, accepted, scheduled, on_hold |
+| accepted_at | for accepted, scheduled, on_hold | when the referral was accepted |
+| status_at | for acknowledged, scheduled, on_hold | when the referral reached its current status |
+| appointment_at | for scheduled | the booked appointment |
+| hold_reason, expected_resume | for on_hold | a hold reason code and a date |
+
+The whole file is validated before anything is written; every bad cell is reported
+with its line, column and rule. A clean file is imported in one transaction, and each
+referral's events carry the original business times.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from referrals.domain.codes import HoldReason, NeedCode, Urgency
+from referrals.entrypoints.schemas import ChildIn, ConsentIn, _not_future
+
+MAX_ROWS = 10_000
+IMPORTABLE_STATUSES = ("submitted", "acknowledged", "accepted", "scheduled", "on_hold")
+COLUMNS = (
+    "service_id", "referrer_org_id", "nhs_number", "upn", "given_name", "family_name", "date_of_birth",
+    "primary_need", "secondary_need", "urgency", "reason", "consent_given_by", "consent_given_at", "consent_scope",
+    "referred_at", "status", "accepted_at", "status_at", "appointment_at", "hold_reason", "expected_resume",
+)  # fmt: skip
+_CHILD = {"given_name", "family_name", "date_of_birth", "nhs_number", "upn"}
+_CONSENT = {"consent_given_by": "given_by", "consent_given_at": "given_at", "consent_scope": "scope"}
+
+
+class ImportRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_id: str = Field(min_length=1, max_length=64)
+    referrer_org_id: str | None = Field(None, max_length=64)
+    child: ChildIn
+    primary_need: NeedCode
+    secondary_need: NeedCode | None = None
+    urgency: Urgency = Urgency.ROUTINE
+    reason: str = Field(min_length=1, max_length=4000)
+    consent: ConsentIn
+    referred_at: AwareDatetime
+    status: str = "submitted"
+    accepted_at: AwareDatetime | None = None
+    status_at: AwareDatetime | None = None
+    appointment_at: AwareDatetime | None = None
+    hold_reason: HoldReason | None = None
+    expected_resume: date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImportRow:
+        for name in ("referred_at", "accepted_at", "status_at"):
+            _not_future(getattr(self, name))
+        if self.status not in IMPORTABLE_STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(IMPORTABLE_STATUSES)}")
+        needs = {
+            "acknowledged": ("status_at",),
+            "accepted": ("accepted_at",),
+            "scheduled": ("accepted_at", "status_at", "appointment_at"),
+            "on_hold": ("accepted_at", "status_at", "hold_reason", "expected_resume"),
+        }.get(self.status, ())
+        for name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: required when status is {self.status}")
+        times = [t for t in (self.referred_at, self.accepted_at, self.status_at) if t is not None]
+        if times != sorted(times):
+            raise ValueError("status_at: referred_at, accepted_at and status_at must be in time order")
+        return self
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    column: str
+    rule: str
+    message: str
+
+
+class CsvRejected(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(f"{len(errors)} problems")
+        self.errors = errors
+
+
+def parse(content: bytes) -> tuple[list[tuple[int, ImportRow]], list[RowError]]:
+    """The valid rows and a problem for every bad cell; a file that cannot be read at all raises CsvRejected."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvRejected([RowError(1, "", "utf8", "the file is not UTF-8")]) from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise CsvRejected([RowError(1, "", "csv", str(exc))]) from exc
+    unknown = [c for c in header if c not in COLUMNS]
+    errors = [RowError(1, c, "known_column", f"unknown column {c!r}") for c in unknown]
+    for required in ("service_id", "given_name", "family_name", "date_of_birth", "primary_need", "reason",
+                     "consent_given_by", "consent_given_at", "consent_scope", "referred_at"):  # fmt: skip
+        if required not in header:
+            errors.append(RowError(1, required, "required_column", f"missing column {required!r}"))
+    if errors:
+        raise CsvRejected(errors)
+    rows: list[tuple[int, ImportRow]] = []
+    try:
+        for record in reader:
+            line = reader.line_num
+            if len(rows) >= MAX_ROWS:
+                raise CsvRejected([RowError(line, "", "max_rows", f"at most {MAX_ROWS} rows per file")])
+            if None in record:
+                errors.append(RowError(line, "", "column_count", "more cells than columns"))
+                continue
+            try:
+                rows.append((line, ImportRow.model_validate(_nest(record))))
+            except ValidationError as exc:
+                errors.extend(_row_errors(line, exc))
+    except csv.Error as exc:
+        errors.append(RowError(reader.line_num, "", "csv", str(exc)))
+    if not rows and not errors:
+        raise CsvRejected([RowError(1, "", "not_empty", "the file has no rows")])
+    return rows, errors
+
+
+def _nest(record: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: (v.strip() if isinstance(v, str) else v) for k, v in record.items() if v not in (None, "")}
+    nested: dict[str, Any] = {k: v for k, v in flat.items() if k not in _CHILD and k not in _CONSENT}
+    nested["child"] = {k: v for k, v in flat.items() if k in _CHILD}
+    nested["consent"] = {_CONSENT[k]: v for k, v in flat.items() if k in _CONSENT}
+    return nested
+
+
+def _row_errors(line: int, exc: ValidationError) -> list[RowError]:
+    found = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        message = str(error.get("msg", ""))
+        column = loc[-1] if loc else ""
+        if loc[:1] == ["consent"] and len(loc) > 1:
+            column = "consent_" + loc[1]
+        if not loc or loc == ["child"]:
+            # A model-level rule; its message starts with the column it concerns.
+            text = message.removeprefix("Value error, ")
+            column, _, rest = text.partition(": ")
+            if not rest:
+                column, rest = ("nhs_number" if loc == ["child"] else ""), text
+            message = rest
+        found.append(RowError(line, column, str(error.get("type", "invalid")), message))
+    return found

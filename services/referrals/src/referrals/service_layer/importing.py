@@ -1,0 +1,173 @@
+"""Import of an existing waiting list: all rows or none, each with its original business times."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from referrals.adapters.directory import Directory
+from referrals.adapters.repository import StoredResponse
+from referrals.domain.child import PersonalDetails, child_reference
+from referrals.domain.lifecycle import Actor, Status
+from referrals.domain.model import DomainError, MoveDetails, Referral
+from referrals.service_layer.services import Caller, Idempotency, IdempotencyKeyReused, is_ehc_service
+from referrals.service_layer.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ImportedReferral:
+    """One validated row, as the use case needs it."""
+
+    line: int
+    service_id: str
+    referrer_org_id: str | None
+    person: PersonalDetails
+    primary_need: str
+    secondary_need: str | None
+    urgency: str
+    referred_at: datetime
+    status: Status
+    accepted_at: datetime | None
+    status_at: datetime | None
+    appointment_at: datetime | None
+    hold_reason: str | None
+    expected_resume: date | None
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    line: int
+    column: str
+    rule: str
+    message: str
+
+
+class ImportRejected(DomainError):
+    def __init__(self, problems: list[ImportProblem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+async def import_referrals(
+    rows: Sequence[ImportedReferral],
+    caller: Caller,
+    uow: UnitOfWork,
+    directory: Directory,
+    child_ref_key: bytes,
+    *,
+    idempotency: Idempotency,
+    earlier_problems: Sequence[ImportProblem] = (),
+) -> tuple[int, dict[str, Any]]:
+    """Checks every row against the directory and the open referrals, adding to the problems the
+    file's own validation found; imports only if there are none at all."""
+    now = datetime.now(UTC)
+    problems: list[ImportProblem] = list(earlier_problems)
+    async with uow:
+        stored = await uow.referrals.stored_response(caller.organisation_id, idempotency.key)
+        if stored is not None:
+            if stored.request_hash != idempotency.request_hash:
+                raise IdempotencyKeyReused(idempotency.key)
+            return stored.status_code, stored.body
+        open_by_child: dict[str, list[tuple[str, str]]] = {}
+        created: list[Referral] = []
+        for row in rows:
+            referral = await _build(row, caller, uow, directory, child_ref_key, open_by_child, problems, now)
+            if referral is not None:
+                created.append(referral)
+        if problems:
+            raise ImportRejected(sorted(problems, key=lambda p: (p.line, p.column)))
+        for row, referral in zip(rows, created, strict=True):
+            await uow.referrals.add(referral, row.person)
+        body = {"imported": len(created), "referral_ids": [r.id for r in created]}
+        await uow.referrals.store_response(
+            caller.organisation_id, idempotency.key, StoredResponse(idempotency.request_hash, 201, body)
+        )
+        await uow.commit()
+    return 201, body
+
+
+async def _build(
+    row: ImportedReferral,
+    caller: Caller,
+    uow: UnitOfWork,
+    directory: Directory,
+    child_ref_key: bytes,
+    open_by_child: dict[str, list[tuple[str, str]]],
+    problems: list[ImportProblem],
+    now: datetime,
+) -> Referral | None:
+    def problem(column: str, rule: str, message: str) -> None:
+        problems.append(ImportProblem(row.line, column, rule, message))
+
+    service = directory.service(row.service_id)
+    if service is None:
+        problem("service_id", "known_service", f"no service {row.service_id!r} in the directory")
+        return None
+    if caller.role == "referrer":
+        if row.referrer_org_id not in (None, caller.organisation_id):
+            problem("referrer_org_id", "own_organisation", "a referrer imports its own referrals only")
+            return None
+        referrer = caller.organisation_id
+    else:
+        if service.organisation_id != caller.organisation_id:
+            problem("service_id", "own_service", "a receiver imports waiting lists of its own services only")
+            return None
+        if row.referrer_org_id is None or directory.organisation(row.referrer_org_id) is None:
+            problem("referrer_org_id", "known_organisation", "give the referring organisation's id")
+            return None
+        referrer = row.referrer_org_id
+    if row.urgency not in service.urgencies:
+        problem("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
+        return None
+    child_ref = child_reference(row.person.identifier, child_ref_key)
+    if child_ref not in open_by_child:
+        open_by_child[child_ref] = [(r.id, r.service_id) for r in await uow.referrals.open_for_child(child_ref)]
+    siblings = open_by_child[child_ref]
+    if any(service_id == service.id for _, service_id in siblings):
+        problem("nhs_number" if row.person.nhs_number else "upn", "no_open_duplicate",
+                "this child already has an open referral at this service")  # fmt: skip
+        return None
+    referral = Referral.submit(
+        id=str(uuid.uuid4()),
+        child_ref=child_ref,
+        referrer_org_id=referrer,
+        service_id=service.id,
+        receiving_org_id=service.organisation_id,
+        urgency=row.urgency,
+        referred_at=row.referred_at,
+        recorded_at=now,
+        primary_need=row.primary_need,
+        secondary_need=row.secondary_need,
+        is_ehc=is_ehc_service(service),
+        parallel_referral_ids=tuple(sorted(i for i, _ in siblings)),
+    )
+    try:
+        for target, at, details in _path_to(row):
+            referral.move(target, actor=Actor.RECEIVER, occurred_at=at, recorded_at=now, details=details)
+    except DomainError as exc:
+        problem(getattr(exc, "field", "status"), getattr(exc, "rule", "legal_move"), str(exc))
+        return None
+    siblings.append((referral.id, service.id))
+    return referral
+
+
+def _path_to(row: ImportedReferral) -> list[tuple[Status, datetime, MoveDetails]]:
+    """The moves that bring a submitted referral to the row's status, at the row's times."""
+    if row.status is Status.SUBMITTED:
+        return []
+    if row.status is Status.ACKNOWLEDGED:
+        assert row.status_at is not None
+        return [(Status.ACKNOWLEDGED, row.status_at, MoveDetails())]
+    assert row.accepted_at is not None
+    path = [(Status.ACCEPTED, row.accepted_at, MoveDetails())]
+    if row.status is Status.SCHEDULED:
+        assert row.status_at is not None
+        path.append((Status.SCHEDULED, row.status_at, MoveDetails(appointment_at=row.appointment_at)))
+    elif row.status is Status.ON_HOLD:
+        assert row.status_at is not None
+        details = MoveDetails(reason_code=row.hold_reason, expected_resume=row.expected_resume)
+        path.append((Status.ON_HOLD, row.status_at, details))
+    return path
