@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml 
 PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt contracts bench clean lock help
+.PHONY: install run test lint fmt contracts bench clean lock asyncapi help
 
 help:
 	@echo "make run    start broker + all three services on this machine (data in ./var)"
 	@echo "make test   install, lint, check architecture contracts, run every test"
-	@echo "make lint | fmt | bench | clean | lock"
+	@echo "make lint | fmt | bench | clean | lock | asyncapi"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ fmt: install
 
 test: lint contracts
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+asyncapi: install
+	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml
 
 bench: install
 	@echo "benchmarks arrive with the benchmark issue (#7); nothing to measure yet"
