@@ -49,6 +49,7 @@ class ServiceRuntime:
     outbox_table: Table | None = None
     consumers: Sequence[ConsumerSpec] = ()
     owned_topics: Sequence[str] = ()
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     producer: AIOKafkaProducer | None = field(init=False, default=None)
@@ -63,6 +64,8 @@ class ServiceRuntime:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        for step in self.startup:
+            await step()
         self._stop.clear()
         self._spawn("kafka-producer", self._keep_producer)
         if self.settings.run_workers:

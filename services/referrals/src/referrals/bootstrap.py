@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from fastapi import FastAPI
 
-from referrals.adapters.directory import seeded_directory
 from referrals.adapters.orm import outbox
+from referrals.entrypoints.admin_api import build_admin_router
 from referrals.entrypoints.api import build_router
+from referrals.service_layer.directory import seed_if_empty
 from referrals.service_layer.unit_of_work import SqlUnitOfWork
 from referrals.settings import ReferralsSettings
 from send_shared.auth import TokenVerifier
@@ -16,24 +18,36 @@ from send_shared.events.topics import Topics
 from send_shared.service import ServiceRuntime, create_app
 from send_shared.telemetry import setup_logging, setup_tracing
 
+log = logging.getLogger(__name__)
+
 
 def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
     settings = settings or ReferralsSettings()
     setup_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
     runtime = ServiceRuntime(settings, outbox_table=outbox, owned_topics=[Topics.REFERRAL_EVENTS])
+    make_uow = partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source)
+
+    async def seed_directory() -> None:
+        if settings.seed_directory and (added := await seed_if_empty(make_uow(), source=settings.event_source)):
+            log.info("directory seeded", extra={"entries": added})
+
+    runtime.startup.append(seed_directory)
     app = create_app(
         runtime,
         title="SEND referrals",
         description="Submit, follow and move referrals of children with SEND between organisations.",
         body_limits={"/v1/referrals/import": settings.max_import_bytes},
     )
+    verifier = TokenVerifier(settings)
     app.include_router(
         build_router(
-            make_uow=partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source),
-            verifier=TokenVerifier(settings),
-            directory=seeded_directory(),
-            child_ref_key=settings.child_ref_key.get_secret_value().encode(),
+            make_uow=make_uow, verifier=verifier, child_ref_key=settings.child_ref_key.get_secret_value().encode()
+        )
+    )
+    app.include_router(
+        build_admin_router(
+            make_uow=make_uow, sessions=runtime.sessions, verifier=verifier, event_source=settings.event_source
         )
     )
     app.state.runtime = runtime

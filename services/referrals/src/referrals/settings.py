@@ -16,4 +16,5 @@ class ReferralsSettings(ServiceSettings):
         description="Key of the keyed hash that turns an NHS number or UPN into the pseudonymous child reference.",
     )
     max_import_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest CSV import accepted (413 above).")
+    seed_directory: bool = Field(True, description="Load the seed directory into an empty directory at start.")
     event_source: str = Field("/send/referrals", description="CloudEvents source of the events this service emits.")

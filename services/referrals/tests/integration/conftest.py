@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Table, func, select
 
+from referrals.adapters.orm import outbox
 from referrals.bootstrap import build_app
 from referrals.entrypoints.cli import main as cli_main
 from referrals.settings import ReferralsSettings
@@ -51,8 +52,11 @@ async def client(database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx
         await asyncio.to_thread(cli_main, ["migrate"])
     settings = ReferralsSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, run_workers=False)
     app = build_app(settings)
+    for step in app.state.runtime.startup:  # seeds the directory, as the lifespan does
+        await step()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         http.app = app  # type: ignore[attr-defined]
+        http.directory_events = await count(http, outbox)  # type: ignore[attr-defined]
         yield http
     await app.state.runtime.engine.dispose()
 
@@ -60,6 +64,11 @@ async def client(database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx
 async def count(http: httpx.AsyncClient, table: Table) -> int:
     async with http.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def referral_events(http: httpx.AsyncClient) -> int:
+    """Outbox rows written since the directory was seeded."""
+    return await count(http, outbox) - http.directory_events  # type: ignore[attr-defined]
 
 
 async def submit(http: httpx.AsyncClient, body: dict[str, Any] | None = None, key: str | None = None) -> httpx.Response:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from referrals.adapters.orm import outbox, referral_history, referrals
+from referrals.adapters.orm import referral_history, referrals
 
-from .conftest import CAMHS, SCHOOL, bearer, count
+from .conftest import CAMHS, SCHOOL, bearer, count, referral_events
 
 HEADER = (
     "service_id,referrer_org_id,nhs_number,given_name,family_name,date_of_birth,primary_need,urgency,reason,"
@@ -45,7 +45,7 @@ async def test_a_clean_file_imports_with_original_business_times(client: httpx.A
     assert statuses == ["on_hold", "scheduled", "submitted"]
     assert times[0] == "2025-01-06"
     assert (
-        await count(client, outbox) == 1 + 3 + 3
+        await referral_events(client) == 1 + 3 + 3
     )  # submitted; submitted+accepted+scheduled; submitted+accepted+on_hold
     again = await post_csv(client, "\n".join([HEADER, *GOOD]) + "\n")
     assert again.json() == response.json()
@@ -67,7 +67,7 @@ async def test_every_bad_cell_is_reported_and_nothing_is_imported(client: httpx.
     assert (5, "hold_reason") in problems
     assert (6, "service_id") in problems
     assert await count(client, referrals) == 0
-    assert await count(client, outbox) == 0
+    assert await referral_events(client) == 0
 
 
 async def test_duplicates_within_the_file_are_refused(client: httpx.AsyncClient) -> None:

@@ -62,3 +62,32 @@ class ReferralEventV1(EventPayload):
     parallel_referral_ids: list[str] = Field(
         default_factory=list, description="Open referrals of the same child elsewhere."
     )
+
+
+ORGANISATION_UPSERTED = "uk.send.directory.organisation.upserted.v1"
+SERVICE_UPSERTED = "uk.send.directory.service.upserted.v1"
+
+
+class OrganisationV1(EventPayload):
+    """Data of ``uk.send.directory.organisation.upserted.v1``: the organisation as it now is."""
+
+    organisation_id: str
+    version: int = Field(ge=1)
+    name: str
+    kind: str = Field(description="school, trust, camhs, local_authority, health or voluntary")
+    area_id: str = Field(description="Local authority area the organisation is in.")
+    trust_id: str | None = Field(None, description="The multi-academy trust a school belongs to.")
+
+
+class ServiceV1(EventPayload):
+    """Data of ``uk.send.directory.service.upserted.v1``: the service as it now is."""
+
+    service_id: str
+    version: int = Field(ge=1)
+    organisation_id: str
+    name: str
+    needs: list[str]
+    urgencies: list[str]
+    clocks: list[str] = Field(description="Clocks the service runs, e.g. ehc_plan_20w, cypmh_4w, service_target.")
+    target_days: int | None = Field(None, description="Target of a service-defined clock, in days.")
+    active: bool = True

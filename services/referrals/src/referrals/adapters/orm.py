@@ -119,4 +119,30 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("area_id", String(64), nullable=False),
+    Column("trust_id", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+)
+
+directory_services = Table(
+    "directory_services",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("organisation_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("needs", JSON, nullable=False),
+    Column("urgencies", JSON, nullable=False),
+    Column("clocks", JSON, nullable=False),
+    Column("target_days", Integer, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_directory_services_organisation", "organisation_id"),
+)
+
 outbox = define_outbox_table(metadata)

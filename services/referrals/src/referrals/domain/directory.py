@@ -15,6 +15,19 @@ class OrganisationKind(StrEnum):
     VOLUNTARY = "voluntary"
 
 
+class Clock(StrEnum):
+    """The waiting-time clocks a service can run (brief §4)."""
+
+    EHC_DECISION_6W = "ehc_decision_6w"
+    EHC_NO_PLAN_16W = "ehc_no_plan_16w"
+    EHC_PLAN_20W = "ehc_plan_20w"
+    RTT_18W = "rtt_18w"
+    CYPMH_4W = "cypmh_4w"
+    CYPMH_ED = "cypmh_ed"
+    CYPMH_CRISIS = "cypmh_crisis"
+    SERVICE_TARGET = "service_target"
+
+
 @dataclass(frozen=True, slots=True)
 class Organisation:
     id: str
@@ -22,6 +35,7 @@ class Organisation:
     kind: OrganisationKind
     area_id: str
     trust_id: str | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +47,9 @@ class Service:
     urgencies: tuple[str, ...]
     clocks: tuple[str, ...]
     target_days: int | None = None
+    active: bool = True
+    version: int = 0
+
+    @property
+    def is_ehc(self) -> bool:
+        return any(c.startswith("ehc_") for c in self.clocks)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi import status as http
 from fastapi.responses import JSONResponse
 
-from referrals.adapters.directory import Directory
 from referrals.adapters.repository import ListFilter
 from referrals.domain.child import Consent, PersonalDetails
 from referrals.domain.codes import Urgency
@@ -65,9 +64,7 @@ def caller_of(principal: Principal) -> services.Caller:
     return services.Caller(principal.organisation_id, principal.role.value, principal.subject)
 
 
-def build_router(
-    *, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier, directory: Directory, child_ref_key: bytes
-) -> APIRouter:
+def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier, child_ref_key: bytes) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES)
     party = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER, Role.RECEIVER))]
     referrer = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER))]
@@ -104,7 +101,6 @@ def build_router(
                     referred_at=body.referred_at,
                 ),
                 make_uow(),
-                directory,
                 child_ref_key,
                 idempotency=services.Idempotency(idempotency_key, request_hash),
                 render=lambda r: ReferralOut.of(r).model_dump(mode="json"),
@@ -212,7 +208,6 @@ def build_router(
                     ),
                 ),
                 make_uow(),
-                directory,
             )
         except services.NotFound as exc:
             raise not_found() from exc
@@ -264,7 +259,6 @@ def build_router(
                 [_imported(line, row) for line, row in valid],
                 caller_of(caller),
                 make_uow(),
-                directory,
                 child_ref_key,
                 idempotency=services.Idempotency(idempotency_key, hashlib.sha256(content).hexdigest()),
                 earlier_problems=[importing.ImportProblem(e.line, e.column, e.rule, e.message) for e in bad_cells],

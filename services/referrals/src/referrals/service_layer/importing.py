@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from referrals.adapters.directory import Directory
 from referrals.adapters.repository import StoredResponse
 from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.lifecycle import Actor, Status
 from referrals.domain.model import DomainError, MoveDetails, Referral
-from referrals.service_layer.services import Caller, Idempotency, IdempotencyKeyReused, is_ehc_service
+from referrals.service_layer.services import Caller, Idempotency, IdempotencyKeyReused
 from referrals.service_layer.unit_of_work import UnitOfWork
 
 
@@ -55,7 +54,6 @@ async def import_referrals(
     rows: Sequence[ImportedReferral],
     caller: Caller,
     uow: UnitOfWork,
-    directory: Directory,
     child_ref_key: bytes,
     *,
     idempotency: Idempotency,
@@ -74,7 +72,7 @@ async def import_referrals(
         open_by_child: dict[str, list[tuple[str, str]]] = {}
         created: list[Referral] = []
         for row in rows:
-            referral = await _build(row, caller, uow, directory, child_ref_key, open_by_child, problems, now)
+            referral = await _build(row, caller, uow, child_ref_key, open_by_child, problems, now)
             if referral is not None:
                 created.append(referral)
         if problems:
@@ -93,7 +91,6 @@ async def _build(
     row: ImportedReferral,
     caller: Caller,
     uow: UnitOfWork,
-    directory: Directory,
     child_ref_key: bytes,
     open_by_child: dict[str, list[tuple[str, str]]],
     problems: list[ImportProblem],
@@ -102,7 +99,7 @@ async def _build(
     def problem(column: str, rule: str, message: str) -> None:
         problems.append(ImportProblem(row.line, column, rule, message))
 
-    service = directory.service(row.service_id)
+    service = await uow.directory.service(row.service_id)
     if service is None:
         problem("service_id", "known_service", f"no service {row.service_id!r} in the directory")
         return None
@@ -115,7 +112,7 @@ async def _build(
         if service.organisation_id != caller.organisation_id:
             problem("service_id", "own_service", "a receiver imports waiting lists of its own services only")
             return None
-        if row.referrer_org_id is None or directory.organisation(row.referrer_org_id) is None:
+        if row.referrer_org_id is None or await uow.directory.organisation(row.referrer_org_id) is None:
             problem("referrer_org_id", "known_organisation", "give the referring organisation's id")
             return None
         referrer = row.referrer_org_id
@@ -141,7 +138,7 @@ async def _build(
         recorded_at=now,
         primary_need=row.primary_need,
         secondary_need=row.secondary_need,
-        is_ehc=is_ehc_service(service),
+        is_ehc=service.is_ehc,
         parallel_referral_ids=tuple(sorted(i for i, _ in siblings)),
     )
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from referrals.adapters.directory import Directory
+from referrals.adapters.directory import SqlDirectory
 from referrals.adapters.repository import ListFilter, StoredResponse
 from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.directory import Service
@@ -80,30 +80,22 @@ def may_see(referral: Referral, organisation_id: str) -> bool:
     return organisation_id in (referral.referrer_org_id, referral.receiving_org_id)
 
 
-def _service(directory: Directory, service_id: str, field: str) -> Service:
-    service = directory.service(service_id)
+async def find_service(directory: SqlDirectory, service_id: str, field: str) -> Service:
+    service = await directory.service(service_id)
     if service is None:
         raise UnknownService(field, service_id)
     return service
 
 
-def is_ehc_service(service: Service) -> bool:
-    return any(clock.startswith("ehc_") for clock in service.clocks)
-
-
 async def submit_referral(
     cmd: SubmitReferral,
     uow: UnitOfWork,
-    directory: Directory,
     child_ref_key: bytes,
     *,
     idempotency: Idempotency,
     render: Callable[[Referral], dict[str, Any]],
 ) -> tuple[int, dict[str, Any]]:
     """Creates the referral, or replays the response stored under the same Idempotency-Key."""
-    service = _service(directory, cmd.service_id, "service_id")
-    if cmd.urgency not in service.urgencies:
-        raise MissingDetail("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
     now = datetime.now(UTC)
     async with uow:
         stored = await uow.referrals.stored_response(cmd.caller.organisation_id, idempotency.key)
@@ -111,6 +103,9 @@ async def submit_referral(
             if stored.request_hash != idempotency.request_hash:
                 raise IdempotencyKeyReused(idempotency.key)
             return stored.status_code, stored.body
+        service = await find_service(uow.directory, cmd.service_id, "service_id")
+        if cmd.urgency not in service.urgencies:
+            raise MissingDetail("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
         child_ref = child_reference(cmd.person.identifier, child_ref_key)
         open_referrals = await uow.referrals.open_for_child(child_ref)
         for other in open_referrals:
@@ -127,7 +122,7 @@ async def submit_referral(
             recorded_at=now,
             primary_need=cmd.primary_need,
             secondary_need=cmd.secondary_need,
-            is_ehc=is_ehc_service(service),
+            is_ehc=service.is_ehc,
             parallel_referral_ids=tuple(sorted(o.id for o in open_referrals)),
         )
         await uow.referrals.add(referral, cmd.person)
@@ -183,18 +178,18 @@ def _actor(referral: Referral, caller: Caller, target: Status) -> Actor:
     raise NotYourMove(Actor.REFERRER if caller.role == "referrer" else Actor.RECEIVER, target)
 
 
-async def move_referral(cmd: MoveReferral, uow: UnitOfWork, directory: Directory) -> Referral:
+async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
     now = datetime.now(UTC)
     occurred_at = cmd.occurred_at or now
     d = cmd.details
     if occurred_at > now:
         raise MissingDetail("occurred_at", "not_in_future", "occurred_at must not be in the future")
-    if d.signposted_service_id:
-        _service(directory, d.signposted_service_id, "signposted_service_id")
     onward_id = d.target_service_id if cmd.target is Status.HANDED_OFF else d.rereferral_service_id
     onward_field = "target_service_id" if cmd.target is Status.HANDED_OFF else "rereferral_service_id"
-    onward = _service(directory, onward_id, onward_field) if onward_id else None
     async with uow:
+        if d.signposted_service_id:
+            await find_service(uow.directory, d.signposted_service_id, "signposted_service_id")
+        onward = await find_service(uow.directory, onward_id, onward_field) if onward_id else None
         referral = await uow.referrals.get(cmd.referral_id, for_update=True)
         if referral is None or not may_see(referral, cmd.caller.organisation_id):
             raise NotFound(cmd.referral_id)
@@ -212,7 +207,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork, directory: Directory
                 id=str(uuid.uuid4()),
                 service_id=onward.id,
                 receiving_org_id=onward.organisation_id,
-                is_ehc=is_ehc_service(onward),
+                is_ehc=onward.is_ehc,
                 at=occurred_at,
                 recorded_at=now,
             )

@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from referrals.adapters.directory import SqlDirectory
 from referrals.adapters.event_mapping import to_cloud_event
 from referrals.adapters.orm import outbox, referral_history
 from referrals.adapters.repository import ReferralRepository, SqlReferralRepository
 from referrals.domain.lifecycle import Actor
 from referrals.domain.model import Referral, StatusChanged
+from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import referral_event_type
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
@@ -22,6 +24,12 @@ from send_shared.outbox import OutboxWriter
 
 class UnitOfWork(abc.ABC):
     referrals: ReferralRepository
+    directory: SqlDirectory
+    pending: list[tuple[CloudEvent, str]]
+
+    def emit(self, event: CloudEvent, key: str) -> None:
+        """Publish an event that is not a referral change (directory events) with this transaction."""
+        self.pending.append((event, key))
 
     async def __aenter__(self) -> UnitOfWork:
         return self
@@ -48,6 +56,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.session = self.sessions()
         await self.session.begin()
         self.referrals = SqlReferralRepository(self.session)
+        self.directory = SqlDirectory(self.session)
+        self.pending = []
         return self
 
     async def __aexit__(
@@ -67,9 +77,11 @@ class SqlUnitOfWork(UnitOfWork):
                 items.append((event, Topics.REFERRAL_EVENTS, referral.id))
                 history.append(_history_row(referral, change, event_id))
             referral.events.clear()
+        items += [(event, Topics.REFERRAL_EVENTS, key) for event, key in self.pending]
+        self.pending = []
         if history:
             await self.session.execute(insert(referral_history), history)
-            await self.writer.add_many(self.session, items)
+        await self.writer.add_many(self.session, items)
         await self.session.commit()
 
     async def rollback(self) -> None:

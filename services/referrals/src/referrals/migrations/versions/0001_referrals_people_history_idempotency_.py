@@ -1,8 +1,8 @@
-"""referrals, people, history, idempotency, audit and outbox
+"""referrals, people, history, idempotency, audit, directory and outbox
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:30:25.990026
+Create Date: 2026-11-23 12:35:11.511679
 """
 
 from collections.abc import Sequence
@@ -33,6 +33,21 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
         batch_op.create_index('ix_audit_log_referral', ['referral_id', 'at'], unique=False)
 
+    op.create_table('directory_services',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('organisation_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('needs', sa.JSON(), nullable=False),
+    sa.Column('urgencies', sa.JSON(), nullable=False),
+    sa.Column('clocks', sa.JSON(), nullable=False),
+    sa.Column('target_days', sa.Integer(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_directory_services'))
+    )
+    with op.batch_alter_table('directory_services', schema=None) as batch_op:
+        batch_op.create_index('ix_directory_services_organisation', ['organisation_id'], unique=False)
+
     op.create_table('idempotency_keys',
     sa.Column('organisation_id', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
@@ -41,6 +56,15 @@ def upgrade() -> None:
     sa.Column('response_body', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('organisation_id', 'key', name=op.f('pk_idempotency_keys'))
+    )
+    op.create_table('organisations',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('area_id', sa.String(length=64), nullable=False),
+    sa.Column('trust_id', sa.String(length=64), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations'))
     )
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -138,7 +162,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_sent_at')
 
     op.drop_table('outbox')
+    op.drop_table('organisations')
     op.drop_table('idempotency_keys')
+    with op.batch_alter_table('directory_services', schema=None) as batch_op:
+        batch_op.drop_index('ix_directory_services_organisation')
+
+    op.drop_table('directory_services')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_referral')
         batch_op.drop_index('ix_audit_log_at')
