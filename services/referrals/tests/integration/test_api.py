@@ -184,6 +184,12 @@ async def test_list_is_filtered_to_the_caller_and_paginated(client: httpx.AsyncC
         ({"primary_need": "XYZ"}, "primary_need"),
         ({"child": {"nhs_number": None}}, "child"),
         ({"reason": "<script>alert(1)</script>' OR 1=1 --" * 200}, "reason"),
+        ({"child": {"given_name": "<script>alert(1)</script>"}}, "child.given_name"),
+        ({"child": {"family_name": "x'; DROP TABLE referrals; --"}}, "child.family_name"),
+        ({"service_id": "svc' OR '1'='1"}, "service_id"),
+        ({"child": {"date_of_birth": "1900-01-01"}}, "child.date_of_birth"),
+        ({"consent": {"given_by": "neighbour"}}, "consent.given_by"),
+        ({"urgency": 3}, "urgency"),
     ],
 )
 async def test_bad_input_is_a_problem_naming_the_field(
@@ -207,3 +213,17 @@ async def test_malformed_json_is_a_problem_not_a_500(client: httpx.AsyncClient) 
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_oversized_body_is_413_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    body = referral_body(reason="x" * 2_000_000)
+    response = await submit(client, body)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await referral_events(client) == 0
+
+
+async def test_names_in_other_alphabets_and_with_apostrophes_are_fine(client: httpx.AsyncClient) -> None:
+    body = referral_body()
+    body["child"] = {**body["child"], "given_name": "Zoë-Anne", "family_name": "O'Brien"}
+    assert (await submit(client, body)).status_code == 201

@@ -15,14 +15,23 @@ import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
+from send_shared.events.schemas import (
+    ORGANISATION_UPSERTED,
+    SERVICE_UPSERTED,
+    EventPayload,
+    OrganisationV1,
+    ReferralEventV1,
+    ReferralStatus,
+    ServiceV1,
+    referral_event_type,
+)
 from send_shared.events.topics import Topics
 
 VERSION = "1.0.0"
 _CHANNEL = "referral events"
 
 
-def _ce_headers(event_type: str) -> dict[str, Any]:
+def _ce_headers(event_type: str, subject: str = "The referral id.") -> dict[str, Any]:
     text = {"type": "string"}
     return {
         "type": "object",
@@ -34,7 +43,7 @@ def _ce_headers(event_type: str) -> dict[str, Any]:
             "ce_type": {"type": "string", "const": event_type},
             "ce_specversion": {"type": "string", "const": "1.0"},
             "ce_time": {**text, "format": "date-time", "description": "When the system recorded the change (UTC)."},
-            "ce_subject": {**text, "description": "The referral id."},
+            "ce_subject": {**text, "description": subject},
             "ce_referralversion": {**text, "description": "The referral's version after the change, as a decimal."},
             "content-type": {"type": "string", "const": "application/json"},
             "traceparent": {**text, "description": "W3C trace context."},
@@ -47,7 +56,10 @@ def build() -> dict[str, Any]:
     broker.publisher(
         Topics.REFERRAL_EVENTS,
         title=_CHANNEL,
-        description="Every change of every referral, keyed by referral id so one referral's events stay in order.",
+        description=(
+            "Every change of every referral, keyed by referral id so one referral's events stay in order, "
+            "and every change of the directory of organisations and services, keyed by their ids."
+        ),
         schema=ReferralEventV1,
     )
     spec = AsyncAPI(
@@ -69,12 +81,33 @@ def build() -> dict[str, Any]:
             "headers": _ce_headers(event_type),
             "payload": {"$ref": payload_ref},
         }
+    for event_type, model, subject in (
+        (ORGANISATION_UPSERTED, OrganisationV1, "The organisation id (also the key)."),
+        (SERVICE_UPSERTED, ServiceV1, "The service id (also the key)."),
+    ):
+        headers = _ce_headers(event_type, subject)
+        headers["required"] = [h for h in headers["required"] if h != "ce_referralversion"]
+        messages[event_type] = {
+            "name": event_type,
+            "title": model.__doc__.split(":")[0] if model.__doc__ else event_type,
+            "contentType": "application/json",
+            "headers": headers,
+            "payload": {"$ref": _add_schema(doc, model)},
+        }
     doc["components"]["messages"] = messages
     channel_messages = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
     doc["channels"][_CHANNEL]["messages"] = channel_messages
     channel_ref = "#/channels/" + _CHANNEL.replace(" ", "%20")
     doc["operations"][_CHANNEL]["messages"] = [{"$ref": f"{channel_ref}/messages/{name}"} for name in messages]
     return doc
+
+
+def _add_schema(doc: dict[str, Any], model: type[EventPayload]) -> str:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        doc["components"]["schemas"].setdefault(name, definition)
+    doc["components"]["schemas"][model.__name__] = schema
+    return f"#/components/schemas/{model.__name__}"
 
 
 def render() -> str:

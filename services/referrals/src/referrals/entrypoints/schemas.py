@@ -12,7 +12,12 @@ from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 
-Text = Field(min_length=1, max_length=200)
+Name = Field(
+    min_length=1,
+    max_length=100,
+    pattern=r"^[^\W\d_]+(?:[ '\u2019.\-][^\W\d_]+)*$",
+    description="Letters, with single spaces, hyphens, apostrophes or full stops between them.",
+)
 
 
 def _not_future(value: datetime | None) -> datetime | None:
@@ -34,8 +39,8 @@ class ConsentIn(BaseModel):
 class ChildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    given_name: str = Text
-    family_name: str = Text
+    given_name: str = Name
+    family_name: str = Name
     date_of_birth: date
     nhs_number: str | None = Field(None, description="10 digits with a modulus 11 check digit.")
     upn: str | None = Field(None, description="Unique pupil number, when the NHS number is not known.")
