@@ -1,0 +1,83 @@
+"""A referral's history as the waitlists service sees it: coded status changes on business dates.
+
+Everything here is pure Python and works on calendar dates in Europe/London (brief §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+
+WAITING = frozenset({"submitted", "acknowledged", "accepted", "scheduled", "on_hold"})
+FINAL = frozenset({"rejected", "handed_off", "withdrawn", "completed", "entered_in_error"})
+CLOSED_BEFORE_SUPPORT = frozenset({"rejected", "withdrawn", "handed_off"})
+FAMILY_HOLDS = frozenset({"family_unavailable", "appointment_declined"})
+EHC_EXCEPTIONS = frozenset(
+    {
+        "school_closed_4_weeks",
+        "child_or_parent_away_4_weeks",
+        "exceptional_personal_circumstances",
+        "missed_appointment_no_notice",
+    }
+)
+
+
+def business_date(moment: datetime) -> date:
+    """The calendar date in England of a business time."""
+    return moment.astimezone(LONDON).date()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    version: int
+    status: str
+    on: date
+    reason_code: str | None = None
+    outcome_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """One referral at one service, with every change known so far, ordered by version."""
+
+    referral_id: str
+    child_ref: str
+    service_id: str
+    urgency: str
+    changes: tuple[StatusChange, ...] = field(default=())
+
+    @classmethod
+    def of(cls, referral_id: str, child_ref: str, service_id: str, urgency: str,
+           changes: Sequence[StatusChange]) -> Timeline:  # fmt: skip
+        return cls(referral_id, child_ref, service_id, urgency, tuple(sorted(changes, key=lambda c: c.version)))
+
+    @property
+    def in_error(self) -> bool:
+        """Recorded by mistake: out of every figure for every date (the brief's one deliberate exception)."""
+        return any(c.status == "entered_in_error" for c in self.changes)
+
+    @property
+    def submitted_on(self) -> date | None:
+        first = self.changes[0] if self.changes else None
+        return first.on if first is not None and first.status == "submitted" else None
+
+    def known_on(self, day: date) -> tuple[StatusChange, ...]:
+        """The changes that had happened by the end of ``day`` (business time)."""
+        return tuple(c for c in self.changes if c.on <= day)
+
+    def status_on(self, day: date) -> str | None:
+        known = self.known_on(day)
+        return known[-1].status if known else None
+
+    def is_waiting_on(self, day: date) -> bool:
+        return self.submitted_on is not None and self.status_on(day) in WAITING
+
+    def first_final(self) -> StatusChange | None:
+        return next((c for c in self.changes if c.status in FINAL and c.status != "entered_in_error"), None)
+
+    def reached(self, status: str, by: date | None = None) -> StatusChange | None:
+        return next((c for c in self.changes if c.status == status and (by is None or c.on <= by)), None)
