@@ -90,8 +90,10 @@ def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack:
         assert record["event_type"] == "uk.send.referral.submitted.v1"
 
     ops = mint_token("org-northshire-la", "ops")
-    waiting = httpx.get(f"{stack.url('waitlists')}/v1/waiting", headers={"authorization": f"Bearer {ops}"}).json()
-    assert {"service_id": "svc-camhs-core", "waiting": 1} in waiting
+    figures = httpx.get(
+        f"{stack.url('waitlists')}/v1/metrics/service/svc-camhs-core", headers={"authorization": f"Bearer {ops}"}
+    ).json()
+    assert figures["waiting"]["waiting"] == 1
 
 
 def test_sigterm_stops_every_process_cleanly(stack: DevStack) -> None:

@@ -50,6 +50,7 @@ class ServiceRuntime:
     consumers: Sequence[ConsumerSpec] = ()
     owned_topics: Sequence[str] = ()
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    workers: list[tuple[str, Worker]] = field(default_factory=list)
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     producer: AIOKafkaProducer | None = field(init=False, default=None)
@@ -73,6 +74,8 @@ class ServiceRuntime:
                 self._spawn("outbox-relay", self._run_relay)
             for spec in self.consumers:
                 self._spawn(f"consumer-{spec.group_id}", self._consumer_worker(spec))
+            for name, worker in self.workers:
+                self._spawn(name, worker)
 
     async def stop(self) -> None:
         self._stop.set()

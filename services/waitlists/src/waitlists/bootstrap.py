@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
+
 from fastapi import FastAPI
 
 from send_shared.auth import TokenVerifier
@@ -11,6 +14,7 @@ from send_shared.telemetry import setup_logging, setup_tracing
 from waitlists.adapters.orm import inbox, outbox
 from waitlists.entrypoints.api import build_router
 from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.settings import WaitlistsSettings
 
 CONSUMER_GROUP = "waitlists"
@@ -26,10 +30,22 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         owned_topics=[Topics.WAITLIST_ALERTS],
         consumers=[ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox)],
     )
+    scheduler = partial(
+        run_alert_scheduler,
+        runtime.sessions,
+        interval=settings.alert_scan_seconds,
+        lead_days=settings.alert_lead_days,
+        source=settings.event_source,
+    )
+
+    async def alert_scheduler(stop: asyncio.Event) -> None:
+        await scheduler(stop)
+
+    runtime.workers.append(("alert-scheduler", alert_scheduler))
     app = create_app(
         runtime,
         title="SEND waitlists",
-        description="Waiting times, statutory clocks and handoff gaps, built from referral events.",
+        description="Waiting times, statutory clocks and handoff gaps, built from referral events. No personal data.",
     )
     app.include_router(build_router(sessions=runtime.sessions, verifier=TokenVerifier(settings)))
     app.state.runtime = runtime

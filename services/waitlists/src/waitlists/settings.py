@@ -11,4 +11,6 @@ class WaitlistsSettings(ServiceSettings):
     service_name: str = "waitlists"
     http_port: int = 8002
     database_url: str = "sqlite+aiosqlite:///var/waitlists.db"
+    alert_lead_days: int = Field(7, ge=1, le=60, description="How long before a breach the imminent alert fires.")
+    alert_scan_seconds: float = Field(60.0, gt=0, description="How often the alert scheduler looks for due alerts.")
     event_source: str = Field("/send/waitlists", description="CloudEvents source of the alerts this service emits.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from waitlists.domain.clocks import ClockKind
-from waitlists.domain.metrics import Period, ServiceClocks, figures, paused_days_before
+from waitlists.domain.metrics import Period, ServiceClocks, WeeklyFlow, figures, paused_days_before
 from waitlists.domain.stats import nearest_rank, percent, suppress
 from waitlists.domain.timeline import StatusChange, Timeline
 
@@ -72,13 +72,7 @@ def test_area_figures_on_31_march() -> None:
     assert (f.handoff_gaps.closed, f.handoff_gaps.median_days, f.handoff_gaps.open) == (1, 10, 1)
     assert f.handoff_gaps.open_median_days == 11
     assert f.children_on_several_lists == 1
-    assert f.weekly_flows[-1] == {
-        "week_start": D("2026-03-25"),
-        "week_end": D("2026-03-31"),
-        "in": 1,
-        "started": 0,
-        "closed": 0,
-    }
+    assert f.weekly_flows[-1] == WeeklyFlow(D("2026-03-25"), D("2026-03-31"), arrived=1, started=0, closed=0)
 
 
 def test_the_same_figures_as_they_stood_on_a_past_date() -> None:

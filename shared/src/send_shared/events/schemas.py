@@ -91,3 +91,22 @@ class ServiceV1(EventPayload):
     clocks: list[str] = Field(description="Clocks the service runs, e.g. ehc_plan_20w, cypmh_4w, service_target.")
     target_days: int | None = Field(None, description="Target of a service-defined clock, in days.")
     active: bool = True
+
+
+CLOCK_BREACH_IMMINENT = "uk.send.waitlist.clock_breach_imminent.v1"
+CLOCK_BREACHED = "uk.send.waitlist.clock_breached.v1"
+
+
+class ClockAlertV1(EventPayload):
+    """Data of ``uk.send.waitlist.clock_breach_imminent.v1`` and ``uk.send.waitlist.clock_breached.v1``."""
+
+    referral_id: str
+    clock: str = Field(description="e.g. ehc_plan_20w, cypmh_4w, rtt_18w, service_target.")
+    service_id: str
+    receiving_org_id: str
+    referrer_org_id: str
+    target_days: int
+    start_date: date = Field(description="Business date the clock started.")
+    breach_date: date = Field(description="First date on which the wait exceeds the target.")
+    waiting_days: int = Field(description="Waiting days on the date the alert was raised.")
+    raised_on: date = Field(description="Europe/London date the alert was raised.")

@@ -1,8 +1,8 @@
-"""Tables of the waitlists service. Alembic migrations share this metadata."""
+"""Tables of the waitlists service, all built from events. Alembic migrations share this metadata."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, MetaData, String, Table
 
 from send_shared.inbox import define_inbox_table
 from send_shared.outbox import define_outbox_table
@@ -15,18 +15,68 @@ metadata = MetaData(
     }
 )
 
-referral_states = Table(
-    "referral_states",
+# One row per referral: the facts every event repeats.
+referrals = Table(
+    "referrals",
     metadata,
     Column("referral_id", String(36), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("status", String(20), nullable=False),
     Column("child_ref", String(64), nullable=False),
     Column("service_id", String(64), nullable=False),
     Column("receiving_org_id", String(64), nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=True),
-    Column("status_since", DateTime(timezone=True), nullable=False),
-    Index("ix_referral_states_service_status", "service_id", "status"),
+    Column("referrer_org_id", String(64), nullable=False),
+    Column("urgency", String(20), nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("latest_status", String(20), nullable=False),
+    Index("ix_referrals_service", "service_id"),
+    Index("ix_referrals_child", "child_ref"),
+)
+
+# Every status change, by business date; events may arrive in any order and fold by version.
+referral_changes = Table(
+    "referral_changes",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("reason_code", String(64), nullable=True),
+    Column("outcome_code", String(64), nullable=True),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("organisation_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("clocks", JSON, nullable=False),
+    Column("target_days", Integer, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_services_organisation", "organisation_id"),
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("area_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_organisations_area", "area_id"),
+)
+
+# Alerts already published: each (referral, clock, kind) fires once.
+alerts_sent = Table(
+    "alerts_sent",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("clock", String(32), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("breach_date", Date, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
 )
 
 inbox = define_inbox_table(metadata)

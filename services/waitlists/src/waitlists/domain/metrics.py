@@ -76,6 +76,15 @@ class GapFigures:
     open_median_days: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WeeklyFlow:
+    week_start: date
+    week_end: date
+    arrived: int
+    started: int
+    closed: int
+
+
 @dataclass
 class Figures:
     as_of: date
@@ -89,7 +98,7 @@ class Figures:
     closed_before_support: int
     handoff_gaps: GapFigures
     children_on_several_lists: int
-    weekly_flows: list[dict[str, object]]
+    weekly_flows: list[WeeklyFlow]
 
 
 def live(timelines: Iterable[Timeline]) -> list[Timeline]:
@@ -230,7 +239,7 @@ def children_on_several_lists(timelines: Sequence[Timeline], day: date) -> int:
     return len([s for s in services_by_child.values() if len(s) >= 2])
 
 
-def weekly_flows(timelines: Sequence[Timeline], day: date, weeks: int = 12) -> list[dict[str, object]]:
+def weekly_flows(timelines: Sequence[Timeline], day: date, weeks: int = 12) -> list[WeeklyFlow]:
     """Referrals in, started (in_progress) and closed (first final move) in each of the ``weeks``
     seven-day windows ending on ``day``; windows end on the reporting date, so none is partial."""
     flows = []
@@ -240,9 +249,7 @@ def weekly_flows(timelines: Sequence[Timeline], day: date, weeks: int = 12) -> l
         started = sum(1 for t in timelines if (s := t.reached("in_progress", by=day)) and s.on in window)
         closed = sum(1 for t in timelines if (f := t.first_final()) and f.on in window and f.on <= day)
         arrived = sum(1 for t in timelines if t.submitted_on is not None and t.submitted_on in window)
-        flows.append(
-            {"week_start": window.start, "week_end": window.end, "in": arrived, "started": started, "closed": closed}
-        )
+        flows.append(WeeklyFlow(window.start, window.end, arrived, started, closed))
     return flows
 
 

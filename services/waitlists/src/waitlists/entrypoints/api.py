@@ -1,41 +1,206 @@
-"""HTTP API of the waitlists service (v1). Aggregates only: no personal data."""
+"""HTTP API of the waitlists service (v1): aggregates only, never personal data."""
 
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from send_shared.auth import Principal, Role, TokenVerifier, require_roles
-from waitlists.adapters.orm import referral_states
+from send_shared.web.problems import Problem
+from waitlists.adapters.timelines import Scope
+from waitlists.domain.metrics import Figures
+from waitlists.domain.stats import suppress
+from waitlists.domain.timeline import LONDON
+from waitlists.service_layer import reporting
 
-WAITING = ("submitted", "acknowledged", "accepted", "scheduled", "on_hold")
+
+class WaitingOut(BaseModel):
+    waiting: int | None
+    distribution: dict[str, int | None] = Field(description="Completed weeks: [0,4), [4,18), [18,52), 52+.")
+    median_days: int | None
+    p90_days: int | None
+    long_waiters: dict[str, int | None] = Field(description="Waiting at least 52, 65, 78 and 104 weeks.")
 
 
-class WaitingCount(BaseModel):
-    service_id: str
-    waiting: int
+class ClockOut(BaseModel):
+    stopped_in_period: int | None
+    met_in_period: int | None
+    pct_within_target: float | None = Field(description="Of clocks stopped in the period, the share met.")
+    pct_within_target_ex: float | None = Field(description="The same, excluding exception cases (DfE `_ex`).")
+    breached_and_waiting: int | None
+    imminent_breaches: int | None = Field(description="Running clocks breaching within 7 days of as_of.")
+    exceptions: int | None
+
+
+class GapsOut(BaseModel):
+    closed_in_period: int | None
+    median_days: int | None
+    p90_days: int | None
+    open: int | None
+    open_median_days: int | None
+
+
+class FlowOut(BaseModel):
+    week_start: date
+    week_end: date
+    referrals_in: int | None
+    started: int | None
+    closed: int | None
+
+
+class FiguresOut(BaseModel):
+    scope: Scope
+    scope_id: str
+    as_of: date
+    period_start: date
+    period_end: date
+    suppressed: bool = Field(description="Area figures withhold counts of 1 to 4, as official statistics do.")
+    waiting: WaitingOut
+    clocks: dict[str, ClockOut]
+    closed_in_period: int | None
+    rejected_in_period: int | None
+    rejection_rate: float | None
+    rejections_by_reason: dict[str, int | None]
+    closed_before_support: int | None
+    handoff_gaps: GapsOut
+    children_on_several_lists: int | None
+    weekly_flows: list[FlowOut]
+
+
+class ClockStateOut(BaseModel):
+    clock: str
+    target_days: int
+    start: date
+    state: str
+    waiting_days: int
+    stopped_on: date | None
+    breach_date: date | None
+    exception: bool
+    imminent: bool
+
+
+def _present(f: Figures, scope: Scope, scope_id: str) -> FiguresOut:
+    hide = scope is Scope.AREA
+    n = suppress if hide else (lambda x: x)
+
+    def counts(values: dict[str, int]) -> dict[str, int | None]:
+        return {k: n(v) for k, v in values.items()}
+
+    return FiguresOut(
+        scope=scope,
+        scope_id=scope_id,
+        as_of=f.as_of,
+        period_start=f.period.start,
+        period_end=f.period.end,
+        suppressed=hide,
+        waiting=WaitingOut(
+            waiting=n(f.waiting.waiting),
+            distribution=counts(f.waiting.distribution),
+            median_days=f.waiting.median_days,
+            p90_days=f.waiting.p90_days,
+            long_waiters=counts(f.waiting.long_waiters),
+        ),
+        clocks={
+            kind: ClockOut(
+                stopped_in_period=n(c.stopped),
+                met_in_period=n(c.met),
+                pct_within_target=c.pct_within_target,
+                pct_within_target_ex=c.pct_within_target_ex,
+                breached_and_waiting=n(c.breached_waiting),
+                imminent_breaches=n(c.imminent),
+                exceptions=n(c.exceptions),
+            )
+            for kind, c in sorted(f.clocks.items())
+        },
+        closed_in_period=n(f.closed_in_period),
+        rejected_in_period=n(f.rejected),
+        rejection_rate=f.rejection_rate,
+        rejections_by_reason=counts(f.rejections_by_reason),
+        closed_before_support=n(f.closed_before_support),
+        handoff_gaps=GapsOut(
+            closed_in_period=n(f.handoff_gaps.closed),
+            median_days=f.handoff_gaps.median_days,
+            p90_days=f.handoff_gaps.p90_days,
+            open=n(f.handoff_gaps.open),
+            open_median_days=f.handoff_gaps.open_median_days,
+        ),
+        children_on_several_lists=n(f.children_on_several_lists),
+        weekly_flows=[
+            FlowOut(
+                week_start=w.week_start,
+                week_end=w.week_end,
+                referrals_in=n(w.arrived),
+                started=n(w.started),
+                closed=n(w.closed),
+            )
+            for w in f.weekly_flows
+        ],
+    )
+
+
+def today() -> date:
+    return datetime.now(LONDON).date()
+
+
+def _as_of(value: date | None) -> date:
+    day = value or today()
+    if day > today():
+        raise Problem(422, "Validation failed", "as_of must not be in the future", kind="validation",
+                      errors=[{"field": "as_of", "rule": "not_in_future", "message": "as_of must not be in the future"}])  # fmt: skip
+    return day
 
 
 def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenVerifier) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["waitlists"])
-    ops = Annotated[Principal, Depends(require_roles(verifier, Role.OPS, Role.ADMIN))]
+    reader = Annotated[Principal, Depends(require_roles(verifier, Role.OPS, Role.ADMIN, Role.RECEIVER, Role.REFERRER))]
+    scope_id = Annotated[str, Path(min_length=1, max_length=64)]
 
-    @router.get("/waiting", response_model=list[WaitingCount], summary="Referrals waiting now, per service")
-    async def waiting(
-        _caller: ops, service_id: Annotated[str | None, Query(max_length=64)] = None
-    ) -> list[WaitingCount]:
-        query = (
-            select(referral_states.c.service_id, func.count())
-            .where(referral_states.c.status.in_(WAITING))
-            .group_by(referral_states.c.service_id)
-            .order_by(referral_states.c.service_id)
-        )
-        if service_id:
-            query = query.where(referral_states.c.service_id == service_id)
-        async with sessions() as session:
-            rows = (await session.execute(query)).all()
-        return [WaitingCount(service_id=row[0], waiting=row[1]) for row in rows]
+    @router.get("/metrics/{scope}/{scope_id}", response_model=FiguresOut, summary="Every figure for a scope on a date")
+    async def metrics(
+        scope: Scope,
+        scope_id: scope_id,
+        _caller: reader,
+        as_of: Annotated[date | None, Query(description="Reporting date (Europe/London); default today.")] = None,
+        period_start: Annotated[
+            date | None, Query(description="First day of the period for flow figures; default 364 days before as_of.")
+        ] = None,
+    ) -> FiguresOut:
+        day = _as_of(as_of)
+        if period_start is not None and period_start > day:
+            raise Problem(422, "Validation failed", "period_start must not be after as_of", kind="validation",
+                          errors=[{"field": "period_start", "rule": "before_as_of", "message": "after as_of"}])  # fmt: skip
+        try:
+            found = await reporting.figures_for(reporting.FigureRequest(scope, scope_id, day, period_start), sessions)
+        except reporting.UnknownScope as exc:
+            raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
+        return _present(found, scope, scope_id)
+
+    @router.get("/referrals/{referral_id}/clocks", response_model=list[ClockStateOut], summary="A referral's clocks")
+    async def clocks(
+        referral_id: Annotated[str, Path(max_length=36)],
+        _caller: reader,
+        as_of: date | None = None,
+    ) -> list[ClockStateOut]:
+        day = _as_of(as_of)
+        found = await reporting.referral_clocks(referral_id, day, sessions)
+        if found is None:
+            raise Problem(404, "Not found", "no such referral", kind="not-found")
+        return [_clock_out(c, day) for c in found]
 
     return router
+
+
+def _clock_out(c: Any, day: date) -> ClockStateOut:
+    return ClockStateOut(
+        clock=c.kind.value,
+        target_days=c.target,
+        start=c.start,
+        state=c.state.value,
+        waiting_days=c.waiting_days,
+        stopped_on=c.stopped_on,
+        breach_date=c.breach_date,
+        exception=c.exception,
+        imminent=c.imminent_on(day),
+    )

@@ -1,0 +1,89 @@
+"""Reads timelines and the directory back out of the projection, for one scope."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from waitlists.adapters.orm import organisations, referral_changes, referrals, services
+from waitlists.domain.clocks import ClockKind
+from waitlists.domain.metrics import ServiceClocks
+from waitlists.domain.timeline import StatusChange, Timeline
+
+
+class Scope(StrEnum):
+    SERVICE = "service"
+    ORGANISATION = "organisation"
+    AREA = "area"
+
+
+async def service_ids(session: AsyncSession, scope: Scope, scope_id: str) -> list[str]:
+    if scope is Scope.SERVICE:
+        query = select(services.c.service_id).where(services.c.service_id == scope_id)
+    elif scope is Scope.ORGANISATION:
+        query = select(services.c.service_id).where(services.c.organisation_id == scope_id)
+    else:
+        orgs = select(organisations.c.organisation_id).where(organisations.c.area_id == scope_id)
+        query = select(services.c.service_id).where(services.c.organisation_id.in_(orgs))
+    return list((await session.execute(query)).scalars())
+
+
+async def service_clocks(session: AsyncSession) -> dict[str, ServiceClocks]:
+    known = {k.value for k in ClockKind}
+    rows = await session.execute(select(services.c.service_id, services.c.clocks, services.c.target_days))
+    return {
+        service_id: ServiceClocks(tuple(ClockKind(c) for c in clocks if c in known), target_days)
+        for service_id, clocks, target_days in rows
+    }
+
+
+async def timelines_for_services(session: AsyncSession, ids: Sequence[str]) -> list[Timeline]:
+    return await _timelines(session, referrals.c.service_id.in_(ids))
+
+
+async def timelines_for_children(session: AsyncSession, child_refs: Sequence[str]) -> dict[str, list[Timeline]]:
+    journeys: defaultdict[str, list[Timeline]] = defaultdict(list)
+    for start in range(0, len(child_refs), 500):
+        for timeline in await _timelines(session, referrals.c.child_ref.in_(child_refs[start : start + 500])):
+            journeys[timeline.child_ref].append(timeline)
+    return dict(journeys)
+
+
+async def timelines_for_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[Timeline]:
+    return await _timelines(session, referrals.c.referral_id.in_(referral_ids))
+
+
+async def timeline(session: AsyncSession, referral_id: str) -> Timeline | None:
+    found = await _timelines(session, referrals.c.referral_id == referral_id)
+    return found[0] if found else None
+
+
+async def _timelines(session: AsyncSession, condition: object) -> list[Timeline]:
+    query = (
+        select(
+            referrals.c.referral_id,
+            referrals.c.child_ref,
+            referrals.c.service_id,
+            referrals.c.urgency,
+            referral_changes.c.version,
+            referral_changes.c.status,
+            referral_changes.c.occurred_on,
+            referral_changes.c.reason_code,
+            referral_changes.c.outcome_code,
+        )
+        .join(referral_changes, referral_changes.c.referral_id == referrals.c.referral_id)
+        .where(condition)  # type: ignore[arg-type]
+        .order_by(referrals.c.referral_id, referral_changes.c.version)
+    )
+    grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
+    for row in await session.execute(query):
+        entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
+        entry[1].append(StatusChange(row.version, row.status, row.occurred_on, row.reason_code, row.outcome_code))
+    return [
+        Timeline.of(referral_id, child_ref, service_id, urgency, changes)
+        for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
+    ]

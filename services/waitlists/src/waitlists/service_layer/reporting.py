@@ -1,0 +1,53 @@
+"""Reporting use cases: figures for a scope on a date, and one referral's clocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from waitlists.adapters import timelines as store
+from waitlists.adapters.timelines import Scope
+from waitlists.domain.clocks import Clock
+from waitlists.domain.metrics import Figures, Period, clocks_on, figures
+
+
+class UnknownScope(Exception):
+    """No service, organisation or area of that id is known (yet) from the directory events."""
+
+
+@dataclass(frozen=True)
+class FigureRequest:
+    scope: Scope
+    scope_id: str
+    as_of: date
+    period_start: date | None = None
+
+    @property
+    def period(self) -> Period:
+        start = self.period_start or self.as_of - timedelta(days=364)
+        return Period(start, self.as_of)
+
+
+async def figures_for(request: FigureRequest, sessions: async_sessionmaker[AsyncSession]) -> Figures:
+    async with sessions() as session:
+        ids = await store.service_ids(session, request.scope, request.scope_id)
+        if not ids:
+            raise UnknownScope(request.scope_id)
+        in_scope = await store.timelines_for_services(session, ids)
+        journeys = await store.timelines_for_children(session, sorted({t.child_ref for t in in_scope}))
+        clocks = await store.service_clocks(session)
+    return figures(in_scope, journeys, clocks, request.as_of, request.period)
+
+
+async def referral_clocks(
+    referral_id: str, as_of: date, sessions: async_sessionmaker[AsyncSession]
+) -> list[Clock] | None:
+    async with sessions() as session:
+        timeline = await store.timeline(session, referral_id)
+        clocks = await store.service_clocks(session)
+    if timeline is None or timeline.in_error:
+        return None
+    service = clocks.get(timeline.service_id)
+    return clocks_on(timeline, service, as_of) if service else []

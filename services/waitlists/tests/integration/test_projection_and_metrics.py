@@ -1,0 +1,87 @@
+"""The projection on a real database: arrival order, redelivery, directory versions, figures and alerts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from send_shared.db import session_factory
+from waitlists.adapters.orm import alerts_sent, outbox, referrals, services
+from waitlists.service_layer.alerting import raise_due_alerts
+
+from .conftest import directory_events, feed, ops, referral_events
+
+
+async def scalar(engine: AsyncEngine, query: object) -> object:
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).scalar_one()  # type: ignore[arg-type]
+
+
+async def test_events_fold_by_version_whatever_the_order_and_repeats(engine: AsyncEngine) -> None:
+    submitted, accepted = referral_events(
+        "r1", "c1", "svc-camhs", ("submitted", "2026-01-05"), ("accepted", "2026-01-09")
+    )
+    await feed(engine, accepted, submitted, accepted, submitted)
+    assert await scalar(engine, select(referrals.c.latest_status)) == "accepted"
+    assert await scalar(engine, select(func.count()).select_from(referrals)) == 1
+
+
+async def test_an_older_directory_snapshot_never_replaces_a_newer_one(engine: AsyncEngine) -> None:
+    await feed(engine, *directory_events(version=2), *directory_events(version=1))
+    assert await scalar(engine, select(func.min(services.c.version))) == 2
+
+
+async def test_figures_through_the_api(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
+    await feed(engine, *directory_events())
+    await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05"), ("accepted", "2026-01-12"),
+                                        ("in_progress", "2026-01-30")))  # fmt: skip
+    await feed(engine, *referral_events("r2", "c2", "svc-camhs", ("submitted", "2026-01-05"), ("accepted", "2026-01-20"),
+                                        ("in_progress", "2026-02-20")))  # fmt: skip
+    await feed(engine, *referral_events("r3", "c3", "svc-camhs", ("submitted", "2026-02-01")))
+    response = await api.get("/v1/metrics/service/svc-camhs?as_of=2026-03-31&period_start=2026-01-01", headers=ops())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["waiting"]["waiting"] == 1
+    assert body["waiting"]["median_days"] == 58
+    camhs = body["clocks"]["cypmh_4w"]
+    assert (camhs["stopped_in_period"], camhs["met_in_period"], camhs["pct_within_target"]) == (2, 1, 50.0)
+    area = (await api.get("/v1/metrics/area/la-test?as_of=2026-03-31&period_start=2026-01-01", headers=ops())).json()
+    assert area["suppressed"] is True
+    assert area["waiting"]["waiting"] is None  # 1 is withheld at area level
+    assert area["waiting"]["median_days"] == 58
+    past = (await api.get("/v1/metrics/service/svc-camhs?as_of=2026-01-20", headers=ops())).json()
+    assert past["waiting"]["waiting"] == 2  # r1 and r2 both waiting on 20 Jan
+    clocks = (await api.get("/v1/referrals/r3/clocks?as_of=2026-02-20", headers=ops())).json()
+    assert clocks == [
+        {"clock": "cypmh_4w", "target_days": 28, "start": "2026-02-01", "state": "running", "waiting_days": 19,
+         "stopped_on": None, "breach_date": "2026-03-02", "exception": False, "imminent": False}
+    ]  # fmt: skip
+
+
+async def test_metrics_input_errors_are_problems(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
+    await feed(engine, *directory_events())
+    assert (await api.get("/v1/metrics/service/svc-nope", headers=ops())).status_code == 404
+    assert (await api.get("/v1/metrics/galaxy/x", headers=ops())).status_code == 422
+    future = await api.get("/v1/metrics/service/svc-camhs?as_of=2999-01-01", headers=ops())
+    assert future.status_code == 422
+    assert future.headers["content-type"] == "application/problem+json"
+    assert (await api.get("/v1/metrics/service/svc-camhs")).status_code == 401
+
+
+async def test_each_alert_fires_once_through_the_outbox(engine: AsyncEngine) -> None:
+    await feed(engine, *directory_events())
+    await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05")))
+    sessions = session_factory(engine)
+    # Breach date 3 Feb: imminent from 27 Jan, breached from 3 Feb.
+    assert await raise_due_alerts(sessions, today=date(2026, 1, 20), lead_days=7, source="/t") == 0
+    assert await raise_due_alerts(sessions, today=date(2026, 1, 27), lead_days=7, source="/t") == 1
+    assert await raise_due_alerts(sessions, today=date(2026, 1, 28), lead_days=7, source="/t") == 0
+    assert await raise_due_alerts(sessions, today=date(2026, 2, 3), lead_days=7, source="/t") == 1
+    assert await raise_due_alerts(sessions, today=date(2026, 2, 4), lead_days=7, source="/t") == 0
+    assert await scalar(engine, select(func.count()).select_from(alerts_sent)) == 2
+    async with engine.connect() as conn:
+        types = [h["ce_type"] for h in (await conn.execute(select(outbox.c.headers).order_by(outbox.c.id))).scalars()]
+    assert types == ["uk.send.waitlist.clock_breach_imminent.v1", "uk.send.waitlist.clock_breached.v1"]
