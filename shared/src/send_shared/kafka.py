@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +89,22 @@ async def broker_answers(producer: AIOKafkaProducer, within: float = 2.0) -> boo
     except Exception:  # noqa: BLE001 - readiness only reports, it never raises
         return False
     return True
+
+
+async def fetch_to_end(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, max_records: int = 2000, idle_ms: int = 500
+) -> AsyncIterator[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]:
+    """Batches from the assigned partitions until each is read up to its end.
+
+    ``end_offsets`` is only a lower bound here: Tansu reports the base offset of the last
+    record batch plus one as the high watermark, so a partition counts as finished only
+    once its position has passed that and a fetch comes back empty."""
+    ends = await consumer.end_offsets(list(partitions))
+    while True:
+        fetched = await consumer.getmany(*partitions, timeout_ms=idle_ms, max_records=max_records)
+        if fetched:
+            yield fetched
+            continue
+        positions = [await consumer.position(tp) for tp in partitions]
+        if all(position >= ends[tp] for position, tp in zip(positions, partitions, strict=True)):
+            return

@@ -237,17 +237,23 @@ def service_cli(
     settings_factory: Callable[[], ServiceSettings],
     app_factory: Callable[[Any], FastAPI],
     migrations: Path,
+    extra: dict[str, tuple[str, Callable[[Any], None]]] | None = None,
 ) -> None:
-    """``<service> migrate`` applies migrations; ``<service> serve`` runs the API and its workers."""
+    """``<service> migrate`` applies migrations; ``<service> serve`` runs the API and its workers;
+    ``extra`` adds a service's own commands (name -> (help, function of the settings))."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=prog, description=description)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("serve", help="run the HTTP API with the outbox relay and consumers")
+    for name, (help_text, _run) in (extra or {}).items():
+        commands.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
     settings = settings_factory()
     if args.command == "migrate":
         run_migrations(migrations, settings.database_url)
-    else:
+    elif args.command == "serve":
         serve(app_factory(settings), settings)
+    else:
+        (extra or {})[args.command][1](settings)

@@ -23,7 +23,7 @@ from aiokafka.structs import ConsumerRecord
 
 from send_shared.consumer import deadletter
 from send_shared.events.topics import Topics
-from send_shared.kafka import new_producer, publish_all
+from send_shared.kafka import fetch_to_end, new_producer, publish_all
 
 
 async def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
@@ -40,15 +40,10 @@ async def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[
             return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord[bytes, bytes]] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, messages in batch.items():
-                records.extend(m for m in messages if m.offset < ends[tp])
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
+        async for batch in fetch_to_end(consumer, tps):
+            for messages in batch.values():
+                records.extend(messages)
         return records
     finally:
         await consumer.stop()

@@ -131,7 +131,9 @@ class ConsumerRuntime:
                 span.set_attribute("messaging.message.id", event.id)
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.max_attempts),
-                    wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+                    wait=wait_exponential_jitter(
+                        multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+                    ),
                     retry=retry_if_not_exception_type(_NOT_RETRYABLE),
                     before_sleep=lambda _state: CONSUMER_RETRIES.labels(self.group_id).inc(),
                     reraise=True,

@@ -1,11 +1,33 @@
-"""Command line of the waitlists service: ``python -m waitlists migrate|serve``."""
+"""Command line of the waitlists service: ``python -m waitlists migrate|serve|rebuild``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
+from send_shared.db import create_engine
+from send_shared.events.topics import Topics
 from send_shared.service import service_cli
 from waitlists.settings import WaitlistsSettings
+
+
+def rebuild(settings: WaitlistsSettings) -> None:
+    from waitlists.bootstrap import CONSUMER_GROUP
+    from waitlists.service_layer.rebuild import rebuild as run
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            report = await run(
+                engine, bootstrap_servers=settings.kafka_bootstrap_servers, topic=Topics.REFERRAL_EVENTS,
+                group_id=CONSUMER_GROUP,
+            )  # fmt: skip
+        finally:
+            await engine.dispose()
+        print(json.dumps({"events": report.events, "skipped": report.skipped, "seconds": round(report.seconds, 2)}))
+
+    asyncio.run(main())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,4 +40,5 @@ def main(argv: list[str] | None = None) -> None:
         settings_factory=WaitlistsSettings,
         app_factory=build_app,
         migrations=Path(__file__).resolve().parents[1] / "migrations",
+        extra={"rebuild": ("replay the referral topic into emptied projection tables (consumer stopped)", rebuild)},
     )
