@@ -14,6 +14,7 @@ from send_shared.telemetry import setup_logging, setup_tracing
 from waitlists.adapters.orm import inbox, outbox
 from waitlists.entrypoints.api import build_router
 from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.settings import WaitlistsSettings
 
@@ -41,7 +42,11 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
     async def alert_scheduler(stop: asyncio.Event) -> None:
         await scheduler(stop)
 
+    async def gauges(stop: asyncio.Event) -> None:
+        await run_refresher(runtime.sessions, stop, interval=settings.gauge_refresh_seconds)
+
     runtime.workers.append(("alert-scheduler", alert_scheduler))
+    runtime.workers.append(("gauge-refresher", gauges))
     app = create_app(
         runtime,
         title="SEND waitlists",

@@ -13,4 +13,5 @@ class WaitlistsSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/waitlists.db"
     alert_lead_days: int = Field(7, ge=1, le=60, description="How long before a breach the imminent alert fires.")
     alert_scan_seconds: float = Field(60.0, gt=0, description="How often the alert scheduler looks for due alerts.")
+    gauge_refresh_seconds: float = Field(60.0, gt=0, description="How often the /metrics waiting-list gauges refresh.")
     event_source: str = Field("/send/waitlists", description="CloudEvents source of the alerts this service emits.")

@@ -85,3 +85,15 @@ async def test_each_alert_fires_once_through_the_outbox(engine: AsyncEngine) -> 
     async with engine.connect() as conn:
         types = [h["ce_type"] for h in (await conn.execute(select(outbox.c.headers).order_by(outbox.c.id))).scalars()]
     assert types == ["uk.send.waitlist.clock_breach_imminent.v1", "uk.send.waitlist.clock_breached.v1"]
+
+
+async def test_waiting_list_gauges_on_metrics(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
+    from waitlists.entrypoints.prometheus import refresh
+
+    await feed(engine, *directory_events())
+    await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05")))
+    await refresh(session_factory(engine))
+    text = (await api.get("/metrics")).text
+    assert 'waitlist_waiting_referrals{service="svc-camhs"} 1.0' in text
+    assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"} 1.0' in text
+    assert 'waitlist_clock_breached_waiting{clock="cypmh_4w",service="svc-camhs"} 1.0' in text

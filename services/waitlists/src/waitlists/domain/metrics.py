@@ -45,6 +45,7 @@ class WaitingFigures:
     distribution: dict[str, int] = field(default_factory=lambda: {name: 0 for name, _, _ in BUCKETS})
     median_days: int | None = None
     p90_days: int | None = None
+    total_days: int = 0
     long_waiters: dict[str, int] = field(default_factory=lambda: {str(w): 0 for w in LONG_WAIT_WEEKS})
 
 
@@ -141,6 +142,7 @@ def waiting_figures(timelines: Sequence[Timeline], services: Mapping[str, Servic
             if weeks >= threshold:
                 figures.long_waiters[str(threshold)] += 1
     figures.waiting = len(days)
+    figures.total_days = sum(days)
     figures.median_days = nearest_rank(days, 0.5)
     figures.p90_days = nearest_rank(days, 0.9)
     return figures

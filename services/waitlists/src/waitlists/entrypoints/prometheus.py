@@ -1,0 +1,88 @@
+"""Waiting-list gauges on /metrics, from a snapshot refreshed in the background.
+
+Labels are the service and the clock kind only (no referral or child ever appears), and
+the figures are computed off the request path so a scrape never waits on a database scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import REGISTRY, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from waitlists.adapters.orm import services
+from waitlists.adapters.timelines import Scope
+from waitlists.domain.metrics import Figures
+from waitlists.service_layer.alerting import london_today
+from waitlists.service_layer.reporting import FigureRequest, UnknownScope, figures_for
+
+log = logging.getLogger(__name__)
+_WEEK_BUCKETS = (("4", "0-4"), ("18", "4-18"), ("52", "18-52"), ("+Inf", "52+"))
+
+
+@dataclass(eq=False)
+class WaitlistCollector(Collector):
+    figures: dict[str, Figures] = field(default_factory=dict)
+
+    def collect(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily("waitlist_waiting_referrals", "Referrals waiting today.", labels=["service"])
+        weeks = GaugeHistogramMetricFamily(
+            "waitlist_waiting_weeks", "Weeks waited by referrals waiting today (buckets by completed weeks).", labels=["service"]
+        )
+        breached = GaugeMetricFamily(
+            "waitlist_clock_breached_waiting",
+            "Clocks past their target and still waiting.",
+            labels=["service", "clock"],
+        )
+        imminent = GaugeMetricFamily(
+            "waitlist_clock_imminent_breaches", "Running clocks breaching within 7 days.", labels=["service", "clock"]
+        )
+        within = GaugeMetricFamily(
+            "waitlist_clock_within_target_ratio",
+            "Share of clocks stopped in the last 365 days that met their target.",
+            labels=["service", "clock"],
+        )
+        for service_id, f in sorted(self.figures.items()):
+            waiting.add_metric([service_id], f.waiting.waiting)
+            running = 0
+            buckets = []
+            for le, name in _WEEK_BUCKETS:
+                running += f.waiting.distribution[name]
+                buckets.append((le, float(running)))
+            weeks.add_metric([service_id], buckets, gsum_value=f.waiting.total_days / 7)
+            for clock, c in f.clocks.items():
+                breached.add_metric([service_id, clock], c.breached_waiting)
+                imminent.add_metric([service_id, clock], c.imminent)
+                if c.pct_within_target is not None:
+                    within.add_metric([service_id, clock], c.pct_within_target / 100)
+        yield from (waiting, weeks, breached, imminent, within)
+
+
+COLLECTOR = WaitlistCollector()
+with contextlib.suppress(ValueError):  # registered once per process
+    REGISTRY.register(COLLECTOR)
+
+
+async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
+    today = london_today()
+    async with sessions() as session:
+        ids = list((await session.execute(select(services.c.service_id))).scalars())
+    fresh = {}
+    for service_id in ids:
+        with contextlib.suppress(UnknownScope):
+            fresh[service_id] = await figures_for(FigureRequest(Scope.SERVICE, service_id, today), sessions)
+    COLLECTOR.figures = fresh
+
+
+async def run_refresher(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, *, interval: float) -> None:
+    while not stop.is_set():
+        await refresh(sessions)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
