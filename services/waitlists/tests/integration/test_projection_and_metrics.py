@@ -97,3 +97,29 @@ async def test_waiting_list_gauges_on_metrics(engine: AsyncEngine, api: httpx.As
     assert 'waitlist_waiting_referrals{service="svc-camhs"} 1.0' in text
     assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"} 1.0' in text
     assert 'waitlist_clock_breached_waiting{clock="cypmh_4w",service="svc-camhs"} 1.0' in text
+
+
+async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
+    import csv
+    import io
+
+    await feed(engine, *directory_events())
+    for i in range(6):  # six plans: issued after 135, 135, 135, 150, 150, 150 days; one is an exception case
+        changes: list[tuple[str, ...]] = [("submitted", "2026-01-05"), ("accepted", "2026-02-10")]
+        if i == 0:
+            changes.append(("on_hold", "2026-03-01", "school_closed_4_weeks"))
+        changes.append(("completed", "2026-05-20" if i < 3 else "2026-06-04", None, "plan_issued"))
+        await feed(engine, *referral_events(f"e{i}", f"c{i}", "svc-ehc", *changes))
+    response = await api.get("/v1/exports/ehc-timeliness.csv?area_id=la-test&year=2026", headers=ops())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    (row,) = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["plans_issued"] == "6"
+    assert row["plans_issued_within_20_weeks"] == "c"  # 3 is withheld
+    assert row["pc_plans_issued_within_20_weeks"] == "50.0"
+    assert row["plans_issued_ex"] == "5"
+    assert row["pc_plans_issued_within_20_weeks_ex"] == "40.0"  # 2 of the 5 without exceptions
+    await feed(engine, *referral_events("w1", "c9", "svc-camhs", ("submitted", "2026-01-05")))
+    rtt = await api.get("/v1/exports/rtt-distribution.csv?scope=service&scope_id=svc-camhs&as_of=2026-03-02", headers=ops())
+    (line,) = list(csv.DictReader(io.StringIO(rtt.text)))
+    assert (line["total_waiting"], line["weeks_8_9"], line["pc_within_18_weeks"]) == ("c", "c", "c")  # 56 days = 8 weeks

@@ -279,3 +279,14 @@ def figures(
         children_on_several_lists=children_on_several_lists(scope, day),
         weekly_flows=weekly_flows(scope, day),
     )
+
+
+def completed_weeks_waiting(
+    timelines: Sequence[Timeline], services: Mapping[str, ServiceClocks], day: date
+) -> Counter[int]:
+    """How many referrals waiting on ``day`` have waited each number of completed weeks (RTT-style)."""
+    weeks: Counter[int] = Counter()
+    for t in live(timelines):
+        if t.is_waiting_on(day):
+            weeks[waiting_days(t, day, services.get(t.service_id, ServiceClocks(())).pauses) // 7] += 1
+    return weeks

@@ -4,6 +4,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -13,7 +14,7 @@ from waitlists.adapters.timelines import Scope
 from waitlists.domain.metrics import Figures
 from waitlists.domain.stats import suppress
 from waitlists.domain.timeline import LONDON
-from waitlists.service_layer import reporting
+from waitlists.service_layer import exports, reporting
 
 
 class WaitingOut(BaseModel):
@@ -189,7 +190,48 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
             raise Problem(404, "Not found", "no such referral", kind="not-found")
         return [_clock_out(c, day) for c in found]
 
+    @router.get(
+        "/exports/ehc-timeliness.csv",
+        response_class=PlainTextResponse,
+        summary="EHC plans issued within 20 weeks, all and excluding exceptions (DfE layout)",
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def ehc_csv(
+        _caller: reader,
+        area_id: Annotated[str, Query(min_length=1, max_length=64)],
+        year: Annotated[int, Query(ge=2014, le=2100)],
+    ) -> PlainTextResponse:
+        if year > today().year:
+            raise Problem(422, "Validation failed", "year must not be in the future", kind="validation",
+                          errors=[{"field": "year", "rule": "not_in_future", "message": "year is in the future"}])  # fmt: skip
+        body = await exports.ehc_timeliness(area_id, year, today(), sessions)
+        return _csv_response(body, f"ehc-timeliness-{area_id}-{year}.csv")
+
+    @router.get(
+        "/exports/rtt-distribution.csv",
+        response_class=PlainTextResponse,
+        summary="Referrals waiting by completed week on a date (RTT layout)",
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def rtt_csv(
+        _caller: reader,
+        scope: Scope,
+        scope_id: Annotated[str, Query(min_length=1, max_length=64)],
+        as_of: date | None = None,
+    ) -> PlainTextResponse:
+        day = _as_of(as_of)
+        body = await exports.rtt_distribution(scope, scope_id, day, sessions)
+        return _csv_response(body, f"rtt-distribution-{scope_id}-{day.isoformat()}.csv")
+
     return router
+
+
+def _csv_response(body: str, filename: str) -> PlainTextResponse:
+    return PlainTextResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _clock_out(c: Any, day: date) -> ClockStateOut:

@@ -34,7 +34,9 @@ class WaitlistCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         waiting = GaugeMetricFamily("waitlist_waiting_referrals", "Referrals waiting today.", labels=["service"])
         weeks = GaugeHistogramMetricFamily(
-            "waitlist_waiting_weeks", "Weeks waited by referrals waiting today (buckets by completed weeks).", labels=["service"]
+            "waitlist_waiting_weeks",
+            "Weeks waited by referrals waiting today (buckets by completed weeks).",
+            labels=["service"],
         )
         breached = GaugeMetricFamily(
             "waitlist_clock_breached_waiting",
