@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml 
 PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt contracts bench clean lock asyncapi help
+.PHONY: install run test lint fmt contracts bench clean lock asyncapi browser help
 
 help:
 	@echo "make run    start broker + all three services on this machine (data in ./var)"
@@ -37,8 +37,14 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint contracts
+test: lint contracts browser
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Debian's Chromium for the dashboard's browser test (Playwright cannot download its own here).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "warning: chromium not installed; the dashboard browser test will be skipped"
 
 asyncapi: install
 	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml

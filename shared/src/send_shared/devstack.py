@@ -11,6 +11,7 @@ Services are started by module name, never imported: this package imports no ser
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from send_shared.auth import mint_token
 from send_shared.broker import EmbeddedBroker
 
 SERVICES = {"referrals": 8001, "waitlists": 8002, "notifications": 8003}
@@ -57,6 +59,17 @@ class DevStack:
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
+
+    def load_demo_once(self) -> str | None:
+        """On the first start of an empty store, load a year of demo history through the referrals API."""
+        marker = self.var_dir / ".demo-loaded"
+        if marker.exists():
+            return None
+        from send_shared.demo import load
+
+        submitted, moves = asyncio.run(load(self.url("referrals")))
+        marker.write_text(f"{submitted} referrals, {moves} moves\n")
+        return f"{submitted} referrals and {moves} status changes over the past year"
 
     def start(self, timeout: float = 90.0) -> DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +150,8 @@ def _banner(stack: DevStack) -> str:
         lines.append(
             f"  {service:<14} {base}/docs   (health {base}/healthz, ready {base}/readyz, metrics {base}/metrics)"
         )
+    ops_token = mint_token("org-northshire-la", "ops", ttl_seconds=12 * 3600)
+    lines.append(f"  {'dashboard':<14} {stack.url('waitlists')}/dashboard/#token={ops_token}")
     lines += [
         f"  {'kafka broker':<14} {stack.broker.bootstrap_servers}   (topics: referrals.events.v1, waitlists.alerts.v1)",
         f"  {'logs':<14} {stack.log_dir}/",
@@ -155,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--var-dir", type=Path, default=Path("var"))
     parser.add_argument("--broker-port", type=int, default=9092)
+    parser.add_argument(
+        "--no-demo", action="store_true", default=os.environ.get("DEMO_DATA", "1") == "0",
+        help="do not load demo history into an empty store (also: DEMO_DATA=0)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     stopping = False
 
@@ -167,6 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     stack = DevStack(var_dir=args.var_dir, broker_port=args.broker_port)
     try:
         stack.start()
+        if not args.no_demo:
+            print("loading demo history through the referrals API (first run only)...", flush=True)
+            loaded = stack.load_demo_once()
+            if loaded:
+                print(f"demo history loaded: {loaded}", flush=True)
         print(_banner(stack), flush=True)
         while not stopping:
             for service, process in stack.processes.items():

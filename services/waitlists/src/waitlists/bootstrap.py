@@ -14,6 +14,7 @@ from send_shared.telemetry import setup_logging, setup_tracing
 from waitlists.adapters.orm import inbox, outbox
 from waitlists.entrypoints.api import build_router
 from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.entrypoints.dashboard_api import build_dashboard_router, dashboard_page
 from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.settings import WaitlistsSettings
@@ -52,6 +53,9 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         title="SEND waitlists",
         description="Waiting times, statutory clocks and handoff gaps, built from referral events. No personal data.",
     )
-    app.include_router(build_router(sessions=runtime.sessions, verifier=TokenVerifier(settings)))
+    verifier = TokenVerifier(settings)
+    app.include_router(build_router(sessions=runtime.sessions, verifier=verifier))
+    app.include_router(build_dashboard_router(sessions=runtime.sessions, verifier=verifier))
+    app.mount("/dashboard", dashboard_page(), name="dashboard")
     app.state.runtime = runtime
     return app

@@ -120,6 +120,12 @@ async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: htt
     assert row["plans_issued_ex"] == "5"
     assert row["pc_plans_issued_within_20_weeks_ex"] == "40.0"  # 2 of the 5 without exceptions
     await feed(engine, *referral_events("w1", "c9", "svc-camhs", ("submitted", "2026-01-05")))
-    rtt = await api.get("/v1/exports/rtt-distribution.csv?scope=service&scope_id=svc-camhs&as_of=2026-03-02", headers=ops())
+    rtt = await api.get(
+        "/v1/exports/rtt-distribution.csv?scope=service&scope_id=svc-camhs&as_of=2026-03-02", headers=ops()
+    )
     (line,) = list(csv.DictReader(io.StringIO(rtt.text)))
-    assert (line["total_waiting"], line["weeks_8_9"], line["pc_within_18_weeks"]) == ("c", "c", "c")  # 56 days = 8 weeks
+    assert (line["total_waiting"], line["weeks_8_9"], line["pc_within_18_weeks"]) == (
+        "c",
+        "c",
+        "c",
+    )  # 56 days = 8 weeks

@@ -145,7 +145,7 @@ def today() -> date:
     return datetime.now(LONDON).date()
 
 
-def _as_of(value: date | None) -> date:
+def as_of_or_today(value: date | None) -> date:
     day = value or today()
     if day > today():
         raise Problem(422, "Validation failed", "as_of must not be in the future", kind="validation",
@@ -168,7 +168,7 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
             date | None, Query(description="First day of the period for flow figures; default 364 days before as_of.")
         ] = None,
     ) -> FiguresOut:
-        day = _as_of(as_of)
+        day = as_of_or_today(as_of)
         if period_start is not None and period_start > day:
             raise Problem(422, "Validation failed", "period_start must not be after as_of", kind="validation",
                           errors=[{"field": "period_start", "rule": "before_as_of", "message": "after as_of"}])  # fmt: skip
@@ -184,7 +184,7 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         _caller: reader,
         as_of: date | None = None,
     ) -> list[ClockStateOut]:
-        day = _as_of(as_of)
+        day = as_of_or_today(as_of)
         found = await reporting.referral_clocks(referral_id, day, sessions)
         if found is None:
             raise Problem(404, "Not found", "no such referral", kind="not-found")
@@ -219,7 +219,7 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         scope_id: Annotated[str, Query(min_length=1, max_length=64)],
         as_of: date | None = None,
     ) -> PlainTextResponse:
-        day = _as_of(as_of)
+        day = as_of_or_today(as_of)
         body = await exports.rtt_distribution(scope, scope_id, day, sessions)
         return _csv_response(body, f"rtt-distribution-{scope_id}-{day.isoformat()}.csv")
 

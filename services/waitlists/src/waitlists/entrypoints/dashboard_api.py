@@ -1,0 +1,92 @@
+"""Dashboard data endpoints (v1) and the dashboard page itself (served at /dashboard)."""
+
+from datetime import date
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from send_shared.auth import Principal, Role, TokenVerifier, require_roles
+from send_shared.web.problems import Problem
+from waitlists.adapters.timelines import Scope
+from waitlists.entrypoints.api import as_of_or_today
+from waitlists.service_layer import dashboard
+from waitlists.service_layer.reporting import UnknownScope
+
+
+class Choice(BaseModel):
+    id: str
+    name: str
+    parent: str
+
+
+class ScopesOut(BaseModel):
+    areas: list[str]
+    organisations: list[Choice]
+    services: list[Choice]
+
+
+class TrendOut(BaseModel):
+    month_start: date
+    month_end: date
+    clock: str
+    stopped: int
+    pct_within_target: float | None
+    pct_within_target_ex: float | None
+
+
+class ServiceRiskOut(BaseModel):
+    service_id: str
+    name: str
+    organisation_id: str
+    waiting: int
+    median_days: int | None
+    breached_waiting: int
+    imminent: int
+    breaches_next_4_weeks: list[int]
+    pct_within_target: float | None
+
+
+def dashboard_page() -> StaticFiles:
+    return StaticFiles(directory=str(files("waitlists").joinpath("dashboard")), html=True)
+
+
+def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenVerifier) -> APIRouter:
+    router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
+    ops = Annotated[Principal, Depends(require_roles(verifier, Role.OPS, Role.ADMIN))]
+    scope_id = Annotated[str, Query(min_length=1, max_length=64)]
+
+    @router.get("/scopes", response_model=ScopesOut, summary="Areas, organisations and services to filter by")
+    async def scopes(_caller: ops) -> ScopesOut:
+        found = await dashboard.scope_choices(sessions)
+        return ScopesOut(
+            areas=found.areas,
+            organisations=[Choice(id=i, name=n, parent=p) for i, n, p in found.organisations],
+            services=[Choice(id=i, name=n, parent=p) for i, n, p in found.services],
+        )
+
+    @router.get("/trend", response_model=list[TrendOut], summary="% within target per month, for 12 months")
+    async def trend(
+        _caller: ops, scope: Scope, scope_id: scope_id, as_of: date | None = None,
+        months: Annotated[int, Query(ge=1, le=36)] = 12,
+    ) -> list[TrendOut]:  # fmt: skip
+        try:
+            points = await dashboard.trend(scope, scope_id, as_of_or_today(as_of), months, sessions)
+        except UnknownScope as exc:
+            raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
+        return [TrendOut.model_validate(p, from_attributes=True) for p in points]
+
+    @router.get("/services", response_model=list[ServiceRiskOut], summary="Services ranked by breach risk")
+    async def services(
+        _caller: ops, scope: Scope, scope_id: scope_id, as_of: date | None = None
+    ) -> list[ServiceRiskOut]:
+        try:
+            rows = await dashboard.services_by_risk(scope, scope_id, as_of_or_today(as_of), sessions)
+        except UnknownScope as exc:
+            raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
+        return [ServiceRiskOut.model_validate(r, from_attributes=True) for r in rows]
+
+    return router
