@@ -16,6 +16,7 @@ message blocks its partition only for the bounded retry time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,7 @@ from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -50,7 +52,12 @@ class PermanentError(Exception):
     """Raised by a handler for a message that can never succeed: parked without retries."""
 
 
+class StoppedWhileWaiting(Exception):
+    """Shutdown came while a message waited for the database: leave without committing its offset."""
+
+
 _NOT_RETRYABLE = (PermanentError, EventDecodeError, ValidationError)
+_DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError)
 
 
 class ConsumerRuntime:
@@ -83,6 +90,7 @@ class ConsumerRuntime:
         self.inbox_retention = inbox_retention
         self.dead_letter_topic = Topics.dead_letter(group_id)
         self._last_prune = 0.0
+        self._attempts = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = new_consumer(
@@ -98,6 +106,8 @@ class ConsumerRuntime:
                         await self._process(message, stop)
                     await self._commit(consumer, partition, messages[-1].offset + 1)
                 await self._prune_if_due()
+        except StoppedWhileWaiting:
+            log.info("consumer stopped while the database was unavailable", extra={"group": self.group_id})
         finally:
             await consumer.stop()
 
@@ -125,10 +135,27 @@ class ConsumerRuntime:
                 "messaging.kafka.offset": message.offset,
             },
         ) as span:
-            attempts = 0
+            self._attempts = 0
             try:
                 event = decode_kafka(message.headers or (), message.value)
                 span.set_attribute("messaging.message.id", event.id)
+                outcome = await self._apply_with_retries(event, stop)
+            except (asyncio.CancelledError, StoppedWhileWaiting):
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is parked, never lost
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                await self._park(message, exc, max(self._attempts, 1), stop)
+                outcome = "dead_lettered"
+        CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
+        CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+
+    async def _apply_with_retries(self, event: CloudEvent, stop: asyncio.Event) -> str:
+        """Handler failures are retried ``max_attempts`` times, then the message is parked. An unreachable
+        database is not the message's fault: it holds the partition, retrying, until the database answers."""
+        delay = self.backoff_initial
+        while True:
+            try:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.max_attempts),
                     wait=wait_exponential_jitter(
@@ -139,17 +166,16 @@ class ConsumerRuntime:
                     reraise=True,
                 ):
                     with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        outcome = await self._apply(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure is parked, never lost
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                await self._park(message, exc, max(attempts, 1), stop)
-                outcome = "dead_lettered"
-        CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
-        CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+                        self._attempts = attempt.retry_state.attempt_number
+                        return await self._apply(event)
+            except _DATABASE_DOWN:
+                log.warning("database unavailable; holding the partition", extra={"group": self.group_id})
+                if stop.is_set():
+                    raise StoppedWhileWaiting from None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, self.backoff_max)
+        raise AssertionError("unreachable")
 
     async def _apply(self, event: CloudEvent) -> str:
         async with self.sessions() as session, session.begin():

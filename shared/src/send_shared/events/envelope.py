@@ -12,7 +12,7 @@ holds it to the SDK.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,10 @@ def format_time(value: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset (RFC 3339 requires one)")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +95,16 @@ def encode_kafka(event: CloudEvent) -> tuple[KafkaHeaders, bytes]:
     return encode_headers(event), orjson.dumps(event.data)
 
 
-def decode_kafka(headers: Iterable[tuple[str, bytes]] | Sequence[tuple[str, bytes]], value: bytes | None) -> CloudEvent:
+def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> CloudEvent:
     attributes: dict[str, str] = {}
     content_type = JSON_CONTENT_TYPE
     try:
         for name, raw in headers:
             lowered = name.lower()
+            if not (lowered.startswith(CE_PREFIX) or lowered == CONTENT_TYPE_HEADER):
+                continue
+            if raw is None:
+                raise EventDecodeError(f"header {name!r} has no value")
             if lowered.startswith(CE_PREFIX):
                 attributes[lowered[len(CE_PREFIX) :]] = raw.decode()
             elif lowered == CONTENT_TYPE_HEADER:

@@ -71,6 +71,8 @@ class OutboxRelay:
         failures = 0
         try:
             while not stop.is_set():
+                # Cleared before the cycle, so a commit notified while it runs wakes the next wait at once.
+                self._wake.clear()
                 try:
                     while await self.relay_once() == self.batch_size and not stop.is_set():
                         pass
@@ -84,7 +86,6 @@ class OutboxRelay:
                     log.exception("outbox relay cycle failed", extra={"consecutive_failures": failures})
                     await _sleep_or_stop(stop, min(0.2 * 2**failures, 10.0))
                     continue
-                self._wake.clear()
                 await _wait_any(stop, self._wake, self.poll_interval)
         finally:
             if listener is not None:
