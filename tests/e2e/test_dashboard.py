@@ -24,7 +24,9 @@ ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     ports = {name: free_port() for name in ("referrals", "waitlists", "notifications")}
-    with DevStack(var_dir=tmp_path_factory.mktemp("var"), broker_port=free_port(), ports=ports) as running:
+    with DevStack(
+        var_dir=tmp_path_factory.mktemp("var"), broker_port=free_port(), ports=ports, smtp_port=free_port()
+    ) as running:
         asyncio.run(load(running.url("referrals"), seed=11, count=120))
         yield running
 

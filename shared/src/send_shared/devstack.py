@@ -24,6 +24,7 @@ from types import FrameType
 
 from send_shared.auth import mint_token
 from send_shared.broker import EmbeddedBroker
+from send_shared.smtp_sink import SmtpSink
 
 SERVICES = {"referrals": 8001, "waitlists": 8002, "notifications": 8003}
 
@@ -35,7 +36,9 @@ class DevStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     extra_env: dict[str, str] = field(default_factory=dict)
     database_urls: dict[str, str] = field(default_factory=dict)
+    smtp_port: int | None = 1025
     broker: EmbeddedBroker | None = None
+    mail_sink: SmtpSink | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -57,6 +60,8 @@ class DevStack:
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.ports[service]),
             "PYTHONUNBUFFERED": "1",
+            "SMTP_PORT": str(self.mail_sink.port if self.mail_sink else 1025),
+            "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",  # local development receivers live on loopback
             **self.extra_env,
         }
 
@@ -74,6 +79,8 @@ class DevStack:
     def start(self, timeout: float = 90.0) -> DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.broker = EmbeddedBroker(self.broker_port, log_path=self.log_dir / "broker.log").start()
+        self.mail_sink = SmtpSink(self.var_dir / "mail", port=self.smtp_port or 0)
+        self.mail_sink.start()
         for service in self.ports:
             subprocess.run(
                 [sys.executable, "-m", service, "migrate"],
@@ -124,6 +131,9 @@ class DevStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
+            self.mail_sink = None
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -154,6 +164,7 @@ def _banner(stack: DevStack) -> str:
     lines.append(f"  {'dashboard':<14} {stack.url('waitlists')}/dashboard/#token={ops_token}")
     lines += [
         f"  {'kafka broker':<14} {stack.broker.bootstrap_servers}   (topics: referrals.events.v1, waitlists.alerts.v1)",
+        f"  {'email':<14} {stack.var_dir / 'mail'}/   (a local SMTP sink on port {stack.mail_sink.port if stack.mail_sink else '-'})",
         f"  {'logs':<14} {stack.log_dir}/",
         "",
         "  A token for the API docs' Authorize button:",

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+from datetime import timedelta
 
-from notifications.adapters.orm import inbox
-from notifications.entrypoints.consumers import on_event
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from notifications.adapters.mailer import SmtpMailer
+from notifications.adapters.orm import contacts, endpoints, inbox
+from notifications.adapters.webhook_client import WebhookClient
+from notifications.entrypoints.api import build_router
+from notifications.entrypoints.consumers import event_handler
+from notifications.service_layer.dispatcher import Dispatcher
+from notifications.service_layer.endpoints import EndpointService, UrlPolicy
+from notifications.service_layer.mail import MailWorker, endpoint_disabled_message
 from notifications.settings import NotificationsSettings
+from send_shared.auth import TokenVerifier
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.telemetry import setup_logging, setup_tracing
@@ -15,17 +26,55 @@ CONSUMER_GROUP = "notifications"
 
 
 def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    settings = settings or NotificationsSettings()
-    setup_logging(settings.service_name, settings.log_level)
-    setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
-    runtime = ServiceRuntime(
-        settings,
-        consumers=[ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS], on_event, inbox)],
-    )
+    s = settings or NotificationsSettings()
+    setup_logging(s.service_name, s.log_level)
+    setup_tracing(s.service_name, s.otel_exporter_otlp_endpoint)
+    production = s.environment == "production"
+    policy = UrlPolicy(require_https=production, allow_private=s.webhooks_allow_private_targets and not production)
+    runtime = ServiceRuntime(s)
+    mailer = SmtpMailer(
+        host=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+        password=s.smtp_password.get_secret_value() if s.smtp_password else None, starttls=s.smtp_starttls,
+        timeout=s.smtp_timeout_seconds,
+    )  # fmt: skip
+    mail = MailWorker(runtime.sessions, mailer, mail_from=s.mail_from, referral_url=s.referral_url_template)
+
+    async def tell_owner(endpoint_id: str, organisation_id: str, reason: str) -> None:
+        async with runtime.sessions() as session:
+            to = (
+                await session.execute(select(contacts.c.emails).where(contacts.c.organisation_id == organisation_id))
+            ).scalar()
+            url = (await session.execute(select(endpoints.c.url).where(endpoints.c.id == endpoint_id))).scalar()
+        if to and s.email_enabled:
+            await mail.send_now(
+                endpoint_disabled_message(endpoint_url=str(url), reason=reason, mail_from=s.mail_from, to=list(to))
+            )
+
+    client = WebhookClient(require_https=policy.require_https, allow_private=policy.allow_private)
+    dispatcher = Dispatcher(runtime.sessions, client, poll_interval=s.webhook_poll_ms / 1000, on_disabled=tell_owner)
+    handler = event_handler(referral_link_template=s.referral_url_template, after=dispatcher.wake.set)
+    runtime.consumers = [ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS], handler, inbox)]
+
+    async def deliver(stop: asyncio.Event) -> None:
+        try:
+            await dispatcher.run(stop)
+        finally:
+            await client.close()
+
+    runtime.workers.append(("webhook-dispatcher", deliver))
+    if s.email_enabled:
+        runtime.workers.append(("mail-worker", mail.run))
     app = create_app(
         runtime,
         title="SEND notifications",
-        description="Agency subscriptions, signed webhooks and email about the referrals that concern them.",
+        description="Agency subscriptions, signed webhooks (Standard Webhooks) and email about the referrals that concern them.",
+    )
+    service = EndpointService(runtime.sessions, policy, secret_grace=timedelta(hours=s.webhook_secret_grace_hours))
+    app.include_router(
+        build_router(
+            endpoints_service=service, sessions=runtime.sessions, verifier=TokenVerifier(s), event_source=s.event_source
+        )
     )
     app.state.runtime = runtime
+    app.state.dispatcher = dispatcher
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
+
 from send_shared.settings import ServiceSettings
 
 
@@ -9,3 +11,20 @@ class NotificationsSettings(ServiceSettings):
     service_name: str = "notifications"
     http_port: int = 8003
     database_url: str = "sqlite+aiosqlite:///var/notifications.db"
+    event_source: str = Field("/send/notifications", description="CloudEvents source of pings this service sends.")
+    webhooks_allow_private_targets: bool = Field(
+        False, description="Allow webhook URLs on loopback or private addresses (development and tests only)."
+    )
+    webhook_secret_grace_hours: float = Field(24.0, gt=0, description="How long a rotated-out secret still signs.")
+    webhook_poll_ms: int = Field(200, ge=10, le=5000, description="Longest the dispatcher sleeps between looks.")
+    email_enabled: bool = Field(True, description="Send emails at all.")
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay (the development sink locally).")
+    smtp_port: int = Field(1025, description="SMTP port (the development sink's default).")
+    smtp_username: str | None = Field(None, description="Login, if the relay needs one.")
+    smtp_password: SecretStr | None = Field(None, description="Password for that login.")
+    smtp_starttls: bool = Field(False, description="Require STARTTLS (set true in production).")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, description="Timeout for connecting and for each SMTP command.")
+    mail_from: str = Field("SEND referrals <no-reply@send.localhost>", description="From header of every email.")
+    referral_url_template: str = Field(
+        "http://127.0.0.1:8001/v1/referrals/{referral_id}", description="Link to a referral in the referrals API."
+    )

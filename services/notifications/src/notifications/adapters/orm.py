@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from send_shared.inbox import define_inbox_table
 
@@ -13,17 +25,109 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+_ID = BigInteger().with_variant(Integer, "sqlite")
 
-# Events that concern someone, waiting to be matched against subscriptions and delivered.
-pending_notifications = Table(
-    "pending_notifications",
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("organisation_id", String(64), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("event_types", JSON, nullable=False),
+    Column("service_ids", JSON, nullable=False),
+    Column("urgencies", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("disabled_reason", String(200), nullable=True),
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_endpoints_organisation", "organisation_id"),
+)
+
+# Every event that concerned someone, as it will be sent (structured CloudEvent, no personal data).
+messages = Table(
+    "messages",
     metadata,
     Column("event_id", String(64), primary_key=True),
     Column("event_type", String(200), nullable=False),
-    Column("subject", String(64), nullable=True),
-    Column("organisation_ids", String(200), nullable=False),
+    Column("order_key", String(64), nullable=False),
+    Column("organisation_ids", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Index("ix_pending_notifications_received_at", "received_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("order_key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("succeeded_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("endpoint_id", "event_id", "round", name="uq_deliveries_endpoint_event_round"),
+    Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "id"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigInteger, nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", String(500), nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Index("ix_delivery_attempts_endpoint", "endpoint_id", "attempted_at"),
+    Index("ix_delivery_attempts_delivery", "delivery_id"),
+)
+
+# Where each organisation wants email (SENCOs, agency duty inboxes); managed by the organisation itself.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("emails", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Names of services, from directory events, for readable emails.
+service_names = Table(
+    "service_names",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Emails to send, queued in the consumer's transaction and sent by the mail worker.
+emails = Table(
+    "emails",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("organisation_id", String(64), nullable=False),
+    Column("template", String(40), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("event_id", "organisation_id", "template", name="uq_emails_event_organisation_template"),
+    Index("ix_emails_due", "status", "next_attempt_at"),
 )
 
 inbox = define_inbox_table(metadata)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications.adapters.orm import pending_notifications
-from notifications.domain.audience import organisations_concerned
+from notifications.service_layer.fanout import fan_out
 from send_shared.events.envelope import CloudEvent
 
+Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 
-async def on_event(event: CloudEvent, session: AsyncSession) -> None:
-    organisations = organisations_concerned(event.data)
-    if not organisations:
-        return
-    await session.execute(
-        insert(pending_notifications).values(
-            event_id=event.id,
-            event_type=event.type,
-            subject=event.subject,
-            organisation_ids=",".join(organisations),
-            received_at=datetime.now(UTC),
-        )
-    )
+
+def event_handler(*, referral_link_template: str, after: Callable[[], None] | None = None) -> Handler:
+    """The consumer's handler; ``after`` is told when deliveries were queued (it wakes the dispatcher)."""
+
+    async def on_event(event: CloudEvent, session: AsyncSession) -> None:
+        if await fan_out(event, session, referral_link_template=referral_link_template) and after is not None:
+            after()
+
+    return on_event

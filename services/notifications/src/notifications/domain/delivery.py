@@ -1,0 +1,89 @@
+"""Delivery policy: what an HTTP outcome means and when to try again. Pure Python.
+
+Retry schedule after a failed attempt (Svix's, with +/-20% jitter): 5 s, 5 min, 30 min, 2 h,
+5 h, 10 h, 10 h: eight attempts spread over about 27.6 hours. A 429 waits for Retry-After
+when that is longer. A 410 disables the endpoint at once; an endpoint failing without a
+single success for 5 days is disabled and its owner told.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+DISABLE_AFTER = timedelta(days=5)
+REQUEST_TIMEOUT_SECONDS = 15.0
+MAX_RETRY_AFTER = timedelta(hours=10)
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"
+    GONE = "gone"  # 410: the receiver asks us to stop
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    next_attempt_at: datetime | None
+
+
+def classify(status_code: int | None) -> Outcome:
+    """2xx succeeds; 410 stops; anything else (redirects included, never followed) is retried."""
+    if status_code is not None and 200 <= status_code < 300:
+        return Outcome.SUCCEEDED
+    if status_code == 410:
+        return Outcome.GONE
+    return Outcome.RETRY
+
+
+def retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(timedelta(0), min(timedelta(seconds=int(value.strip())), MAX_RETRY_AFTER))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(timedelta(0), min(when - now, MAX_RETRY_AFTER))
+
+
+def verdict(
+    status_code: int | None,
+    attempts_made: int,
+    now: datetime,
+    *,
+    retry_after_header: str | None = None,
+    delays: Sequence[timedelta] = RETRY_DELAYS,
+    rng: random.Random | None = None,
+) -> Verdict:  # fmt: skip
+    outcome = classify(status_code)
+    if outcome is not Outcome.RETRY:
+        return Verdict(outcome, None)
+    if attempts_made > len(delays):
+        return Verdict(Outcome.RETRY, None)  # no attempts left: the delivery has failed for good
+    delay = delays[attempts_made - 1] * (rng or random).uniform(0.8, 1.2)
+    if status_code == 429:
+        delay = max(delay, retry_after(retry_after_header, now) or timedelta(0))
+    return Verdict(Outcome.RETRY, now + delay)
+
+
+def should_disable(failing_since: datetime | None, now: datetime) -> bool:
+    return failing_since is not None and now - failing_since >= DISABLE_AFTER

@@ -1,0 +1,247 @@
+"""Delivers pending webhooks: one lane per endpoint, so a slow or failing endpoint only delays itself.
+
+Within a lane, deliveries go out one at a time in the order they were created, and a
+delivery waits while an earlier one for the same referral is still pending: a later status
+never overtakes an earlier one at the same endpoint. A delivery is marked succeeded in the
+transaction right after the 2xx; if the process dies between the two, the same message is
+sent again with the same ``webhook-id``, which Standard Webhooks receivers use to de-duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
+from notifications.adapters.webhook_client import Attempt, WebhookClient
+from notifications.domain.delivery import RETRY_DELAYS, Outcome, should_disable, verdict
+from notifications.domain.subscriptions import EndpointStatus
+
+log = logging.getLogger(__name__)
+ATTEMPTS = Counter("webhook_attempts", "Webhook attempts by result.", ["result"])
+EVENT_TO_DELIVERY = Histogram(
+    "webhook_event_to_delivery_seconds",
+    "From the event reaching this service to the receiver's 2xx, retries included.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 6 * 3600, 86400),
+)
+PENDING = Gauge("webhook_deliveries_pending", "Deliveries not yet succeeded, by state.", ["state"])
+EndpointDisabled = Callable[[str, str, str], Awaitable[None]]  # (endpoint id, organisation id, reason)
+
+
+def webhook_id(event_id: str) -> str:
+    """The same event to the same endpoint always carries the same id."""
+    return f"msg_{event_id}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        client: WebhookClient,
+        *,
+        poll_interval: float = 0.2,
+        on_disabled: EndpointDisabled | None = None,
+        retry_delays: Sequence[timedelta] = RETRY_DELAYS,
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.poll_interval = poll_interval
+        self.on_disabled = on_disabled
+        self.retry_delays = retry_delays
+        self.wake = asyncio.Event()
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                for endpoint_id in await self._endpoints_with_due_work():
+                    lane = self._lanes.get(endpoint_id)
+                    if lane is None or lane.done():
+                        self._lanes[endpoint_id] = asyncio.create_task(self._lane(endpoint_id, stop))
+                await self._report_backlog()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+        finally:
+            # Lanes finish the delivery in hand (and record it) before stopping; only a hung one is cancelled.
+            lanes = [t for t in self._lanes.values() if not t.done()]
+            if lanes:
+                _done, hung = await asyncio.wait(lanes, timeout=self.client.timeout + 5)
+                for lane in hung:
+                    lane.cancel()
+                await asyncio.gather(*hung, return_exceptions=True)
+
+    async def _endpoints_with_due_work(self) -> list[str]:
+        now = datetime.now(UTC)
+        query = (
+            select(deliveries.c.endpoint_id)
+            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                endpoints.c.status == EndpointStatus.ACTIVE.value,
+            )
+            .distinct()
+        )
+        async with self.sessions() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                batch = await self._next_deliveries(endpoint_id)
+                if not batch:
+                    return
+                for delivery in batch:
+                    if stop.is_set() or not await self._deliver(endpoint_id, delivery):
+                        return
+        except Exception:
+            log.exception("webhook lane failed; it restarts on the next round", extra={"endpoint_id": endpoint_id})
+
+    async def _next_deliveries(self, endpoint_id: str) -> list[Any]:
+        """Due deliveries that are first in line for their referral at this endpoint."""
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        deliveries.c.id,
+                        deliveries.c.event_id,
+                        deliveries.c.order_key,
+                        deliveries.c.attempts,
+                        deliveries.c.next_attempt_at,
+                        deliveries.c.created_at,
+                    )
+                    .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
+                    .order_by(deliveries.c.id)
+                    .limit(500)
+                )
+            ).all()
+        seen: set[str] = set()
+        due = []
+        for row in rows:
+            if row.order_key in seen:
+                continue
+            seen.add(row.order_key)
+            if _aware(row.next_attempt_at) <= now:
+                due.append(row)
+        return due
+
+    async def _deliver(self, endpoint_id: str, delivery: Any) -> bool:
+        """Sends one delivery; returns False when the lane should stop (endpoint no longer active)."""
+        async with self.sessions() as session:
+            endpoint = (
+                (await session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
+            )
+            message = (
+                (await session.execute(select(messages).where(messages.c.event_id == delivery.event_id)))
+                .mappings()
+                .first()
+            )
+        if endpoint is None or endpoint["status"] != EndpointStatus.ACTIVE.value or message is None:
+            return False
+        if endpoint["organisation_id"] not in message["organisation_ids"]:
+            # Checked again at delivery time: a message only ever reaches the organisations it concerns.
+            await self._close(delivery.id, "refused")
+            log.error("delivery refused: endpoint's organisation not concerned", extra={"endpoint_id": endpoint_id})
+            return True
+        now = datetime.now(UTC)
+        attempt = await self.client.send(
+            endpoint["url"],
+            webhook_id=webhook_id(delivery.event_id),
+            body=json.dumps(message["body"], separators=(",", ":")),
+            secrets_in_use=_secrets(endpoint, now),
+            now=now,
+        )
+        return await self._record(endpoint, delivery, attempt, message["received_at"])
+
+    async def _record(self, endpoint: Any, delivery: Any, attempt: Attempt, received_at: datetime) -> bool:
+        now = datetime.now(UTC)
+        attempts_made = delivery.attempts + 1
+        result = verdict(
+            attempt.status_code, attempts_made, now, retry_after_header=attempt.retry_after, delays=self.retry_delays
+        )
+        ATTEMPTS.labels(result.outcome.value).inc()
+        values: dict[str, Any] = {"attempts": attempts_made}
+        if result.outcome is Outcome.SUCCEEDED:
+            values.update(status="succeeded", succeeded_at=now, next_attempt_at=None)
+            EVENT_TO_DELIVERY.observe((now - _aware(received_at)).total_seconds())
+        elif result.outcome is Outcome.GONE or result.next_attempt_at is None:
+            values.update(status="failed", next_attempt_at=None)
+        else:
+            values.update(next_attempt_at=result.next_attempt_at)
+        disable_reason = None
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                insert(delivery_attempts).values(
+                    delivery_id=delivery.id,
+                    endpoint_id=endpoint["id"],
+                    attempted_at=now,
+                    status_code=attempt.status_code,
+                    latency_ms=attempt.latency_ms,
+                    error=attempt.error,
+                    response_excerpt=attempt.response_excerpt,
+                )
+            )
+            await session.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
+            if result.outcome is Outcome.SUCCEEDED:
+                await session.execute(
+                    update(endpoints).where(endpoints.c.id == endpoint["id"]).values(failing_since=None)
+                )
+            else:
+                failing_since = _aware(endpoint["failing_since"]) if endpoint["failing_since"] else now
+                if result.outcome is Outcome.GONE:
+                    disable_reason = "the endpoint answered 410 Gone"
+                elif should_disable(failing_since, now):
+                    disable_reason = "failing without a success for 5 days"
+                changes: dict[str, Any] = {"failing_since": failing_since}
+                if disable_reason:
+                    changes.update(status=EndpointStatus.DISABLED.value, disabled_reason=disable_reason, updated_at=now)
+                await session.execute(update(endpoints).where(endpoints.c.id == endpoint["id"]).values(**changes))
+        if disable_reason:
+            log.warning("endpoint disabled", extra={"endpoint_id": endpoint["id"], "reason": disable_reason})
+            if self.on_disabled is not None:
+                await self.on_disabled(endpoint["id"], endpoint["organisation_id"], disable_reason)
+            return False
+        # After a failure the lane moves on to other referrals; this one waits for its retry.
+        return True
+
+    async def _close(self, delivery_id: int, status: str) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id).values(status=status, next_attempt_at=None)
+            )
+
+    async def _report_backlog(self) -> None:
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            total, due = (
+                await session.execute(
+                    select(func.count(), func.count().filter(deliveries.c.next_attempt_at <= now)).where(
+                        deliveries.c.status == "pending"
+                    )
+                )
+            ).one()
+        PENDING.labels("due").set(due)
+        PENDING.labels("waiting_retry").set(total - due)
+
+
+def _secrets(endpoint: Any, now: datetime) -> list[str]:
+    found = [endpoint["secret"]]
+    expires = endpoint["previous_secret_expires_at"]
+    if endpoint["previous_secret"] and expires and _aware(expires) > now:
+        found.append(endpoint["previous_secret"])
+    return found
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,76 @@
+"""The notifications service on a migrated real database, with helpers that feed it events."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from notifications.bootstrap import build_app
+from notifications.entrypoints.cli import main as cli_main
+from notifications.service_layer.fanout import fan_out
+from notifications.settings import NotificationsSettings
+from send_shared.auth import mint_token
+from send_shared.db import session_factory
+from send_shared.events.envelope import CloudEvent
+from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
+
+from .receiver import Receiver
+
+SCHOOL, CAMHS, OTHER = "org-school", "org-camhs", "org-other-school"
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+async def app(database_url: str, kafka_bootstrap: str) -> AsyncIterator[object]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATABASE_URL", database_url)
+        await asyncio.to_thread(cli_main, ["migrate"])
+    settings = NotificationsSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, run_workers=False,
+        webhooks_allow_private_targets=True,
+    )  # fmt: skip
+    application = build_app(settings)
+    yield application
+    await application.state.runtime.engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def api(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:  # type: ignore[arg-type]
+        yield http
+
+
+def bearer(org: str, role: str = "receiver") -> dict[str, str]:
+    return {"authorization": f"Bearer {mint_token(org, role)}"}
+
+
+def referral_event(referral_id: str, version: int, status: str, *, referrer: str = SCHOOL, receiver_org: str = CAMHS,
+                   service: str = "svc-camhs-core") -> CloudEvent:  # fmt: skip
+    now = datetime.now(UTC)
+    data = ReferralEventV1(
+        referral_id=referral_id, version=version, status=ReferralStatus(status), child_ref="c" * 32,
+        referrer_org_id=referrer, service_id=service, receiving_org_id=receiver_org, urgency="routine",
+        occurred_at=now, recorded_at=now,
+    )  # fmt: skip
+    return CloudEvent(id=f"evt-{next(_ids)}", type=referral_event_type(status), source="/send/referrals",
+                      subject=referral_id, data=data.model_dump(mode="json"))  # fmt: skip
+
+
+async def consume(app: object, *events: CloudEvent) -> None:
+    """What the consumer does with each event (its inbox aside)."""
+    sessions = session_factory(app.state.runtime.engine)  # type: ignore[attr-defined]
+    for event in events:
+        async with sessions() as session, session.begin():
+            await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
