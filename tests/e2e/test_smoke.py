@@ -98,6 +98,70 @@ def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack:
     assert figures["waiting"]["waiting"] == 1
 
 
+def test_an_agency_receives_signed_events_in_order_by_webhook(stack: DevStack) -> None:
+    import sys
+    import time as clock
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/notifications/tests/integration"))
+    from receiver import Receiver  # the same real receiver the service's own tests use
+
+    receiver = Receiver().start()
+    try:
+        camhs = {"authorization": f"Bearer {mint_token('org-northshire-camhs', 'receiver')}"}
+        endpoint = httpx.post(
+            f"{stack.url('notifications')}/v1/endpoints",
+            json={"url": f"{receiver.base}/camhs", "event_types": ["uk.send.referral.*"]},
+            headers=camhs,
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        receiver.secrets["/camhs"] = endpoint.json()["secret"]
+        school = {"authorization": f"Bearer {mint_token('org-riverside-primary', 'referrer')}"}
+        created = httpx.post(
+            f"{stack.url('referrals')}/v1/referrals",
+            json={
+                "service_id": "svc-camhs-core",
+                "child": {
+                    "given_name": "Ali",
+                    "family_name": "Reed",
+                    "date_of_birth": "2014-02-01",
+                    "nhs_number": "4010232137",
+                },
+                "primary_need": "SEMH",
+                "reason": "Low mood.",
+                "consent": {"given_by": "parent", "given_at": "2026-01-05T10:00:00Z", "scope": "Referral to CAMHS"},
+            },
+            headers={**school, "idempotency-key": secrets.token_hex(8)},
+        )
+        referral_id = created.json()["id"]
+        latencies = []
+        for version, step in enumerate(
+            [
+                {"status": "acknowledged"},
+                {"status": "accepted"},
+                {"status": "scheduled", "appointment_at": "2026-12-01T10:00:00Z"},
+            ],
+            start=1,
+        ):
+            moved = httpx.post(
+                f"{stack.url('referrals')}/v1/referrals/{referral_id}/status",
+                json=step,
+                headers={**camhs, "if-match": f'"{version}"'},
+            )
+            assert moved.status_code == 200, moved.text
+            answered = clock.monotonic()
+            deadline = answered + 20
+            while len(receiver.successes("/camhs")) < version + 1 and clock.monotonic() < deadline:
+                clock.sleep(0.005)
+            latencies.append(clock.monotonic() - answered)
+        got = [r for r in receiver.successes("/camhs") if r.body["data"]["referral_id"] == referral_id]
+        assert [r.body["data"]["status"] for r in got] == ["submitted", "acknowledged", "accepted", "scheduled"]
+        assert all(r.verified for r in got), "signatures verify with the standardwebhooks library"
+        assert "Reed" not in str([r.body for r in got]) and "4010232137" not in str([r.body for r in got])
+        print(f"API response to webhook receipt (s): {[round(x, 3) for x in latencies]}")
+    finally:
+        receiver.stop()
+
+
 def test_sigterm_stops_every_process_cleanly(stack: DevStack) -> None:
     """Last in the module: stops the stack itself and checks how each process ended."""
     processes = dict(stack.processes)
