@@ -50,7 +50,7 @@ asyncapi: install
 	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml
 
 bench: install
-	@echo "benchmarks arrive with the benchmark issue (#7); nothing to measure yet"
+	$(PY) bench/run.py $(if $(QUICK),--quick,)
 
 lock:
 	$(PYTHON) -m venv /tmp/send-uv && /tmp/send-uv/bin/pip install --quiet uv==0.13.8

@@ -350,7 +350,8 @@ async def test_dead_letter_cli_lists_and_replays_to_the_running_group(pg_scenari
             await replay(s.bootstrap, s.group, offset=row["offset"] + 100, partition=row["partition"], replay_all=False)
 
     assert await count(s.engine, effects) == 2
-    assert s.handler.attempts[stuck.id] == 2  # once failed, once from the first replay; the second was skipped
+    # In its batch, then alone (parked), then from the first replay; the second replay was skipped.
+    assert s.handler.attempts[stuck.id] == 3
     copies = await read_topic(s.bootstrap, replay_topic, at_least=2)
     assert [header(r, "dlq_replayed_from") for r in copies] == [
         f"{Topics.dead_letter(s.group)}:{row['partition']}:{row['offset']}"

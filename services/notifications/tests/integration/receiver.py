@@ -27,6 +27,7 @@ class Received:
     body: dict[str, Any]
     verified: bool
     answered: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

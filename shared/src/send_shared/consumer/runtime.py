@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -102,8 +103,9 @@ class ConsumerRuntime:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 for partition, messages in batches.items():
-                    for message in messages:
-                        await self._process(message, stop)
+                    if len(messages) == 1 or not await self._process_together(messages):
+                        for message in messages:
+                            await self._process(message, stop)
                     await self._commit(consumer, partition, messages[-1].offset + 1)
                 await self._prune_if_due()
         except StoppedWhileWaiting:
@@ -121,20 +123,7 @@ class ConsumerRuntime:
 
     async def _process(self, message: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> None:
         started = time.perf_counter()
-        parent = context_from_kafka_headers(message.headers or ())
-        with tracer.start_as_current_span(
-            f"process {message.topic}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": message.topic,
-                "messaging.consumer.group.name": self.group_id,
-                "messaging.destination.partition.id": str(message.partition),
-                "messaging.kafka.offset": message.offset,
-            },
-        ) as span:
+        with self._span(message) as span:
             self._attempts = 0
             try:
                 event = decode_kafka(message.headers or (), message.value)
@@ -149,6 +138,59 @@ class ConsumerRuntime:
                 outcome = "dead_lettered"
         CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
         CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+
+    def _span(self, message: ConsumerRecord[bytes, bytes], event: CloudEvent | None = None) -> Any:
+        """A ``process <topic>`` consumer span continuing the trace carried in the message's headers."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": message.topic,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.partition.id": str(message.partition),
+            "messaging.kafka.offset": message.offset,
+        }
+        if event is not None:
+            attributes["messaging.message.id"] = event.id
+        return tracer.start_as_current_span(
+            f"process {message.topic}",
+            context=context_from_kafka_headers(message.headers or ()),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+
+    def _log_fields(self, event: CloudEvent) -> dict[str, Any]:
+        return {"group": self.group_id, "event_id": event.id, "event_type": event.type, "subject": event.subject}
+
+    async def _process_together(self, messages: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """The fast path: a partition's batch in one transaction. Any trouble (a record that is not a
+        CloudEvent, a failing handler, a database error) rolls it all back and returns False, and the
+        caller then takes the messages one by one, with retries and dead-lettering."""
+        started = time.perf_counter()
+        try:
+            events = [decode_kafka(m.headers or (), m.value) for m in messages]
+        except EventDecodeError:
+            return False
+        outcomes: list[str] = []
+        try:
+            async with self.sessions() as session, session.begin():
+                for message, event in zip(messages, events, strict=True):
+                    # Each message keeps its own trace: the span continues the producer's context.
+                    with self._span(message, event):
+                        if await self.inbox.claim(session, event.id, event.type):
+                            await self.handler(event, session)
+                            outcomes.append("processed")
+                            log.info("event processed", extra=self._log_fields(event))
+                        else:
+                            outcomes.append("duplicate")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.info("batch fell back to one-by-one processing", extra={"group": self.group_id}, exc_info=True)
+            return False
+        for message, outcome in zip(messages, outcomes, strict=True):
+            CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
+        CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe((time.perf_counter() - started) / len(messages))
+        return True
 
     async def _apply_with_retries(self, event: CloudEvent, stop: asyncio.Event) -> str:
         """Handler failures are retried ``max_attempts`` times, then the message is parked. An unreachable
@@ -183,10 +225,7 @@ class ConsumerRuntime:
                 log.info("duplicate event skipped", extra={"event_id": event.id, "event_type": event.type})
                 return "duplicate"
             await self.handler(event, session)
-        log.info(
-            "event processed",
-            extra={"group": self.group_id, "event_id": event.id, "event_type": event.type, "subject": event.subject},
-        )
+        log.info("event processed", extra=self._log_fields(event))
         return "processed"
 
     async def _park(

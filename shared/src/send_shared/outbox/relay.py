@@ -9,10 +9,12 @@ Correctness notes
   unsent and are published again (consumers de-duplicate by event id).
 - Per-key order with several relays (PostgreSQL): ``FOR UPDATE SKIP LOCKED`` alone would
   let two relays take two events of one referral and publish them out of order. Every
-  key hashes to a shard, and a relay claims a row only while holding that shard's
-  transaction-scoped advisory lock, so one shard is published by one relay at a time,
-  in id order. One referral's events are written by transactions serialised on the
-  referral row, so their id order is their commit order.
+  key hashes to one of 64 shards; a relay first locks every shard no other relay holds
+  (transaction-scoped advisory locks), then claims unsent rows of those shards only, so
+  one shard is published by one relay at a time, in id order. One referral's events are
+  written by transactions serialised on the referral row, so their id order is their
+  commit order. Relays take turns rather than share the work: more relays add
+  availability, not throughput.
 - SQLite runs a single relay; SQLite serialises writers, so the same reasoning holds.
 """
 
@@ -29,10 +31,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from send_shared.kafka import OutgoingRecord, publish_all
 from send_shared.metrics import OUTBOX_COMMIT_TO_PUBLISH, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from send_shared.outbox.table import SHARDS
 from send_shared.outbox.writer import DEFAULT_CHANNEL
 from send_shared.telemetry import PROPAGATOR, TRACE_HEADERS, context_from_mapping
 
@@ -94,7 +97,10 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(self._claim_query())).mappings().all()
+            shards = await self._take_shards(conn) if self._postgres else None
+            if shards == []:
+                return 0
+            rows = (await conn.execute(self._claim_query(shards))).mappings().all()
             if not rows:
                 return 0
             await publish_all(self.producer, self._traced_records(rows))
@@ -106,15 +112,23 @@ class OutboxRelay:
             OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - _aware(row["created_at"])).total_seconds()))
         return len(rows)
 
-    def _claim_query(self) -> Any:
+    async def _take_shards(self, conn: AsyncConnection) -> list[int]:
+        """Every shard no other relay holds, locked until this transaction ends. Taken in a statement of
+        its own, before the rows are read: a lock tried row by row inside the claiming query could fail
+        on one row and succeed on a later row of the same shard, skipping the earlier event."""
+        result = await conn.execute(
+            text("SELECT s FROM generate_series(0, :last) AS s WHERE pg_try_advisory_xact_lock(:ns, s)"),
+            {"last": SHARDS - 1, "ns": _ADVISORY_NAMESPACE},
+        )
+        return list(result.scalars())
+
+    def _claim_query(self, shards: list[int] | None) -> Any:
         t = self.table
         query = select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload, t.c.created_at).where(
             t.c.sent_at.is_(None)
         )
-        if self._postgres:
-            query = query.where(
-                text("pg_try_advisory_xact_lock(:ns, shard)").bindparams(ns=_ADVISORY_NAMESPACE)
-            ).with_for_update(skip_locked=True)
+        if shards is not None:
+            query = query.where(t.c.shard.in_(shards)).with_for_update(skip_locked=True)
         return query.order_by(t.c.id).limit(self.batch_size)
 
     def _traced_records(self, rows: Any) -> list[OutgoingRecord]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,34 +18,54 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def record_referral_change(session: AsyncSession, data: ReferralEventV1) -> None:
+    await record_referral_changes(session, [data])
+
+
+async def record_referral_changes(session: AsyncSession, batch: list[ReferralEventV1]) -> None:
+    """Folds many referral events at once (the rebuild's path; the live consumer passes one)."""
+    if not batch:
+        return
     insert = _insert(session)
     await session.execute(
-        insert(referral_changes)
-        .values(
-            referral_id=data.referral_id,
-            version=data.version,
-            status=data.status.value,
-            occurred_at=data.occurred_at,
-            occurred_on=business_date(data.occurred_at),
-            reason_code=data.reason_code,
-            outcome_code=data.outcome_code,
-        )
-        .on_conflict_do_nothing()
+        insert(referral_changes).on_conflict_do_nothing(),
+        [
+            {
+                "referral_id": d.referral_id,
+                "version": d.version,
+                "status": d.status.value,
+                "occurred_at": d.occurred_at,
+                "occurred_on": business_date(d.occurred_at),
+                "reason_code": d.reason_code,
+                "outcome_code": d.outcome_code,
+            }
+            for d in batch
+        ],
     )
-    facts = {
-        "child_ref": data.child_ref,
-        "service_id": data.service_id,
-        "receiving_org_id": data.receiving_org_id,
-        "referrer_org_id": data.referrer_org_id,
-        "urgency": data.urgency or "routine",
-        "latest_version": data.version,
-        "latest_status": data.status.value,
-    }
-    await session.execute(insert(referrals).values(referral_id=data.referral_id, **facts).on_conflict_do_nothing())
+    latest: dict[str, ReferralEventV1] = {}
+    for d in batch:
+        if d.referral_id not in latest or d.version > latest[d.referral_id].version:
+            latest[d.referral_id] = d
+    stmt = insert(referrals)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[referrals.c.referral_id],
+        set_={"latest_version": stmt.excluded.latest_version, "latest_status": stmt.excluded.latest_status},
+        where=referrals.c.latest_version < stmt.excluded.latest_version,
+    )
     await session.execute(
-        update(referrals)
-        .where(referrals.c.referral_id == data.referral_id, referrals.c.latest_version < data.version)
-        .values(latest_version=data.version, latest_status=data.status.value)
+        stmt,
+        [
+            {
+                "referral_id": d.referral_id,
+                "child_ref": d.child_ref,
+                "service_id": d.service_id,
+                "receiving_org_id": d.receiving_org_id,
+                "referrer_org_id": d.referrer_org_id,
+                "urgency": d.urgency or "routine",
+                "latest_version": d.version,
+                "latest_status": d.status.value,
+            }
+            for d in latest.values()
+        ],
     )
 
 

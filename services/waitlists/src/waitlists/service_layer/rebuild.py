@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from send_shared.db import session_factory
-from send_shared.events.envelope import EventDecodeError, decode_kafka
+from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_kafka
+from send_shared.events.schemas import REFERRAL_EVENT_TYPES, ReferralEventV1
 from send_shared.inbox import Inbox
 from send_shared.kafka import fetch_to_end
+from waitlists.adapters import projection
 from waitlists.adapters.orm import inbox, organisations, referral_changes, referrals, services
 from waitlists.entrypoints.consumers import on_referral_event
 
@@ -35,6 +37,24 @@ class RebuildReport:
     events: int
     skipped: int
     seconds: float
+
+
+async def _apply_batch(session: AsyncSession, claims: Inbox, batch: list[CloudEvent]) -> tuple[int, int]:
+    """One transaction for a whole fetch: inbox rows, referral events in bulk, directory events one by one.
+    Every write is idempotent, so a repeat of an event (at-least-once) changes nothing."""
+    await claims.claim_many(session, [(e.id, e.type) for e in batch])
+    referral_events: list[ReferralEventV1] = []
+    invalid = 0
+    for event in batch:
+        try:
+            if event.type in REFERRAL_EVENT_TYPES:
+                referral_events.append(ReferralEventV1.model_validate(event.data))
+            else:
+                await on_referral_event(event, session)
+        except ValidationError:
+            invalid += 1
+    await projection.record_referral_changes(session, referral_events)
+    return len(batch) - invalid, invalid
 
 
 async def rebuild(
@@ -56,22 +76,17 @@ async def rebuild(
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         async for fetched in fetch_to_end(consumer, partitions, max_records=batch):
+            decoded = []
+            for records in fetched.values():
+                for record in records:
+                    try:
+                        decoded.append(decode_kafka(record.headers or (), record.value))
+                    except EventDecodeError:
+                        skipped += 1
             async with sessions() as session, session.begin():
-                for records in fetched.values():
-                    for record in records:
-                        try:
-                            event = decode_kafka(record.headers or (), record.value)
-                        except EventDecodeError:
-                            skipped += 1
-                            continue
-                        if not await claims.claim(session, event.id, event.type):
-                            continue
-                        try:
-                            await on_referral_event(event, session)
-                        except ValidationError:
-                            skipped += 1
-                            continue
-                        events += 1
+                applied, invalid = await _apply_batch(session, claims, decoded)
+            events += applied
+            skipped += invalid
     finally:
         await consumer.stop()
     report = RebuildReport(events, skipped, time.perf_counter() - started)

@@ -1,0 +1,375 @@
+"""`make bench`: the figures of issue 7, each a ratio against a baseline measured in the same run or a
+latency under a stated offered load. Prints a table and writes the same figures to bench/results/.
+
+    python bench/run.py            # full run
+    python bench/run.py --quick    # under 3 minutes, for everyday use
+
+Runs on loopback only, bounded in count and time, with the embedded broker and the local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import MetaData, select
+
+from send_shared.auth import mint_token
+from send_shared.broker import EmbeddedBroker, free_port
+from send_shared.db import create_engine
+from send_shared.demo import nhs_number
+from send_shared.devstack import DevStack
+from send_shared.events.envelope import CloudEvent, encode_kafka
+from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
+from send_shared.kafka import OutgoingRecord, ensure_topics, fetch_to_end, new_producer, publish_all
+from send_shared.outbox import OutboxRelay, OutboxWriter, define_outbox_table
+from send_shared.testing import LOCAL_POSTGRES, PostgresServer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest rank, as the product's own figures."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered))) - 1]
+
+
+def events(n: int, seed: int = 1) -> list[CloudEvent]:
+    """Referral events as the referrals service publishes them: submitted then accepted, per referral."""
+    rng = random.Random(seed)
+    found = []
+    services = ["svc-camhs-core", "svc-ehc-assessment", "svc-trust-slt", "svc-trust-ed-psych"]
+    for i in range(n // 2):
+        referral_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        for version, status in ((1, ReferralStatus.SUBMITTED), (2, ReferralStatus.ACCEPTED)):
+            data = ReferralEventV1(
+                referral_id=referral_id, version=version, status=status, child_ref=f"{i:032x}",
+                referrer_org_id="org-riverside-primary", service_id=rng.choice(services),
+                receiving_org_id="org-northshire-camhs", urgency="routine", occurred_at=at, recorded_at=at,
+            )  # fmt: skip
+            found.append(CloudEvent(type=referral_event_type(status), source="/bench", subject=referral_id,
+                                    data=data.model_dump(mode="json")))  # fmt: skip
+    return found
+
+
+async def relay_figure(database_url: str, bootstrap: str, n: int) -> dict[str, Any]:
+    """Events/s from committed outbox rows to the topic, against a bare producer sending the same messages."""
+    metadata = MetaData()
+    table = define_outbox_table(metadata)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    batch = events(n)
+    writer = OutboxWriter(table)
+    for start in range(0, n, 1000):
+        async with engine.begin() as conn:
+            await writer.add_many(conn, [(e, "bench.relay.v1", e.subject or "") for e in batch[start : start + 1000]])
+    await ensure_topics(bootstrap, {"bench.relay.v1": 4, "bench.bare.v1": 4})
+    producer = new_producer(bootstrap, client_id="bench")
+    await producer.start()
+    try:
+        records = []
+        for e in batch:
+            headers, value = encode_kafka(e)
+            records.append(OutgoingRecord("bench.bare.v1", (e.subject or "").encode(), value, headers))
+        started = time.perf_counter()
+        for start in range(0, n, 2000):
+            await publish_all(producer, records[start : start + 2000])
+        bare = n / (time.perf_counter() - started)
+        relay = OutboxRelay(engine, table, producer, batch_size=2000)
+        started = time.perf_counter()
+        while await relay.relay_once():
+            pass
+        ours = n / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await engine.dispose()
+    return {"events": n, "relay_events_per_s": round(ours), "bare_producer_events_per_s": round(bare),
+            "ratio_relay_to_bare": round(ours / bare, 3), "target": ">= 5000 events/s per relay"}  # fmt: skip
+
+
+async def replay_figure(database_url: str, bootstrap: str, n: int) -> dict[str, Any]:
+    """Events/s for a waitlists rebuild from the topic, against a bare consumer reading the same topic."""
+    from waitlists.adapters.orm import metadata as waitlists_metadata
+    from waitlists.service_layer.rebuild import rebuild
+
+    topic = f"bench.replay.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, {topic: 4})
+    producer = new_producer(bootstrap, client_id="bench")
+    await producer.start()
+    try:
+        batch = events(n, seed=2)
+        for start in range(0, n, 2000):
+            await publish_all(producer, [OutgoingRecord(topic, (e.subject or "").encode(), encode_kafka(e)[1], encode_kafka(e)[0])
+                                         for e in batch[start : start + 2000]])  # fmt: skip
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        started = time.perf_counter()
+        seen = 0
+        async for fetched in fetch_to_end(consumer, partitions, idle_ms=200):
+            seen += sum(len(r) for r in fetched.values())
+        bare = seen / (time.perf_counter() - started - 0.2)
+    finally:
+        await consumer.stop()
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(waitlists_metadata.create_all)
+    report = await rebuild(engine, bootstrap_servers=bootstrap, topic=topic, group_id="bench")
+    await engine.dispose()
+    ours = report.events / report.seconds
+    return {"events": n, "rebuild_events_per_s": round(ours), "bare_consumer_events_per_s": round(bare),
+            "ratio_rebuild_to_bare": round(ours / bare, 3), "target": ">= 0.5 of bare and >= 50000 events/s"}  # fmt: skip
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def referral_body(rng: random.Random) -> dict[str, Any]:
+    return {
+        "service_id": "svc-camhs-core",
+        "child": {"given_name": "Sam", "family_name": "Taylor", "date_of_birth": "2015-04-12", "nhs_number": nhs_number(rng)},
+        "primary_need": "SEMH", "reason": "Benchmark referral.", "urgency": "routine",
+        "consent": {"given_by": "parent", "given_at": "2026-01-05T10:00:00Z", "scope": "Referral"},
+    }  # fmt: skip
+
+
+async def load(
+    url: str, headers: dict[str, str], seconds: float, concurrency: int, seed: int
+) -> tuple[int, list[float]]:
+    rng = random.Random(seed)
+    done, latencies = 0, []
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                response = await http.post(
+                    url, json=referral_body(rng), headers={**headers, "idempotency-key": uuid.uuid4().hex}
+                )
+                if response.status_code == 201:
+                    done += 1
+                    latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done, latencies
+
+
+def ingest_figure(pg: PostgresServer, bootstrap: str, seconds: float, work: Path) -> dict[str, Any]:
+    """Referrals created per second through the full API (validation, auth, outbox, relay to Kafka),
+    against a bare FastAPI endpoint inserting the same row into PostgreSQL."""
+    ours_port, bare_port = free_port(), free_port()
+    ours_db, bare_db = pg.new_database("bench_ingest"), pg.new_database("bench_bare")
+    env = {
+        "DATABASE_URL": ours_db,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "HTTP_PORT": str(ours_port),
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "referrals", "migrate"], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL
+    )
+    ours = start_process([sys.executable, "-m", "referrals", "serve"], env, work / "referrals.log")
+    bare = start_process([sys.executable, str(ROOT / "bench" / "bare_app.py")],
+                         {"DATABASE_URL": bare_db, "HTTP_PORT": str(bare_port)}, work / "bare.log")  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{ours_port}/readyz")
+        wait_http(f"http://127.0.0.1:{bare_port}/docs")
+        token = {"authorization": f"Bearer {mint_token('org-riverside-primary', 'referrer')}"}
+        bare_done, bare_lat = asyncio.run(load(f"http://127.0.0.1:{bare_port}/v1/referrals", {}, seconds, 16, 1))
+        ours_done, ours_lat = asyncio.run(load(f"http://127.0.0.1:{ours_port}/v1/referrals", token, seconds, 16, 2))
+        rss = peak_rss_mb(ours.pid)
+    finally:
+        for process in (ours, bare):
+            process.terminate()
+            process.wait(timeout=20)
+    ours_rate, bare_rate = ours_done / seconds, bare_done / seconds
+    return {"seconds": seconds, "concurrency": 16, "ours_per_s": round(ours_rate, 1), "bare_per_s": round(bare_rate, 1),
+            "cost_ratio_bare_over_ours": round(bare_rate / ours_rate, 2) if ours_rate else None,
+            "ours_p99_ms": round(pct(ours_lat, 0.99) * 1000, 1) if ours_lat else None,
+            "bare_p99_ms": round(pct(bare_lat, 0.99) * 1000, 1) if bare_lat else None,
+            "referrals_peak_rss_mb": rss, "target": "cost ratio <= 2"}  # fmt: skip
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def latency_figure(pg: PostgresServer, rate: float, seconds: float, work: Path) -> dict[str, Any]:
+    """From the API's response to (a) the waitlists projection holding the referral and (b) the webhook
+    arriving at a local receiver, at an offered ``rate`` of new referrals per second."""
+    sys.path.insert(0, str(ROOT / "services/notifications/tests/integration"))
+    from receiver import Receiver
+
+    urls = {name: pg.new_database(f"bench_{name}") for name in ("referrals", "waitlists", "notifications")}
+    ports = {name: free_port() for name in urls}
+    stack = DevStack(var_dir=work / "stack", broker_port=free_port(), ports=ports, database_urls=urls, smtp_port=free_port(),
+                     extra_env={"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false"})  # fmt: skip
+    receiver = Receiver().start()
+    arrived: dict[str, float] = {}
+    projected: dict[str, float] = {}
+    answered: dict[str, float] = {}
+    try:
+        stack.start()
+        camhs = {"authorization": f"Bearer {mint_token('org-northshire-camhs', 'receiver')}"}
+        created = httpx.post(f"{stack.url('notifications')}/v1/endpoints", headers=camhs,
+                             json={"url": f"{receiver.base}/bench", "event_types": ["uk.send.referral.submitted.v1"]})  # fmt: skip
+        receiver.secrets["/bench"] = created.json()["secret"]
+        time.sleep(3)  # consumers settle into their groups
+        asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], rate, seconds, answered, projected))
+        deadline = time.monotonic() + 15
+        while len(receiver.received) < len(answered) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for r in receiver.received:
+            if r.body:
+                arrived.setdefault(r.body["data"]["referral_id"], r.at)
+        rss = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
+    finally:
+        receiver.stop()
+        stack.stop()
+    a = [projected[r] - answered[r] for r in answered if r in projected]
+    b = [arrived[r] - answered[r] for r in answered if r in arrived]
+    return {"offered_per_s": rate, "seconds": seconds, "sent": len(answered),
+            "projection_p50_ms": round(statistics.median(a) * 1000, 1) if a else None,
+            "projection_p99_ms": round(pct(a, 0.99) * 1000, 1) if a else None,
+            "webhook_p50_ms": round(statistics.median(b) * 1000, 1) if b else None,
+            "webhook_p99_ms": round(pct(b, 0.99) * 1000, 1) if b else None,
+            "projected": len(a), "webhooks": len(b), "peak_rss_mb": rss,
+            "target": "projection p50 < 20 ms, p99 < 100 ms; webhook p99 < 250 ms"}  # fmt: skip
+
+
+async def _offered_load(base: str, waitlists_db: str, rate: float, seconds: float, answered: dict[str, float],
+                        projected: dict[str, float]) -> None:  # fmt: skip
+    from waitlists.adapters.orm import referrals as projection
+
+    rng = random.Random(3)
+    token = {"authorization": f"Bearer {mint_token('org-riverside-primary', 'referrer')}"}
+    engine = create_engine(waitlists_db)
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set() or len(projected) < len(answered):
+            pending = [r for r in answered if r not in projected]
+            if pending:
+                async with engine.connect() as conn:
+                    found = (
+                        await conn.execute(
+                            select(projection.c.referral_id).where(projection.c.referral_id.in_(pending))
+                        )
+                    ).scalars()
+                    now = time.monotonic()
+                    for referral_id in found:
+                        projected[referral_id] = now
+            if stop.is_set() and time.monotonic() > stop_at + 10:
+                return
+            await asyncio.sleep(0.002)
+
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one() -> None:
+            response = await http.post(f"{base}/v1/referrals", json=referral_body(rng),
+                                       headers={**token, "idempotency-key": uuid.uuid4().hex})  # fmt: skip
+            if response.status_code == 201:
+                answered[response.json()["id"]] = time.monotonic()
+
+        watcher = asyncio.create_task(watch())
+        tasks = []
+        started = time.monotonic()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        stop_at = time.monotonic()
+        stop.set()
+        await watcher
+    await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick or os.environ.get("QUICK") == "1"
+    quick_sizes = {"relay": 20_000, "replay": 40_000, "ingest_s": 8.0, "rate": 100.0, "latency_s": 10.0}
+    full_sizes = {"relay": 200_000, "replay": 400_000, "ingest_s": 30.0, "rate": 200.0, "latency_s": 60.0}
+    sizes = quick_sizes if quick else full_sizes
+    work = ROOT / "var" / "bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    pg = PostgresServer(os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES))
+    figures: dict[str, Any] = {"mode": "quick" if quick else "full", "started": datetime.now(UTC).isoformat()}
+    try:
+        with EmbeddedBroker(log_path=work / "broker.log") as broker:
+            figures["2_outbox_relay"] = asyncio.run(
+                relay_figure(pg.new_database("bench_relay"), broker.bootstrap_servers, sizes["relay"])
+            )
+            print("relay", figures["2_outbox_relay"], flush=True)
+            figures["4_replay"] = asyncio.run(
+                replay_figure(pg.new_database("bench_replay"), broker.bootstrap_servers, sizes["replay"])
+            )
+            print("replay", figures["4_replay"], flush=True)
+            figures["1_ingest"] = ingest_figure(pg, broker.bootstrap_servers, sizes["ingest_s"], work)
+            print("ingest", figures["1_ingest"], flush=True)
+        figures["3_end_to_end_latency"] = latency_figure(pg, sizes["rate"], sizes["latency_s"], work)
+        print("latency", figures["3_end_to_end_latency"], flush=True)
+        figures["5_queries"] = {"status": "not measured yet: needs the national-scale generator (see bench/README.md)"}
+    finally:
+        pg.drop_all()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{figures['mode']}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(figures, indent=2))
+    print()
+    print(f"{'figure':<24} {'measured':<70}")
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in value.items() if k != "target")
+            print(f"{key:<24} {shown}")
+            if "target" in value:
+                print(f"{'':<24} target: {value['target']}")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
