@@ -129,3 +129,29 @@ async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: htt
         "c",
         "c",
     )  # 56 days = 8 weeks
+
+
+async def test_an_event_arriving_after_the_breach_alert_corrects_the_figures(engine: AsyncEngine) -> None:
+    from waitlists.adapters.timelines import Scope
+    from waitlists.service_layer.reporting import FigureRequest, figures_for
+
+    await feed(engine, *directory_events())
+    submitted, accepted, started = referral_events(
+        "late",
+        "c1",
+        "svc-camhs",
+        ("submitted", "2026-01-05"),
+        ("accepted", "2026-01-10"),
+        ("in_progress", "2026-02-01"),
+    )
+    await feed(engine, submitted, accepted)
+    sessions = session_factory(engine)
+    assert await raise_due_alerts(sessions, today=date(2026, 2, 5), lead_days=7, source="/t") == 1  # breached on 3 Feb
+    await feed(engine, started)  # recorded late: support had started on 1 Feb, inside the 28 days
+    assert await raise_due_alerts(sessions, today=date(2026, 2, 6), lead_days=7, source="/t") == 0
+    f = await figures_for(FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 6), date(2026, 1, 1)), sessions)
+    clock = f.clocks["cypmh_4w"]
+    assert (clock.stopped, clock.met, clock.breached_waiting) == (1, 1, 0)
+    # The figures for 5 Feb are corrected too: business time, not recording time, decides.
+    then = await figures_for(FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 5), date(2026, 1, 1)), sessions)
+    assert then.clocks["cypmh_4w"].met == 1

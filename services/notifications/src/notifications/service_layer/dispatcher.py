@@ -1,8 +1,8 @@
 """Delivers pending webhooks: one lane per endpoint, so a slow or failing endpoint only delays itself.
 
-Within a lane, deliveries go out one at a time in the order they were created, and a
-delivery waits while an earlier one for the same referral is still pending: a later status
-never overtakes an earlier one at the same endpoint. A delivery is marked succeeded in the
+Within a lane, a delivery waits while an earlier one for the same referral is still pending,
+so a later status never overtakes an earlier one at the same endpoint; deliveries for
+different referrals go out side by side (up to ``per_endpoint`` at once). A delivery is marked succeeded in the
 transaction right after the 2xx; if the process dies between the two, the same message is
 sent again with the same ``webhook-id``, which Standard Webhooks receivers use to de-duplicate.
 """
@@ -51,12 +51,14 @@ class Dispatcher:
         poll_interval: float = 0.2,
         on_disabled: EndpointDisabled | None = None,
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
+        per_endpoint: int = 8,
     ) -> None:
         self.sessions = sessions
         self.client = client
         self.poll_interval = poll_interval
         self.on_disabled = on_disabled
         self.retry_delays = retry_delays
+        self.per_endpoint = per_endpoint
         self.wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
 
@@ -96,14 +98,21 @@ class Dispatcher:
             return list((await session.execute(query)).scalars())
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
+        """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
+        different referrals go out side by side, one referral's messages strictly one after another."""
+        limit = asyncio.Semaphore(self.per_endpoint)
+
+        async def one(delivery: Any) -> bool:
+            async with limit:
+                return stop.is_set() or await self._deliver(endpoint_id, delivery)
+
         try:
             while not stop.is_set():
                 batch = await self._next_deliveries(endpoint_id)
                 if not batch:
                     return
-                for delivery in batch:
-                    if stop.is_set() or not await self._deliver(endpoint_id, delivery):
-                        return
+                if not all(await asyncio.gather(*(one(d) for d in batch))):
+                    return
         except Exception:
             log.exception("webhook lane failed; it restarts on the next round", extra={"endpoint_id": endpoint_id})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -38,7 +39,8 @@ async def figures_for(request: FigureRequest, sessions: async_sessionmaker[Async
         in_scope = await store.timelines_for_services(session, ids)
         journeys = await store.timelines_for_children(session, sorted({t.child_ref for t in in_scope}))
         clocks = await store.service_clocks(session)
-    return figures(in_scope, journeys, clocks, request.as_of, request.period)
+    # Pure computation, possibly long for a large area: off the event loop, so consumers keep flowing.
+    return await asyncio.to_thread(figures, in_scope, journeys, clocks, request.as_of, request.period)
 
 
 async def referral_clocks(
