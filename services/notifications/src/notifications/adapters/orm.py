@@ -9,22 +9,16 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
+from send_shared.db import service_metadata
 from send_shared.inbox import define_inbox_table
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 endpoints = Table(

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table
 
+from send_shared.db import service_metadata
 from send_shared.inbox import define_inbox_table
 from send_shared.outbox import define_outbox_table
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 # One row per referral: the facts every event repeats.
 referrals = Table(
