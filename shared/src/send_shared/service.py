@@ -200,7 +200,7 @@ def create_app(
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes, per_path=body_limits)
     app.include_router(ops_router({"database": runtime.database_answers, "broker": runtime.broker_answers}))
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     return app
 
 
