@@ -183,9 +183,30 @@ async def _follow(
     return moves
 
 
-async def load(referrals_url: str, *, seed: int = 7, count: int = 240, end: date | None = None) -> tuple[int, int]:
+async def register_contacts(notifications_url: str) -> None:
+    """Email contacts for the seeded schools and agencies, so the demo's emails land in the mail sink."""
+    async with httpx.AsyncClient(base_url=notifications_url, timeout=30) as http:
+        for org in [*SCHOOLS, *sorted(set(RECEIVERS.values()))]:
+            role = "referrer" if org in SCHOOLS else "receiver"
+            await http.put(
+                "/v1/contacts",
+                json={"emails": [f"send-contact@{org.removeprefix('org-')}.example"]},
+                headers={"authorization": f"Bearer {mint_token(org, role)}"},
+            )
+
+
+async def load(
+    referrals_url: str,
+    *,
+    seed: int = 7,
+    count: int = 240,
+    end: date | None = None,
+    notifications_url: str | None = None,
+) -> tuple[int, int]:
     """Loads the demo history; returns (referrals submitted, moves made)."""
     end = end or (datetime.now(UTC).date() - timedelta(days=1))
+    if notifications_url:
+        await register_contacts(notifications_url)
     plans = plan_history(random.Random(seed), end, count)
     limit = asyncio.Semaphore(8)
     async with httpx.AsyncClient(base_url=referrals_url, timeout=30) as http:

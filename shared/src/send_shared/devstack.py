@@ -72,7 +72,7 @@ class DevStack:
             return None
         from send_shared.demo import load
 
-        submitted, moves = asyncio.run(load(self.url("referrals")))
+        submitted, moves = asyncio.run(load(self.url("referrals"), notifications_url=self.url("notifications")))
         marker.write_text(f"{submitted} referrals, {moves} moves\n")
         return f"{submitted} referrals and {moves} status changes over the past year"
 
