@@ -237,7 +237,7 @@ async def test_poison_messages_are_parked_and_the_partition_moves_on(pg_scenario
     gaps = [b - a for a, b in itertools.pairwise(times)]
     for n, gap in enumerate(gaps, start=1):
         assert gap >= min(backoff_initial * 2 ** (n - 1), backoff_max) * 0.9, f"retry {n} came too soon: {gaps}"
-        assert gap <= backoff_max + 0.25, f"retry {n} waited longer than backoff_max: {gaps}"
+        assert gap <= backoff_max + 1.0, f"retry {n} waited far longer than backoff_max: {gaps}"
     print(f"retry gaps (s): {[round(g, 3) for g in gaps]}; scenario took {elapsed:.1f}s")
     assert REGISTRY.get_sample_value("consumer_retries_total", {"group": s.group}) == max_attempts - 1
 

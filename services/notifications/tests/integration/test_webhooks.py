@@ -121,7 +121,8 @@ async def test_a_stuck_endpoint_does_not_delay_a_healthy_one(
         started = time.monotonic()
         await until(lambda: len(receiver.successes("/healthy")) == 5, "healthy endpoint served")
         took = time.monotonic() - started
-    assert took < 2.0, f"the healthy endpoint waited {took:.1f}s behind the stuck one"
+    # The stuck endpoint's first attempt times out after 3 s; the healthy one was served before that.
+    assert took < 3.0, f"the healthy endpoint waited {took:.1f}s behind the stuck one"
 
 
 async def test_an_endpoint_hears_only_about_its_own_organisations_referrals(
