@@ -255,3 +255,40 @@ async def test_emails_go_to_the_referrers_contacts_through_smtp(
     message = message_from_bytes(eml.read_bytes())
     assert message["To"] == "senco@school.example"
     assert "accepted" in message["Subject"].lower() and "r9" in message["Subject"]
+
+
+async def test_five_days_of_failure_disables_the_endpoint_and_tells_its_owner(
+    app: Any, api: httpx.AsyncClient, receiver: Receiver, tmp_path: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from notifications.adapters.orm import endpoints
+    from notifications.bootstrap import build_app
+    from notifications.settings import NotificationsSettings
+
+    endpoint = await register(api, receiver, "/dead")
+    await api.put("/v1/contacts", json={"emails": ["it@camhs.example"]}, headers=bearer(CAMHS))
+    async with app.state.runtime.engine.begin() as conn:
+        await conn.execute(
+            update(endpoints)
+            .where(endpoints.c.id == endpoint["id"])
+            .values(failing_since=datetime.now(UTC) - timedelta(days=5, minutes=1))
+        )
+    receiver.script["/dead"] = [500]
+    await consume(app, referral_event("r10", 1, "submitted"))
+    with SmtpSink(tmp_path / "mail") as sink:
+        settings = app.state.runtime.settings.model_copy(update={"smtp_port": sink.port})
+        service = build_app(NotificationsSettings.model_validate(settings.model_dump()))
+        async with dispatching(app) as dispatcher:
+            dispatcher.on_disabled = service.state.dispatcher.on_disabled  # the service's own owner notice
+            await until(lambda: bool(sink.messages()), "the owner told by email")
+        await service.state.runtime.engine.dispose()
+        (eml,) = sink.messages()
+    state = (await api.get(f"/v1/endpoints/{endpoint['id']}", headers=bearer(CAMHS))).json()
+    assert (state["status"], state["disabled_reason"]) == ("disabled", "failing without a success for 5 days")
+    message = message_from_bytes(eml.read_bytes())
+    assert message["To"] == "it@camhs.example"
+    assert "disabled" in message["Subject"]
+    assert endpoint["url"] in message.get_payload()
