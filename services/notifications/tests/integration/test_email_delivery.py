@@ -276,3 +276,21 @@ def test_the_sink_command_runs_until_terminated(tmp_path: Path) -> None:
     assert f"listening on 127.0.0.1:{port}" in out
     [path] = folder.glob("*.eml")
     assert read(path)["Subject"] == SUBJECTS[Template.ACCEPTED]
+
+
+def test_a_hand_off_email_names_the_receiving_service() -> None:
+    from notifications.adapters.mailer import render
+    from notifications.domain.email_policy import email_intents
+
+    data = {
+        "referral_id": "3f2a1b2c-0000-4000-8000-000000000001", "status": "handed_off", "service_id": "svc-camhs-core",
+        "referrer_org_id": "org-school", "receiving_org_id": "org-camhs", "occurred_at": "2026-03-02T10:00:00Z",
+        "linked_referral_id": "9b8c7d6e-0000-4000-8000-000000000002", "onward_service_id": "svc-ehc-assessment",
+    }  # fmt: skip
+    (intent,) = email_intents("uk.send.referral.handed_off.v1", data)
+    message = render(
+        intent, service_names={"svc-camhs-core": "CAMHS core", "svc-ehc-assessment": "EHC needs assessment"},
+        referral_url="https://referrals.test/v1/referrals/{referral_id}", mail_from="x@send.test", to=["senco@s.test"],
+    )  # fmt: skip
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "to EHC needs assessment" in text

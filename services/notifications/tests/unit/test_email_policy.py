@@ -27,6 +27,7 @@ ALLOWED_KEYS = {
     "reason_code",
     "signposted_service_id",
     "linked_referral_id",
+    "onward_service_id",
     "appointment_at",
     "clock",
     "target_days",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -123,6 +125,14 @@ async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: 
     assert linked["linked_from_id"] == referral_id
     assert linked["child"]["family_name"] == "Taylor"
     assert await referral_events(client) == 3
+    async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
+        payloads = (await conn.execute(select(outbox.c.payload).where(outbox.c.message_key == referral_id))).scalars()
+        handed = [json.loads(bytes(p)) for p in payloads][-1]
+    assert (handed["status"], handed["linked_referral_id"], handed["onward_service_id"]) == (
+        "handed_off",
+        new_id,
+        "svc-ehc-assessment",
+    )
 
 
 async def test_rejection_needs_reason_explanation_and_somewhere_to_go(client: httpx.AsyncClient) -> None:

@@ -57,6 +57,9 @@ class ReferralEventV1(EventPayload):
     outcome_code: str | None = None
     signposted_service_id: str | None = None
     linked_referral_id: str | None = Field(None, description="Referral created by a hand-off, or the one it came from.")
+    onward_service_id: str | None = Field(
+        None, description="Service a hand-off or re-referral sent the child to (the linked referral's service)."
+    )
     appointment_at: datetime | None = Field(None, description="Booked appointment (scheduled).")
     expected_resume: date | None = Field(None, description="Expected end of a hold (on_hold).")
     parallel_referral_ids: list[str] = Field(

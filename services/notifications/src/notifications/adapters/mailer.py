@@ -99,6 +99,7 @@ def _template_values(
         "linked_referral_link": link("linked_referral_id"),
         "service_name": service("service_id") or "the service",
         "signposted_service_name": service("signposted_service_id"),
+        "onward_service_name": service("onward_service_id"),
         "reason_label": _REASONS.get(str(reason), str(reason).replace("_", " ")) if reason else "not given",
         "clock_label": _CLOCKS.get(str(clock), f"{str(clock).replace('_', ' ')} deadline") if clock else None,
         "occurred_on": _day(context.get("occurred_at")),

@@ -50,12 +50,12 @@ _REFERRAL_TEMPLATES: dict[str, tuple[Template, tuple[str, ...]]] = {
     referral_event_type(ReferralStatus.ACCEPTED): (Template.ACCEPTED, ("occurred_at",)),
     referral_event_type(ReferralStatus.REJECTED): (
         Template.REJECTED,
-        ("occurred_at", "reason_code", "signposted_service_id", "linked_referral_id"),
+        ("occurred_at", "reason_code", "signposted_service_id", "linked_referral_id", "onward_service_id"),
     ),
     referral_event_type(ReferralStatus.SCHEDULED): (Template.SCHEDULED, ("appointment_at",)),
     referral_event_type(ReferralStatus.HANDED_OFF): (
         Template.HANDED_OFF,
-        ("occurred_at", "linked_referral_id", "signposted_service_id"),
+        ("occurred_at", "linked_referral_id", "signposted_service_id", "onward_service_id"),
     ),
 }
 _ALERT_FIELDS = (

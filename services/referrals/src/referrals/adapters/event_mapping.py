@@ -27,6 +27,7 @@ def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, ev
         outcome_code=d.outcome_code,
         signposted_service_id=d.signposted_service_id,
         linked_referral_id=change.linked_referral_id,
+        onward_service_id=(d.target_service_id or d.rereferral_service_id) if change.linked_referral_id else None,
         appointment_at=d.appointment_at,
         expected_resume=d.expected_resume,
         parallel_referral_ids=list(referral.parallel_referral_ids),
