@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,8 @@ NAMING_CONVENTION = {
 def service_metadata() -> MetaData:
     """A service's table metadata, with constraint names stable across PostgreSQL and SQLite (for Alembic)."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns timestamps without their zone; every timestamp we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

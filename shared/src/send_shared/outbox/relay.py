@@ -33,6 +33,7 @@ from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from send_shared.db import as_utc
 from send_shared.kafka import OutgoingRecord, publish_all
 from send_shared.metrics import OUTBOX_COMMIT_TO_PUBLISH, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from send_shared.outbox.table import SHARDS
@@ -109,7 +110,7 @@ class OutboxRelay:
             await conn.execute(update(self.table).where(self.table.c.id.in_(ids)).values(sent_at=now))
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
-            OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - _aware(row["created_at"])).total_seconds()))
+            OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - as_utc(row["created_at"])).total_seconds()))
         return len(rows)
 
     async def _take_shards(self, conn: AsyncConnection) -> list[int]:
@@ -178,10 +179,6 @@ class OutboxRelay:
         conn = await asyncpg.connect(url.render_as_string(hide_password=False))
         await conn.add_listener(self.notify_channel, lambda *_: self._wake.set())
         return conn
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

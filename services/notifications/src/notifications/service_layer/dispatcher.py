@@ -25,6 +25,7 @@ from notifications.adapters.orm import deliveries, delivery_attempts, endpoints,
 from notifications.adapters.webhook_client import Attempt, WebhookClient
 from notifications.domain.delivery import RETRY_DELAYS, Outcome, should_disable, verdict
 from notifications.domain.subscriptions import EndpointStatus
+from send_shared.db import as_utc
 
 log = logging.getLogger(__name__)
 ATTEMPTS = Counter("webhook_attempts", "Webhook attempts by result.", ["result"])
@@ -141,7 +142,7 @@ class Dispatcher:
             if row.order_key in seen:
                 continue
             seen.add(row.order_key)
-            if _aware(row.next_attempt_at) <= now:
+            if as_utc(row.next_attempt_at) <= now:
                 due.append(row)
         return due
 
@@ -183,7 +184,7 @@ class Dispatcher:
         values: dict[str, Any] = {"attempts": attempts_made}
         if result.outcome is Outcome.SUCCEEDED:
             values.update(status="succeeded", succeeded_at=now, next_attempt_at=None)
-            EVENT_TO_DELIVERY.observe((now - _aware(received_at)).total_seconds())
+            EVENT_TO_DELIVERY.observe((now - as_utc(received_at)).total_seconds())
         elif result.outcome is Outcome.GONE or result.next_attempt_at is None:
             values.update(status="failed", next_attempt_at=None)
         else:
@@ -207,7 +208,7 @@ class Dispatcher:
                     update(endpoints).where(endpoints.c.id == endpoint["id"]).values(failing_since=None)
                 )
             else:
-                failing_since = _aware(endpoint["failing_since"]) if endpoint["failing_since"] else now
+                failing_since = as_utc(endpoint["failing_since"]) if endpoint["failing_since"] else now
                 if result.outcome is Outcome.GONE:
                     disable_reason = "the endpoint answered 410 Gone"
                 elif should_disable(failing_since, now):
@@ -247,10 +248,6 @@ class Dispatcher:
 def _secrets(endpoint: Any, now: datetime) -> list[str]:
     found = [endpoint["secret"]]
     expires = endpoint["previous_secret_expires_at"]
-    if endpoint["previous_secret"] and expires and _aware(expires) > now:
+    if endpoint["previous_secret"] and expires and as_utc(expires) > now:
         found.append(endpoint["previous_secret"])
     return found
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -17,6 +17,7 @@ from referrals.adapters.orm import audit_log, idempotency_keys, referral_history
 from referrals.domain.child import Consent, PersonalDetails
 from referrals.domain.lifecycle import FINAL, Status
 from referrals.domain.model import MoveDetails, Referral
+from send_shared.db import as_utc
 
 
 class ConcurrentUpdate(Exception):
@@ -112,7 +113,7 @@ class SqlReferralRepository:
             nhs_number=row["nhs_number"],
             upn=row["upn"],
             reason=row["reason"],
-            consent=Consent(row["consent_given_by"], _aware(row["consent_given_at"]), row["consent_scope"]),
+            consent=Consent(row["consent_given_by"], as_utc(row["consent_given_at"]), row["consent_scope"]),
         )
 
     async def visible(self, f: ListFilter, *, limit: int, cursor: str | None) -> tuple[list[Referral], str | None]:
@@ -242,10 +243,6 @@ def _row(r: Referral) -> dict[str, Any]:
     }
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _from_row(row: Any) -> Referral:
     expected_resume: date | None = row["expected_resume"]
     return Referral(
@@ -255,7 +252,7 @@ def _from_row(row: Any) -> Referral:
         service_id=row["service_id"],
         receiving_org_id=row["receiving_org_id"],
         urgency=row["urgency"],
-        referred_at=_aware(row["referred_at"]),
+        referred_at=as_utc(row["referred_at"]),
         primary_need=row["primary_need"],
         secondary_need=row["secondary_need"],
         is_ehc=row["is_ehc"],
@@ -269,8 +266,8 @@ def _from_row(row: Any) -> Referral:
             reason_code=row["last_reason_code"],
             outcome_code=row["last_outcome_code"],
             signposted_service_id=row["signposted_service_id"],
-            appointment_at=_aware(row["appointment_at"]) if row["appointment_at"] else None,
+            appointment_at=as_utc(row["appointment_at"]) if row["appointment_at"] else None,
             expected_resume=expected_resume,
         ),
-        status_at=_aware(row["status_at"]),
+        status_at=as_utc(row["status_at"]),
     )
