@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
@@ -94,12 +93,6 @@ class EmbeddedBroker:
 
     def __exit__(self, *_exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_broker(port: int | None = None) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(port) as broker:
-        yield broker
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,12 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def dialect_name(db: AsyncSession | AsyncConnection) -> str:
     return db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+
+
+def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:
+    """The dialect's ``insert`` (PostgreSQL or SQLite), the one that knows ``ON CONFLICT``."""
+    return postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 
 
 def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -38,9 +37,8 @@ class Inbox:
 
     async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
-        dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
         stmt = (
-            dialect.insert(self.table)
+            upsert_insert(db)(self.table)
             .values(
                 consumer_group=self.consumer_group,
                 event_id=event_id,
@@ -56,13 +54,12 @@ class Inbox:
         """Records many events as processed at once (replays, whose writes are idempotent anyway)."""
         if not events:
             return
-        dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
         now = datetime.now(UTC)
         rows = [
             {"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type, "processed_at": now}
             for event_id, event_type in events
         ]
-        await db.execute(dialect.insert(self.table).on_conflict_do_nothing(), rows)
+        await db.execute(upsert_insert(db)(self.table).on_conflict_do_nothing(), rows)
 
     async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:
         async with engine.begin() as conn:

@@ -64,7 +64,3 @@ class ServiceSettings(BaseSettings):
         if self.environment == "production" and self.jwt_jwks_url is None and dev_secret:
             raise ValueError("production needs JWT_JWKS_URL (or a JWT_SECRET of its own)")
         return self
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -85,8 +84,3 @@ class _KafkaHeaderGetter(Getter[Iterable[tuple[str, bytes]]]):
 
 def context_from_kafka_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Context:
     return PROPAGATOR.extract(list(headers), getter=_KafkaHeaderGetter())
-
-
-def trace_id_hex(span: Any = None) -> str | None:
-    ctx = (span or trace.get_current_span()).get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None

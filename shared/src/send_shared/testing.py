@@ -51,10 +51,6 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
-def _admin_url() -> str:
-    return LOCAL_POSTGRES
-
-
 async def _create_database(admin_url: str, name: str) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url
@@ -115,7 +111,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             server = PostgresServer(pg.get_connection_url())
             yield server
         return
-    server = PostgresServer(_admin_url())
+    server = PostgresServer(LOCAL_POSTGRES)
     yield server
     server.drop_all()
 

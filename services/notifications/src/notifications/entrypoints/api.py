@@ -5,14 +5,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications.adapters.orm import contacts
 from notifications.domain.subscriptions import UnsafeTarget
 from notifications.service_layer.endpoints import EndpointNotFound, EndpointService, EndpointSpec
 from send_shared.auth import Principal, Role, TokenVerifier, require_roles
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 from send_shared.web.problems import Problem
 
 EVENT_TYPE = r"^(\*|uk\.send\.[a-z_.]+(\.\*|\.v\d+))$"
@@ -228,7 +227,7 @@ def build_router(
     @router.put("/contacts", response_model=ContactsIn, summary="Where your organisation wants email")
     async def put_contacts(body: ContactsIn, caller: member) -> ContactsIn:
         async with sessions() as session, session.begin():
-            insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+            insert = upsert_insert(session)
             stmt = insert(contacts).values(organisation_id=caller.organisation_id, emails=[str(e) for e in body.emails],
                                            updated_at=datetime.now(UTC))  # fmt: skip
             await session.execute(stmt.on_conflict_do_update(index_elements=[contacts.c.organisation_id],

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
 from notifications.adapters.webhook_client import new_secret, resolve_and_check
-from notifications.domain.subscriptions import PING, EndpointStatus, UnsafeTarget
+from notifications.domain.subscriptions import PING, EndpointStatus
 from send_shared.events.envelope import CloudEvent
 
 
@@ -245,6 +245,3 @@ class EndpointService:
             await session.execute(
                 update(endpoints).where(endpoints.c.id == endpoint_id).values(updated_at=datetime.now(UTC), **values)
             )
-
-
-__all__ = ["EndpointNotFound", "EndpointService", "EndpointSpec", "UnsafeTarget", "UrlPolicy"]

@@ -6,19 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import deliveries, endpoints, messages, service_names
 from notifications.domain.subscriptions import Endpoint, EndpointStatus, organisations_concerned, wants
 from notifications.service_layer.mail import queue_emails
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import SERVICE_UPSERTED, ServiceV1
-
-
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
 
 
 def webhook_body(event: CloudEvent, referral_link: str | None) -> dict[str, Any]:
@@ -53,7 +48,7 @@ async def fan_out(event: CloudEvent, session: AsyncSession, *, referral_link_tem
     referral_id = str(event.data.get("referral_id") or event.subject or "")
     link = referral_link_template.format(referral_id=referral_id) if referral_id else None
     now = datetime.now(UTC)
-    insert = _insert(session)
+    insert = upsert_insert(session)
     await session.execute(
         insert(messages)
         .values(
@@ -94,7 +89,7 @@ async def fan_out(event: CloudEvent, session: AsyncSession, *, referral_link_tem
 
 
 async def _record_service_name(session: AsyncSession, data: ServiceV1) -> None:
-    insert = _insert(session)
+    insert = upsert_insert(session)
     stmt = insert(service_names).values(service_id=data.service_id, name=data.name, version=data.version)
     await session.execute(
         stmt.on_conflict_do_update(

@@ -10,13 +10,12 @@ from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications.adapters.mailer import MailDeliveryError, SmtpMailer, render
 from notifications.adapters.orm import contacts, emails, service_names
 from notifications.domain.email_policy import EmailIntent, email_intents
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (
@@ -32,7 +31,7 @@ async def queue_emails(session: AsyncSession, event_id: str, event_type: str, da
     intents = email_intents(event_type, data)
     if not intents:
         return 0
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     now = datetime.now(UTC)
     for intent in intents:
         await session.execute(

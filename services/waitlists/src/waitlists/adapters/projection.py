@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 from send_shared.events.schemas import OrganisationV1, ReferralEventV1, ServiceV1
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
 from waitlists.domain.timeline import business_date
-
-
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
 
 
 async def record_referral_change(session: AsyncSession, data: ReferralEventV1) -> None:
@@ -25,7 +20,7 @@ async def record_referral_changes(session: AsyncSession, batch: list[ReferralEve
     """Folds many referral events at once (the rebuild's path; the live consumer passes one)."""
     if not batch:
         return
-    insert = _insert(session)
+    insert = upsert_insert(session)
     await session.execute(
         insert(referral_changes).on_conflict_do_nothing(),
         [
@@ -88,7 +83,7 @@ async def record_organisation(session: AsyncSession, data: OrganisationV1) -> No
 
 async def _upsert_newer(session: AsyncSession, table: Any, key: Any, key_value: str, values: dict[str, Any]) -> None:
     """Insert, or replace only with a newer version: a late, older snapshot never wins."""
-    insert = _insert(session)
+    insert = upsert_insert(session)
     stmt = insert(table).values({key.name: key_value, **values})
     stmt = stmt.on_conflict_do_update(index_elements=[key], set_=values, where=table.c.version < stmt.excluded.version)
     await session.execute(stmt)

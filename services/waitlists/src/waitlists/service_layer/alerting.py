@@ -10,11 +10,10 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from send_shared.db import dialect_name
+from send_shared.db import upsert_insert
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import CLOCK_BREACH_IMMINENT, CLOCK_BREACHED, ClockAlertV1
 from send_shared.events.topics import Topics
@@ -61,7 +60,7 @@ async def raise_due_alerts(
 
 
 async def _remember(session: AsyncSession, alert: DueAlert) -> bool:
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     assert alert.clock.breach_date is not None
     result = await session.execute(
         insert(alerts_sent)
