@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from send_shared.consumer.runtime import ConsumerRuntime, Handler
+from send_shared.consumer.runtime import BeforeCommit, ConsumerRuntime, Handler
 from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
 from send_shared.events.topics import Topics
 from send_shared.inbox import Inbox
@@ -39,6 +39,7 @@ class ConsumerSpec:
     topics: Sequence[str]
     handler: Handler
     inbox_table: Table
+    before_commit: BeforeCommit | None = None
 
 
 @dataclass
@@ -163,6 +164,7 @@ class ServiceRuntime:
                 group_id=spec.group_id,
                 topics=spec.topics,
                 handler=spec.handler,
+                before_commit=spec.before_commit,
                 engine=self.engine,
                 inbox=Inbox(spec.inbox_table, spec.group_id),
                 producer=await self._ready_producer(),

@@ -11,12 +11,14 @@ from send_shared.auth import TokenVerifier
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.telemetry import setup_logging, setup_tracing
+from waitlists.adapters import facts
 from waitlists.adapters.orm import inbox, outbox
 from waitlists.entrypoints.api import build_router
 from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.entrypoints.dashboard_api import build_dashboard_router, dashboard_page
 from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.service_layer.alerting import run_alert_scheduler
+from waitlists.service_layer.rebuild import backfill_facts
 from waitlists.settings import WaitlistsSettings
 
 CONSUMER_GROUP = "waitlists"
@@ -30,7 +32,9 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         settings,
         outbox_table=outbox,
         owned_topics=[Topics.WAITLIST_ALERTS],
-        consumers=[ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox)],
+        consumers=[
+            ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox, facts.refresh_marked)
+        ],
     )
     scheduler = partial(
         run_alert_scheduler,
@@ -46,6 +50,10 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
     async def gauges(stop: asyncio.Event) -> None:
         await run_refresher(runtime.sessions, stop, interval=settings.gauge_refresh_seconds)
 
+    async def backfill() -> None:
+        await backfill_facts(runtime.sessions)
+
+    runtime.startup.append(backfill)
     runtime.workers.append(("alert-scheduler", alert_scheduler))
     runtime.workers.append(("gauge-refresher", gauges))
     app = create_app(

@@ -23,6 +23,7 @@ from send_shared.events.schemas import (
     ServiceV1,
     referral_event_type,
 )
+from waitlists.adapters.facts import refresh_marked
 from waitlists.bootstrap import build_app
 from waitlists.entrypoints.cli import main as cli_main
 from waitlists.entrypoints.consumers import on_referral_event
@@ -52,6 +53,7 @@ async def feed(engine: AsyncEngine, *events: CloudEvent) -> None:
     for event in events:
         async with sessions() as session, session.begin():
             await on_referral_event(event, session)
+            await refresh_marked(session)
 
 
 def directory_events(version: int = 1) -> list[CloudEvent]:
@@ -71,13 +73,19 @@ def directory_events(version: int = 1) -> list[CloudEvent]:
 
 
 def referral_events(
-    referral_id: str, child: str, service: str, *changes: tuple[str, ...], urgency: str = "routine"
+    referral_id: str,
+    child: str,
+    service: str,
+    *changes: tuple[str | None, ...],
+    urgency: str = "routine",
+    receiving: str | None = None,
 ) -> list[CloudEvent]:
     """(status, YYYY-MM-DD[, reason][, outcome]) changes as the referrals service would publish them."""
-    receiving = next(org for svc, org, _, _ in SERVICES if svc == service)
+    receiving = receiving or next(org for svc, org, _, _ in SERVICES if svc == service)
     events = []
     for version, (status, day, *codes) in enumerate(changes, start=1):
         reason, outcome = [*codes, None, None][:2]
+        assert status is not None and day is not None
         at = datetime.combine(datetime.fromisoformat(day).date(), time(10), tzinfo=UTC)
         data = ReferralEventV1(
             referral_id=referral_id, version=version, status=ReferralStatus(status), child_ref=child,

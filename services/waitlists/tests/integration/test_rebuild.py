@@ -15,7 +15,8 @@ from send_shared.consumer import ConsumerRuntime
 from send_shared.events.envelope import encode_kafka
 from send_shared.inbox import Inbox
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
-from waitlists.adapters.orm import inbox, organisations, referral_changes, referrals, services
+from waitlists.adapters.facts import refresh_marked
+from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, referral_changes, referrals, services
 from waitlists.adapters.timelines import Scope
 from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.service_layer.rebuild import rebuild
@@ -42,7 +43,7 @@ def history() -> list[Any]:
 async def snapshot(engine: AsyncEngine) -> dict[str, Any]:
     found: dict[str, Any] = {}
     async with engine.connect() as conn:
-        for table in (referral_changes, referrals, services, organisations):
+        for table in (referral_changes, referrals, services, organisations, *FACT_TABLES):
             rows = (await conn.execute(select(table))).all()
             found[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
     from send_shared.db import session_factory
@@ -68,7 +69,7 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await publish_all(producer, records)
         runtime = ConsumerRuntime(
             bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=on_referral_event,
-            engine=engine, inbox=Inbox(inbox, group), producer=producer,
+            before_commit=refresh_marked, engine=engine, inbox=Inbox(inbox, group), producer=producer,
         )  # fmt: skip
         stop = asyncio.Event()
         task = asyncio.create_task(runtime.run(stop))

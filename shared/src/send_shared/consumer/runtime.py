@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("send_shared.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+# Runs last inside every transaction that applied messages, before it commits: work the handlers
+# of one batch share (say, recomputing what several events touched) is done once, atomically.
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
 _PRUNE_EVERY_SECONDS = 3600
 
 
@@ -70,6 +73,7 @@ class ConsumerRuntime:
         topics: Sequence[str],
         handler: Handler,
         engine: AsyncEngine,
+        before_commit: BeforeCommit | None = None,
         inbox: Inbox,
         producer: AIOKafkaProducer,
         max_attempts: int = 5,
@@ -81,6 +85,7 @@ class ConsumerRuntime:
         self.group_id = group_id
         self.topics = [*topics, Topics.replay(group_id)]
         self.handler = handler
+        self.before_commit = before_commit
         self.engine = engine
         self.sessions = session_factory(engine)
         self.inbox = inbox
@@ -182,6 +187,8 @@ class ConsumerRuntime:
                             log.info("event processed", extra=self._log_fields(event))
                         else:
                             outcomes.append("duplicate")
+                if self.before_commit is not None:
+                    await self.before_commit(session)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -225,6 +232,8 @@ class ConsumerRuntime:
                 log.info("duplicate event skipped", extra={"event_id": event.id, "event_type": event.type})
                 return "duplicate"
             await self.handler(event, session)
+            if self.before_commit is not None:
+                await self.before_commit(session)
         log.info("event processed", extra=self._log_fields(event))
         return "processed"
 

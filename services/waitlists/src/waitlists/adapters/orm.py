@@ -63,6 +63,76 @@ organisations = Table(
     Index("ix_organisations_area", "area_id"),
 )
 
+# Date-ranged facts derived from each referral's timeline (domain/facts.py): every figure for a
+# date is a count over the rows valid on it. Rebuilt for a child whenever any referral of theirs
+# changes, and for a service's referrals when its clocks change. Open ends are 9999-12-31.
+waiting_spells = Table(
+    "waiting_spells",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date, nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("child_ref", String(64), nullable=False),
+    Column("waiting_since", Date, nullable=True),
+    Column("paused_days", Integer, nullable=True),
+    Index("ix_waiting_spells_service_to", "service_id", "valid_to"),
+)
+
+clock_spells = Table(
+    "clock_spells",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("clock", String(32), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date, nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("breach_on", Date, nullable=True),
+    Column("exception", Boolean, nullable=False),
+    Index("ix_clock_spells_service_to", "service_id", "valid_to"),
+    Index("ix_clock_spells_to_breach", "valid_to", "breach_on"),
+)
+
+clock_stops = Table(
+    "clock_stops",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("clock", String(32), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("stopped_on", Date, nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("exception", Boolean, nullable=False),
+    Index("ix_clock_stops_service_on", "service_id", "stopped_on"),
+)
+
+referral_outcomes = Table(
+    "referral_outcomes",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("submitted_on", Date, nullable=False),
+    Column("started_on", Date, nullable=True),
+    Column("closed_on", Date, nullable=True),
+    Column("closed_status", String(20), nullable=True),
+    Column("closed_reason", String(64), nullable=True),
+    Column("before_support", Boolean, nullable=False),
+    Index("ix_referral_outcomes_submitted", "service_id", "submitted_on"),
+    Index("ix_referral_outcomes_started", "service_id", "started_on"),
+    Index("ix_referral_outcomes_closed", "service_id", "closed_on"),
+)
+
+handoff_gaps = Table(
+    "handoff_gaps",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("opened_on", Date, nullable=False),
+    Column("closed_on", Date, nullable=False),
+    Index("ix_handoff_gaps_service_closed", "service_id", "closed_on"),
+)
+
+FACT_TABLES = (waiting_spells, clock_spells, clock_stops, referral_outcomes, handoff_gaps)
+
 # Alerts already published: each (referral, clock, kind) fires once.
 alerts_sent = Table(
     "alerts_sent",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared.db import upsert_insert
@@ -64,7 +65,15 @@ async def record_referral_changes(session: AsyncSession, batch: list[ReferralEve
     )
 
 
-async def record_service(session: AsyncSession, data: ServiceV1) -> None:
+async def record_service(session: AsyncSession, data: ServiceV1) -> bool:
+    """Returns whether the service's clocks or target changed (so its referrals' facts must follow)."""
+    known = (
+        await session.execute(
+            select(services.c.clocks, services.c.target_days, services.c.version).where(
+                services.c.service_id == data.service_id
+            )
+        )
+    ).first()
     values = {
         "organisation_id": data.organisation_id,
         "name": data.name,
@@ -74,6 +83,9 @@ async def record_service(session: AsyncSession, data: ServiceV1) -> None:
         "version": data.version,
     }
     await _upsert_newer(session, services, services.c.service_id, data.service_id, values)
+    return known is None or (
+        known.version < data.version and (known.clocks, known.target_days) != (data.clocks, data.target_days)
+    )
 
 
 async def record_organisation(session: AsyncSession, data: OrganisationV1) -> None:

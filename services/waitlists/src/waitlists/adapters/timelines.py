@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
-from waitlists.domain.clocks import ClockKind
-from waitlists.domain.metrics import ServiceClocks
+from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.timeline import StatusChange, Timeline
 
 

@@ -39,6 +39,18 @@ class ClockKind(StrEnum):
         return self is not ClockKind.SERVICE_TARGET
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceClocks:
+    """The clocks a service runs, and its own target for a service-defined clock."""
+
+    clocks: tuple[ClockKind, ...]
+    target_days: int | None = None
+
+    @property
+    def pauses(self) -> bool:
+        return not any(kind.is_ehc for kind in self.clocks)
+
+
 class ClockState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"

@@ -1,33 +1,25 @@
-"""Operational figures for any reporting date, from referral timelines (brief §4-5).
+"""Operational figures for any reporting date (brief §4-5), added up from date-ranged facts.
 
-The caller chooses the scope (a service, an organisation, an area) by choosing the
-timelines; handoff gaps need every timeline of the children concerned, so they take both.
-Referrals entered in error are dropped before anything is counted.
+The caller chooses the scope (a service, an organisation, an area) by choosing whose facts
+to feed into a ``Tally``; referrals entered in error have no facts at all.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from waitlists.domain.clocks import Clock, ClockKind, ClockState, clock_on
+from waitlists.domain.clocks import IMMINENT_DAYS, Clock, ServiceClocks, clock_on
+from waitlists.domain.facts import StopOutcome
 from waitlists.domain.stats import nearest_rank, percent
-from waitlists.domain.timeline import CLOSED_BEFORE_SUPPORT, FAMILY_HOLDS, Timeline
+from waitlists.domain.timeline import Timeline
 
 BUCKETS = (("0-4", 0, 4), ("4-18", 4, 18), ("18-52", 18, 52), ("52+", 52, None))
 LONG_WAIT_WEEKS = (52, 65, 78, 104)
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceClocks:
-    clocks: tuple[ClockKind, ...]
-    target_days: int | None = None
-
-    @property
-    def pauses(self) -> bool:
-        return not any(kind.is_ehc for kind in self.clocks)
+FLOW_WEEKS = 12
+FLOWS = ("arrived", "started", "closed")
+UPCOMING_WEEKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +50,7 @@ class ClockFigures:
     breached_waiting: int = 0
     imminent: int = 0
     exceptions: int = 0
+    upcoming: list[int] = field(default_factory=lambda: [0] * UPCOMING_WEEKS)  # breaching in each coming week
 
     @property
     def pct_within_target(self) -> float | None:
@@ -102,52 +95,6 @@ class Figures:
     weekly_flows: list[WeeklyFlow]
 
 
-def live(timelines: Iterable[Timeline]) -> list[Timeline]:
-    return [t for t in timelines if not t.in_error and t.submitted_on is not None]
-
-
-def paused_days_before(t: Timeline, day: date) -> int:
-    """Days spent on a family-initiated hold before ``day``."""
-    total = 0
-    since: date | None = None
-    for change in t.known_on(day):
-        family_hold = change.status == "on_hold" and change.reason_code in FAMILY_HOLDS
-        if since is not None and not family_hold:
-            total += (change.on - since).days
-            since = None
-        if family_hold and since is None:
-            since = change.on
-    return total + ((day - since).days if since is not None else 0)
-
-
-def waiting_days(t: Timeline, day: date, pauses: bool) -> int:
-    assert t.submitted_on is not None
-    return (day - t.submitted_on).days - (paused_days_before(t, day) if pauses else 0)
-
-
-def waiting_figures(timelines: Sequence[Timeline], services: Mapping[str, ServiceClocks], day: date) -> WaitingFigures:
-    figures = WaitingFigures()
-    days = []
-    for t in timelines:
-        if not t.is_waiting_on(day):
-            continue
-        service = services.get(t.service_id, ServiceClocks(()))
-        wait = waiting_days(t, day, service.pauses)
-        days.append(wait)
-        weeks = wait // 7
-        for name, low, high in BUCKETS:
-            if weeks >= low and (high is None or weeks < high):
-                figures.distribution[name] += 1
-        for threshold in LONG_WAIT_WEEKS:
-            if weeks >= threshold:
-                figures.long_waiters[str(threshold)] += 1
-    figures.waiting = len(days)
-    figures.total_days = sum(days)
-    figures.median_days = nearest_rank(days, 0.5)
-    figures.p90_days = nearest_rank(days, 0.9)
-    return figures
-
-
 def clocks_on(t: Timeline, service: ServiceClocks, day: date) -> list[Clock]:
     found = []
     for kind in service.clocks:
@@ -157,136 +104,149 @@ def clocks_on(t: Timeline, service: ServiceClocks, day: date) -> list[Clock]:
     return found
 
 
-def clock_figures(
-    timelines: Sequence[Timeline], services: Mapping[str, ServiceClocks], day: date, period: Period
-) -> dict[str, ClockFigures]:
-    figures: dict[str, ClockFigures] = {}
-    for t in timelines:
-        service = services.get(t.service_id)
-        if service is None:
-            continue
-        for clock in clocks_on(t, service, day):
-            f = figures.setdefault(clock.kind.value, ClockFigures())
-            f.exceptions += clock.exception
-            if clock.stopped and clock.stopped_on is not None and clock.stopped_on in period:
-                met = clock.state is ClockState.MET
-                f.stopped += 1
-                f.met += met
-                if not clock.exception:
-                    f.stopped_ex += 1
-                    f.met_ex += met
-            elif clock.state is ClockState.BREACHED and clock.stopped_on is None:
-                f.breached_waiting += 1
-            elif clock.imminent_on(day):
-                f.imminent += 1
+@dataclass
+class Tally:
+    """What facts valid on ``day`` add up to, for one service or, merged, for a scope.
+
+    Storage adapters read facts already narrowed to the date (and the period where a figure
+    is about the period) and feed them here, grouped with a count; the rules of what counts
+    as what live here only."""
+
+    day: date
+    period: Period
+    waiting_days: Counter[int] = field(default_factory=Counter)
+    clocks: dict[str, ClockFigures] = field(default_factory=dict)
+    closures: Counter[tuple[str, str | None, bool]] = field(default_factory=Counter)
+    gaps_closed: Counter[int] = field(default_factory=Counter)
+    gaps_open: Counter[int] = field(default_factory=Counter)
+    flows: dict[str, Counter[date]] = field(default_factory=lambda: {k: Counter() for k in FLOWS})
+
+    @property
+    def flow_window(self) -> Period:
+        return Period(self.day - timedelta(days=7 * FLOW_WEEKS - 1), self.day)
+
+    def clock(self, kind: str) -> ClockFigures:
+        return self.clocks.setdefault(kind, ClockFigures())
+
+    def waiting_spell(self, waiting_since: date | None, paused_days: int | None, n: int = 1) -> None:
+        days = (self.day - waiting_since).days if waiting_since is not None else paused_days
+        assert days is not None
+        self.waiting_days[days] += n
+
+    def clock_spell(self, kind: str, breach_on: date | None, exception: bool, n: int = 1) -> None:
+        """A clock running (with its breach date) or paused (without) on the day."""
+        f = self.clock(kind)
+        f.exceptions += n * exception
+        if breach_on is None:
+            return
+        ahead = (breach_on - self.day).days
+        if ahead <= 0:
+            f.breached_waiting += n
+        elif ahead <= IMMINENT_DAYS:
+            f.imminent += n
+        if 1 <= ahead <= 7 * UPCOMING_WEEKS:
+            f.upcoming[(ahead - 1) // 7] += n
+
+    def stopped_by_day(self, kind: str, exceptions: int) -> None:
+        """Clocks of this kind stopped on or before the day: they exist, and their exception flags count."""
+        self.clock(kind).exceptions += exceptions
+
+    def stopped_in_period(self, kind: str, outcome: StopOutcome, exception: bool, n: int = 1) -> None:
+        if outcome is StopOutcome.ENDED:
+            return
+        f = self.clock(kind)
+        met = n if outcome is StopOutcome.MET else 0
+        f.stopped += n
+        f.met += met
+        if not exception:
+            f.stopped_ex += n
+            f.met_ex += met
+
+    def closed_in_period(self, status: str, reason: str | None, before_support: bool, n: int = 1) -> None:
+        self.closures[(status, reason, before_support)] += n
+
+    def gap(self, opened_on: date, closed_on: date, n: int = 1) -> None:
+        """A handoff gap opened on or before the day: closed in the period, or still open on the day."""
+        if closed_on <= self.day:
+            if closed_on in self.period:
+                self.gaps_closed[(closed_on - opened_on).days] += n
+        else:
+            self.gaps_open[(self.day - opened_on).days] += n
+
+    def flow(self, kind: str, on: date, n: int = 1) -> None:
+        """A referral arrived, started or closed on a day inside the last ``FLOW_WEEKS`` weeks."""
+        self.flows[kind][on] += n
+
+    def __iadd__(self, other: Tally) -> Tally:
+        self.waiting_days += other.waiting_days
+        for kind, theirs in other.clocks.items():
+            mine = self.clock(kind)
+            for name in ("stopped", "met", "stopped_ex", "met_ex", "breached_waiting", "imminent", "exceptions"):
+                setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+            mine.upcoming = [a + b for a, b in zip(mine.upcoming, theirs.upcoming, strict=True)]
+        self.closures += other.closures
+        self.gaps_closed += other.gaps_closed
+        self.gaps_open += other.gaps_open
+        for kind in FLOWS:
+            self.flows[kind] += other.flows[kind]
+        return self
+
+
+def waiting_figures(days: Counter[int]) -> WaitingFigures:
+    figures = WaitingFigures()
+    for wait, n in days.items():
+        weeks = wait // 7
+        for name, low, high in BUCKETS:
+            if weeks >= low and (high is None or weeks < high):
+                figures.distribution[name] += n
+        for threshold in LONG_WAIT_WEEKS:
+            if weeks >= threshold:
+                figures.long_waiters[str(threshold)] += n
+    figures.waiting = sum(days.values())
+    figures.total_days = sum(wait * n for wait, n in days.items())
+    figures.median_days = nearest_rank(days, 0.5)
+    figures.p90_days = nearest_rank(days, 0.9)
     return figures
 
 
-def closures(timelines: Sequence[Timeline], period: Period) -> tuple[int, Counter[str], int]:
-    """(referrals whose first final move fell in the period, rejections by reason, closed before support)."""
-    closed = 0
-    reasons: Counter[str] = Counter()
-    before_support = 0
-    for t in timelines:
-        final = t.first_final()
-        if final is None or final.on not in period:
-            continue
-        closed += 1
-        if final.status == "rejected":
-            reasons[final.reason_code or "unknown"] += 1
-        if final.status in CLOSED_BEFORE_SUPPORT and t.reached("in_progress", by=final.on) is None:
-            before_support += 1
-    return closed, reasons, before_support
-
-
-def handoff_gaps(
-    opened_in_scope: Sequence[Timeline], journeys: Mapping[str, Sequence[Timeline]], day: date, period: Period
-) -> GapFigures:
-    """Gaps opened at a service in scope: from rejected, withdrawn or handed_off to the first acceptance
-    at another service, on a referral of the same child submitted on or after the gap's day."""
-    closed_days: list[int] = []
-    open_days: list[int] = []
-    for t in opened_in_scope:
-        final = t.first_final()
-        if final is None or final.status not in CLOSED_BEFORE_SUPPORT or final.on > day:
-            continue
-        acceptances = [
-            accepted.on
-            for other in journeys.get(t.child_ref, ())
-            if other.service_id != t.service_id
-            and other.submitted_on is not None
-            and other.submitted_on >= final.on
-            and (accepted := other.reached("accepted", by=day)) is not None
-        ]
-        if acceptances:
-            closed_on = min(acceptances)
-            if closed_on in period:
-                closed_days.append((closed_on - final.on).days)
-        else:
-            open_days.append((day - final.on).days)
-    return GapFigures(
-        closed=len(closed_days),
-        median_days=nearest_rank(closed_days, 0.5),
-        p90_days=nearest_rank(closed_days, 0.9),
-        open=len(open_days),
-        open_median_days=nearest_rank(open_days, 0.5),
-    )
-
-
-def children_on_several_lists(timelines: Sequence[Timeline], day: date) -> int:
-    services_by_child: defaultdict[str, set[str]] = defaultdict(set)
-    for t in timelines:
-        if t.is_waiting_on(day):
-            services_by_child[t.child_ref].add(t.service_id)
-    return len([s for s in services_by_child.values() if len(s) >= 2])
-
-
-def weekly_flows(timelines: Sequence[Timeline], day: date, weeks: int = 12) -> list[WeeklyFlow]:
-    """Referrals in, started (in_progress) and closed (first final move) in each of the ``weeks``
-    seven-day windows ending on ``day``; windows end on the reporting date, so none is partial."""
+def weekly_flows(tally: Tally) -> list[WeeklyFlow]:
+    """Referrals in, started (in_progress) and closed (first final move) in each of the ``FLOW_WEEKS``
+    seven-day windows ending on the reporting date; windows end on that date, so none is partial."""
     flows = []
-    for back in range(weeks - 1, -1, -1):
-        end = day - timedelta(days=7 * back)
+    for back in range(FLOW_WEEKS - 1, -1, -1):
+        end = tally.day - timedelta(days=7 * back)
         window = Period(end - timedelta(days=6), end)
-        started = sum(1 for t in timelines if (s := t.reached("in_progress", by=day)) and s.on in window)
-        closed = sum(1 for t in timelines if (f := t.first_final()) and f.on in window and f.on <= day)
-        arrived = sum(1 for t in timelines if t.submitted_on is not None and t.submitted_on in window)
+        arrived, started, closed = (sum(n for on, n in tally.flows[kind].items() if on in window) for kind in FLOWS)
         flows.append(WeeklyFlow(window.start, window.end, arrived, started, closed))
     return flows
 
 
-def figures(
-    in_scope: Sequence[Timeline],
-    journeys: Mapping[str, Sequence[Timeline]],
-    services: Mapping[str, ServiceClocks],
-    day: date,
-    period: Period,
-) -> Figures:
-    scope = live(in_scope)
-    closed, reasons, before_support = closures(scope, period)
+def figures(tally: Tally, children_on_several_lists: int) -> Figures:
+    reasons: Counter[str] = Counter()
+    before_support = 0
+    for (status, reason, support), n in tally.closures.items():
+        if status == "rejected":
+            reasons[reason or "unknown"] += n
+        before_support += n * support
+    closed = sum(tally.closures.values())
     rejected = sum(reasons.values())
     return Figures(
-        as_of=day,
-        period=period,
-        waiting=waiting_figures(scope, services, day),
-        clocks=clock_figures(scope, services, day, period),
+        as_of=tally.day,
+        period=tally.period,
+        waiting=waiting_figures(tally.waiting_days),
+        clocks=dict(sorted(tally.clocks.items())),
         closed_in_period=closed,
         rejected=rejected,
         rejection_rate=percent(rejected, closed),
         rejections_by_reason=dict(sorted(reasons.items())),
         closed_before_support=before_support,
-        handoff_gaps=handoff_gaps(scope, {k: live(v) for k, v in journeys.items()}, day, period),
-        children_on_several_lists=children_on_several_lists(scope, day),
-        weekly_flows=weekly_flows(scope, day),
+        handoff_gaps=GapFigures(
+            closed=sum(tally.gaps_closed.values()),
+            median_days=nearest_rank(tally.gaps_closed, 0.5),
+            p90_days=nearest_rank(tally.gaps_closed, 0.9),
+            open=sum(tally.gaps_open.values()),
+            open_median_days=nearest_rank(tally.gaps_open, 0.5),
+        ),
+        children_on_several_lists=children_on_several_lists,
+        weekly_flows=weekly_flows(tally),
     )
-
-
-def completed_weeks_waiting(
-    timelines: Sequence[Timeline], services: Mapping[str, ServiceClocks], day: date
-) -> Counter[int]:
-    """How many referrals waiting on ``day`` have waited each number of completed weeks (RTT-style)."""
-    weeks: Counter[int] = Counter()
-    for t in live(timelines):
-        if t.is_waiting_on(day):
-            weeks[waiting_days(t, day, services.get(t.service_id, ServiceClocks(())).pauses) // 7] += 1
-    return weeks

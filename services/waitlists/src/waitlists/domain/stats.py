@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
 SMALL_NUMBER = 5
 
 
-def nearest_rank(values: Sequence[int], p: float) -> int | None:
-    """The value at rank ceil(p * n) of the sorted values; None for no values."""
-    if not values:
+def nearest_rank(counts: Mapping[int, int], p: float) -> int | None:
+    """The value at rank ceil(p * n) of the sorted values, given as value -> how many; None for none."""
+    total = sum(counts.values())
+    if total == 0:
         return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p * len(ordered)))
-    return ordered[rank - 1]
+    rank = max(1, math.ceil(p * total))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable")
 
 
 def percent(numerator: int, denominator: int) -> float | None:

@@ -81,3 +81,23 @@ class Timeline:
 
     def reached(self, status: str, by: date | None = None) -> StatusChange | None:
         return next((c for c in self.changes if c.status == status and (by is None or c.on <= by)), None)
+
+
+def paused_days_before(t: Timeline, day: date) -> int:
+    """Days spent on a family-initiated hold before ``day``."""
+    total = 0
+    since: date | None = None
+    for change in t.known_on(day):
+        family_hold = change.status == "on_hold" and change.reason_code in FAMILY_HOLDS
+        if since is not None and not family_hold:
+            total += (change.on - since).days
+            since = None
+        if family_hold and since is None:
+            since = change.on
+    return total + ((day - since).days if since is not None else 0)
+
+
+def waiting_days(t: Timeline, day: date, pauses: bool) -> int:
+    """Days waited by ``day``: from submission, less family-initiated holds where the service's clocks pause."""
+    assert t.submitted_on is not None
+    return (day - t.submitted_on).days - (paused_days_before(t, day) if pauses else 0)

@@ -11,17 +11,17 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from prometheus_client.core import REGISTRY, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from waitlists.adapters import facts
 from waitlists.adapters.orm import services
-from waitlists.adapters.timelines import Scope
-from waitlists.domain.metrics import Figures
+from waitlists.domain.metrics import Period, Tally, waiting_figures
 from waitlists.service_layer.alerting import london_today
-from waitlists.service_layer.reporting import FigureRequest, UnknownScope, figures_for
 
 log = logging.getLogger(__name__)
 _WEEK_BUCKETS = (("4", "0-4"), ("18", "4-18"), ("52", "18-52"), ("+Inf", "52+"))
@@ -29,7 +29,7 @@ _WEEK_BUCKETS = (("4", "0-4"), ("18", "4-18"), ("52", "18-52"), ("+Inf", "52+"))
 
 @dataclass(eq=False)
 class WaitlistCollector(Collector):
-    figures: dict[str, Figures] = field(default_factory=dict)
+    tallies: dict[str, Tally] = field(default_factory=dict)
 
     def collect(self) -> Iterator[Metric]:
         waiting = GaugeMetricFamily("waitlist_waiting_referrals", "Referrals waiting today.", labels=["service"])
@@ -51,15 +51,16 @@ class WaitlistCollector(Collector):
             "Share of clocks stopped in the last 365 days that met their target.",
             labels=["service", "clock"],
         )
-        for service_id, f in sorted(self.figures.items()):
-            waiting.add_metric([service_id], f.waiting.waiting)
+        for service_id, tally in sorted(self.tallies.items()):
+            w = waiting_figures(tally.waiting_days)
+            waiting.add_metric([service_id], w.waiting)
             running = 0
             buckets = []
             for le, name in _WEEK_BUCKETS:
-                running += f.waiting.distribution[name]
+                running += w.distribution[name]
                 buckets.append((le, float(running)))
-            weeks.add_metric([service_id], buckets, gsum_value=f.waiting.total_days / 7)
-            for clock, c in f.clocks.items():
+            weeks.add_metric([service_id], buckets, gsum_value=w.total_days / 7)
+            for clock, c in tally.clocks.items():
                 breached.add_metric([service_id, clock], c.breached_waiting)
                 imminent.add_metric([service_id, clock], c.imminent)
                 if c.pct_within_target is not None:
@@ -76,11 +77,7 @@ async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
     today = london_today()
     async with sessions() as session:
         ids = list((await session.execute(select(services.c.service_id))).scalars())
-    fresh = {}
-    for service_id in ids:
-        with contextlib.suppress(UnknownScope):
-            fresh[service_id] = await figures_for(FigureRequest(Scope.SERVICE, service_id, today), sessions)
-    COLLECTOR.figures = fresh
+        COLLECTOR.tallies = await facts.tallies(session, ids, today, Period(today - timedelta(days=364), today))
 
 
 async def run_refresher(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, *, interval: float) -> None:

@@ -18,11 +18,12 @@ from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import CLOCK_BREACH_IMMINENT, CLOCK_BREACHED, ClockAlertV1
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
+from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import alerts_sent, outbox, referrals
 from waitlists.domain.alerts import AlertKind, DueAlert, due_alerts
 from waitlists.domain.metrics import clocks_on
-from waitlists.domain.timeline import LONDON, WAITING
+from waitlists.domain.timeline import LONDON
 
 log = logging.getLogger(__name__)
 _TYPES = {AlertKind.IMMINENT: CLOCK_BREACH_IMMINENT, AlertKind.BREACHED: CLOCK_BREACHED}
@@ -31,19 +32,20 @@ _TYPES = {AlertKind.IMMINENT: CLOCK_BREACH_IMMINENT, AlertKind.BREACHED: CLOCK_B
 async def raise_due_alerts(
     sessions: async_sessionmaker[AsyncSession], *, today: date, lead_days: int, source: str
 ) -> int:
-    """One scan over the waiting referrals; returns how many alerts were raised."""
+    """One scan over the clocks due or past due; returns how many alerts were raised."""
     writer = OutboxWriter(outbox)
     raised = 0
     async with sessions() as session, session.begin():
-        rows = await session.execute(
-            select(referrals.c.referral_id, referrals.c.receiving_org_id, referrals.c.referrer_org_id).where(
-                referrals.c.latest_status.in_(WAITING)
-            )
-        )
-        parties = {r.referral_id: (r.receiving_org_id, r.referrer_org_id) for r in rows}
+        due = await facts.due_for_alert(session, today, lead_days)
         clocks = await store.service_clocks(session)
-        for start in range(0, len(parties), 500):
-            batch = sorted(parties)[start : start + 500]
+        for start in range(0, len(due), 500):
+            batch = due[start : start + 500]
+            rows = await session.execute(
+                select(referrals.c.referral_id, referrals.c.receiving_org_id, referrals.c.referrer_org_id).where(
+                    referrals.c.referral_id.in_(batch)
+                )
+            )
+            parties = {r.referral_id: (r.receiving_org_id, r.referrer_org_id) for r in rows}
             for timeline in await store.timelines_for_referrals(session, batch):
                 service = clocks.get(timeline.service_id)
                 if service is None or timeline.in_error:

@@ -8,11 +8,11 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import organisations, services
 from waitlists.adapters.timelines import Scope
-from waitlists.domain.clocks import Clock, ClockState
-from waitlists.domain.metrics import Period, clock_figures, clocks_on, live, waiting_figures
+from waitlists.domain.metrics import UPCOMING_WEEKS, Period, Tally, waiting_figures
 from waitlists.domain.stats import percent
 from waitlists.service_layer.reporting import UnknownScope
 
@@ -77,30 +77,29 @@ def month_windows(day: date, months: int) -> list[Period]:
 async def trend(
     scope: Scope, scope_id: str, day: date, months: int, sessions: async_sessionmaker[AsyncSession]
 ) -> list[TrendPoint]:
+    """Per month and clock: clocks stopped in the month and the share within target (a clock shows
+    from the first month one of its kind existed in the scope)."""
+    windows = month_windows(day, months)
     async with sessions() as session:
         ids = await store.service_ids(session, scope, scope_id)
         if not ids:
             raise UnknownScope(scope_id)
-        timelines = live(await store.timelines_for_services(session, ids))
-        clocks = await store.service_clocks(session)
+        stops = await facts.stops_between(session, ids, windows[0].start, day)
+        first_seen = await facts.clocks_first_seen(session, ids)
     points = []
-    for window in month_windows(day, months):
-        for kind, f in sorted(clock_figures(timelines, clocks, window.end, window).items()):
+    for window in windows:
+        tally = Tally(window.end, window)
+        for kind, first in first_seen.items():
+            if first <= window.end:
+                tally.clock(kind)
+        for kind, on, outcome, exception, n in stops:
+            if on in window:
+                tally.stopped_in_period(kind, outcome, exception, n)
+        for kind, f in sorted(tally.clocks.items()):
             points.append(
                 TrendPoint(window.start, window.end, kind, f.stopped, f.pct_within_target, f.pct_within_target_ex)
             )
     return points
-
-
-def upcoming_breaches(clocks: list[Clock], day: date, weeks: int = 4) -> list[int]:
-    """Running clocks breaching in each of the next ``weeks`` seven-day windows after ``day``."""
-    counts = [0] * weeks
-    for clock in clocks:
-        if clock.state is ClockState.RUNNING and clock.breach_date is not None:
-            days_ahead = (clock.breach_date - day).days
-            if 1 <= days_ahead <= 7 * weeks:
-                counts[(days_ahead - 1) // 7] += 1
-    return counts
 
 
 async def services_by_risk(
@@ -112,20 +111,17 @@ async def services_by_risk(
             raise UnknownScope(scope_id)
         names = {
             r.service_id: (r.name, r.organisation_id)
-            for r in await session.execute(select(services.c.service_id, services.c.name, services.c.organisation_id))
+            for r in await session.execute(
+                select(services.c.service_id, services.c.name, services.c.organisation_id).where(
+                    services.c.service_id.in_(ids)
+                )
+            )
         }
-        timelines = live(await store.timelines_for_services(session, ids))
-        clocks = await store.service_clocks(session)
+        per_service = await facts.tallies(session, ids, day, Period(day - timedelta(days=364), day))
     rows = []
-    year = Period(day - timedelta(days=364), day)
-    for service_id in ids:
-        mine = [t for t in timelines if t.service_id == service_id]
-        waiting = waiting_figures(mine, clocks, day)
-        figures = clock_figures(mine, clocks, day, year)
-        service = clocks.get(service_id)
-        upcoming = upcoming_breaches([c for t in mine for c in clocks_on(t, service, day)] if service else [], day)
-        stopped = sum(f.stopped for f in figures.values())
-        met = sum(f.met for f in figures.values())
+    for service_id, tally in per_service.items():
+        waiting = waiting_figures(tally.waiting_days)
+        clocks = tally.clocks.values()
         rows.append(
             ServiceRisk(
                 service_id=service_id,
@@ -133,10 +129,10 @@ async def services_by_risk(
                 organisation_id=names.get(service_id, ("", ""))[1],
                 waiting=waiting.waiting,
                 median_days=waiting.median_days,
-                breached_waiting=sum(f.breached_waiting for f in figures.values()),
-                imminent=sum(f.imminent for f in figures.values()),
-                breaches_next_4_weeks=upcoming,
-                pct_within_target=percent(met, stopped),
+                breached_waiting=sum(f.breached_waiting for f in clocks),
+                imminent=sum(f.imminent for f in clocks),
+                breaches_next_4_weeks=[sum(f.upcoming[week] for f in clocks) for week in range(UPCOMING_WEEKS)],
+                pct_within_target=percent(sum(f.met for f in clocks), sum(f.stopped for f in clocks)),
             )
         )
     return sorted(rows, key=lambda r: r.risk, reverse=True)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.timelines import Scope
-from waitlists.domain.clocks import ClockKind
-from waitlists.domain.metrics import Period, clock_figures, completed_weeks_waiting, live
+from waitlists.domain.clocks import ClockKind, ServiceClocks
+from waitlists.domain.metrics import Period
 from waitlists.domain.stats import SMALL_NUMBER, percent
 
 EHC_COLUMNS = (
@@ -57,15 +59,18 @@ async def ehc_timeliness(area_id: str, year: int, today: date, sessions: async_s
     rows = []
     async with sessions() as session:
         clocks = await store.service_clocks(session)
-        for service_id in sorted(await store.service_ids(session, Scope.AREA, area_id)):
-            if ClockKind.EHC_PLAN_20W not in clocks[service_id].clocks:
-                continue
-            timelines = live(await store.timelines_for_services(session, [service_id]))
-            f = clock_figures(timelines, clocks, period.end, period).get(ClockKind.EHC_PLAN_20W.value)
-            stopped, met, stopped_ex, met_ex = (f.stopped, f.met, f.stopped_ex, f.met_ex) if f else (0, 0, 0, 0)
-            rows.append([str(year), area_id, service_id, _count(stopped), _count(met), _pct(met, stopped),
-                         _count(stopped_ex), _count(met_ex), _pct(met_ex, stopped_ex)])  # fmt: skip
+        ids = [s for s in await store.service_ids(session, Scope.AREA, area_id) if _runs_plan_clock(clocks.get(s))]
+        per_service = await facts.tallies(session, sorted(ids), period.end, period)
+    for service_id, tally in per_service.items():
+        f = tally.clocks.get(ClockKind.EHC_PLAN_20W.value)
+        stopped, met, stopped_ex, met_ex = (f.stopped, f.met, f.stopped_ex, f.met_ex) if f else (0, 0, 0, 0)
+        rows.append([str(year), area_id, service_id, _count(stopped), _count(met), _pct(met, stopped),
+                     _count(stopped_ex), _count(met_ex), _pct(met_ex, stopped_ex)])  # fmt: skip
     return _csv(EHC_COLUMNS, rows)
+
+
+def _runs_plan_clock(service: ServiceClocks | None) -> bool:
+    return service is not None and ClockKind.EHC_PLAN_20W in service.clocks
 
 
 async def rtt_distribution(scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession]) -> str:
@@ -73,12 +78,15 @@ async def rtt_distribution(scope: Scope, scope_id: str, day: date, sessions: asy
     header += [f"weeks_{w}_{w + 1}" for w in range(RTT_WEEKS)] + [f"weeks_{RTT_WEEKS}_plus"]
     rows = []
     async with sessions() as session:
-        clocks = await store.service_clocks(session)
-        for service_id in sorted(await store.service_ids(session, scope, scope_id)):
-            weeks = completed_weeks_waiting(await store.timelines_for_services(session, [service_id]), clocks, day)
-            total = sum(weeks.values())
-            within = sum(n for w, n in weeks.items() if w < 18)
-            bands = [weeks.get(w, 0) for w in range(RTT_WEEKS)] + [sum(n for w, n in weeks.items() if w >= RTT_WEEKS)]
-            rows.append([day.isoformat(), service_id, _count(total), _count(within), _pct(within, total)]
-                        + [_count(n) for n in bands])  # fmt: skip
+        ids = sorted(await store.service_ids(session, scope, scope_id))
+        per_service = await facts.tallies(session, ids, day, Period(day, day))
+    for service_id, tally in per_service.items():
+        weeks: Counter[int] = Counter()
+        for waited, n in tally.waiting_days.items():
+            weeks[waited // 7] += n
+        total = sum(weeks.values())
+        within = sum(n for w, n in weeks.items() if w < 18)
+        bands = [weeks.get(w, 0) for w in range(RTT_WEEKS)] + [sum(n for w, n in weeks.items() if w >= RTT_WEEKS)]
+        rows.append([day.isoformat(), service_id, _count(total), _count(within), _pct(within, total)]
+                    + [_count(n) for n in bands])  # fmt: skip
     return _csv(header, rows)

@@ -3,7 +3,8 @@
 Run it with the service's consumer stopped (``RUN_WORKERS=false`` or the service down).
 The projection, and the inbox rows of this consumer group, are emptied and refilled from
 the topic in batches, one transaction per batch, through the same handler the live
-consumer uses, so the result is the same tables the live consumer would have built.
+consumer uses; then every referral's facts are derived, in chunks of children. The result
+is the same tables the live consumer would have built.
 Alerts already raised (``alerts_sent``) and the outbox are kept: a rebuild never raises an
 alert twice.
 """
@@ -16,20 +17,28 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_kafka
 from send_shared.events.schemas import REFERRAL_EVENT_TYPES, ReferralEventV1
 from send_shared.inbox import Inbox
 from send_shared.kafka import fetch_to_end
-from waitlists.adapters import projection
-from waitlists.adapters.orm import inbox, organisations, referral_changes, referrals, services
+from waitlists.adapters import facts, projection
+from waitlists.adapters.orm import (
+    FACT_TABLES,
+    inbox,
+    organisations,
+    referral_changes,
+    referral_outcomes,
+    referrals,
+    services,
+)
 from waitlists.entrypoints.consumers import on_referral_event
 
 log = logging.getLogger(__name__)
-PROJECTION = (referral_changes, referrals, services, organisations)
+PROJECTION = (referral_changes, referrals, services, organisations, *FACT_TABLES)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,26 @@ async def _apply_batch(session: AsyncSession, claims: Inbox, batch: list[CloudEv
             invalid += 1
     await projection.record_referral_changes(session, referral_events)
     return len(batch) - invalid, invalid
+
+
+async def derive_all_facts(sessions: async_sessionmaker[AsyncSession], chunk: int = 2000) -> int:
+    """Derives the facts of every referral from the timelines, a chunk of children per transaction."""
+    async with sessions() as session:
+        children = list((await session.execute(select(referrals.c.child_ref).distinct())).scalars())
+    derived = 0
+    for start in range(0, len(children), chunk):
+        async with sessions() as session, session.begin():
+            derived += await facts.refresh_children(session, children[start : start + chunk])
+    return derived
+
+
+async def backfill_facts(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """At start-up: a projection kept from before the fact tables existed gets its facts once."""
+    async with sessions() as session:
+        has_referrals = (await session.execute(select(referrals.c.referral_id).limit(1))).first() is not None
+        has_facts = (await session.execute(select(referral_outcomes.c.referral_id).limit(1))).first() is not None
+    if has_referrals and not has_facts:
+        log.info("deriving facts for an existing projection", extra={"referrals": await derive_all_facts(sessions)})
 
 
 async def rebuild(
@@ -89,6 +118,7 @@ async def rebuild(
             skipped += invalid
     finally:
         await consumer.stop()
+    await derive_all_facts(sessions)
     report = RebuildReport(events, skipped, time.perf_counter() - started)
     log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "seconds": round(report.seconds, 2)})
     return report

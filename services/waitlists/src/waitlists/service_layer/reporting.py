@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.timelines import Scope
 from waitlists.domain.clocks import Clock
-from waitlists.domain.metrics import Figures, Period, clocks_on, figures
+from waitlists.domain.metrics import Figures, Period, Tally, clocks_on, figures
 
 
 class UnknownScope(Exception):
@@ -36,11 +36,12 @@ async def figures_for(request: FigureRequest, sessions: async_sessionmaker[Async
         ids = await store.service_ids(session, request.scope, request.scope_id)
         if not ids:
             raise UnknownScope(request.scope_id)
-        in_scope = await store.timelines_for_services(session, ids)
-        journeys = await store.timelines_for_children(session, sorted({t.child_ref for t in in_scope}))
-        clocks = await store.service_clocks(session)
-    # Pure computation, possibly long for a large area: off the event loop, so consumers keep flowing.
-    return await asyncio.to_thread(figures, in_scope, journeys, clocks, request.as_of, request.period)
+        per_service = await facts.tallies(session, ids, request.as_of, request.period)
+        several = await facts.children_on_several_lists(session, ids, request.as_of)
+    total = Tally(request.as_of, request.period)
+    for tally in per_service.values():
+        total += tally
+    return figures(total, several)
 
 
 async def referral_clocks(

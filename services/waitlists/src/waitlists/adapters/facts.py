@@ -1,0 +1,243 @@
+"""Keeps the date-ranged fact tables in step with the timelines, and adds them up for a date.
+
+Writes replace every fact of the referrals concerned (a child's referrals depend on each other
+through handoff gaps). Reads are grouped in SQL, so a request reads one row per distinct value
+rather than one per referral, and the counting rules are applied by ``domain.metrics.Tally``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, exists, func, insert, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from waitlists.adapters import timelines as store
+from waitlists.adapters.orm import (
+    FACT_TABLES,
+    alerts_sent,
+    clock_spells,
+    clock_stops,
+    handoff_gaps,
+    referral_outcomes,
+    referrals,
+    waiting_spells,
+)
+from waitlists.domain.clocks import ServiceClocks
+from waitlists.domain.facts import ReferralFacts, StopOutcome, derive
+from waitlists.domain.metrics import Period, Tally
+
+_CHUNK = 500
+# Set on a session by the consumer's handler; the refresh runs once per transaction, before commit.
+DIRTY_CHILDREN = "waitlists.dirty_children"
+DIRTY_SERVICES = "waitlists.dirty_services"
+
+
+def mark_child(session: AsyncSession, child_ref: str) -> None:
+    session.info.setdefault(DIRTY_CHILDREN, set()).add(child_ref)
+
+
+def mark_service(session: AsyncSession, service_id: str) -> None:
+    session.info.setdefault(DIRTY_SERVICES, set()).add(service_id)
+
+
+async def refresh_marked(session: AsyncSession) -> None:
+    children: set[str] = session.info.pop(DIRTY_CHILDREN, set())
+    marked_services: set[str] = session.info.pop(DIRTY_SERVICES, set())
+    if marked_services:
+        rows = await session.execute(
+            select(referrals.c.child_ref).where(referrals.c.service_id.in_(marked_services)).distinct()
+        )
+        children.update(rows.scalars())
+    await refresh_children(session, children)
+
+
+async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -> int:
+    """Re-derives every fact of these children's referrals; returns how many referrals have facts."""
+    if not child_refs:
+        return 0
+    journeys = await store.timelines_for_children(session, sorted(child_refs))
+    clocks = await store.service_clocks(session)
+    found: list[ReferralFacts] = []
+    for journey in journeys.values():
+        for timeline in journey:
+            facts = derive(timeline, clocks.get(timeline.service_id, ServiceClocks(())), journey)
+            if facts is not None:
+                found.append(facts)
+    await _replace(session, [t.referral_id for j in journeys.values() for t in j], found)
+    return len(found)
+
+
+async def _replace(session: AsyncSession, referral_ids: Sequence[str], found: Sequence[ReferralFacts]) -> None:
+    for start in range(0, len(referral_ids), _CHUNK):
+        chunk = referral_ids[start : start + _CHUNK]
+        for table in FACT_TABLES:
+            await session.execute(delete(table).where(table.c.referral_id.in_(chunk)))
+    rows: dict[Any, list[dict[str, Any]]] = {table: [] for table in FACT_TABLES}
+    for f in found:
+        key = {"referral_id": f.referral_id, "service_id": f.service_id}
+        o = f.outcome
+        rows[referral_outcomes].append(
+            {**key, "submitted_on": o.submitted_on, "started_on": o.started_on, "closed_on": o.closed_on,
+             "closed_status": o.closed_status, "closed_reason": o.closed_reason, "before_support": o.before_support}
+        )  # fmt: skip
+        rows[waiting_spells] += [
+            {**key, "child_ref": f.child_ref, "valid_from": w.valid_from, "valid_to": w.valid_to,
+             "waiting_since": w.waiting_since, "paused_days": w.paused_days}
+            for w in f.waiting
+        ]  # fmt: skip
+        rows[clock_spells] += [
+            {**key, "clock": c.clock.value, "valid_from": c.valid_from, "valid_to": c.valid_to,
+             "breach_on": c.breach_on, "exception": c.exception}
+            for c in f.clock_spells
+        ]  # fmt: skip
+        rows[clock_stops] += [
+            {**key, "clock": s.clock.value, "stopped_on": s.stopped_on, "outcome": s.outcome.value,
+             "exception": s.exception}
+            for s in f.clock_stops
+        ]  # fmt: skip
+        if f.gap is not None:
+            rows[handoff_gaps].append({**key, "opened_on": f.gap.opened_on, "closed_on": f.gap.closed_on})
+    for table, values in rows.items():
+        for start in range(0, len(values), _CHUNK * 4):
+            await session.execute(insert(table), values[start : start + _CHUNK * 4])
+
+
+def _valid_on(table: Any, day: date) -> ColumnElement[bool]:
+    return (table.c.valid_to > day) & (table.c.valid_from <= day)  # type: ignore[no-any-return]
+
+
+def _count_exceptions() -> Any:
+    return func.sum(case((clock_stops.c.exception, 1), else_=0))
+
+
+async def tallies(session: AsyncSession, service_ids: Sequence[str], day: date, period: Period) -> dict[str, Tally]:
+    """One tally per service for ``day`` and ``period``; add them up for a wider scope."""
+    found = {service_id: Tally(day, period) for service_id in service_ids}
+    ws, cs, st, ro, hg = waiting_spells, clock_spells, clock_stops, referral_outcomes, handoff_gaps
+    n = func.count().label("n")
+
+    rows = await session.execute(
+        select(ws.c.service_id, ws.c.waiting_since, ws.c.paused_days, n)
+        .where(ws.c.service_id.in_(service_ids), _valid_on(ws, day))
+        .group_by(ws.c.service_id, ws.c.waiting_since, ws.c.paused_days)
+    )
+    for r in rows:
+        found[r.service_id].waiting_spell(r.waiting_since, r.paused_days, r.n)
+
+    rows = await session.execute(
+        select(cs.c.service_id, cs.c.clock, cs.c.breach_on, cs.c.exception, n)
+        .where(cs.c.service_id.in_(service_ids), _valid_on(cs, day))
+        .group_by(cs.c.service_id, cs.c.clock, cs.c.breach_on, cs.c.exception)
+    )
+    for r in rows:
+        found[r.service_id].clock_spell(r.clock, r.breach_on, r.exception, r.n)
+
+    rows = await session.execute(
+        select(st.c.service_id, st.c.clock, _count_exceptions().label("exceptions"))
+        .where(st.c.service_id.in_(service_ids), st.c.stopped_on <= day)
+        .group_by(st.c.service_id, st.c.clock)
+    )
+    for r in rows:
+        found[r.service_id].stopped_by_day(r.clock, r.exceptions)
+
+    rows = await session.execute(
+        select(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, n)
+        .where(st.c.service_id.in_(service_ids), st.c.stopped_on.between(period.start, day))
+        .group_by(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception)
+    )
+    for r in rows:
+        found[r.service_id].stopped_in_period(r.clock, StopOutcome(r.outcome), r.exception, r.n)
+
+    rows = await session.execute(
+        select(ro.c.service_id, ro.c.closed_status, ro.c.closed_reason, ro.c.before_support, n)
+        .where(ro.c.service_id.in_(service_ids), ro.c.closed_on.between(period.start, day))
+        .group_by(ro.c.service_id, ro.c.closed_status, ro.c.closed_reason, ro.c.before_support)
+    )
+    for r in rows:
+        found[r.service_id].closed_in_period(r.closed_status, r.closed_reason, r.before_support, r.n)
+
+    rows = await session.execute(
+        select(hg.c.service_id, hg.c.opened_on, hg.c.closed_on, n)
+        .where(hg.c.service_id.in_(service_ids), hg.c.closed_on >= period.start, hg.c.opened_on <= day)
+        .group_by(hg.c.service_id, hg.c.opened_on, hg.c.closed_on)
+    )
+    for r in rows:
+        found[r.service_id].gap(r.opened_on, r.closed_on, r.n)
+
+    window = Tally(day, period).flow_window
+    flows = [
+        select(ro.c.service_id, literal(kind).label("kind"), column.label("day"), func.count().label("n"))
+        .where(ro.c.service_id.in_(service_ids), column.between(window.start, window.end))
+        .group_by(ro.c.service_id, column)
+        for kind, column in (("arrived", ro.c.submitted_on), ("started", ro.c.started_on), ("closed", ro.c.closed_on))
+    ]
+    for r in await session.execute(union_all(*flows)):
+        found[r.service_id].flow(r.kind, _as_date(r.day), r.n)
+    return found
+
+
+def _as_date(value: date | str) -> date:
+    """A date read through a UNION comes back untyped from SQLite."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+async def children_on_several_lists(session: AsyncSession, service_ids: Sequence[str], day: date) -> int:
+    ws = waiting_spells
+    several = (
+        select(ws.c.child_ref)
+        .where(ws.c.service_id.in_(service_ids), _valid_on(ws, day))
+        .group_by(ws.c.child_ref)
+        .having(func.count(ws.c.service_id.distinct()) >= 2)
+        .subquery()
+    )
+    return int((await session.execute(select(func.count()).select_from(several))).scalar_one())
+
+
+async def stops_between(
+    session: AsyncSession, service_ids: Sequence[str], first: date, last: date
+) -> list[tuple[str, date, StopOutcome, bool, int]]:
+    """Clock stops from ``first`` to ``last``, counted by clock, day, outcome and exception."""
+    st = clock_stops
+    rows = await session.execute(
+        select(st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception, func.count().label("n"))
+        .where(st.c.service_id.in_(service_ids), st.c.stopped_on.between(first, last))
+        .group_by(st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception)
+    )
+    return [(r.clock, r.stopped_on, StopOutcome(r.outcome), r.exception, r.n) for r in rows]
+
+
+async def clocks_first_seen(session: AsyncSession, service_ids: Sequence[str]) -> dict[str, date]:
+    """The first day each kind of clock existed in the scope."""
+    seen: dict[str, date] = {}
+    for query in (
+        select(clock_spells.c.clock, func.min(clock_spells.c.valid_from))
+        .where(clock_spells.c.service_id.in_(service_ids))
+        .group_by(clock_spells.c.clock),
+        select(clock_stops.c.clock, func.min(clock_stops.c.stopped_on))
+        .where(clock_stops.c.service_id.in_(service_ids))
+        .group_by(clock_stops.c.clock),
+    ):
+        for clock, first in await session.execute(query):
+            first = _as_date(first)
+            seen[clock] = min(seen.get(clock, first), first)
+    return seen
+
+
+async def due_for_alert(session: AsyncSession, day: date, lead_days: int) -> list[str]:
+    """Referrals with a clock running on ``day`` that breaches within ``lead_days`` or already has,
+    less those whose breach has already been announced."""
+    cs = clock_spells
+    announced = exists().where(
+        alerts_sent.c.referral_id == cs.c.referral_id,
+        alerts_sent.c.clock == cs.c.clock,
+        alerts_sent.c.kind == "breached",
+    )
+    rows = await session.execute(
+        select(cs.c.referral_id)
+        .where(_valid_on(cs, day), cs.c.breach_on <= day + timedelta(days=lead_days), ~announced)
+        .distinct()
+    )
+    return sorted(rows.scalars())

@@ -1,0 +1,205 @@
+"""Date-ranged facts of one referral, derived from its timeline by the clock and waiting rules.
+
+Every figure for a date D is a count over facts valid on D, so figures for any ``as_of`` come
+from indexed range reads instead of replaying every timeline on each request.
+
+Between two change dates a referral's status, holds and clocks are fixed; only the waiting
+days grow, by one a day or not at all while on a family hold. So the rules, evaluated once on
+each change date, give every fact for every date:
+
+- a waiting spell: waiting on [valid_from, valid_to), with waiting days ``D - waiting_since``,
+  or a constant ``paused_days`` while the clock is paused;
+- a clock spell: a clock running (breach date fixed) or paused on [valid_from, valid_to);
+- a clock stop: met, late, or ended (neither), from its stop date on;
+- the referral's outcome dates, and the handoff gap its closure opened.
+
+Dates of one referral's changes never go backwards (the referrals service refuses a move
+that precedes the one before), which is what lets a stop, once seen, stand for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, clock_on
+from waitlists.domain.timeline import CLOSED_BEFORE_SUPPORT, FAMILY_HOLDS, Timeline, waiting_days
+
+OPEN_END = date.max
+
+
+class StopOutcome(StrEnum):
+    MET = "met"
+    LATE = "late"
+    ENDED = "ended"  # rejected, withdrawn, handed off before its own stop
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingSpell:
+    valid_from: date
+    valid_to: date
+    waiting_since: date | None  # waiting days on D: (D - waiting_since) while the clock runs
+    paused_days: int | None  # ... or this constant while paused
+
+    def waiting_days(self, day: date) -> int:
+        return self.paused_days if self.waiting_since is None else (day - self.waiting_since).days  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSpell:
+    clock: ClockKind
+    valid_from: date
+    valid_to: date
+    breach_on: date | None  # None while paused
+    exception: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStop:
+    clock: ClockKind
+    stopped_on: date
+    outcome: StopOutcome
+    exception: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    submitted_on: date
+    started_on: date | None
+    closed_on: date | None
+    closed_status: str | None
+    closed_reason: str | None
+    before_support: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffGap:
+    opened_on: date
+    closed_on: date  # OPEN_END until another service accepts the child
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralFacts:
+    referral_id: str
+    child_ref: str
+    service_id: str
+    outcome: Outcome
+    waiting: tuple[WaitingSpell, ...] = field(default=())
+    clock_spells: tuple[ClockSpell, ...] = field(default=())
+    clock_stops: tuple[ClockStop, ...] = field(default=())
+    gap: HandoffGap | None = None
+
+
+Spell = TypeVar("Spell", WaitingSpell, ClockSpell)
+
+
+def _intervals(timeline: Timeline) -> list[tuple[date, date]]:
+    days = sorted({c.on for c in timeline.changes})
+    return list(zip(days, [*days[1:], OPEN_END], strict=True))
+
+
+def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]:
+    spells: list[WaitingSpell] = []
+    for valid_from, valid_to in _intervals(timeline):
+        if not timeline.is_waiting_on(valid_from):
+            continue
+        waited = waiting_days(timeline, valid_from, pauses)
+        last = timeline.known_on(valid_from)[-1]
+        if pauses and last.status == "on_hold" and last.reason_code in FAMILY_HOLDS:
+            spells.append(WaitingSpell(valid_from, valid_to, None, waited))
+        else:
+            spells.append(WaitingSpell(valid_from, valid_to, valid_from - timedelta(days=waited), None))
+    return tuple(_merge(spells))
+
+
+def clock_facts(
+    timeline: Timeline, kinds: Sequence[ClockKind], target_days: int | None
+) -> tuple[tuple[ClockSpell, ...], tuple[ClockStop, ...]]:
+    spells: list[ClockSpell] = []
+    stops: dict[ClockKind, ClockStop] = {}
+    for kind in kinds:
+        for valid_from, valid_to in _intervals(timeline):
+            clock = clock_on(timeline, kind, valid_from, target_days)
+            if clock is None or kind in stops:
+                continue
+            if clock.stopped_on is not None:
+                outcome = {ClockState.MET: StopOutcome.MET, ClockState.BREACHED: StopOutcome.LATE}.get(
+                    clock.state, StopOutcome.ENDED
+                )
+                stops[kind] = ClockStop(kind, clock.stopped_on, outcome, clock.exception)
+            else:
+                spells.append(ClockSpell(kind, valid_from, valid_to, clock.breach_date, clock.exception))
+    return tuple(_merge(spells)), tuple(stops.values())
+
+
+def outcome(timeline: Timeline) -> Outcome:
+    assert timeline.submitted_on is not None
+    started = timeline.reached("in_progress")
+    final = timeline.first_final()
+    before_support = (
+        final is not None
+        and final.status in CLOSED_BEFORE_SUPPORT
+        and timeline.reached("in_progress", by=final.on) is None
+    )
+    return Outcome(
+        submitted_on=timeline.submitted_on,
+        started_on=started.on if started else None,
+        closed_on=final.on if final else None,
+        closed_status=final.status if final else None,
+        closed_reason=final.reason_code if final else None,
+        before_support=before_support,
+    )
+
+
+def handoff_gap(timeline: Timeline, journey: Sequence[Timeline]) -> HandoffGap | None:
+    """From a rejection, withdrawal or hand-off to the first acceptance at another service, on a
+    referral of the same child submitted on or after that day."""
+    final = timeline.first_final()
+    if final is None or final.status not in CLOSED_BEFORE_SUPPORT:
+        return None
+    acceptances = [
+        accepted.on
+        for other in journey
+        if other.service_id != timeline.service_id
+        and not other.in_error
+        and other.submitted_on is not None
+        and other.submitted_on >= final.on
+        and (accepted := other.reached("accepted")) is not None
+    ]
+    return HandoffGap(final.on, min(acceptances, default=OPEN_END))
+
+
+def derive(timeline: Timeline, service: ServiceClocks, journey: Sequence[Timeline]) -> ReferralFacts | None:
+    """Every fact of one referral; None for a referral entered in error (out of every figure for every date)."""
+    if timeline.in_error or timeline.submitted_on is None:
+        return None
+    spells, stops = clock_facts(timeline, service.clocks, service.target_days)
+    return ReferralFacts(
+        referral_id=timeline.referral_id,
+        child_ref=timeline.child_ref,
+        service_id=timeline.service_id,
+        outcome=outcome(timeline),
+        waiting=waiting_spells(timeline, service.pauses),
+        clock_spells=spells,
+        clock_stops=stops,
+        gap=handoff_gap(timeline, journey),
+    )
+
+
+def _merge(spells: list[Spell]) -> list[Spell]:
+    """Joins back-to-back spells that differ only in their dates (a move that changed nothing counted)."""
+    merged: list[Spell] = []
+    for spell in spells:
+        prev = merged[-1] if merged else None
+        if (
+            prev is not None
+            and prev.valid_to == spell.valid_from
+            and replace(prev, valid_to=spell.valid_to) == replace(spell, valid_from=prev.valid_from)
+        ):
+            merged[-1] = replace(prev, valid_to=spell.valid_to)
+        else:
+            merged.append(spell)
+    return merged
