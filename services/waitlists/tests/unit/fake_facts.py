@@ -36,8 +36,8 @@ def tally(facts: Iterable[ReferralFacts], day: date, period: Period) -> Tally:
             if c.valid_from <= day < c.valid_to:
                 total.clock_spell(c.clock.value, c.breach_on, c.exception)
         for s in f.clock_stops:
-            if s.stopped_on <= day:
-                total.stopped_by_day(s.clock.value, int(s.exception))
+            if s.exception and s.stopped_on <= day:
+                total.exceptions_stopped(s.clock.value, 1)
             if s.stopped_on in Period(period.start, day):
                 total.stopped_in_period(s.clock.value, s.outcome, s.exception)
         o = f.outcome

@@ -32,4 +32,6 @@ def test_facts_add_up_to_the_rules(specs: list, as_of: int, period_days: int, sc
     for t in everyone:
         journeys.setdefault(t.child_ref, []).append(t)
     expected = oracle.figures(in_scope, journeys, SERVICES, day, period)
-    assert figures_from_facts(in_scope, everyone, SERVICES, day, period) == expected
+    assert oracle.comparable(figures_from_facts(in_scope, everyone, SERVICES, day, period)) == oracle.comparable(
+        expected
+    )

@@ -7,11 +7,11 @@ rather than one per referral, and the counting rules are applied by ``domain.met
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, insert, literal, select, union_all
+from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters import timelines as store
@@ -59,7 +59,7 @@ async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -
     if not child_refs:
         return 0
     journeys = await store.timelines_for_children(session, sorted(child_refs))
-    clocks = await store.service_clocks(session)
+    clocks = await store.service_clocks(session, {t.service_id for j in journeys.values() for t in j})
     found: list[ReferralFacts] = []
     for journey in journeys.values():
         for timeline in journey:
@@ -109,13 +109,16 @@ def _valid_on(table: Any, day: date) -> ColumnElement[bool]:
     return (table.c.valid_to > day) & (table.c.valid_from <= day)  # type: ignore[no-any-return]
 
 
-def _count_exceptions() -> Any:
-    return func.sum(case((clock_stops.c.exception, 1), else_=0))
-
-
-async def tallies(session: AsyncSession, service_ids: Sequence[str], day: date, period: Period) -> dict[str, Tally]:
-    """One tally per service for ``day`` and ``period``; add them up for a wider scope."""
-    found = {service_id: Tally(day, period) for service_id in service_ids}
+async def tallies(
+    session: AsyncSession, in_scope: Mapping[str, ServiceClocks], day: date, period: Period
+) -> dict[str, Tally]:
+    """One tally per service for ``day`` and ``period``, listing every clock the service runs; add
+    them up for a wider scope."""
+    found = {service_id: Tally(day, period) for service_id in in_scope}
+    for service_id, service in in_scope.items():
+        for kind in service.clocks:
+            found[service_id].clock(kind.value)
+    service_ids = list(in_scope)
     ws, cs, st, ro, hg = waiting_spells, clock_spells, clock_stops, referral_outcomes, handoff_gaps
     n = func.count().label("n")
 
@@ -136,12 +139,12 @@ async def tallies(session: AsyncSession, service_ids: Sequence[str], day: date, 
         found[r.service_id].clock_spell(r.clock, r.breach_on, r.exception, r.n)
 
     rows = await session.execute(
-        select(st.c.service_id, st.c.clock, _count_exceptions().label("exceptions"))
-        .where(st.c.service_id.in_(service_ids), st.c.stopped_on <= day)
+        select(st.c.service_id, st.c.clock, n)
+        .where(st.c.service_id.in_(service_ids), st.c.exception, st.c.stopped_on <= day)
         .group_by(st.c.service_id, st.c.clock)
     )
     for r in rows:
-        found[r.service_id].stopped_by_day(r.clock, r.exceptions)
+        found[r.service_id].exceptions_stopped(r.clock, r.n)
 
     rows = await session.execute(
         select(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, n)
@@ -207,23 +210,6 @@ async def stops_between(
         .group_by(st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception)
     )
     return [(r.clock, r.stopped_on, StopOutcome(r.outcome), r.exception, r.n) for r in rows]
-
-
-async def clocks_first_seen(session: AsyncSession, service_ids: Sequence[str]) -> dict[str, date]:
-    """The first day each kind of clock existed in the scope."""
-    seen: dict[str, date] = {}
-    for query in (
-        select(clock_spells.c.clock, func.min(clock_spells.c.valid_from))
-        .where(clock_spells.c.service_id.in_(service_ids))
-        .group_by(clock_spells.c.clock),
-        select(clock_stops.c.clock, func.min(clock_stops.c.stopped_on))
-        .where(clock_stops.c.service_id.in_(service_ids))
-        .group_by(clock_stops.c.clock),
-    ):
-        for clock, first in await session.execute(query):
-            first = _as_date(first)
-            seen[clock] = min(seen.get(clock, first), first)
-    return seen
 
 
 async def due_for_alert(session: AsyncSession, day: date, lead_days: int) -> list[str]:

@@ -104,6 +104,14 @@ clock_stops = Table(
     Column("exception", Boolean, nullable=False),
     Index("ix_clock_stops_service_on", "service_id", "stopped_on"),
 )
+# Exceptions are counted over all time; the few stops that are exceptions have an index of their own.
+Index(
+    "ix_clock_stops_exceptions",
+    clock_stops.c.service_id,
+    clock_stops.c.stopped_on,
+    postgresql_where=clock_stops.c.exception,
+    sqlite_where=clock_stops.c.exception,
+)
 
 referral_outcomes = Table(
     "referral_outcomes",

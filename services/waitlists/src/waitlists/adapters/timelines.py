@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
@@ -20,20 +20,29 @@ class Scope(StrEnum):
     AREA = "area"
 
 
-async def service_ids(session: AsyncSession, scope: Scope, scope_id: str) -> list[str]:
+async def scope_services(session: AsyncSession, scope: Scope, scope_id: str) -> dict[str, ServiceClocks]:
+    """The services in a scope, in id order, with the clocks each runs."""
     if scope is Scope.SERVICE:
-        query = select(services.c.service_id).where(services.c.service_id == scope_id)
+        condition = services.c.service_id == scope_id
     elif scope is Scope.ORGANISATION:
-        query = select(services.c.service_id).where(services.c.organisation_id == scope_id)
+        condition = services.c.organisation_id == scope_id
     else:
         orgs = select(organisations.c.organisation_id).where(organisations.c.area_id == scope_id)
-        query = select(services.c.service_id).where(services.c.organisation_id.in_(orgs))
-    return list((await session.execute(query)).scalars())
+        condition = services.c.organisation_id.in_(orgs)
+    return await _clocks(session, condition)
 
 
-async def service_clocks(session: AsyncSession) -> dict[str, ServiceClocks]:
+async def service_clocks(session: AsyncSession, ids: Collection[str]) -> dict[str, ServiceClocks]:
+    return await _clocks(session, services.c.service_id.in_(ids))
+
+
+async def _clocks(session: AsyncSession, condition: ColumnElement[bool]) -> dict[str, ServiceClocks]:
     known = {k.value for k in ClockKind}
-    rows = await session.execute(select(services.c.service_id, services.c.clocks, services.c.target_days))
+    rows = await session.execute(
+        select(services.c.service_id, services.c.clocks, services.c.target_days)
+        .where(condition)
+        .order_by(services.c.service_id)
+    )
     return {
         service_id: ServiceClocks(tuple(ClockKind(c) for c in clocks if c in known), target_days)
         for service_id, clocks, target_days in rows

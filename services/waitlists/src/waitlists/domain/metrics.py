@@ -147,9 +147,9 @@ class Tally:
         if 1 <= ahead <= 7 * UPCOMING_WEEKS:
             f.upcoming[(ahead - 1) // 7] += n
 
-    def stopped_by_day(self, kind: str, exceptions: int) -> None:
-        """Clocks of this kind stopped on or before the day: they exist, and their exception flags count."""
-        self.clock(kind).exceptions += exceptions
+    def exceptions_stopped(self, kind: str, n: int) -> None:
+        """Clocks of this kind with an exception that stopped on or before the day."""
+        self.clock(kind).exceptions += n
 
     def stopped_in_period(self, kind: str, outcome: StopOutcome, exception: bool, n: int = 1) -> None:
         if outcome is StopOutcome.ENDED:

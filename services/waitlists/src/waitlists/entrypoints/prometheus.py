@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from waitlists.adapters import facts
+from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import services
 from waitlists.domain.metrics import Period, Tally, waiting_figures
 from waitlists.service_layer.alerting import london_today
@@ -77,7 +78,8 @@ async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
     today = london_today()
     async with sessions() as session:
         ids = list((await session.execute(select(services.c.service_id))).scalars())
-        COLLECTOR.tallies = await facts.tallies(session, ids, today, Period(today - timedelta(days=364), today))
+        in_scope = await store.service_clocks(session, ids)
+        COLLECTOR.tallies = await facts.tallies(session, in_scope, today, Period(today - timedelta(days=364), today))
 
 
 async def run_refresher(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, *, interval: float) -> None:

@@ -37,7 +37,6 @@ async def raise_due_alerts(
     raised = 0
     async with sessions() as session, session.begin():
         due = await facts.due_for_alert(session, today, lead_days)
-        clocks = await store.service_clocks(session)
         for start in range(0, len(due), 500):
             batch = due[start : start + 500]
             rows = await session.execute(
@@ -46,7 +45,9 @@ async def raise_due_alerts(
                 )
             )
             parties = {r.referral_id: (r.receiving_org_id, r.referrer_org_id) for r in rows}
-            for timeline in await store.timelines_for_referrals(session, batch):
+            timelines = await store.timelines_for_referrals(session, batch)
+            clocks = await store.service_clocks(session, {t.service_id for t in timelines})
+            for timeline in timelines:
                 service = clocks.get(timeline.service_id)
                 if service is None or timeline.in_error:
                     continue

@@ -77,21 +77,19 @@ def month_windows(day: date, months: int) -> list[Period]:
 async def trend(
     scope: Scope, scope_id: str, day: date, months: int, sessions: async_sessionmaker[AsyncSession]
 ) -> list[TrendPoint]:
-    """Per month and clock: clocks stopped in the month and the share within target (a clock shows
-    from the first month one of its kind existed in the scope)."""
+    """Per month and clock the scope's services run: clocks stopped in the month and the share within target."""
     windows = month_windows(day, months)
     async with sessions() as session:
-        ids = await store.service_ids(session, scope, scope_id)
-        if not ids:
+        in_scope = await store.scope_services(session, scope, scope_id)
+        if not in_scope:
             raise UnknownScope(scope_id)
-        stops = await facts.stops_between(session, ids, windows[0].start, day)
-        first_seen = await facts.clocks_first_seen(session, ids)
+        stops = await facts.stops_between(session, list(in_scope), windows[0].start, day)
+    kinds = sorted({kind.value for service in in_scope.values() for kind in service.clocks})
     points = []
     for window in windows:
         tally = Tally(window.end, window)
-        for kind, first in first_seen.items():
-            if first <= window.end:
-                tally.clock(kind)
+        for kind in kinds:
+            tally.clock(kind)
         for kind, on, outcome, exception, n in stops:
             if on in window:
                 tally.stopped_in_period(kind, outcome, exception, n)
@@ -106,18 +104,18 @@ async def services_by_risk(
     scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession]
 ) -> list[ServiceRisk]:
     async with sessions() as session:
-        ids = await store.service_ids(session, scope, scope_id)
-        if not ids:
+        in_scope = await store.scope_services(session, scope, scope_id)
+        if not in_scope:
             raise UnknownScope(scope_id)
         names = {
             r.service_id: (r.name, r.organisation_id)
             for r in await session.execute(
                 select(services.c.service_id, services.c.name, services.c.organisation_id).where(
-                    services.c.service_id.in_(ids)
+                    services.c.service_id.in_(in_scope)
                 )
             )
         }
-        per_service = await facts.tallies(session, ids, day, Period(day - timedelta(days=364), day))
+        per_service = await facts.tallies(session, in_scope, day, Period(day - timedelta(days=364), day))
     rows = []
     for service_id, tally in per_service.items():
         waiting = waiting_figures(tally.waiting_days)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.timelines import Scope
-from waitlists.domain.clocks import ClockKind, ServiceClocks
+from waitlists.domain.clocks import ClockKind
 from waitlists.domain.metrics import Period
 from waitlists.domain.stats import SMALL_NUMBER, percent
 
@@ -58,9 +58,9 @@ async def ehc_timeliness(area_id: str, year: int, today: date, sessions: async_s
     period = Period(date(year, 1, 1), min(date(year, 12, 31), today))
     rows = []
     async with sessions() as session:
-        clocks = await store.service_clocks(session)
-        ids = [s for s in await store.service_ids(session, Scope.AREA, area_id) if _runs_plan_clock(clocks.get(s))]
-        per_service = await facts.tallies(session, sorted(ids), period.end, period)
+        in_scope = await store.scope_services(session, Scope.AREA, area_id)
+        runs_plan_clock = {s: c for s, c in in_scope.items() if ClockKind.EHC_PLAN_20W in c.clocks}
+        per_service = await facts.tallies(session, runs_plan_clock, period.end, period)
     for service_id, tally in per_service.items():
         f = tally.clocks.get(ClockKind.EHC_PLAN_20W.value)
         stopped, met, stopped_ex, met_ex = (f.stopped, f.met, f.stopped_ex, f.met_ex) if f else (0, 0, 0, 0)
@@ -69,17 +69,13 @@ async def ehc_timeliness(area_id: str, year: int, today: date, sessions: async_s
     return _csv(EHC_COLUMNS, rows)
 
 
-def _runs_plan_clock(service: ServiceClocks | None) -> bool:
-    return service is not None and ClockKind.EHC_PLAN_20W in service.clocks
-
-
 async def rtt_distribution(scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession]) -> str:
     header = ["as_of", "service_id", "total_waiting", "within_18_weeks", "pc_within_18_weeks"]
     header += [f"weeks_{w}_{w + 1}" for w in range(RTT_WEEKS)] + [f"weeks_{RTT_WEEKS}_plus"]
     rows = []
     async with sessions() as session:
-        ids = sorted(await store.service_ids(session, scope, scope_id))
-        per_service = await facts.tallies(session, ids, day, Period(day, day))
+        in_scope = await store.scope_services(session, scope, scope_id)
+        per_service = await facts.tallies(session, in_scope, day, Period(day, day))
     for service_id, tally in per_service.items():
         weeks: Counter[int] = Counter()
         for waited, n in tally.waiting_days.items():

@@ -33,11 +33,11 @@ class FigureRequest:
 
 async def figures_for(request: FigureRequest, sessions: async_sessionmaker[AsyncSession]) -> Figures:
     async with sessions() as session:
-        ids = await store.service_ids(session, request.scope, request.scope_id)
-        if not ids:
+        in_scope = await store.scope_services(session, request.scope, request.scope_id)
+        if not in_scope:
             raise UnknownScope(request.scope_id)
-        per_service = await facts.tallies(session, ids, request.as_of, request.period)
-        several = await facts.children_on_several_lists(session, ids, request.as_of)
+        per_service = await facts.tallies(session, in_scope, request.as_of, request.period)
+        several = await facts.children_on_several_lists(session, list(in_scope), request.as_of)
     total = Tally(request.as_of, request.period)
     for tally in per_service.values():
         total += tally
@@ -49,8 +49,8 @@ async def referral_clocks(
 ) -> list[Clock] | None:
     async with sessions() as session:
         timeline = await store.timeline(session, referral_id)
-        clocks = await store.service_clocks(session)
-    if timeline is None or timeline.in_error:
-        return None
+        if timeline is None or timeline.in_error:
+            return None
+        clocks = await store.service_clocks(session, [timeline.service_id])
     service = clocks.get(timeline.service_id)
     return clocks_on(timeline, service, as_of) if service else []

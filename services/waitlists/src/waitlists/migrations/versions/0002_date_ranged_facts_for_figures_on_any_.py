@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 14:29:39.081189
+Create Date: 2026-11-23 14:39:30.584115
 """
 
 from collections.abc import Sequence
@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('referral_id', 'clock', name=op.f('pk_clock_stops'))
     )
     with op.batch_alter_table('clock_stops', schema=None) as batch_op:
+        batch_op.create_index('ix_clock_stops_exceptions', ['service_id', 'stopped_on'], unique=False, postgresql_where=sa.text('exception'), sqlite_where=sa.text('exception'))
         batch_op.create_index('ix_clock_stops_service_on', ['service_id', 'stopped_on'], unique=False)
 
     op.create_table('handoff_gaps',
@@ -105,6 +106,7 @@ def downgrade() -> None:
     op.drop_table('handoff_gaps')
     with op.batch_alter_table('clock_stops', schema=None) as batch_op:
         batch_op.drop_index('ix_clock_stops_service_on')
+        batch_op.drop_index('ix_clock_stops_exceptions', postgresql_where=sa.text('exception'), sqlite_where=sa.text('exception'))
 
     op.drop_table('clock_stops')
     with op.batch_alter_table('clock_spells', schema=None) as batch_op:
