@@ -27,11 +27,10 @@ def derive_all(timelines: Sequence[Timeline], services: Mapping[str, ServiceCloc
 
 def tally(facts: Iterable[ReferralFacts], day: date, period: Period) -> Tally:
     total = Tally(day, period)
-    window = total.flow_window
     for f in facts:
         for w in f.waiting:
             if w.valid_from <= day < w.valid_to:
-                total.waiting_spell(w.waiting_since, w.paused_days)
+                total.waiting(w.waiting_days(day))
         for c in f.clock_spells:
             if c.valid_from <= day < c.valid_to:
                 total.clock_spell(c.clock.value, c.breach_on, c.exception)
@@ -43,11 +42,13 @@ def tally(facts: Iterable[ReferralFacts], day: date, period: Period) -> Tally:
         o = f.outcome
         if o.closed_on is not None and o.closed_status is not None and o.closed_on in Period(period.start, day):
             total.closed_in_period(o.closed_status, o.closed_reason, o.before_support)
-        if f.gap is not None and f.gap.opened_on <= day and f.gap.closed_on >= period.start:
-            total.gap(f.gap.opened_on, f.gap.closed_on)
+        if f.gap is not None and f.gap.closed_on in Period(period.start, day):
+            total.gap_closed((f.gap.closed_on - f.gap.opened_on).days)
+        elif f.gap is not None and f.gap.opened_on <= day < f.gap.closed_on:
+            total.gap_open((day - f.gap.opened_on).days)
         for kind, on in (("arrived", o.submitted_on), ("started", o.started_on), ("closed", o.closed_on)):
-            if on is not None and on in window:
-                total.flow(kind, on)
+            if on is not None and on <= day:
+                total.flow(kind, (day - on).days // 7)
     return total
 
 

@@ -11,9 +11,23 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from send_shared.db import dialect_name
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import (
     FACT_TABLES,
@@ -27,7 +41,7 @@ from waitlists.adapters.orm import (
 )
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.facts import ReferralFacts, StopOutcome, derive
-from waitlists.domain.metrics import Period, Tally
+from waitlists.domain.metrics import FLOW_WEEKS, Period, Tally
 
 _CHUNK = 500
 # Set on a session by the consumer's handler; the refresh runs once per transaction, before commit.
@@ -109,6 +123,15 @@ def _valid_on(table: Any, day: date) -> ColumnElement[bool]:
     return (table.c.valid_to > day) & (table.c.valid_from <= day)  # type: ignore[no-any-return]
 
 
+def _days(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[int]:
+    """Whole days from ``earlier`` to ``later`` (dates or date columns), in the dialect's own arithmetic."""
+    later = later if isinstance(later, ColumnElement) else literal(later, Date)
+    earlier = earlier if isinstance(earlier, ColumnElement) else literal(earlier, Date)
+    if dialect_name(session) == "postgresql":
+        return later - earlier  # type: ignore[no-any-return]
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
 async def tallies(
     session: AsyncSession, in_scope: Mapping[str, ServiceClocks], day: date, period: Period
 ) -> dict[str, Tally]:
@@ -118,73 +141,97 @@ async def tallies(
     for service_id, service in in_scope.items():
         for kind in service.clocks:
             found[service_id].clock(kind.value)
-    service_ids = list(in_scope)
-    ws, cs, st, ro, hg = waiting_spells, clock_spells, clock_stops, referral_outcomes, handoff_gaps
-    n = func.count().label("n")
+    ids = list(in_scope)
+    for reads in (_waiting_reads, _clock_reads, _flow_reads):
+        await reads(session, ids, day, period, found)
+    return found
 
+
+async def _waiting_reads(
+    session: AsyncSession, ids: list[str], day: date, period: Period, found: dict[str, Tally]
+) -> None:
+    ws = waiting_spells
+    waited = case((ws.c.waiting_since.is_(None), ws.c.paused_days), else_=_days(session, day, ws.c.waiting_since))
     rows = await session.execute(
-        select(ws.c.service_id, ws.c.waiting_since, ws.c.paused_days, n)
-        .where(ws.c.service_id.in_(service_ids), _valid_on(ws, day))
-        .group_by(ws.c.service_id, ws.c.waiting_since, ws.c.paused_days)
+        select(ws.c.service_id, waited.label("days"), func.count().label("n"))
+        .where(ws.c.service_id.in_(ids), _valid_on(ws, day))
+        .group_by(ws.c.service_id, waited)
     )
     for r in rows:
-        found[r.service_id].waiting_spell(r.waiting_since, r.paused_days, r.n)
+        found[r.service_id].waiting(r.days, r.n)
 
+
+async def _clock_reads(
+    session: AsyncSession, ids: list[str], day: date, period: Period, found: dict[str, Tally]
+) -> None:
+    cs, st = clock_spells, clock_stops
+    n = func.count().label("n")
     rows = await session.execute(
         select(cs.c.service_id, cs.c.clock, cs.c.breach_on, cs.c.exception, n)
-        .where(cs.c.service_id.in_(service_ids), _valid_on(cs, day))
+        .where(cs.c.service_id.in_(ids), _valid_on(cs, day))
         .group_by(cs.c.service_id, cs.c.clock, cs.c.breach_on, cs.c.exception)
     )
     for r in rows:
         found[r.service_id].clock_spell(r.clock, r.breach_on, r.exception, r.n)
-
     rows = await session.execute(
         select(st.c.service_id, st.c.clock, n)
-        .where(st.c.service_id.in_(service_ids), st.c.exception, st.c.stopped_on <= day)
+        .where(st.c.service_id.in_(ids), st.c.exception, st.c.stopped_on <= day)
         .group_by(st.c.service_id, st.c.clock)
     )
     for r in rows:
         found[r.service_id].exceptions_stopped(r.clock, r.n)
-
     rows = await session.execute(
         select(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, n)
-        .where(st.c.service_id.in_(service_ids), st.c.stopped_on.between(period.start, day))
+        .where(st.c.service_id.in_(ids), st.c.stopped_on.between(period.start, day))
         .group_by(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception)
     )
     for r in rows:
         found[r.service_id].stopped_in_period(r.clock, StopOutcome(r.outcome), r.exception, r.n)
 
+
+async def _flow_reads(
+    session: AsyncSession, ids: list[str], day: date, period: Period, found: dict[str, Tally]
+) -> None:
+    ro, hg = referral_outcomes, handoff_gaps
+    n = func.count().label("n")
     rows = await session.execute(
         select(ro.c.service_id, ro.c.closed_status, ro.c.closed_reason, ro.c.before_support, n)
-        .where(ro.c.service_id.in_(service_ids), ro.c.closed_on.between(period.start, day))
+        .where(ro.c.service_id.in_(ids), ro.c.closed_on.between(period.start, day))
         .group_by(ro.c.service_id, ro.c.closed_status, ro.c.closed_reason, ro.c.before_support)
     )
     for r in rows:
         found[r.service_id].closed_in_period(r.closed_status, r.closed_reason, r.before_support, r.n)
 
+    took = _days(session, hg.c.closed_on, hg.c.opened_on)
     rows = await session.execute(
-        select(hg.c.service_id, hg.c.opened_on, hg.c.closed_on, n)
-        .where(hg.c.service_id.in_(service_ids), hg.c.closed_on >= period.start, hg.c.opened_on <= day)
-        .group_by(hg.c.service_id, hg.c.opened_on, hg.c.closed_on)
+        select(hg.c.service_id, took.label("days"), n)
+        .where(hg.c.service_id.in_(ids), hg.c.closed_on.between(period.start, day))
+        .group_by(hg.c.service_id, took)
     )
     for r in rows:
-        found[r.service_id].gap(r.opened_on, r.closed_on, r.n)
+        found[r.service_id].gap_closed(r.days, r.n)
+    open_for = _days(session, day, hg.c.opened_on)
+    rows = await session.execute(
+        select(hg.c.service_id, open_for.label("days"), n)
+        .where(hg.c.service_id.in_(ids), hg.c.closed_on > day, hg.c.opened_on <= day)
+        .group_by(hg.c.service_id, open_for)
+    )
+    for r in rows:
+        found[r.service_id].gap_open(r.days, r.n)
 
-    window = Tally(day, period).flow_window
-    flows = [
-        select(ro.c.service_id, literal(kind).label("kind"), column.label("day"), func.count().label("n"))
-        .where(ro.c.service_id.in_(service_ids), column.between(window.start, window.end))
-        .group_by(ro.c.service_id, column)
-        for kind, column in (("arrived", ro.c.submitted_on), ("started", ro.c.started_on), ("closed", ro.c.closed_on))
-    ]
+    first = day - timedelta(days=7 * FLOW_WEEKS - 1)
+    flows = []
+    for kind, column in (("arrived", ro.c.submitted_on), ("started", ro.c.started_on), ("closed", ro.c.closed_on)):
+        weeks_back = _days(session, day, column) // 7
+        flows.append(
+            select(
+                ro.c.service_id, literal(kind).label("kind"), weeks_back.label("weeks_back"), func.count().label("n")
+            )
+            .where(ro.c.service_id.in_(ids), column.between(first, day))
+            .group_by(ro.c.service_id, weeks_back)
+        )
     for r in await session.execute(union_all(*flows)):
-        found[r.service_id].flow(r.kind, _as_date(r.day), r.n)
-    return found
-
-
-def _as_date(value: date | str) -> date:
-    """A date read through a UNION comes back untyped from SQLite."""
-    return value if isinstance(value, date) else date.fromisoformat(value)
+        found[r.service_id].flow(r.kind, r.weeks_back, r.n)
 
 
 async def children_on_several_lists(session: AsyncSession, service_ids: Sequence[str], day: date) -> int:

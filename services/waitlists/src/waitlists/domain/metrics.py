@@ -119,18 +119,13 @@ class Tally:
     closures: Counter[tuple[str, str | None, bool]] = field(default_factory=Counter)
     gaps_closed: Counter[int] = field(default_factory=Counter)
     gaps_open: Counter[int] = field(default_factory=Counter)
-    flows: dict[str, Counter[date]] = field(default_factory=lambda: {k: Counter() for k in FLOWS})
-
-    @property
-    def flow_window(self) -> Period:
-        return Period(self.day - timedelta(days=7 * FLOW_WEEKS - 1), self.day)
+    flows: dict[str, Counter[int]] = field(default_factory=lambda: {k: Counter() for k in FLOWS})
 
     def clock(self, kind: str) -> ClockFigures:
         return self.clocks.setdefault(kind, ClockFigures())
 
-    def waiting_spell(self, waiting_since: date | None, paused_days: int | None, n: int = 1) -> None:
-        days = (self.day - waiting_since).days if waiting_since is not None else paused_days
-        assert days is not None
+    def waiting(self, days: int, n: int = 1) -> None:
+        """Referrals waiting on the day that have waited ``days``."""
         self.waiting_days[days] += n
 
     def clock_spell(self, kind: str, breach_on: date | None, exception: bool, n: int = 1) -> None:
@@ -165,17 +160,18 @@ class Tally:
     def closed_in_period(self, status: str, reason: str | None, before_support: bool, n: int = 1) -> None:
         self.closures[(status, reason, before_support)] += n
 
-    def gap(self, opened_on: date, closed_on: date, n: int = 1) -> None:
-        """A handoff gap opened on or before the day: closed in the period, or still open on the day."""
-        if closed_on <= self.day:
-            if closed_on in self.period:
-                self.gaps_closed[(closed_on - opened_on).days] += n
-        else:
-            self.gaps_open[(self.day - opened_on).days] += n
+    def gap_closed(self, days: int, n: int = 1) -> None:
+        """A handoff gap closed in the period, after ``days``."""
+        self.gaps_closed[days] += n
 
-    def flow(self, kind: str, on: date, n: int = 1) -> None:
-        """A referral arrived, started or closed on a day inside the last ``FLOW_WEEKS`` weeks."""
-        self.flows[kind][on] += n
+    def gap_open(self, days: int, n: int = 1) -> None:
+        """A handoff gap still open on the day, opened ``days`` before it."""
+        self.gaps_open[days] += n
+
+    def flow(self, kind: str, weeks_back: int, n: int = 1) -> None:
+        """A referral arrived, started or closed in the week ``weeks_back`` weeks before the one ending on the day."""
+        if 0 <= weeks_back < FLOW_WEEKS:
+            self.flows[kind][weeks_back] += n
 
     def __iadd__(self, other: Tally) -> Tally:
         self.waiting_days += other.waiting_days
@@ -215,9 +211,8 @@ def weekly_flows(tally: Tally) -> list[WeeklyFlow]:
     flows = []
     for back in range(FLOW_WEEKS - 1, -1, -1):
         end = tally.day - timedelta(days=7 * back)
-        window = Period(end - timedelta(days=6), end)
-        arrived, started, closed = (sum(n for on, n in tally.flows[kind].items() if on in window) for kind in FLOWS)
-        flows.append(WeeklyFlow(window.start, window.end, arrived, started, closed))
+        arrived, started, closed = (tally.flows[kind][back] for kind in FLOWS)
+        flows.append(WeeklyFlow(end - timedelta(days=6), end, arrived, started, closed))
     return flows
 
 
