@@ -155,3 +155,33 @@ async def test_an_event_arriving_after_the_breach_alert_corrects_the_figures(eng
     # The figures for 5 Feb are corrected too: business time, not recording time, decides.
     then = await figures_for(FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 5), date(2026, 1, 1)), sessions)
     assert then.clocks["cypmh_4w"].met == 1
+
+
+async def test_dashboard_filters_list_receiving_organisations_only(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
+    await feed(engine, *directory_events())
+    response = await api.get("/v1/dashboard/scopes", headers=ops())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["areas"] == ["la-test"]
+    assert [o["id"] for o in body["organisations"]] == ["org-camhs", "org-la"]  # not the school, which only refers
+    assert {s["id"] for s in body["services"]} == {"svc-camhs", "svc-ehc", "svc-slt"}
+
+
+async def test_dashboard_ranks_services_and_lists_every_clock_they_run(
+    engine: AsyncEngine, api: httpx.AsyncClient
+) -> None:
+    await feed(engine, *directory_events())
+    await feed(engine, *referral_events("r1", "c1", "svc-slt", ("submitted", "2026-01-05")))
+    await feed(engine, *referral_events("r2", "c2", "svc-camhs", ("submitted", "2026-03-25")))
+    await feed(engine, *referral_events("r3", "c3", "svc-slt", ("submitted", "2026-03-30")))
+    response = await api.get("/v1/dashboard/services?scope=area&scope_id=la-test&as_of=2026-03-31", headers=ops())
+    assert response.status_code == 200, response.text
+    rows = response.json()
+    # SLT: r1 waiting 85 days against 56 (breached), r3 1 day; CAMHS: 6 days against 28, breaching on
+    # 23 April, 23 days ahead (week 4). Equal breach counts; SLT has more waiting.
+    assert [r["service_id"] for r in rows] == ["svc-slt", "svc-camhs", "svc-ehc"]
+    assert (rows[0]["waiting"], rows[0]["breached_waiting"]) == (2, 1)
+    assert rows[1]["breaches_next_4_weeks"] == [0, 0, 0, 1]
+    trend = await api.get("/v1/dashboard/trend?scope=area&scope_id=la-test&as_of=2026-03-31&months=1", headers=ops())
+    kinds = [p["clock"] for p in trend.json()]
+    assert kinds == ["cypmh_4w", "ehc_decision_6w", "ehc_no_plan_16w", "ehc_plan_20w", "service_target"]
