@@ -206,6 +206,7 @@ async def queries_figure(database_url: str, bootstrap: str, count: int, calls: i
         "metrics_service": "/v1/metrics/service/svc-camhs-core",
         "dashboard_services": "/v1/dashboard/services?scope=area&scope_id=la-northshire",
         "dashboard_trend": "/v1/dashboard/trend?scope=area&scope_id=la-northshire",
+        "dashboard_scopes": "/v1/dashboard/scopes",
     }
     found: dict[str, Any] = {"referrals": count, "events": len(history), "calls_per_endpoint": calls}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
@@ -426,7 +427,7 @@ def main() -> None:
         "rates": [20.0, 100.0],
         "latency_s": 10.0,
         "area": 5_000,
-        "calls": 20,
+        "calls": 50,
     }
     full_sizes: dict[str, Any] = {
         "relay": 200_000,
@@ -435,7 +436,7 @@ def main() -> None:
         "rates": [20.0, 100.0, 200.0],
         "latency_s": 60.0,
         "area": 50_000,
-        "calls": 50,
+        "calls": 100,
     }
     sizes = quick_sizes if quick else full_sizes
     work = ROOT / "var" / "bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
