@@ -173,20 +173,18 @@ async def _clock_reads(
     )
     for r in rows:
         found[r.service_id].clock_spell(r.clock, r.breach_on, r.exception, r.n)
+    # Exceptions count over all time, stops only in the period: one read for both.
+    in_period = st.c.stopped_on >= period.start
     rows = await session.execute(
-        select(st.c.service_id, st.c.clock, n)
-        .where(st.c.service_id.in_(ids), st.c.exception, st.c.stopped_on <= day)
-        .group_by(st.c.service_id, st.c.clock)
+        select(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, in_period.label("in_period"), n)
+        .where(st.c.service_id.in_(ids), st.c.stopped_on <= day, st.c.exception | in_period)
+        .group_by(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, in_period)
     )
     for r in rows:
-        found[r.service_id].exceptions_stopped(r.clock, r.n)
-    rows = await session.execute(
-        select(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception, n)
-        .where(st.c.service_id.in_(ids), st.c.stopped_on.between(period.start, day))
-        .group_by(st.c.service_id, st.c.clock, st.c.outcome, st.c.exception)
-    )
-    for r in rows:
-        found[r.service_id].stopped_in_period(r.clock, StopOutcome(r.outcome), r.exception, r.n)
+        if r.exception:
+            found[r.service_id].exceptions_stopped(r.clock, r.n)
+        if r.in_period:
+            found[r.service_id].stopped_in_period(r.clock, StopOutcome(r.outcome), r.exception, r.n)
 
 
 async def _flow_reads(
@@ -202,22 +200,19 @@ async def _flow_reads(
     for r in rows:
         found[r.service_id].closed_in_period(r.closed_status, r.closed_reason, r.before_support, r.n)
 
-    took = _days(session, hg.c.closed_on, hg.c.opened_on)
+    # A gap closed in the period counts its length; one still open on the day, how long it has been open.
+    closed = hg.c.closed_on <= day
+    days = case((closed, _days(session, hg.c.closed_on, hg.c.opened_on)), else_=_days(session, day, hg.c.opened_on))
     rows = await session.execute(
-        select(hg.c.service_id, took.label("days"), n)
-        .where(hg.c.service_id.in_(ids), hg.c.closed_on.between(period.start, day))
-        .group_by(hg.c.service_id, took)
+        select(hg.c.service_id, closed.label("closed"), days.label("days"), n)
+        .where(hg.c.service_id.in_(ids), hg.c.closed_on >= period.start, hg.c.opened_on <= day)
+        .group_by(hg.c.service_id, closed, days)
     )
     for r in rows:
-        found[r.service_id].gap_closed(r.days, r.n)
-    open_for = _days(session, day, hg.c.opened_on)
-    rows = await session.execute(
-        select(hg.c.service_id, open_for.label("days"), n)
-        .where(hg.c.service_id.in_(ids), hg.c.closed_on > day, hg.c.opened_on <= day)
-        .group_by(hg.c.service_id, open_for)
-    )
-    for r in rows:
-        found[r.service_id].gap_open(r.days, r.n)
+        if r.closed:
+            found[r.service_id].gap_closed(r.days, r.n)
+        else:
+            found[r.service_id].gap_open(r.days, r.n)
 
     first = day - timedelta(days=7 * FLOW_WEEKS - 1)
     flows = []
