@@ -92,7 +92,10 @@ class Scenario:
         return await self.producer.send_and_wait(self.topic, value=value, key=key.encode(), headers=headers or [])
 
     @asynccontextmanager
-    async def running(self, *, max_attempts: int = 3, backoff_initial: float = 0.05, backoff_max: float = 0.3) -> Any:
+    async def running(
+        self, *, max_attempts: int = 3, backoff_initial: float = 0.05, backoff_max: float = 0.3,
+        before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> Any:  # fmt: skip
         producer: AIOKafkaProducer = new_producer(self.bootstrap, client_id=f"{self.group}-dlq")
         await producer.start()
         runtime = ConsumerRuntime(
@@ -101,6 +104,7 @@ class Scenario:
             topics=[self.topic],
             handler=self.handler,
             engine=self.engine,
+            before_commit=before_commit,
             inbox=Inbox(inbox, self.group),
             producer=producer,
             max_attempts=max_attempts,
@@ -192,6 +196,35 @@ async def test_duplicate_deliveries_apply_one_effect(scenario: Scenario) -> None
     assert await count(scenario.engine, inbox, inbox.c.consumer_group == scenario.group) == 4
     assert scenario.handler.attempts[first.id] == 1  # nothing before the committed offsets was re-read
     assert not await read_topic(scenario.bootstrap, Topics.dead_letter(scenario.group), timeout=2)
+
+
+async def test_before_commit_runs_once_per_transaction_inside_it(scenario: Scenario) -> None:
+    """Handlers can leave shared work for the end of the transaction (the waitlists consumer re-derives
+    the facts of the children a batch touched); it runs before the commit, in the same transaction."""
+    events = [make_event(key, version) for key in ("ref-a", "ref-b") for version in (1, 2, 3)]
+    for event in events:
+        await scenario.publish(event, event.subject or "")
+    handled = scenario.handler
+
+    async def marking(event: CloudEvent, session: AsyncSession) -> None:
+        await handled(event, session)
+        session.info.setdefault("touched", []).append(event.id)
+
+    scenario.handler = marking  # type: ignore[assignment]
+    finished: list[list[str]] = []
+
+    async def before_commit(session: AsyncSession) -> None:
+        assert session.in_transaction()
+        finished.append(session.info.pop("touched", []))
+
+    async with scenario.running(before_commit=before_commit):
+        await scenario.until(lambda: _settled(scenario, len(events)), "every event processed")
+    assert sorted(e for batch in finished for e in batch) == sorted(e.id for e in events)  # each event once
+    assert all(finished)  # never called for a transaction that applied nothing
+
+
+async def _settled(scenario: Scenario, n: int) -> bool:
+    return scenario.outcomes("processed") == n
 
 
 async def test_poison_messages_are_parked_and_the_partition_moves_on(pg_scenario: Scenario) -> None:

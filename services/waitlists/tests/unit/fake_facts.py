@@ -30,7 +30,9 @@ def tally(facts: Iterable[ReferralFacts], day: date, period: Period) -> Tally:
     for f in facts:
         for w in f.waiting:
             if w.valid_from <= day < w.valid_to:
-                total.waiting(w.waiting_days(day))
+                waited = w.paused_days if w.waiting_since is None else (day - w.waiting_since).days
+                assert waited is not None
+                total.waiting(waited)
         for c in f.clock_spells:
             if c.valid_from <= day < c.valid_to:
                 total.clock_spell(c.clock.value, c.breach_on, c.exception)

@@ -49,10 +49,6 @@ async def _clocks(session: AsyncSession, condition: ColumnElement[bool]) -> dict
     }
 
 
-async def timelines_for_services(session: AsyncSession, ids: Sequence[str]) -> list[Timeline]:
-    return await _timelines(session, referrals.c.service_id.in_(ids))
-
-
 async def timelines_for_children(session: AsyncSession, child_refs: Sequence[str]) -> dict[str, list[Timeline]]:
     journeys: defaultdict[str, list[Timeline]] = defaultdict(list)
     for start in range(0, len(child_refs), 500):

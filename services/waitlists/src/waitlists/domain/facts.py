@@ -44,9 +44,6 @@ class WaitingSpell:
     waiting_since: date | None  # waiting days on D: (D - waiting_since) while the clock runs
     paused_days: int | None  # ... or this constant while paused
 
-    def waiting_days(self, day: date) -> int:
-        return self.paused_days if self.waiting_since is None else (day - self.waiting_since).days  # type: ignore[return-value]
-
 
 @dataclass(frozen=True, slots=True)
 class ClockSpell:
