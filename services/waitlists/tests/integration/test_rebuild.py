@@ -19,7 +19,7 @@ from waitlists.adapters.facts import refresh_marked
 from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, referral_changes, referrals, services
 from waitlists.adapters.timelines import Scope
 from waitlists.entrypoints.consumers import on_referral_event
-from waitlists.service_layer.rebuild import rebuild
+from waitlists.service_layer.rebuild import backfill_facts, derive_all_facts, rebuild
 from waitlists.service_layer.reporting import FigureRequest, figures_for
 
 from .conftest import directory_events, referral_events
@@ -88,3 +88,27 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
     report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, topic=topic, group_id=group)
     assert report.events == len(records)
     assert await snapshot(engine) == live
+
+
+async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: AsyncEngine) -> None:
+    """A database migrated from before the fact tables holds timelines but no facts: start-up derives them once,
+    and the figures are then what the live consumer would have given."""
+    from send_shared.db import session_factory
+
+    sessions = session_factory(engine)
+    for event in history():  # the old consumer: timelines only
+        async with sessions() as session, session.begin():
+            await on_referral_event(event, session)
+            session.info.clear()
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(FACT_TABLES[0]))).scalar_one() == 0
+    await backfill_facts(sessions)
+    backfilled = await snapshot(engine)
+    async with engine.begin() as conn:
+        for table in FACT_TABLES:
+            await conn.execute(table.delete())
+    await derive_all_facts(sessions)
+    assert await snapshot(engine) == backfilled
+    figures = await figures_for(FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), sessions)
+    assert figures.waiting.waiting == 1  # r3 at SLT; r1 started, r2 rejected, r4 completed, r5 in error
+    assert figures.handoff_gaps.closed == 1  # c2: rejected at CAMHS on 20 Jan, accepted at SLT on 25 Jan
