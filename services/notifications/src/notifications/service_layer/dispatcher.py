@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ EVENT_TO_DELIVERY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 6 * 3600, 86400),
 )
 PENDING = Gauge("webhook_deliveries_pending", "Deliveries not yet succeeded, by state.", ["state"])
+ENDPOINT_FRESH_SECONDS = 1.0
 EndpointDisabled = Callable[[str, str, str], Awaitable[None]]  # (endpoint id, organisation id, reason)
 
 
@@ -100,25 +102,43 @@ class Dispatcher:
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
-        different referrals go out side by side, one referral's messages strictly one after another."""
+        different referrals go out side by side, one referral's messages strictly one after another.
+        The endpoint row is read again once it is a second old, so a pause or a new secret takes
+        effect within a second without a read per delivery."""
         limit = asyncio.Semaphore(self.per_endpoint)
+        view: dict[str, Any] = {}
+
+        async def current() -> dict[str, Any] | None:
+            if time.monotonic() - view["read_at"] > ENDPOINT_FRESH_SECONDS:
+                view.update(row=await self._endpoint(endpoint_id), read_at=time.monotonic())
+            row: dict[str, Any] | None = view["row"]
+            return row if row is not None and row["status"] == EndpointStatus.ACTIVE.value else None
 
         async def one(delivery: Any) -> bool:
             async with limit:
-                return stop.is_set() or await self._deliver(endpoint_id, delivery)
+                if stop.is_set():
+                    return True
+                endpoint = await current()
+                return endpoint is not None and await self._deliver(endpoint, delivery)
 
         try:
             while not stop.is_set():
+                view.update(row=await self._endpoint(endpoint_id), read_at=time.monotonic())
                 batch = await self._next_deliveries(endpoint_id)
-                if not batch:
+                if await current() is None or not batch:
                     return
                 if not all(await asyncio.gather(*(one(d) for d in batch))):
                     return
         except Exception:
             log.exception("webhook lane failed; it restarts on the next round", extra={"endpoint_id": endpoint_id})
 
+    async def _endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        async with self.sessions() as session:
+            row = (await session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
+        return dict(row) if row is not None else None
+
     async def _next_deliveries(self, endpoint_id: str) -> list[Any]:
-        """Due deliveries that are first in line for their referral at this endpoint."""
+        """Due deliveries that are first in line for their referral at this endpoint, each with its message."""
         now = datetime.now(UTC)
         async with self.sessions() as session:
             rows = (
@@ -129,8 +149,11 @@ class Dispatcher:
                         deliveries.c.order_key,
                         deliveries.c.attempts,
                         deliveries.c.next_attempt_at,
-                        deliveries.c.created_at,
+                        messages.c.body,
+                        messages.c.organisation_ids,
+                        messages.c.received_at,
                     )
+                    .join(messages, messages.c.event_id == deliveries.c.event_id)
                     .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
                     .order_by(deliveries.c.id)
                     .limit(500)
@@ -138,43 +161,34 @@ class Dispatcher:
             ).all()
         seen: set[str] = set()
         due = []
-        for row in rows:
-            if row.order_key in seen:
+        for r in rows:
+            if r.order_key in seen:
                 continue
-            seen.add(row.order_key)
-            if as_utc(row.next_attempt_at) <= now:
-                due.append(row)
+            seen.add(r.order_key)
+            if as_utc(r.next_attempt_at) <= now:
+                due.append(r)
         return due
 
-    async def _deliver(self, endpoint_id: str, delivery: Any) -> bool:
+    async def _deliver(self, endpoint: dict[str, Any], delivery: Any) -> bool:
         """Sends one delivery; returns False when the lane should stop (endpoint no longer active)."""
-        async with self.sessions() as session:
-            endpoint = (
-                (await session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
-            )
-            message = (
-                (await session.execute(select(messages).where(messages.c.event_id == delivery.event_id)))
-                .mappings()
-                .first()
-            )
-        if endpoint is None or endpoint["status"] != EndpointStatus.ACTIVE.value or message is None:
-            return False
-        if endpoint["organisation_id"] not in message["organisation_ids"]:
+        if endpoint["organisation_id"] not in delivery.organisation_ids:
             # Checked again at delivery time: a message only ever reaches the organisations it concerns.
             await self._close(delivery.id, "refused")
-            log.error("delivery refused: endpoint's organisation not concerned", extra={"endpoint_id": endpoint_id})
+            log.error("delivery refused: endpoint's organisation not concerned", extra={"endpoint_id": endpoint["id"]})
             return True
         now = datetime.now(UTC)
         attempt = await self.client.send(
             endpoint["url"],
             webhook_id=webhook_id(delivery.event_id),
-            body=json.dumps(message["body"], separators=(",", ":")),
+            body=json.dumps(delivery.body, separators=(",", ":")),
             secrets_in_use=_secrets(endpoint, now),
             now=now,
         )
-        return await self._record(endpoint, delivery, attempt, message["received_at"])
+        return await self._record(endpoint, delivery, attempt)
 
-    async def _record(self, endpoint: Any, delivery: Any, attempt: Attempt, received_at: datetime) -> bool:
+    async def _record(self, endpoint: dict[str, Any], delivery: Any, attempt: Attempt) -> bool:
+        """Records the attempt and its consequence. ``endpoint`` is the lane's copy for this round: the lane
+        keeps its ``failing_since`` current, so a success writes to the endpoint only when it ends a failing run."""
         now = datetime.now(UTC)
         attempts_made = delivery.attempts + 1
         result = verdict(
@@ -184,7 +198,7 @@ class Dispatcher:
         values: dict[str, Any] = {"attempts": attempts_made}
         if result.outcome is Outcome.SUCCEEDED:
             values.update(status="succeeded", succeeded_at=now, next_attempt_at=None)
-            EVENT_TO_DELIVERY.observe((now - as_utc(received_at)).total_seconds())
+            EVENT_TO_DELIVERY.observe((now - as_utc(delivery.received_at)).total_seconds())
         elif result.outcome is Outcome.GONE or result.next_attempt_at is None:
             values.update(status="failed", next_attempt_at=None)
         else:
@@ -204,19 +218,31 @@ class Dispatcher:
             )
             await session.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
             if result.outcome is Outcome.SUCCEEDED:
-                await session.execute(
-                    update(endpoints).where(endpoints.c.id == endpoint["id"]).values(failing_since=None)
-                )
+                if endpoint["failing_since"] is not None:
+                    await session.execute(
+                        update(endpoints).where(endpoints.c.id == endpoint["id"]).values(failing_since=None)
+                    )
+                    endpoint["failing_since"] = None
             else:
-                failing_since = as_utc(endpoint["failing_since"]) if endpoint["failing_since"] else now
+                failing_since = (
+                    await session.execute(
+                        update(endpoints)
+                        .where(endpoints.c.id == endpoint["id"])
+                        .values(failing_since=func.coalesce(endpoints.c.failing_since, now))
+                        .returning(endpoints.c.failing_since)
+                    )
+                ).scalar_one()
+                endpoint["failing_since"] = failing_since = as_utc(failing_since)
                 if result.outcome is Outcome.GONE:
                     disable_reason = "the endpoint answered 410 Gone"
                 elif should_disable(failing_since, now):
                     disable_reason = "failing without a success for 5 days"
-                changes: dict[str, Any] = {"failing_since": failing_since}
                 if disable_reason:
-                    changes.update(status=EndpointStatus.DISABLED.value, disabled_reason=disable_reason, updated_at=now)
-                await session.execute(update(endpoints).where(endpoints.c.id == endpoint["id"]).values(**changes))
+                    await session.execute(
+                        update(endpoints)
+                        .where(endpoints.c.id == endpoint["id"])
+                        .values(status=EndpointStatus.DISABLED.value, disabled_reason=disable_reason, updated_at=now)
+                    )
         if disable_reason:
             log.warning("endpoint disabled", extra={"endpoint_id": endpoint["id"], "reason": disable_reason})
             if self.on_disabled is not None:
