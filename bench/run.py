@@ -136,7 +136,7 @@ async def replay_figure(database_url: str, bootstrap: str, n: int) -> dict[str, 
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(waitlists_metadata.create_all)
-    report = await rebuild(engine, bootstrap_servers=bootstrap, topic=topic, group_id="bench")
+    report = await rebuild(engine, bootstrap_servers=bootstrap, topic=topic)
     await engine.dispose()
     ours = report.events / report.seconds
     return {"events": n, "rebuild_events_per_s": round(ours), "bare_consumer_events_per_s": round(bare),
@@ -195,7 +195,7 @@ async def queries_figure(database_url: str, bootstrap: str, count: int, calls: i
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(waitlists_metadata.create_all)
-    await rebuild(engine, bootstrap_servers=bootstrap, topic=topic, group_id="bench")
+    await rebuild(engine, bootstrap_servers=bootstrap, topic=topic)
     await engine.dispose()
     app = build_app(WaitlistsSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap, run_workers=False,
                                       log_level="WARNING"))  # fmt: skip

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -19,6 +20,22 @@ def dialect_name(db: AsyncSession | AsyncConnection) -> str:
 def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:
     """The dialect's ``insert`` (PostgreSQL or SQLite), the one that knows ``ON CONFLICT``."""
     return postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert
+
+
+async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts rows that cannot conflict: PostgreSQL's COPY (several times faster than a multi-row
+    INSERT for thousands of rows), an executemany INSERT elsewhere. Runs in the session's transaction."""
+    if not rows:
+        return
+    if dialect_name(session) != "postgresql":
+        await session.execute(insert(table), list(rows))
+        return
+    columns = [c.name for c in table.columns]
+    raw = await (await session.connection()).get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        table.name, records=[tuple(row.get(c) for c in columns) for row in rows], columns=columns
+    )
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

@@ -7,7 +7,6 @@ replay window the operators use); the consumer runtime prunes in the background.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -49,17 +48,6 @@ class Inbox:
         )
         result = cast("CursorResult[Any]", await db.execute(stmt))
         return bool(result.rowcount)
-
-    async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> None:
-        """Records many events as processed at once (replays, whose writes are idempotent anyway)."""
-        if not events:
-            return
-        now = datetime.now(UTC)
-        rows = [
-            {"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type, "processed_at": now}
-            for event_id, event_type in events
-        ]
-        await db.execute(upsert_insert(db)(self.table).on_conflict_do_nothing(), rows)
 
     async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:
         async with engine.begin() as conn:

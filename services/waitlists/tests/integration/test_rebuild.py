@@ -15,11 +15,11 @@ from send_shared.consumer import ConsumerRuntime
 from send_shared.events.envelope import encode_kafka
 from send_shared.inbox import Inbox
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
-from waitlists.adapters.facts import refresh_marked
+from waitlists.adapters.facts import derive_everything, refresh_marked
 from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, referral_changes, referrals, services
 from waitlists.adapters.timelines import Scope
 from waitlists.entrypoints.consumers import on_referral_event
-from waitlists.service_layer.rebuild import backfill_facts, derive_all_facts, rebuild
+from waitlists.service_layer.rebuild import backfill_facts, rebuild
 from waitlists.service_layer.reporting import FigureRequest, figures_for
 
 from .conftest import directory_events, referral_events
@@ -85,7 +85,7 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await producer.stop()
     live = await snapshot(engine)
     assert len(live["referral_changes"]) == 14
-    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, topic=topic, group_id=group)
+    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, topic=topic)
     assert report.events == len(records)
     assert await snapshot(engine) == live
 
@@ -107,7 +107,7 @@ async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: 
     async with engine.begin() as conn:
         for table in FACT_TABLES:
             await conn.execute(table.delete())
-    await derive_all_facts(sessions)
+    await derive_everything(sessions)
     assert await snapshot(engine) == backfilled
     figures = await figures_for(FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), sessions)
     assert figures.waiting.waiting == 1  # r3 at SLT; r1 started, r2 rejected, r4 completed, r5 in error

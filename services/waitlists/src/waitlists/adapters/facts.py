@@ -20,14 +20,13 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal,
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from send_shared.db import dialect_name
+from send_shared.db import bulk_insert, dialect_name
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import (
     FACT_TABLES,
@@ -42,6 +41,7 @@ from waitlists.adapters.orm import (
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.facts import ReferralFacts, StopOutcome, derive
 from waitlists.domain.metrics import FLOW_WEEKS, Period, Tally
+from waitlists.domain.timeline import Timeline
 
 _CHUNK = 500
 # Set on a session by the consumer's handler; the refresh runs once per transaction, before commit.
@@ -68,27 +68,53 @@ async def refresh_marked(session: AsyncSession) -> None:
     await refresh_children(session, children)
 
 
-async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -> int:
-    """Re-derives every fact of these children's referrals; returns how many referrals have facts."""
+async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -> None:
+    """Re-derives every fact of these children's referrals."""
     if not child_refs:
-        return 0
+        return
     journeys = await store.timelines_for_children(session, sorted(child_refs))
     clocks = await store.service_clocks(session, {t.service_id for j in journeys.values() for t in j})
+    await _delete(session, [t.referral_id for j in journeys.values() for t in j])
+    await _insert(session, derive_journeys(journeys, clocks))
+
+
+async def derive_everything(sessions: async_sessionmaker[AsyncSession], chunk: int = 5000) -> int:
+    """Derives the facts of every referral into empty fact tables, ``chunk`` children per transaction
+    read as one range. Returns how many referrals have facts."""
+    derived = 0
+    after: str | None = None
+    async with sessions() as session:
+        clocks = await store.all_service_clocks(session)
+    while True:
+        async with sessions() as session, session.begin():
+            journeys, after = await store.journeys_after(session, after, chunk)
+            if after is None:
+                return derived
+            found = derive_journeys(journeys, clocks)
+            await _insert(session, found)
+        derived += len(found)
+
+
+def derive_journeys(
+    journeys: Mapping[str, Sequence[Timeline]], clocks: Mapping[str, ServiceClocks]
+) -> list[ReferralFacts]:
     found: list[ReferralFacts] = []
     for journey in journeys.values():
         for timeline in journey:
             facts = derive(timeline, clocks.get(timeline.service_id, ServiceClocks(())), journey)
             if facts is not None:
                 found.append(facts)
-    await _replace(session, [t.referral_id for j in journeys.values() for t in j], found)
-    return len(found)
+    return found
 
 
-async def _replace(session: AsyncSession, referral_ids: Sequence[str], found: Sequence[ReferralFacts]) -> None:
+async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     for start in range(0, len(referral_ids), _CHUNK):
         chunk = referral_ids[start : start + _CHUNK]
         for table in FACT_TABLES:
             await session.execute(delete(table).where(table.c.referral_id.in_(chunk)))
+
+
+async def _insert(session: AsyncSession, found: Sequence[ReferralFacts]) -> None:
     rows: dict[Any, list[dict[str, Any]]] = {table: [] for table in FACT_TABLES}
     for f in found:
         key = {"referral_id": f.referral_id, "service_id": f.service_id}
@@ -115,8 +141,7 @@ async def _replace(session: AsyncSession, referral_ids: Sequence[str], found: Se
         if f.gap is not None:
             rows[handoff_gaps].append({**key, "opened_on": f.gap.opened_on, "closed_on": f.gap.closed_on})
     for table, values in rows.items():
-        for start in range(0, len(values), _CHUNK * 4):
-            await session.execute(insert(table), values[start : start + _CHUNK * 4])
+        await bulk_insert(session, table, values)
 
 
 def _valid_on(table: Any, day: date) -> ColumnElement[bool]:

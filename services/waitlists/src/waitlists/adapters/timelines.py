@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
@@ -36,6 +37,10 @@ async def service_clocks(session: AsyncSession, ids: Collection[str]) -> dict[st
     return await _clocks(session, services.c.service_id.in_(ids))
 
 
+async def all_service_clocks(session: AsyncSession) -> dict[str, ServiceClocks]:
+    return await _clocks(session, true())
+
+
 async def _clocks(session: AsyncSession, condition: ColumnElement[bool]) -> dict[str, ServiceClocks]:
     known = {k.value for k in ClockKind}
     rows = await session.execute(
@@ -50,11 +55,10 @@ async def _clocks(session: AsyncSession, condition: ColumnElement[bool]) -> dict
 
 
 async def timelines_for_children(session: AsyncSession, child_refs: Sequence[str]) -> dict[str, list[Timeline]]:
-    journeys: defaultdict[str, list[Timeline]] = defaultdict(list)
+    found: list[Timeline] = []
     for start in range(0, len(child_refs), 500):
-        for timeline in await _timelines(session, referrals.c.child_ref.in_(child_refs[start : start + 500])):
-            journeys[timeline.child_ref].append(timeline)
-    return dict(journeys)
+        found += await _timelines(session, referrals.c.child_ref.in_(child_refs[start : start + 500]))
+    return _journeys(found)
 
 
 async def timelines_for_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[Timeline]:
@@ -66,8 +70,8 @@ async def timeline(session: AsyncSession, referral_id: str) -> Timeline | None:
     return found[0] if found else None
 
 
-async def _timelines(session: AsyncSession, condition: object) -> list[Timeline]:
-    query = (
+def _timeline_rows(condition: Any = true()) -> Select[Any]:
+    return (
         select(
             referrals.c.referral_id,
             referrals.c.child_ref,
@@ -80,14 +84,45 @@ async def _timelines(session: AsyncSession, condition: object) -> list[Timeline]
             referral_changes.c.outcome_code,
         )
         .join(referral_changes, referral_changes.c.referral_id == referrals.c.referral_id)
-        .where(condition)  # type: ignore[arg-type]
-        .order_by(referrals.c.referral_id, referral_changes.c.version)
+        .where(condition)
     )
+
+
+def _fold(rows: Iterable[Any]) -> list[Timeline]:
+    """Rows ordered by referral (and version) into timelines."""
     grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
-    for row in await session.execute(query):
+    for row in rows:
         entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
         entry[1].append(StatusChange(row.version, row.status, row.occurred_on, row.reason_code, row.outcome_code))
     return [
         Timeline.of(referral_id, child_ref, service_id, urgency, changes)
         for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
     ]
+
+
+async def _timelines(session: AsyncSession, condition: Any) -> list[Timeline]:
+    query = _timeline_rows(condition).order_by(referrals.c.referral_id, referral_changes.c.version)
+    return _fold(await session.execute(query))
+
+
+async def journeys_after(
+    session: AsyncSession, after: str | None, children: int
+) -> tuple[dict[str, list[Timeline]], str | None]:
+    """The timelines of the next ``children`` children (in the database's order of child references)
+    after ``after``, and the last of them: a rebuild walks every journey so, a range read at a time."""
+    refs = select(referrals.c.child_ref).distinct().order_by(referrals.c.child_ref).limit(children)
+    if after is not None:
+        refs = refs.where(referrals.c.child_ref > after)
+    chunk = list((await session.execute(refs)).scalars())
+    if not chunk:
+        return {}, None
+    query = _timeline_rows(referrals.c.child_ref.between(chunk[0], chunk[-1]))
+    rows = await session.execute(query.order_by(referrals.c.referral_id, referral_changes.c.version))
+    return _journeys(_fold(rows)), chunk[-1]
+
+
+def _journeys(timelines: Iterable[Timeline]) -> dict[str, list[Timeline]]:
+    journeys: defaultdict[str, list[Timeline]] = defaultdict(list)
+    for timeline in timelines:
+        journeys[timeline.child_ref].append(timeline)
+    return dict(journeys)

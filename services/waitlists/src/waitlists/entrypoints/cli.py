@@ -13,7 +13,6 @@ from waitlists.settings import WaitlistsSettings
 
 
 def rebuild(settings: WaitlistsSettings) -> None:
-    from waitlists.bootstrap import CONSUMER_GROUP
     from waitlists.service_layer.rebuild import rebuild as run
 
     async def main() -> None:
@@ -21,7 +20,6 @@ def rebuild(settings: WaitlistsSettings) -> None:
         try:
             report = await run(
                 engine, bootstrap_servers=settings.kafka_bootstrap_servers, topic=Topics.REFERRAL_EVENTS,
-                group_id=CONSUMER_GROUP,
             )  # fmt: skip
         finally:
             await engine.dispose()

@@ -15,12 +15,10 @@ from datetime import timedelta
 
 from prometheus_client.core import REGISTRY, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
-from waitlists.adapters.orm import services
 from waitlists.domain.metrics import Period, Tally, waiting_figures
 from waitlists.service_layer.alerting import london_today
 
@@ -77,8 +75,7 @@ with contextlib.suppress(ValueError):  # registered once per process
 async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
     today = london_today()
     async with sessions() as session:
-        ids = list((await session.execute(select(services.c.service_id))).scalars())
-        in_scope = await store.service_clocks(session, ids)
+        in_scope = await store.all_service_clocks(session)
         COLLECTOR.tallies = await facts.tallies(session, in_scope, today, Period(today - timedelta(days=364), today))
 
 

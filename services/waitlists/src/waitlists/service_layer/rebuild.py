@@ -1,10 +1,11 @@
 """Rebuild: replay the referral topic from the beginning into emptied projection tables.
 
 Run it with the service's consumer stopped (``RUN_WORKERS=false`` or the service down).
-The projection, and the inbox rows of this consumer group, are emptied and refilled from
-the topic in batches, one transaction per batch, through the same handler the live
-consumer uses; then every referral's facts are derived, in chunks of children. The result
-is the same tables the live consumer would have built.
+The projection is emptied and refilled from the topic in batches, one transaction per
+batch, with the live consumer's writes; then every referral's facts are derived, a range
+of children at a time. The result is the same tables the live consumer would have built.
+The consumer group's inbox is left as it is: every write of this projection is idempotent,
+so an event the live consumer meets again after a rebuild changes nothing.
 Alerts already raised (``alerts_sent``) and the outbox are kept: a rebuild never raises an
 alert twice.
 """
@@ -23,12 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_kafka
 from send_shared.events.schemas import REFERRAL_EVENT_TYPES, ReferralEventV1
-from send_shared.inbox import Inbox
 from send_shared.kafka import fetch_to_end
 from waitlists.adapters import facts, projection
 from waitlists.adapters.orm import (
     FACT_TABLES,
-    inbox,
     organisations,
     referral_changes,
     referral_outcomes,
@@ -48,10 +47,9 @@ class RebuildReport:
     seconds: float
 
 
-async def _apply_batch(session: AsyncSession, claims: Inbox, batch: list[CloudEvent]) -> tuple[int, int]:
-    """One transaction for a whole fetch: inbox rows, referral events in bulk, directory events one by one.
+async def _apply_batch(session: AsyncSession, batch: list[CloudEvent]) -> tuple[int, int]:
+    """One transaction for a whole fetch: referral events in bulk, directory events one by one.
     Every write is idempotent, so a repeat of an event (at-least-once) changes nothing."""
-    await claims.claim_many(session, [(e.id, e.type) for e in batch])
     referral_events: list[ReferralEventV1] = []
     invalid = 0
     for event in batch:
@@ -66,40 +64,27 @@ async def _apply_batch(session: AsyncSession, claims: Inbox, batch: list[CloudEv
     return len(batch) - invalid, invalid
 
 
-async def derive_all_facts(sessions: async_sessionmaker[AsyncSession], chunk: int = 2000) -> int:
-    """Derives the facts of every referral from the timelines, a chunk of children per transaction."""
-    async with sessions() as session:
-        children = list((await session.execute(select(referrals.c.child_ref).distinct())).scalars())
-    derived = 0
-    for start in range(0, len(children), chunk):
-        async with sessions() as session, session.begin():
-            derived += await facts.refresh_children(session, children[start : start + chunk])
-    return derived
-
-
 async def backfill_facts(sessions: async_sessionmaker[AsyncSession]) -> None:
     """At start-up: a projection kept from before the fact tables existed gets its facts once."""
     async with sessions() as session:
         has_referrals = (await session.execute(select(referrals.c.referral_id).limit(1))).first() is not None
         has_facts = (await session.execute(select(referral_outcomes.c.referral_id).limit(1))).first() is not None
     if has_referrals and not has_facts:
-        log.info("deriving facts for an existing projection", extra={"referrals": await derive_all_facts(sessions)})
+        log.info(
+            "deriving facts for an existing projection", extra={"referrals": await facts.derive_everything(sessions)}
+        )
 
 
-async def rebuild(
-    engine: AsyncEngine, *, bootstrap_servers: str, topic: str, group_id: str, batch: int = 2000
-) -> RebuildReport:
+async def rebuild(engine: AsyncEngine, *, bootstrap_servers: str, topic: str, batch: int = 2000) -> RebuildReport:
     started = time.perf_counter()
     async with engine.begin() as conn:
         for table in PROJECTION:
             await conn.execute(delete(table))
-        await conn.execute(delete(inbox).where(inbox.c.consumer_group == group_id))
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
                                 max_poll_records=batch, fetch_max_bytes=64 * 1024 * 1024)  # fmt: skip
     await consumer.start()
     events = skipped = 0
     sessions = session_factory(engine)
-    claims = Inbox(inbox, group_id)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
@@ -113,12 +98,12 @@ async def rebuild(
                     except EventDecodeError:
                         skipped += 1
             async with sessions() as session, session.begin():
-                applied, invalid = await _apply_batch(session, claims, decoded)
+                applied, invalid = await _apply_batch(session, decoded)
             events += applied
             skipped += invalid
     finally:
         await consumer.stop()
-    await derive_all_facts(sessions)
+    await facts.derive_everything(sessions)
     async with engine.begin() as conn:  # fresh statistics: the planner knew the tables empty
         for table in PROJECTION:
             await conn.execute(text(f"ANALYZE {table.name}"))
