@@ -76,14 +76,14 @@ def plan_history(rng: random.Random, end: date, count: int) -> list[Plan]:
         }
         urgency = "urgent" if service == "svc-camhs-eating-disorders" and rng.random() < 0.4 else "routine"
         plan = Plan(rng.choice(SCHOOLS), service, child, rng.choice(NEEDS[service]), urgency, referred)
-        plan.steps = _steps(rng, service, referred)
+        plan.steps = plan_steps(rng, service, referred)
         if plan.steps[-1][0] == "handed_off":
-            plan.onward_steps = _steps(rng, "svc-ehc-assessment", plan.steps[-1][1])
+            plan.onward_steps = plan_steps(rng, "svc-ehc-assessment", plan.steps[-1][1])
         plans.append(plan)
     return plans
 
 
-def _steps(rng: random.Random, service: str, day: date) -> list[tuple[str, date, dict[str, Any]]]:
+def plan_steps(rng: random.Random, service: str, day: date) -> list[tuple[str, date, dict[str, Any]]]:
     steps: list[tuple[str, date, dict[str, Any]]] = []
 
     def after(low: int, high: int) -> date:
