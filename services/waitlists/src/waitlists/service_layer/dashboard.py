@@ -52,26 +52,23 @@ class ServiceRisk:
 
 
 async def scope_choices(sessions: async_sessionmaker[AsyncSession]) -> ScopeChoices:
-    """Areas, and the organisations that run services (schools refer but receive nothing: listing the
-    country's schools would make the filter useless and the page slow)."""
+    """The organisations that run services, their areas, and the services. Schools refer but receive
+    nothing: listing the country's schools would make the filter useless and the page slow."""
     async with sessions() as session:
-        receiving = select(services.c.organisation_id)
         orgs = (
             await session.execute(
                 select(organisations.c.organisation_id, organisations.c.name, organisations.c.area_id)
-                .where(organisations.c.organisation_id.in_(receiving))
+                .where(organisations.c.organisation_id.in_(select(services.c.organisation_id)))
                 .order_by(organisations.c.name)
             )
         ).all()
-        areas = await session.execute(select(organisations.c.area_id).distinct().order_by(organisations.c.area_id))
         svcs = (
             await session.execute(
                 select(services.c.service_id, services.c.name, services.c.organisation_id).order_by(services.c.name)
             )
         ).all()
-        area_ids = list(areas.scalars())
     return ScopeChoices(
-        areas=area_ids,
+        areas=sorted({o.area_id for o in orgs}),
         organisations=[(o.organisation_id, o.name, o.area_id) for o in orgs],
         services=[(s.service_id, s.name, s.organisation_id) for s in svcs],
     )

@@ -75,6 +75,16 @@ async def backfill_facts(sessions: async_sessionmaker[AsyncSession]) -> None:
         )
 
 
+async def _refresh_statistics(engine: AsyncEngine) -> None:
+    """The planner knew the tables empty; on PostgreSQL, VACUUM also marks the pages all-visible, which
+    lets the covering indexes answer figure reads without touching the tables."""
+    command = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in PROJECTION:
+            await autocommit.execute(text(f"{command} {table.name}"))
+
+
 async def rebuild(engine: AsyncEngine, *, bootstrap_servers: str, topic: str, batch: int = 2000) -> RebuildReport:
     started = time.perf_counter()
     async with engine.begin() as conn:
@@ -104,9 +114,7 @@ async def rebuild(engine: AsyncEngine, *, bootstrap_servers: str, topic: str, ba
     finally:
         await consumer.stop()
     await facts.derive_everything(sessions)
-    async with engine.begin() as conn:  # fresh statistics: the planner knew the tables empty
-        for table in PROJECTION:
-            await conn.execute(text(f"ANALYZE {table.name}"))
+    await _refresh_statistics(engine)
     report = RebuildReport(events, skipped, time.perf_counter() - started)
     log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "seconds": round(report.seconds, 2)})
     return report
