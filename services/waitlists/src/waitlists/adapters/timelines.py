@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
@@ -70,8 +69,8 @@ async def timeline(session: AsyncSession, referral_id: str) -> Timeline | None:
     return found[0] if found else None
 
 
-def _timeline_rows(condition: Any = true()) -> Select[Any]:
-    return (
+async def _timelines(session: AsyncSession, condition: ColumnElement[bool]) -> list[Timeline]:
+    query = (
         select(
             referrals.c.referral_id,
             referrals.c.child_ref,
@@ -85,24 +84,16 @@ def _timeline_rows(condition: Any = true()) -> Select[Any]:
         )
         .join(referral_changes, referral_changes.c.referral_id == referrals.c.referral_id)
         .where(condition)
+        .order_by(referrals.c.referral_id, referral_changes.c.version)
     )
-
-
-def _fold(rows: Iterable[Any]) -> list[Timeline]:
-    """Rows ordered by referral (and version) into timelines."""
     grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
-    for row in rows:
+    for row in await session.execute(query):
         entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
         entry[1].append(StatusChange(row.version, row.status, row.occurred_on, row.reason_code, row.outcome_code))
     return [
         Timeline.of(referral_id, child_ref, service_id, urgency, changes)
         for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
     ]
-
-
-async def _timelines(session: AsyncSession, condition: Any) -> list[Timeline]:
-    query = _timeline_rows(condition).order_by(referrals.c.referral_id, referral_changes.c.version)
-    return _fold(await session.execute(query))
 
 
 async def journeys_after(
@@ -116,9 +107,7 @@ async def journeys_after(
     chunk = list((await session.execute(refs)).scalars())
     if not chunk:
         return {}, None
-    query = _timeline_rows(referrals.c.child_ref.between(chunk[0], chunk[-1]))
-    rows = await session.execute(query.order_by(referrals.c.referral_id, referral_changes.c.version))
-    return _journeys(_fold(rows)), chunk[-1]
+    return _journeys(await _timelines(session, referrals.c.child_ref.between(chunk[0], chunk[-1]))), chunk[-1]
 
 
 def _journeys(timelines: Iterable[Timeline]) -> dict[str, list[Timeline]]:

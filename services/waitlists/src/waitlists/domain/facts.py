@@ -116,20 +116,21 @@ def clock_facts(
     timeline: Timeline, kinds: Sequence[ClockKind], target_days: int | None
 ) -> tuple[tuple[ClockSpell, ...], tuple[ClockStop, ...]]:
     spells: list[ClockSpell] = []
-    stops: dict[ClockKind, ClockStop] = {}
+    stops: list[ClockStop] = []
+    intervals = _intervals(timeline)
     for kind in kinds:
-        for valid_from, valid_to in _intervals(timeline):
+        for valid_from, valid_to in intervals:
             clock = clock_on(timeline, kind, valid_from, target_days)
-            if clock is None or kind in stops:
+            if clock is None:
                 continue
-            if clock.stopped_on is not None:
+            if clock.stopped_on is not None:  # a stop stands for good: nothing after it to look at
                 outcome = {ClockState.MET: StopOutcome.MET, ClockState.BREACHED: StopOutcome.LATE}.get(
                     clock.state, StopOutcome.ENDED
                 )
-                stops[kind] = ClockStop(kind, clock.stopped_on, outcome, clock.exception)
-            else:
-                spells.append(ClockSpell(kind, valid_from, valid_to, clock.breach_date, clock.exception))
-    return tuple(_merge(spells)), tuple(stops.values())
+                stops.append(ClockStop(kind, clock.stopped_on, outcome, clock.exception))
+                break
+            spells.append(ClockSpell(kind, valid_from, valid_to, clock.breach_date, clock.exception))
+    return tuple(_merge(spells)), tuple(stops)
 
 
 def outcome(timeline: Timeline) -> Outcome:
