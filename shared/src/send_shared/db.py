@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,20 @@ def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:
     return postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert
 
 
-async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Inserts rows that cannot conflict: PostgreSQL's COPY (several times faster than a multi-row
-    INSERT for thousands of rows), an executemany INSERT elsewhere. Runs in the session's transaction."""
-    if not rows:
+async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records: Sequence[tuple[Any, ...]]) -> None:
+    """Inserts rows that cannot conflict, each a tuple in the table's column order: PostgreSQL's COPY
+    (several times faster than a multi-row INSERT for thousands of rows), an executemany INSERT elsewhere.
+    Runs in the caller's transaction."""
+    if not records:
         return
-    if dialect_name(session) != "postgresql":
-        await session.execute(insert(table), list(rows))
-        return
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
     columns = [c.name for c in table.columns]
-    raw = await (await session.connection()).get_raw_connection()
+    if conn.dialect.name != "postgresql":
+        await conn.execute(insert(table), [dict(zip(columns, record, strict=True)) for record in records])
+        return
+    raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        table.name, records=[tuple(row.get(c) for c in columns) for row in rows], columns=columns
-    )
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

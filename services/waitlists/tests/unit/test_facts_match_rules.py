@@ -3,11 +3,13 @@ the figures worked out by evaluating every timeline on that date (the oracle).""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from waitlists.domain.facts import ClockSpell, WaitingSpell
 from waitlists.domain.metrics import Period
 from waitlists.domain.timeline import Timeline
 
@@ -35,3 +37,13 @@ def test_facts_add_up_to_the_rules(specs: list, as_of: int, period_days: int, sc
     assert oracle.comparable(figures_from_facts(in_scope, everyone, SERVICES, day, period)) == oracle.comparable(
         expected
     )
+
+
+def test_a_spell_holds_every_field_but_its_dates() -> None:
+    """Back-to-back spells merge when what they hold is equal: a field left out of ``held`` would merge
+    spells that differ."""
+    for spell in (WaitingSpell, ClockSpell):
+        names = {f.name for f in fields(spell)} - {"valid_from", "valid_to"}
+        example = spell(**{name: object() for name in (f.name for f in fields(spell))})
+        assert len(example.held) == len(names)
+        assert set(map(id, example.held)) == {id(getattr(example, name)) for name in names}

@@ -95,19 +95,22 @@ def encode_kafka(event: CloudEvent) -> tuple[KafkaHeaders, bytes]:
     return encode_headers(event), orjson.dumps(event.data)
 
 
-def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> CloudEvent:
+def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> tuple[dict[str, str], str]:
+    """The context attributes and content type of a binary-mode record, checked as ``decode_kafka``
+    checks them (the replay reads the type from these and validates the body straight into its schema)."""
     attributes: dict[str, str] = {}
     content_type = JSON_CONTENT_TYPE
     try:
         for name, raw in headers:
             lowered = name.lower()
-            if not (lowered.startswith(CE_PREFIX) or lowered == CONTENT_TYPE_HEADER):
+            is_attribute = lowered.startswith(CE_PREFIX)
+            if not is_attribute and lowered != CONTENT_TYPE_HEADER:
                 continue
             if raw is None:
                 raise EventDecodeError(f"header {name!r} has no value")
-            if lowered.startswith(CE_PREFIX):
+            if is_attribute:
                 attributes[lowered[len(CE_PREFIX) :]] = raw.decode()
-            elif lowered == CONTENT_TYPE_HEADER:
+            else:
                 content_type = raw.decode()
     except UnicodeDecodeError as exc:
         raise EventDecodeError(f"header is not UTF-8: {exc}") from exc
@@ -118,16 +121,23 @@ def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | Non
         raise EventDecodeError(f"unsupported specversion {attributes['specversion']!r}")
     if not content_type.startswith(JSON_CONTENT_TYPE):
         raise EventDecodeError(f"unsupported content-type {content_type!r}")
+    if "time" in attributes:
+        try:
+            parse_time(attributes["time"])
+        except ValueError as exc:
+            raise EventDecodeError(f"bad ce_time: {exc}") from exc
+    return attributes, content_type
+
+
+def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> CloudEvent:
+    attributes, content_type = decode_attributes(headers)
     try:
         data = orjson.loads(value) if value else {}
     except orjson.JSONDecodeError as exc:
         raise EventDecodeError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise EventDecodeError("body must be a JSON object")
-    try:
-        time = parse_time(attributes["time"]) if "time" in attributes else datetime.now(UTC)
-    except ValueError as exc:
-        raise EventDecodeError(f"bad ce_time: {exc}") from exc
+    time = parse_time(attributes["time"]) if "time" in attributes else datetime.now(UTC)
     core = {"id", "source", "type", "specversion", "time", "subject"}
     return CloudEvent(
         id=attributes["id"],

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Integer,
+    Table,
     case,
     cast,
     delete,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from send_shared.db import bulk_insert, dialect_name
 from waitlists.adapters import timelines as store
@@ -75,7 +76,7 @@ async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -
     journeys = await store.timelines_for_children(session, sorted(child_refs))
     clocks = await store.service_clocks(session, {t.service_id for j in journeys.values() for t in j})
     await _delete(session, [t.referral_id for j in journeys.values() for t in j])
-    await _insert(session, derive_journeys(journeys, clocks))
+    await insert(session, derive_journeys(journeys, clocks))
 
 
 async def derive_everything(sessions: async_sessionmaker[AsyncSession], chunk: int = 5000) -> int:
@@ -91,7 +92,7 @@ async def derive_everything(sessions: async_sessionmaker[AsyncSession], chunk: i
             if after is None:
                 return derived
             found = derive_journeys(journeys, clocks)
-            await _insert(session, found)
+            await insert(session, found)
         derived += len(found)
 
 
@@ -114,34 +115,33 @@ async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
             await session.execute(delete(table).where(table.c.referral_id.in_(chunk)))
 
 
-async def _insert(session: AsyncSession, found: Sequence[ReferralFacts]) -> None:
-    rows: dict[Any, list[dict[str, Any]]] = {table: [] for table in FACT_TABLES}
+async def insert(db: AsyncSession | AsyncConnection, found: Sequence[ReferralFacts]) -> None:
+    for table, records in fact_records(found).items():
+        await bulk_insert(db, table, records)
+
+
+def fact_records(found: Sequence[ReferralFacts]) -> dict[Table, list[tuple[Any, ...]]]:
+    """The rows of every fact table, each a tuple in its table's column order (``adapters/orm.py``)."""
+    outcomes: list[tuple[Any, ...]] = []
+    waiting: list[tuple[Any, ...]] = []
+    spells: list[tuple[Any, ...]] = []
+    stops: list[tuple[Any, ...]] = []
+    gaps: list[tuple[Any, ...]] = []
     for f in found:
-        key = {"referral_id": f.referral_id, "service_id": f.service_id}
-        o = f.outcome
-        rows[referral_outcomes].append(
-            {**key, "submitted_on": o.submitted_on, "started_on": o.started_on, "closed_on": o.closed_on,
-             "closed_status": o.closed_status, "closed_reason": o.closed_reason, "before_support": o.before_support}
-        )  # fmt: skip
-        rows[waiting_spells] += [
-            {**key, "child_ref": f.child_ref, "valid_from": w.valid_from, "valid_to": w.valid_to,
-             "waiting_since": w.waiting_since, "paused_days": w.paused_days}
-            for w in f.waiting
-        ]  # fmt: skip
-        rows[clock_spells] += [
-            {**key, "clock": c.clock.value, "valid_from": c.valid_from, "valid_to": c.valid_to,
-             "breach_on": c.breach_on, "exception": c.exception}
-            for c in f.clock_spells
-        ]  # fmt: skip
-        rows[clock_stops] += [
-            {**key, "clock": s.clock.value, "stopped_on": s.stopped_on, "outcome": s.outcome.value,
-             "exception": s.exception}
-            for s in f.clock_stops
-        ]  # fmt: skip
+        rid, sid, o = f.referral_id, f.service_id, f.outcome
+        outcomes.append((rid, sid, o.submitted_on, o.started_on, o.closed_on, o.closed_status, o.closed_reason,
+                         o.before_support))  # fmt: skip
+        waiting += [
+            (rid, w.valid_from, w.valid_to, sid, f.child_ref, w.waiting_since, w.paused_days) for w in f.waiting
+        ]
+        spells += [
+            (rid, c.clock.value, c.valid_from, c.valid_to, sid, c.breach_on, c.exception) for c in f.clock_spells
+        ]
+        stops += [(rid, c.clock.value, sid, c.stopped_on, c.outcome.value, c.exception) for c in f.clock_stops]
         if f.gap is not None:
-            rows[handoff_gaps].append({**key, "opened_on": f.gap.opened_on, "closed_on": f.gap.closed_on})
-    for table, values in rows.items():
-        await bulk_insert(session, table, values)
+            gaps.append((rid, sid, f.gap.opened_on, f.gap.closed_on))
+    return {referral_outcomes: outcomes, waiting_spells: waiting, clock_spells: spells, clock_stops: stops,
+            handoff_gaps: gaps}  # fmt: skip
 
 
 def _valid_on(table: Any, day: date) -> ColumnElement[bool]:

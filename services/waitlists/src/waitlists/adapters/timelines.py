@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
-from waitlists.domain.clocks import ClockKind, ServiceClocks
+from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.timeline import StatusChange, Timeline
 
 
@@ -41,16 +41,12 @@ async def all_service_clocks(session: AsyncSession) -> dict[str, ServiceClocks]:
 
 
 async def _clocks(session: AsyncSession, condition: ColumnElement[bool]) -> dict[str, ServiceClocks]:
-    known = {k.value for k in ClockKind}
     rows = await session.execute(
         select(services.c.service_id, services.c.clocks, services.c.target_days)
         .where(condition)
         .order_by(services.c.service_id)
     )
-    return {
-        service_id: ServiceClocks(tuple(ClockKind(c) for c in clocks if c in known), target_days)
-        for service_id, clocks, target_days in rows
-    }
+    return {service_id: ServiceClocks.named(clocks, target_days) for service_id, clocks, target_days in rows}
 
 
 async def timelines_for_children(session: AsyncSession, child_refs: Sequence[str]) -> dict[str, list[Timeline]]:

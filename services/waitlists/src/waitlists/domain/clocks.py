@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -46,9 +47,17 @@ class ServiceClocks:
     clocks: tuple[ClockKind, ...]
     target_days: int | None = None
 
+    @classmethod
+    def named(cls, names: Iterable[str], target_days: int | None) -> ServiceClocks:
+        """From the directory's clock names; a name this version does not know is left out."""
+        return cls(tuple(ClockKind(name) for name in names if name in _KINDS), target_days)
+
     @property
     def pauses(self) -> bool:
         return not any(kind.is_ehc for kind in self.clocks)
+
+
+_KINDS = frozenset(kind.value for kind in ClockKind)
 
 
 class ClockState(StrEnum):

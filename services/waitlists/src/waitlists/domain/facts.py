@@ -44,6 +44,11 @@ class WaitingSpell:
     waiting_since: date | None  # waiting days on D: (D - waiting_since) while the clock runs
     paused_days: int | None  # ... or this constant while paused
 
+    @property
+    def held(self) -> tuple[object, ...]:
+        """Everything but the dates it holds between."""
+        return self.waiting_since, self.paused_days
+
 
 @dataclass(frozen=True, slots=True)
 class ClockSpell:
@@ -52,6 +57,11 @@ class ClockSpell:
     valid_to: date
     breach_on: date | None  # None while paused
     exception: bool
+
+    @property
+    def held(self) -> tuple[object, ...]:
+        """Everything but the dates it holds between."""
+        return self.clock, self.breach_on, self.exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +202,7 @@ def _merge(spells: list[Spell]) -> list[Spell]:
     merged: list[Spell] = []
     for spell in spells:
         prev = merged[-1] if merged else None
-        if (
-            prev is not None
-            and prev.valid_to == spell.valid_from
-            and replace(prev, valid_to=spell.valid_to) == replace(spell, valid_from=prev.valid_from)
-        ):
+        if prev is not None and prev.valid_to == spell.valid_from and prev.held == spell.held:
             merged[-1] = replace(prev, valid_to=spell.valid_to)
         else:
             merged.append(spell)
