@@ -34,7 +34,9 @@ def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
-        linger_ms=2,
+        # No linger: the relay hands over a whole batch at once, so waiting for more only adds latency
+        # (2 ms of linger was a quarter of commit-to-topic at 20 referrals/s; relay rate unchanged).
+        linger_ms=0,
         max_batch_size=256 * 1024,
         request_timeout_ms=15_000,
     )
