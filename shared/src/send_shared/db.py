@@ -23,15 +23,19 @@ def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:
     return postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert
 
 
+# Below this many rows a prepared INSERT wins: asyncpg's COPY first describes the table, one more round trip.
+_COPY_FROM_ROWS = 50
+
+
 async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records: Sequence[tuple[Any, ...]]) -> None:
     """Inserts rows that cannot conflict, each a tuple in the table's column order: PostgreSQL's COPY
-    (several times faster than a multi-row INSERT for thousands of rows), an executemany INSERT elsewhere.
-    Runs in the caller's transaction."""
+    for many rows (several times faster than a multi-row INSERT for thousands of rows), an executemany
+    INSERT for a few, and on SQLite. Runs in the caller's transaction."""
     if not records:
         return
     conn = await db.connection() if isinstance(db, AsyncSession) else db
     columns = [c.name for c in table.columns]
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(records) < _COPY_FROM_ROWS:
         await conn.execute(insert(table), [dict(zip(columns, record, strict=True)) for record in records])
         return
     raw = await conn.get_raw_connection()

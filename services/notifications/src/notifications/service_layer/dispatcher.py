@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ EVENT_TO_DELIVERY = Histogram(
 )
 PENDING = Gauge("webhook_deliveries_pending", "Deliveries not yet succeeded, by state.", ["state"])
 ENDPOINT_FRESH_SECONDS = 1.0
+BACKLOG_EVERY_SECONDS = 1.0
 EndpointDisabled = Callable[[str, str, str], Awaitable[None]]  # (endpoint id, organisation id, reason)
 
 
@@ -64,6 +66,8 @@ class Dispatcher:
         self.per_endpoint = per_endpoint
         self.wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._backlog_read_at = -math.inf
+        self._endpoint_views: dict[str, tuple[float, dict[str, Any] | None]] = {}  # id -> (read at, row)
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -103,15 +107,15 @@ class Dispatcher:
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
         different referrals go out side by side, one referral's messages strictly one after another.
-        The endpoint row is read again once it is a second old, so a pause or a new secret takes
-        effect within a second without a read per delivery."""
+        The endpoint row is read again once it is a second old (across lanes), so a pause or a new
+        secret takes effect within a second without a read per delivery or per wake."""
         limit = asyncio.Semaphore(self.per_endpoint)
-        view: dict[str, Any] = {}
 
         async def current() -> dict[str, Any] | None:
-            if time.monotonic() - view["read_at"] > ENDPOINT_FRESH_SECONDS:
-                view.update(row=await self._endpoint(endpoint_id), read_at=time.monotonic())
-            row: dict[str, Any] | None = view["row"]
+            read_at, row = self._endpoint_views.get(endpoint_id, (-math.inf, None))
+            if time.monotonic() - read_at > ENDPOINT_FRESH_SECONDS:
+                row = await self._endpoint(endpoint_id)
+                self._endpoint_views[endpoint_id] = (time.monotonic(), row)
             return row if row is not None and row["status"] == EndpointStatus.ACTIVE.value else None
 
         async def one(delivery: Any) -> bool:
@@ -123,7 +127,6 @@ class Dispatcher:
 
         try:
             while not stop.is_set():
-                view.update(row=await self._endpoint(endpoint_id), read_at=time.monotonic())
                 batch = await self._next_deliveries(endpoint_id)
                 if await current() is None or not batch:
                     return
@@ -258,6 +261,10 @@ class Dispatcher:
             )
 
     async def _report_backlog(self) -> None:
+        """The backlog gauges, counted at most once a second rather than on every wake."""
+        if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
+            return
+        self._backlog_read_at = time.monotonic()
         now = datetime.now(UTC)
         async with self.sessions() as session:
             total, due = (

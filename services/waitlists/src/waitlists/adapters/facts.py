@@ -111,8 +111,13 @@ def derive_journeys(
 async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     for start in range(0, len(referral_ids), _CHUNK):
         chunk = referral_ids[start : start + _CHUNK]
-        for table in FACT_TABLES:
-            await session.execute(delete(table).where(table.c.referral_id.in_(chunk)))
+        deletes = [delete(table).where(table.c.referral_id.in_(chunk)) for table in FACT_TABLES]
+        if dialect_name(session) == "postgresql":  # one statement, one round trip: the others as CTEs
+            last, *first = reversed(deletes)
+            await session.execute(last.add_cte(*(d.cte(f"d{i}") for i, d in enumerate(first))))
+        else:
+            for statement in deletes:
+                await session.execute(statement)
 
 
 async def insert(db: AsyncSession | AsyncConnection, found: Sequence[ReferralFacts]) -> None:
