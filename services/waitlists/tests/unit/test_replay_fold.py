@@ -105,3 +105,16 @@ def test_facts_come_with_the_childs_other_referrals_as_the_journey() -> None:
     assert (gap.opened_on, gap.closed_on) == (date(2026, 1, 20), date(2026, 1, 25))
     assert facts["r1"].clock_stops[0].clock is ClockKind.CYPMH_4W
     assert datetime(2026, 1, 5, tzinfo=UTC).date() == facts["r1"].outcome.submitted_on
+
+
+def test_values_postgresql_would_refuse_are_skipped_as_the_consumer_parks_them() -> None:
+    """The schemas set no lengths, the columns do: such an event fails its insert live and is parked; the
+    rebuild, which would fail as a whole, skips it."""
+    folded = fold(
+        change("r1", 1, "submitted", "2026-01-05"),
+        change("r2", 1, "submitted", "2026-01-05", service="svc-" + "x" * 61),
+        change("r3", 1, "submitted", "2026-01-05", reason_code="r" * 65),
+        change("r4", 2**31, "submitted", "2026-01-05"),
+    )
+    assert (folded.events, folded.skipped) == (1, 3)
+    assert list(folded.result().referrals) == ["r1"]

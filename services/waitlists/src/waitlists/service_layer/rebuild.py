@@ -5,7 +5,9 @@ The whole topic is read and folded in memory first (``replay.ReplayFold``: the l
 rules, without a query per event); then one transaction empties the projection tables, writes
 every row with ``COPY`` in referral id order, derives every referral's facts from the folded
 timelines, and builds the secondary indexes after the load (cheaper than keeping them up
-row by row). Readers see the old projection until the commit, then all of the new one.
+row by row). Readers never see a half-built projection: on PostgreSQL they wait for the load
+(it holds the tables' locks; a minute or two at national size), then see all of the new one.
+The rebuild waits at most ``LOCK_WAIT`` for readers already in the tables, then gives up.
 The consumer group's inbox is left as it is: every write of this projection is idempotent,
 so an event the live consumer meets again after a rebuild changes nothing.
 Alerts already raised (``alerts_sent``) and the outbox are kept: a rebuild never raises an
@@ -20,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import delete, insert, select, text
@@ -41,6 +44,7 @@ from waitlists.service_layer.replay import FoldedTopic, ReplayFold
 log = logging.getLogger(__name__)
 PROJECTION = (referral_changes, referrals, services, organisations, *FACT_TABLES)
 _CHUNK = 5_000  # referrals per round of COPY
+LOCK_WAIT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,14 @@ async def rebuild(engine: AsyncEngine, *, bootstrap_servers: str, topic: str, ba
     fold = ReplayFold()
     with _no_cycle_collection():
         await _read(fold, bootstrap_servers, topic, batch)
+        events, skipped, folded = fold.events, fold.skipped, fold.result()
+        del fold
         async with engine.begin() as conn:
-            await _load(conn, fold.result())
+            await _load(conn, folded)
+        del folded  # gigabytes at national size: not held through VACUUM
     await _refresh_statistics(engine)
-    report = RebuildReport(fold.events, fold.skipped, time.perf_counter() - started)
-    log.info("projection rebuilt",
-             extra={"events": fold.events, "skipped": fold.skipped, "seconds": round(report.seconds, 2)})  # fmt: skip
+    report = RebuildReport(events, skipped, time.perf_counter() - started)
+    log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "seconds": round(report.seconds, 2)})
     return report
 
 
@@ -117,6 +123,7 @@ async def _read(fold: ReplayFold, bootstrap_servers: str, topic: str, batch: int
 async def _load(conn: AsyncConnection, folded: FoldedTopic) -> None:
     indexes = [index for table in PROJECTION for index in table.indexes]
     if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT.seconds}s'"))
         await conn.execute(text(f"TRUNCATE {', '.join(table.name for table in PROJECTION)}"))
         await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     else:
