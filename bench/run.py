@@ -337,6 +337,12 @@ async def commit_to_topic_ms(database_url: str) -> dict[str, float]:
             "max": round(float(row[2]), 1)}  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_rss() -> None:
     """Starts this process's ``VmHWM`` again from its current size (Linux: ``clear_refs`` 5)."""
     with contextlib.suppress(OSError):
@@ -380,10 +386,13 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
             start = len(receiver.received)
             answered: dict[str, float] = {}
             projected: dict[str, float] = {}
+            cpu_before = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
             asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], rate, seconds, answered, projected))
             deadline = time.monotonic() + 30
             while len(receiver.received) < start + len(answered) and time.monotonic() < deadline:
                 time.sleep(0.1)
+            cpu_ms = {name: round((cpu_seconds(p.pid) - cpu_before[name]) * 1000 / max(1, len(answered)), 1)
+                      for name, p in stack.processes.items()}  # fmt: skip
             arrived = {r.body["data"]["referral_id"]: r.at for r in receiver.received[start:] if r.body}
             a = [projected[r] - answered[r] for r in answered if r in projected]
             b = [arrived[r] - answered[r] for r in answered if r in arrived]
@@ -393,6 +402,7 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
                 "projection_p99_ms": round(pct(a, 0.99) * 1000, 1) if a else None,
                 "webhook_p50_ms": round(statistics.median(b) * 1000, 1) if b else None,
                 "webhook_p99_ms": round(pct(b, 0.99) * 1000, 1) if b else None,
+                "cpu_ms_per_referral": cpu_ms,
             }  # fmt: skip
         found["peak_rss_mb"] = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
     finally:
