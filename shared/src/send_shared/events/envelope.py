@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -95,8 +95,14 @@ def encode_kafka(event: CloudEvent) -> tuple[KafkaHeaders, bytes]:
     return encode_headers(event), orjson.dumps(event.data)
 
 
-def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> tuple[dict[str, str], str]:
-    """The context attributes and content type of a binary-mode record, checked as ``decode_kafka``
+class DecodedHeaders(NamedTuple):
+    attributes: dict[str, str]
+    content_type: str
+    time: datetime | None
+
+
+def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> DecodedHeaders:
+    """The context attributes, content type and time of a binary-mode record, checked as ``decode_kafka``
     checks them (the replay reads the type from these and validates the body straight into its schema)."""
     attributes: dict[str, str] = {}
     content_type = JSON_CONTENT_TYPE
@@ -121,23 +127,21 @@ def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> tuple[dict
         raise EventDecodeError(f"unsupported specversion {attributes['specversion']!r}")
     if not content_type.startswith(JSON_CONTENT_TYPE):
         raise EventDecodeError(f"unsupported content-type {content_type!r}")
-    if "time" in attributes:
-        try:
-            parse_time(attributes["time"])
-        except ValueError as exc:
-            raise EventDecodeError(f"bad ce_time: {exc}") from exc
-    return attributes, content_type
+    try:
+        time = parse_time(attributes["time"]) if "time" in attributes else None
+    except ValueError as exc:
+        raise EventDecodeError(f"bad ce_time: {exc}") from exc
+    return DecodedHeaders(attributes, content_type, time)
 
 
 def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> CloudEvent:
-    attributes, content_type = decode_attributes(headers)
+    attributes, content_type, time = decode_attributes(headers)
     try:
         data = orjson.loads(value) if value else {}
     except orjson.JSONDecodeError as exc:
         raise EventDecodeError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise EventDecodeError("body must be a JSON object")
-    time = parse_time(attributes["time"]) if "time" in attributes else datetime.now(UTC)
     core = {"id", "source", "type", "specversion", "time", "subject"}
     return CloudEvent(
         id=attributes["id"],
@@ -145,7 +149,7 @@ def decode_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes | Non
         type=attributes["type"],
         specversion=attributes["specversion"],
         subject=attributes.get("subject"),
-        time=time,
+        time=time or datetime.now(UTC),
         datacontenttype=content_type,
         data=data,
         extensions={k: v for k, v in attributes.items() if k not in core},

@@ -75,7 +75,7 @@ class ReplayFold:
 
     def add(self, headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> None:
         try:
-            kind = decode_attributes(headers)[0]["type"]
+            kind = decode_attributes(headers).attributes["type"]
             if kind in REFERRAL_EVENT_TYPES:
                 self._referral(_fitting(ReferralEventV1.model_validate_json(value or b"")))
             elif kind == SERVICE_UPSERTED:
