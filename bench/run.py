@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +41,8 @@ from send_shared.devstack import DevStack
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
 from send_shared.kafka import OutgoingRecord, ensure_topics, fetch_to_end, new_producer, publish_all
-from send_shared.outbox import OutboxRelay, OutboxWriter, define_outbox_table
+from send_shared.outbox import OutboxRelay, OutboxWriter, define_outbox_tables
+from send_shared.store_replay import send_markers
 from send_shared.testing import LOCAL_POSTGRES, PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,12 +77,12 @@ def events(n: int, seed: int = 1) -> list[CloudEvent]:
 async def relay_figure(database_url: str, bootstrap: str, n: int) -> dict[str, Any]:
     """Events/s from committed outbox rows to the topic, against a bare producer sending the same messages."""
     metadata = MetaData()
-    table = define_outbox_table(metadata)
+    tables = define_outbox_tables(metadata)
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     batch = events(n)
-    writer = OutboxWriter(table)
+    writer = OutboxWriter(tables)
     for start in range(0, n, 1000):
         async with engine.begin() as conn:
             await writer.add_many(conn, [(e, "bench.relay.v1", e.subject or "") for e in batch[start : start + 1000]])
@@ -96,7 +98,7 @@ async def relay_figure(database_url: str, bootstrap: str, n: int) -> dict[str, A
         for start in range(0, n, 2000):
             await publish_all(producer, records[start : start + 2000])
         bare = n / (time.perf_counter() - started)
-        relay = OutboxRelay(engine, table, producer, batch_size=2000)
+        relay = OutboxRelay(engine, tables, producer, batch_size=2000)
         started = time.perf_counter()
         while await relay.relay_once():
             pass
@@ -127,8 +129,9 @@ async def bare_read(bootstrap: str, topic: str) -> float:
 
 
 async def publish_dataset(bootstrap: str, scale_name: str) -> tuple[str, int, float]:
-    """The generated dataset (bench/national.py) published as the referrals service publishes it:
-    the topic, how many events, and the seconds generating and publishing took."""
+    """The generated dataset (bench/national.py) published as the referrals service answers a store replay
+    (every event, then an end marker per partition): the topic, how many events, and the seconds generating
+    and publishing took."""
     from national import SCALES, directory, referral_events
 
     scale = SCALES[scale_name]
@@ -136,21 +139,20 @@ async def publish_dataset(bootstrap: str, scale_name: str) -> tuple[str, int, fl
     await ensure_topics(bootstrap, {topic: 4})
     producer = new_producer(bootstrap, client_id="bench")
     await producer.start()
-    published = 0
+    per_partition: Counter[int] = Counter()
     started = time.perf_counter()
     try:
         chunk: list[OutgoingRecord] = []
         for event in itertools.chain(directory(scale), referral_events(scale)):
             chunk.append(OutgoingRecord(topic, (event.subject or "").encode(), *reversed(encode_kafka(event))))
             if len(chunk) == 5000:
-                await publish_all(producer, chunk)
-                published += len(chunk)
+                per_partition.update(ack.partition for ack in await publish_all(producer, chunk))
                 chunk = []
-        await publish_all(producer, chunk)
-        published += len(chunk)
+        per_partition.update(ack.partition for ack in await publish_all(producer, chunk))
+        await send_markers(producer, topic, uuid.uuid4().hex, "referrals.events.v1", 4, per_partition, source="/bench")
     finally:
         await producer.stop()
-    return topic, published, time.perf_counter() - started
+    return topic, sum(per_partition.values()), time.perf_counter() - started
 
 
 async def replay_figure(database_url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
@@ -165,7 +167,7 @@ async def replay_figure(database_url: str, bootstrap: str, topic: str, events: i
         await conn.run_sync(waitlists_metadata.create_all)
     gc.collect()  # what the generator and earlier figures left is not the rebuild's
     reset_peak_rss()
-    report = await rebuild(engine, bootstrap_servers=bootstrap, topic=topic)
+    report = await rebuild(engine, bootstrap_servers=bootstrap, reply_topic=topic)
     await engine.dispose()
     assert report.events == events, report
     assert report.skipped == 0, report

@@ -17,14 +17,16 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from send_shared.consumer.positions import define_positions_table
 from send_shared.events.envelope import CloudEvent
 from send_shared.inbox import define_inbox_table
 from send_shared.kafka import ensure_topics, new_consumer
-from send_shared.outbox import define_outbox_table
+from send_shared.outbox import define_outbox_tables
 
 metadata = MetaData()
-outbox = define_outbox_table(metadata)
+outbox = define_outbox_tables(metadata)
 inbox = define_inbox_table(metadata)
+positions = define_positions_table(metadata)
 effects = Table(
     "effects",
     metadata,

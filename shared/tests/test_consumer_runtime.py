@@ -26,6 +26,7 @@ from shared_testkit import (
     header,
     inbox,
     make_event,
+    positions,
     quick_rejoin_consumer,
     read_topic,
     unique,
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from send_shared.consumer import ConsumerRuntime, PermanentError
 from send_shared.consumer.dlq_cli import list_dead_letters, replay
+from send_shared.consumer.positions import ConsumerPositions
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.topics import Topics
 from send_shared.inbox import Inbox
@@ -106,6 +108,7 @@ class Scenario:
             engine=self.engine,
             before_commit=before_commit,
             inbox=Inbox(inbox, self.group),
+            positions=ConsumerPositions(positions, self.group),
             producer=producer,
             max_attempts=max_attempts,
             backoff_initial=backoff_initial,

@@ -167,7 +167,7 @@ async def test_sigkill_relay_and_consumer_every_effect_applied_once(
     try:
 
         async def sent() -> int:
-            return await count(pg_engine, outbox, outbox.c.sent_at.is_not(None))
+            return await count(pg_engine, outbox.queue, outbox.queue.c.sent_at.is_not(None))
 
         async def applied() -> int:
             return await count(pg_engine, effects)
@@ -181,9 +181,11 @@ async def test_sigkill_relay_and_consumer_every_effect_applied_once(
         await writer
 
         # Drain: the last incarnations publish and apply everything committed.
-        committed = await count(pg_engine, outbox)
+        committed = await count(pg_engine, outbox.queue)
         deadline = time.monotonic() + 40
-        while await count(pg_engine, effects) < committed or await count(pg_engine, outbox, outbox.c.sent_at.is_(None)):
+        while await count(pg_engine, effects) < committed or await count(
+            pg_engine, outbox.queue, outbox.queue.c.sent_at.is_(None)
+        ):
             relay.assert_alive()
             consumer.assert_alive()
             assert time.monotonic() < deadline, "did not drain within 40 s"
@@ -198,7 +200,7 @@ async def test_sigkill_relay_and_consumer_every_effect_applied_once(
 
     assert relay.kills >= KILLS and consumer.kills >= KILLS
     async with pg_engine.connect() as conn:
-        outbox_ids = set((await conn.execute(select(outbox.c.event_id))).scalars())
+        outbox_ids = set((await conn.execute(select(outbox.store.c.event_id))).scalars())
         effect_rows = (
             await conn.execute(
                 select(effects.c.event_id, effects.c.message_key, effects.c.version).order_by(effects.c.applied_at)
@@ -207,7 +209,7 @@ async def test_sigkill_relay_and_consumer_every_effect_applied_once(
         inbox_ids = set((await conn.execute(select(inbox.c.event_id).where(inbox.c.consumer_group == group))).scalars())
     committed = len(outbox_ids)
     assert committed == stats["committed_events"] > 0
-    assert await count(pg_engine, outbox, outbox.c.sent_at.is_(None)) == 0
+    assert await count(pg_engine, outbox.queue, outbox.queue.c.sent_at.is_(None)) == 0
     # Exactly once: the effects' primary key forbids doubles; nothing is missing, nothing extra.
     assert len(effect_rows) == committed
     assert {row.event_id for row in effect_rows} == outbox_ids

@@ -110,7 +110,7 @@ class CountingRelay(OutboxRelay):
 
 async def _wait_all_sent(engine: AsyncEngine, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while await count(engine, outbox, outbox.c.sent_at.is_(None)):
+    while await count(engine, outbox.queue, outbox.queue.c.sent_at.is_(None)):
         assert time.monotonic() < deadline, "outbox rows left unsent"
         await asyncio.sleep(0.1)
 
@@ -181,8 +181,8 @@ async def _run_scenario(
         for producer in producers:
             await producer.stop()
     assert ledger.rolled_back, "the scenario should roll some transactions back"
-    assert await count(engine, outbox) == len(ledger.committed)  # rolled-back rows never reached the table
-    assert await count(engine, outbox, outbox.c.sent_at.is_(None)) == 0
+    assert await count(engine, outbox.queue) == len(ledger.committed)  # rolled-back rows never reached the table
+    assert await count(engine, outbox.queue, outbox.queue.c.sent_at.is_(None)) == 0
     records = await read_topic(bootstrap, topic, at_least=len(ledger.committed), settle=0.5)
     stats = _check_topic(records, ledger)
     stats["per_relay"] = [relay.published for relay in relays]

@@ -40,7 +40,10 @@ async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records:
         return
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    # A connection building tables beside the live ones (schema_translate_map) copies into them too.
+    options = conn.sync_connection.get_execution_options() if conn.sync_connection is not None else {}
+    schema = (options.get("schema_translate_map") or {}).get(table.schema, table.schema)
+    await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=schema)
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,14 @@ def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
 
 
 def new_consumer(
-    bootstrap_servers: str, *, group_id: str | None, client_id: str, topics: Sequence[str] = ()
+    bootstrap_servers: str,
+    *,
+    group_id: str | None,
+    client_id: str,
+    topics: Sequence[str] = (),
+    auto_offset_reset: str = "earliest",
+    session_timeout_ms: int = 10_000,
+    heartbeat_interval_ms: int = 3_000,
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
@@ -51,41 +58,82 @@ def new_consumer(
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=auto_offset_reset,
         isolation_level="read_uncommitted",
         max_poll_records=500,
         # The broker may hold a fetch for its whole max wait even when records are there (Tansu does):
         # a short wait keeps event-to-handler latency low at the price of more idle fetches.
         fetch_max_wait_ms=25,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=3_000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
         max_poll_interval_ms=300_000,
     )
 
 
-async def publish_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]) -> None:
-    """Send every record and return once the broker acknowledged all of them (raises on any failure)."""
-    futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records]
-    await asyncio.gather(*futures)
+PUBLISH_TIMEOUT_SECONDS = 30.0
 
 
-async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], *, replication_factor: int = 1) -> None:
-    """Create missing topics (name -> partitions); existing ones are left as they are."""
+async def publish_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]) -> list[RecordMetadata]:
+    """Send every record and return once the broker acknowledged all of them (raises on any failure);
+    returns where each record landed, in the order given. Bounded: a send that waits for metadata on a
+    producer stopped meanwhile never returns, so the whole publish gives up after a while."""
+
+    async def send_all() -> list[RecordMetadata]:
+        futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records]
+        return list(await asyncio.gather(*futures))
+
+    try:
+        return await asyncio.wait_for(send_all(), PUBLISH_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        raise KafkaTimeoutError(f"no acknowledgement within {PUBLISH_TIMEOUT_SECONDS:g} s") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as the services create it: partitions and explicit settings (see ``send_shared.topics``)."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Sequence[TopicSpec] | Mapping[str, int], *, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics; existing ones are left as they are. Returns the names it created."""
+    specs = [TopicSpec(n, p) for n, p in topics.items()] if isinstance(topics, Mapping) else list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name=name, num_partitions=partitions, replication_factor=replication_factor)
-            for name, partitions in topics.items()
-            if name not in existing
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=replication_factor,
+                topic_configs=dict(spec.configs),
+            )
+            for spec in specs
+            if spec.name not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another service created it meanwhile
                 await admin.create_topics(wanted)
             log.info("topics created", extra={"topics": [t.name for t in wanted]})
+        return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def group_members(bootstrap_servers: str, group_id: str) -> int:
+    """How many members the consumer group has now (0 for an unknown or empty group)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="group-check")
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([group_id])
+    finally:
+        await admin.close()
+    return sum(len(group[5]) for response in described for group in response.groups if group[1] == group_id)
 
 
 async def broker_answers(producer: AIOKafkaProducer, within: float = 2.0) -> bool:

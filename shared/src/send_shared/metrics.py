@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 OUTBOX_PUBLISHED = Counter("outbox_published_events", "Events the relay published to Kafka.", ["topic"])
 OUTBOX_PUBLISH_FAILURES = Counter("outbox_publish_failures", "Relay cycles that failed and were retried.")
@@ -21,6 +21,21 @@ CONSUMER_HANDLE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
 )
 CONSUMER_RETRIES = Counter("consumer_retries", "Handler attempts that failed and were retried.", ["group"])
+CONSUMER_LAG = Gauge(
+    "consumer_lag",
+    "Records on the partition after the last one the group applied (from the partition's end and the group's "
+    "position in its database).",
+    ["group", "topic", "partition"],
+)
+CONSUMER_OLDEST_UNREAD_AGE = Gauge(
+    "consumer_oldest_unread_age_seconds", "Age of the oldest record the group has not yet applied.", ["group"]
+)
+CONSUMER_VERSION_GAPS = Counter(
+    "consumer_version_gaps",
+    "Referral events that arrived while an earlier version of the same referral was still missing.",
+    ["group"],
+)
+WORKER_RESTARTS = Counter("worker_restarts", "Background workers restarted after a crash.", ["worker"])
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests served.", ["method", "route", "status"])
 HTTP_SECONDS = Histogram(
     "http_request_seconds",

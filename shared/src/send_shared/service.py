@@ -1,29 +1,38 @@
 """Process wiring every service shares: database engine, one Kafka producer, supervised background
-workers (outbox relay, consumer groups), the FastAPI lifespan, migrations and the ``serve`` loop."""
+workers (outbox relay, broker watch, consumer groups), the FastAPI lifespan, migrations and the ``serve``
+loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from send_shared.consumer.positions import ConsumerPositions
 from send_shared.consumer.runtime import BeforeCommit, ConsumerRuntime, Handler
 from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
 from send_shared.events.topics import Topics
+from send_shared.health import Health, detected
 from send_shared.inbox import Inbox
-from send_shared.kafka import broker_answers, ensure_topics, new_producer
+from send_shared.kafka import TopicSpec, broker_answers, ensure_topics
+from send_shared.kafka_link import ProducerLink
+from send_shared.log_probe import LogProbe
+from send_shared.metrics import WORKER_RESTARTS
+from send_shared.outbox.healer import BrokerUnavailable, OutboxHealer
 from send_shared.outbox.relay import OutboxRelay
+from send_shared.outbox.table import OutboxTables
 from send_shared.settings import ServiceSettings
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import install_metrics, ops_router
@@ -31,6 +40,8 @@ from send_shared.web.problems import install_problem_handlers
 
 log = logging.getLogger(__name__)
 Worker = Callable[[asyncio.Event], Awaitable[None]]
+_HEALTHY_AFTER_SECONDS = 60.0  # a worker that ran this long before crashing is not "failing in a row"
+_CRASHES_BEFORE_UNREADY = 3
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,40 @@ class ConsumerSpec:
     topics: Sequence[str]
     handler: Handler
     inbox_table: Table
+    positions_table: Table
     before_commit: BeforeCommit | None = None
+
+
+def durable_topic(name: str, partitions: int, settings: ServiceSettings) -> TopicSpec:
+    """Topics the system depends on keep every record: the event stores can refill them, but a consumer
+    that starts later reads history from them, and nothing may expire before every group has read it.
+    Acknowledged writes survive a broker's loss (acks=all with ``min.insync.replicas``), and a replica
+    that missed writes never becomes leader."""
+    return TopicSpec(
+        name,
+        partitions,
+        {
+            "cleanup.policy": "delete",
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+            "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        },
+    )
+
+
+@dataclass
+class _WorkerState:
+    started_at: float = field(default_factory=time.monotonic)
+    crashes_in_a_row: int = 0
+    last_error: str | None = None
+
+    def status(self) -> str | None:
+        if self.crashes_in_a_row < _CRASHES_BEFORE_UNREADY:
+            return None
+        if time.monotonic() - self.started_at > _HEALTHY_AFTER_SECONDS:
+            return None
+        return f"failing: crashed {self.crashes_in_a_row} times in a row, last with {self.last_error}"
 
 
 @dataclass
@@ -47,21 +91,28 @@ class ServiceRuntime:
     """Owns the process-wide resources of one service."""
 
     settings: ServiceSettings
-    outbox_table: Table | None = None
+    outbox: OutboxTables | None = None
     consumers: Sequence[ConsumerSpec] = ()
     owned_topics: Sequence[str] = ()
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     workers: list[tuple[str, Worker]] = field(default_factory=list)
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
-    producer: AIOKafkaProducer | None = field(init=False, default=None)
+    link: ProducerLink = field(init=False)
+    health: Health = field(init=False, default_factory=Health)
+    relay: OutboxRelay | None = field(init=False, default=None)
+    healer: OutboxHealer | None = field(init=False, default=None)
+    _probe: LogProbe = field(init=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
-    _producer_ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _workers: dict[str, _WorkerState] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.engine = create_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
+        s = self.settings
+        self.engine = create_engine(s.database_url, pool_size=s.db_pool_size)
         self.sessions = session_factory(self.engine)
+        self.link = ProducerLink(s.kafka_bootstrap_servers, client_id=s.service_name, before_ready=self._ensure_topics)
+        self._probe = LogProbe(s.kafka_bootstrap_servers, client_id=f"{s.service_name}-watch")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -69,14 +120,18 @@ class ServiceRuntime:
         for step in self.startup:
             await step()
         self._stop.clear()
-        self._spawn("kafka-producer", self._keep_producer)
-        if self.settings.run_workers:
-            if self.outbox_table is not None:
-                self._spawn("outbox-relay", self._run_relay)
-            for spec in self.consumers:
-                self._spawn(f"consumer-{spec.group_id}", self._consumer_worker(spec))
-            for name, worker in self.workers:
-                self._spawn(name, worker)
+        self._spawn("kafka-producer", self.link.run)
+        if not self.settings.run_workers:
+            return
+        if self.outbox is not None:
+            self.relay, self.healer = self._outbox_workers(self.outbox)
+            self._spawn("outbox-relay", self.relay.run)
+            self.health.register("outbox", self.healer.status)
+        self._spawn("broker-watch", self._watch_broker)
+        for spec in self.consumers:
+            self._spawn(f"consumer-{spec.group_id}", self._consumer_worker(spec))
+        for name, worker in self.workers:
+            self._spawn(name, worker)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -86,6 +141,7 @@ class ServiceRuntime:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._tasks.clear()
+        await self._probe.stop()
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -97,64 +153,90 @@ class ServiceRuntime:
             await self.stop()
 
     def _spawn(self, name: str, worker: Worker) -> None:
-        self._tasks.append(asyncio.create_task(self._supervise(name, worker), name=name))
+        state = self._workers[name] = _WorkerState()
+        self.health.register(f"worker {name}", state.status)
+        self._tasks.append(asyncio.create_task(self._supervise(name, worker, state), name=name))
 
-    async def _supervise(self, name: str, worker: Worker) -> None:
-        """Restart a crashed worker with backoff; a broker outage never takes the API down."""
+    async def _supervise(self, name: str, worker: Worker, state: _WorkerState) -> None:
+        """Restart a crashed worker with backoff (each run gets fresh resources: workers build what they
+        use inside the run); a broker outage never takes the API down. A worker that keeps crashing makes
+        readiness fail until it has run for a minute."""
         delay = 0.5
         while not self._stop.is_set():
+            state.started_at = time.monotonic()
             try:
                 await worker(self._stop)
                 delay = 0.5
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                ran_for = time.monotonic() - state.started_at
+                state.crashes_in_a_row = 1 if ran_for > _HEALTHY_AFTER_SECONDS else state.crashes_in_a_row + 1
+                state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                WORKER_RESTARTS.labels(name).inc()
                 log.exception("worker crashed; restarting", extra={"worker": name, "retry_in_s": delay})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 delay = min(delay * 2, 30.0)
 
-    # --- workers ---------------------------------------------------------------------------------
+    # --- topics and the broker's state -------------------------------------------------------------
 
-    async def _keep_producer(self, stop: asyncio.Event) -> None:
-        producer = new_producer(self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name)
-        await producer.start()
-        try:
-            await self._ensure_topics()
-            self.producer = producer
-            self._producer_ready.set()
-            await stop.wait()
-        finally:
-            self._producer_ready.clear()
-            self.producer = None
-            await producer.stop()
-
-    async def _ensure_topics(self) -> None:
+    def topic_specs(self) -> list[TopicSpec]:
         s = self.settings
-        topics = dict.fromkeys(self.owned_topics, s.kafka_topic_partitions)
+        specs = {name: durable_topic(name, s.kafka_topic_partitions, s) for name in self.owned_topics}
         for spec in self.consumers:
-            topics.update(dict.fromkeys(spec.topics, s.kafka_topic_partitions))
-            topics[Topics.dead_letter(spec.group_id)] = 1
-            topics[Topics.replay(spec.group_id)] = 1
-        await ensure_topics(s.kafka_bootstrap_servers, topics, replication_factor=s.kafka_replication_factor)
+            specs.update({name: durable_topic(name, s.kafka_topic_partitions, s) for name in spec.topics})
+            for private in (Topics.dead_letter(spec.group_id), Topics.replay(spec.group_id)):
+                specs[private] = durable_topic(private, 1, s)
+        return list(specs.values())
 
-    async def _ready_producer(self) -> AIOKafkaProducer:
-        await self._producer_ready.wait()
-        assert self.producer is not None
-        return self.producer
-
-    async def _run_relay(self, stop: asyncio.Event) -> None:
-        assert self.outbox_table is not None
+    async def _ensure_topics(self) -> list[str]:
         s = self.settings
+        return await ensure_topics(
+            s.kafka_bootstrap_servers, self.topic_specs(), replication_factor=s.kafka_replication_factor
+        )
+
+    def _outbox_workers(self, tables: OutboxTables) -> tuple[OutboxRelay, OutboxHealer]:
+        s = self.settings
+        lock = asyncio.Lock()
+        healer = OutboxHealer(self.engine, tables, self._probe, lock=lock, stuck_after=s.stuck_after_seconds)
         relay = OutboxRelay(
             self.engine,
-            self.outbox_table,
-            await self._ready_producer(),
+            tables,
+            self.link,
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_ms / 1000,
             retention=timedelta(days=s.outbox_retention_days),
+            on_loss=healer.heal,
+            lock=lock,
         )
-        await relay.run(stop)
+        healer.wake_relay = relay.wake
+        return relay, healer
+
+    async def _watch_broker(self, stop: asyncio.Event) -> None:
+        """Every few seconds: topics the broker lost are created again (and the producer replaced), and
+        the healer checks that every partition still holds the newest record acknowledged to it."""
+        await self.link.get()  # the topics exist once the producer is ready: none is missing before that
+        while not stop.is_set():
+            try:
+                await self._look_at_broker()
+            except (KafkaError, OSError, BrokerUnavailable) as exc:
+                log.warning("broker watch could not finish a look", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.broker_check_seconds)
+
+    async def _look_at_broker(self) -> None:
+        topics = await self._probe.topics()
+        if topics is not None:
+            missing = [spec.name for spec in self.topic_specs() if spec.name not in topics]
+            if missing:
+                detected("topic_missing", "topics vanished from the broker; creating them again", topics=missing)
+                await self._ensure_topics()
+                self.link.reset("topics were created again")
+            if self.healer is not None:
+                await self.healer.check()
+        if self.healer is not None:
+            await self.healer.refresh_queue_stats()
 
     def _consumer_worker(self, spec: ConsumerSpec) -> Worker:
         async def run(stop: asyncio.Event) -> None:
@@ -167,12 +249,18 @@ class ServiceRuntime:
                 before_commit=spec.before_commit,
                 engine=self.engine,
                 inbox=Inbox(spec.inbox_table, spec.group_id),
-                producer=await self._ready_producer(),
+                positions=ConsumerPositions(spec.positions_table, spec.group_id),
+                producer=self.link,
                 max_attempts=s.consumer_max_attempts,
                 backoff_initial=s.consumer_backoff_initial_ms / 1000,
                 backoff_max=s.consumer_backoff_max_ms / 1000,
                 inbox_retention=timedelta(days=s.inbox_retention_days),
+                watch_interval=s.broker_check_seconds,
+                stuck_after=s.stuck_after_seconds,
+                session_timeout_ms=s.kafka_session_timeout_ms,
+                heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
             )
+            self.health.register(f"consumer {spec.group_id}", runtime.status)
             await runtime.run(stop)
 
         return run
@@ -185,7 +273,8 @@ class ServiceRuntime:
         return True
 
     async def broker_answers(self) -> bool:
-        return self.producer is not None and await broker_answers(self.producer)
+        producer = self.link.current
+        return producer is not None and await broker_answers(producer)
 
 
 def create_app(
@@ -201,7 +290,9 @@ def create_app(
     install_problem_handlers(app)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes, per_path=body_limits)
-    app.include_router(ops_router({"database": runtime.database_answers, "broker": runtime.broker_answers}))
+    app.include_router(
+        ops_router({"database": runtime.database_answers, "broker": runtime.broker_answers}, runtime.health.report)
+    )
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     return app
 
@@ -239,10 +330,10 @@ def service_cli(
     settings_factory: Callable[[], ServiceSettings],
     app_factory: Callable[[Any], FastAPI],
     migrations: Path,
-    extra: dict[str, tuple[str, Callable[[Any], None]]] | None = None,
+    extra: dict[str, tuple[str, Callable[[Any, list[str]], None]]] | None = None,
 ) -> None:
     """``<service> migrate`` applies migrations; ``<service> serve`` runs the API and its workers;
-    ``extra`` adds a service's own commands (name -> (help, function of the settings))."""
+    ``extra`` adds a service's own commands (name -> (help, function of the settings and its arguments))."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -250,12 +341,12 @@ def service_cli(
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("serve", help="run the HTTP API with the outbox relay and consumers")
     for name, (help_text, _run) in (extra or {}).items():
-        commands.add_parser(name, help=help_text)
-    args = parser.parse_args(argv)
+        commands.add_parser(name, help=help_text, add_help=False)
+    args, rest = parser.parse_known_args(argv)
     settings = settings_factory()
     if args.command == "migrate":
         run_migrations(migrations, settings.database_url)
     elif args.command == "serve":
         serve(app_factory(settings), settings)
     else:
-        (extra or {})[args.command][1](settings)
+        (extra or {})[args.command][1](settings, rest)

@@ -31,6 +31,26 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers.")
     kafka_topic_partitions: int = Field(4, ge=1, description="Partitions for topics this service creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics this service creates.")
+    kafka_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of the topics this service creates (2 with a replication factor of 3).",
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Consumer group session: how long a dead member keeps its partitions."
+    )
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=100, description="Consumer group heartbeat interval.")
+    broker_check_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=10,
+        description="How often the service asks the broker whether it still holds what it was given "
+        "(topics, the newest records published and applied); a loss is noticed within this time and a probe.",
+    )
+    stuck_after_seconds: float = Field(
+        30.0, gt=0, description="A consumer partition, the publish queue or a worker that makes no progress "
+        "for this long makes readiness fail.",
+    )  # fmt: skip
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans stay in-process."
     )

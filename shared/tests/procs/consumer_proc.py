@@ -11,10 +11,11 @@ import asyncio
 import sys
 
 from _common import log_to, stop_on_sigterm
-from shared_testkit import apply_effect, inbox, quick_rejoin_consumer
+from shared_testkit import apply_effect, inbox, positions, quick_rejoin_consumer
 
 import send_shared.consumer.runtime as runtime_module
 from send_shared.consumer import ConsumerRuntime
+from send_shared.consumer.positions import ConsumerPositions
 from send_shared.db import create_engine
 from send_shared.inbox import Inbox
 from send_shared.kafka import new_producer
@@ -35,6 +36,7 @@ async def main(database_url: str, bootstrap: str, topic: str, group: str, log_fi
             handler=apply_effect,
             engine=engine,
             inbox=Inbox(inbox, group),
+            positions=ConsumerPositions(positions, group),
             producer=producer,
             max_attempts=5,
             backoff_initial=0.05,

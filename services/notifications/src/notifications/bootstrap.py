@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from notifications.adapters.mailer import SmtpMailer
-from notifications.adapters.orm import contacts, endpoints, inbox
+from notifications.adapters.orm import contacts, endpoints, inbox, positions
 from notifications.adapters.webhook_client import WebhookClient
+from notifications.domain.delivery import REQUEST_TIMEOUT_SECONDS
 from notifications.entrypoints.api import build_router
 from notifications.entrypoints.consumers import event_handler
 from notifications.service_layer.dispatcher import Dispatcher
 from notifications.service_layer.endpoints import EndpointService, UrlPolicy
+from notifications.service_layer.fanout import HeldEvents
 from notifications.service_layer.mail import MailWorker, endpoint_disabled_message
 from notifications.settings import NotificationsSettings
 from send_shared.auth import TokenVerifier
@@ -50,18 +51,28 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 endpoint_disabled_message(endpoint_url=str(url), reason=reason, mail_from=s.mail_from, to=list(to))
             )
 
-    client = WebhookClient(require_https=policy.require_https, allow_private=policy.allow_private)
-    dispatcher = Dispatcher(runtime.sessions, client, poll_interval=s.webhook_poll_ms / 1000, on_disabled=tell_owner)
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        lambda: WebhookClient(require_https=policy.require_https, allow_private=policy.allow_private),
+        poll_interval=s.webhook_poll_ms / 1000,
+        on_disabled=tell_owner,
+        stuck_after=max(s.stuck_after_seconds, 2 * REQUEST_TIMEOUT_SECONDS),
+    )
     handler = event_handler(referral_link_template=s.referral_url_template, after=dispatcher.wake.set)
-    runtime.consumers = [ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS], handler, inbox)]
-
-    async def deliver(stop: asyncio.Event) -> None:
-        try:
-            await dispatcher.run(stop)
-        finally:
-            await client.close()
-
-    runtime.workers.append(("webhook-dispatcher", deliver))
+    runtime.consumers = [
+        ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS], handler, inbox, positions)
+    ]
+    held = HeldEvents(
+        runtime.sessions,
+        hold_limit=timedelta(seconds=s.hold_early_events_seconds),
+        referral_link_template=s.referral_url_template,
+        after=dispatcher.wake.set,
+    )
+    runtime.workers.append(("webhook-dispatcher", dispatcher.run))
+    runtime.workers.append(("held-events", held.run))
+    if s.run_workers:
+        runtime.health.register("webhook dispatcher", dispatcher.status)
+        runtime.health.register("event order", held.status)
     if s.email_enabled:
         runtime.workers.append(("mail-worker", mail.run))
     app = create_app(

@@ -17,6 +17,12 @@ class NotificationsSettings(ServiceSettings):
     )
     webhook_secret_grace_hours: float = Field(24.0, gt=0, description="How long a rotated-out secret still signs.")
     webhook_poll_ms: int = Field(200, ge=10, le=5000, description="Longest the dispatcher sleeps between looks.")
+    hold_early_events_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long a referral event that came before an earlier version waits for it before it is "
+        "sent on anyway (the broker lost the earlier one and its producer is publishing it again).",
+    )
     email_enabled: bool = Field(True, description="Send emails at all.")
     smtp_host: str = Field("127.0.0.1", description="SMTP relay (the development sink locally).")
     smtp_port: int = Field(1025, description="SMTP port (the development sink's default).")

@@ -42,8 +42,12 @@ async def register(
 
 @asynccontextmanager
 async def dispatching(app: Any, *, timeout: float = 15.0, delays: list[timedelta] = FAST) -> AsyncIterator[Dispatcher]:
-    client = WebhookClient(require_https=False, allow_private=True, timeout=timeout)
-    dispatcher = Dispatcher(session_factory(app.state.runtime.engine), client, poll_interval=0.05, retry_delays=delays)
+    dispatcher = Dispatcher(
+        session_factory(app.state.runtime.engine),
+        lambda: WebhookClient(require_https=False, allow_private=True, timeout=timeout),
+        poll_interval=0.05,
+        retry_delays=delays,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
@@ -51,7 +55,6 @@ async def dispatching(app: Any, *, timeout: float = 15.0, delays: list[timedelta
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-        await client.close()
 
 
 async def until(condition: Any, what: str, timeout: float = 20.0) -> None:
@@ -151,13 +154,16 @@ async def test_a_restart_mid_delivery_loses_nothing_and_repeats_only_the_same_me
     receiver.script["/slow"] = [("sleep", 0.3)] * 30
     events = [referral_event(f"r6-{i}", 1, "submitted") for i in range(8)]
     await consume(app, *events)
-    client = WebhookClient(require_https=False, allow_private=True)
-    first = Dispatcher(session_factory(app.state.runtime.engine), client, poll_interval=0.05, retry_delays=FAST)
+    first = Dispatcher(
+        session_factory(app.state.runtime.engine),
+        lambda: WebhookClient(require_https=False, allow_private=True),
+        poll_interval=0.05,
+        retry_delays=FAST,
+    )
     task = asyncio.create_task(first.run(asyncio.Event()))
     await until(lambda: len(receiver.received) >= 2, "some deliveries under way")
     task.cancel()  # killed mid-delivery: no orderly shutdown
     await asyncio.gather(task, return_exceptions=True)
-    await client.close()
     async with dispatching(app):
         await until(
             lambda: {r.webhook_id for r in receiver.successes("/slow")} == {f"msg_{e.id}" for e in events}, "all"

@@ -56,7 +56,7 @@ async def client(database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx
         await step()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         http.app = app  # type: ignore[attr-defined]
-        http.directory_events = await count(http, outbox)  # type: ignore[attr-defined]
+        http.directory_events = await count(http, outbox.store)  # type: ignore[attr-defined]
         yield http
     await app.state.runtime.engine.dispose()
 
@@ -68,7 +68,7 @@ async def count(http: httpx.AsyncClient, table: Table) -> int:
 
 async def referral_events(http: httpx.AsyncClient) -> int:
     """Outbox rows written since the directory was seeded."""
-    return await count(http, outbox) - http.directory_events  # type: ignore[attr-defined]
+    return await count(http, outbox.store) - http.directory_events  # type: ignore[attr-defined]
 
 
 async def submit(http: httpx.AsyncClient, body: dict[str, Any] | None = None, key: str | None = None) -> httpx.Response:

@@ -26,7 +26,7 @@ async def test_submit_writes_referral_person_history_and_outbox_together(client:
 async def test_the_event_carries_no_personal_data(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
-        query = select(outbox.c.payload).where(outbox.c.message_key == referral_id)
+        query = select(outbox.store.c.payload).where(outbox.store.c.message_key == referral_id)
         payload = (await conn.execute(query)).scalar_one()
     text = bytes(payload).decode()
     for secret in ("Sam", "Taylor", "2015-04-12", "9434765919", "anxiety"):
@@ -126,7 +126,9 @@ async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: 
     assert linked["child"]["family_name"] == "Taylor"
     assert await referral_events(client) == 3
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
-        payloads = (await conn.execute(select(outbox.c.payload).where(outbox.c.message_key == referral_id))).scalars()
+        payloads = (
+            await conn.execute(select(outbox.store.c.payload).where(outbox.store.c.message_key == referral_id))
+        ).scalars()
         handed = [json.loads(bytes(p)) for p in payloads][-1]
     assert (handed["status"], handed["linked_referral_id"], handed["onward_service_id"]) == (
         "handed_off",

@@ -40,7 +40,9 @@ async def test_admin_registers_a_service_and_each_change_is_an_event(client: htt
     )
     assert second.json()["version"] == 2
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
-        rows = (await conn.execute(select(outbox.c.headers).where(outbox.c.message_key == "svc-camhs-neuro"))).scalars()
+        rows = (
+            await conn.execute(select(outbox.store.c.headers).where(outbox.store.c.message_key == "svc-camhs-neuro"))
+        ).scalars()
         types = [h["ce_type"] for h in rows]
     assert types == ["uk.send.directory.service.upserted.v1"] * 2
     referral = await submit(client, referral_body(service_id="svc-camhs-neuro", primary_need="ASD"))

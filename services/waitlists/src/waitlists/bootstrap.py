@@ -12,16 +12,14 @@ from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.telemetry import setup_logging, setup_tracing
 from waitlists.adapters import facts
-from waitlists.adapters.orm import inbox, outbox
+from waitlists.adapters.orm import inbox, outbox, positions
 from waitlists.entrypoints.api import build_router
-from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.entrypoints.consumers import CONSUMER_GROUP, on_referral_event
 from waitlists.entrypoints.dashboard_api import build_dashboard_router, dashboard_page
 from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.service_layer.rebuild import backfill_facts
 from waitlists.settings import WaitlistsSettings
-
-CONSUMER_GROUP = "waitlists"
 
 
 def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
@@ -30,10 +28,12 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
     setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
     runtime = ServiceRuntime(
         settings,
-        outbox_table=outbox,
+        outbox=outbox,
         owned_topics=[Topics.WAITLIST_ALERTS],
         consumers=[
-            ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox, facts.refresh_marked)
+            ConsumerSpec(
+                CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox, positions, facts.refresh_marked
+            )
         ],
     )
     scheduler = partial(

@@ -83,7 +83,10 @@ async def test_each_alert_fires_once_through_the_outbox(engine: AsyncEngine) -> 
     assert await raise_due_alerts(sessions, today=date(2026, 2, 4), lead_days=7, source="/t") == 0
     assert await scalar(engine, select(func.count()).select_from(alerts_sent)) == 2
     async with engine.connect() as conn:
-        types = [h["ce_type"] for h in (await conn.execute(select(outbox.c.headers).order_by(outbox.c.id))).scalars()]
+        types = [
+            h["ce_type"]
+            for h in (await conn.execute(select(outbox.store.c.headers).order_by(outbox.store.c.position))).scalars()
+        ]
     assert types == ["uk.send.waitlist.clock_breach_imminent.v1", "uk.send.waitlist.clock_breached.v1"]
 
 

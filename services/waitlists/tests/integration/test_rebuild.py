@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from send_shared.consumer import ConsumerRuntime
+from send_shared.consumer.positions import ConsumerPositions
+from send_shared.db import session_factory
 from send_shared.events.envelope import encode_kafka
 from send_shared.inbox import Inbox
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
+from send_shared.store_replay import IncompleteReplay, send_markers
 from waitlists.adapters.facts import derive_everything, refresh_marked
-from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, referral_changes, referrals, services
+from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, positions, referral_changes, referrals, services
 from waitlists.adapters.timelines import Scope
 from waitlists.entrypoints.consumers import on_referral_event
-from waitlists.service_layer.rebuild import backfill_facts, rebuild
+from waitlists.service_layer.rebuild import RebuildRefused, backfill_facts, rebuild
 from waitlists.service_layer.reporting import FigureRequest, figures_for
 
 from .conftest import directory_events, referral_events
@@ -46,13 +51,23 @@ async def snapshot(engine: AsyncEngine) -> dict[str, Any]:
         for table in (referral_changes, referrals, services, organisations, *FACT_TABLES):
             rows = (await conn.execute(select(table))).all()
             found[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
-    from send_shared.db import session_factory
-
     figures = await figures_for(
         FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), session_factory(engine)
     )
     found["figures"] = repr(figures)
     return found
+
+
+async def replay_of(
+    bootstrap: str, producer: Any, events_and_records: list[OutgoingRecord], partitions: int = 4
+) -> str:
+    """What the referrals service's store replay writes: every record, then one end marker per partition."""
+    reply = f"replay-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, {reply: partitions})
+    records = [OutgoingRecord(reply, r.key, r.value, r.headers) for r in events_and_records]
+    per_partition = Counter(ack.partition for ack in await publish_all(producer, records))
+    await send_markers(producer, reply, "a" * 32, "referrals.events.v1", partitions, per_partition, source="/test")
+    return reply
 
 
 async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_bootstrap: str) -> None:
@@ -76,7 +91,8 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         distinct = len({e.id for e in events})
         runtime = ConsumerRuntime(
             bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=on_referral_event,
-            before_commit=refresh_marked, engine=engine, inbox=Inbox(inbox, group), producer=producer,
+            before_commit=refresh_marked, engine=engine, inbox=Inbox(inbox, group),
+            positions=ConsumerPositions(positions, group), producer=producer,
         )  # fmt: skip
         stop = asyncio.Event()
         task = asyncio.create_task(runtime.run(stop))
@@ -88,21 +104,71 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
             await asyncio.sleep(0.2)
         stop.set()
         await task
+        reply = await replay_of(kafka_bootstrap, producer, records)
     finally:
         await producer.stop()
     live = await snapshot(engine)
     assert len(live["referral_changes"]) == 14
-    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, topic=topic)
-    assert (report.events, report.skipped) == (len(events), 1)
+    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+    assert (report.events, report.skipped, report.referrals) == (len(events), 1, 5)
     assert ("svc-slt", "70") in {(row[0], row[4]) for row in live["services"]}
     assert await snapshot(engine) == live
+
+
+async def project(engine: AsyncEngine) -> None:
+    """The live consumer's effect of the history, without a broker."""
+    sessions = session_factory(engine)
+    for event in history():
+        async with sessions() as session, session.begin():
+            await on_referral_event(event, session)
+            await refresh_marked(session)
+
+
+async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+    """A partition holding one record fewer than its end marker says: nothing is built from it."""
+    await project(engine)
+    producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
+    await producer.start()
+    try:
+        records = []
+        for event in history():
+            headers, value = encode_kafka(event)
+            records.append(OutgoingRecord("x", (event.subject or "").encode(), value, headers))
+        reply = f"replay-{uuid.uuid4().hex[:8]}"
+        await ensure_topics(kafka_bootstrap, {reply: 2})
+        acks = await publish_all(producer, [OutgoingRecord(reply, r.key, r.value, r.headers) for r in records])
+        claimed = Counter(ack.partition for ack in acks)
+        claimed[0] += 1  # the producer sent one more than the partition holds
+        await send_markers(producer, reply, "b" * 32, "referrals.events.v1", 2, claimed, source="/test")
+    finally:
+        await producer.stop()
+    before = await snapshot(engine)
+    with pytest.raises(IncompleteReplay, match=r"\[0\] held"):
+        await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+    assert await snapshot(engine) == before
+
+
+async def test_a_rebuild_that_would_lose_referrals_is_refused(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+    await project(engine)
+    before = await snapshot(engine)
+    producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
+    await producer.start()
+    try:
+        forgetful = [e for e in history() if e.subject != "r1"]  # a topic that lost a referral
+        records = [OutgoingRecord("x", (e.subject or "").encode(), *reversed(encode_kafka(e))) for e in forgetful]
+        reply = await replay_of(kafka_bootstrap, producer, records)
+    finally:
+        await producer.stop()
+    with pytest.raises(RebuildRefused, match="holds 4 referrals and the projection 5"):
+        await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+    assert await snapshot(engine) == before
+    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply, allow_fewer=True)
+    assert report.referrals == 4
 
 
 async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: AsyncEngine) -> None:
     """A database migrated from before the fact tables holds timelines but no facts: start-up derives them once,
     and the figures are then what the live consumer would have given."""
-    from send_shared.db import session_factory
-
     sessions = session_factory(engine)
     for event in history():  # the old consumer: timelines only
         async with sessions() as session, session.begin():

@@ -2,15 +2,19 @@
 
 For each partition, messages are handled strictly one after another:
 1. decode the CloudEvent (a record that is not one is parked at once);
-2. in one database transaction, claim the event id in the inbox and run the handler;
-   a duplicate finds its id claimed and is skipped;
-3. a failing handler is retried with exponential backoff and jitter; after
-   ``max_attempts`` the message goes to the group's dead-letter topic (and the
-   broker's acknowledgement is awaited) before the partition moves on;
-4. offsets are committed only after every message up to them succeeded or was parked.
+2. in one database transaction, claim the event id in the inbox, run the handler and record the
+   partition's position (next offset, last event id); a duplicate finds its id claimed and is skipped;
+3. a failing handler is retried with exponential backoff and jitter; after ``max_attempts`` the
+   message goes to the group's dead-letter topic (and the broker's acknowledgement is awaited) before
+   the partition moves on;
+4. offsets are committed to Kafka after every message up to them succeeded or was parked.
 
-So a failed message is never skipped silently by a later commit, and a poison
-message blocks its partition only for the bounded retry time.
+The position in the database, not Kafka's committed offset, says where to resume: on assignment
+the group seeks there once the broker shows it still holds the last record applied, and reads a
+partition whose log was lost or replaced from its beginning (see ``positions``). A watch beside the
+loop asks the same question every few seconds, measures lag and the age of the oldest unread
+record, and notices topics that vanished, commits that fail and partitions that stopped moving;
+``status`` reports it for readiness.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -34,12 +44,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from send_shared.consumer.deadletter import dead_letter_record
+from send_shared.consumer.positions import ConsumerPositions, Position
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_kafka
+from send_shared.events.schemas import ContractViolation
 from send_shared.events.topics import Topics
+from send_shared.health import detected
 from send_shared.inbox import Inbox
 from send_shared.kafka import new_consumer, publish_all
-from send_shared.metrics import CONSUMER_HANDLE_SECONDS, CONSUMER_MESSAGES, CONSUMER_RETRIES
+from send_shared.kafka_link import as_source
+from send_shared.log_probe import LogProbe, Seen, fingerprint
+from send_shared.metrics import (
+    CONSUMER_HANDLE_SECONDS,
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    CONSUMER_OLDEST_UNREAD_AGE,
+    CONSUMER_RETRIES,
+)
 from send_shared.telemetry import context_from_kafka_headers
 
 log = logging.getLogger(__name__)
@@ -49,6 +70,7 @@ Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 # Runs last inside every transaction that applied messages, before it commits: work the handlers
 # of one batch share (say, recomputing what several events touched) is done once, atomically.
 BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+Message: TypeAlias = ConsumerRecord[bytes, bytes]
 _PRUNE_EVERY_SECONDS = 3600
 
 
@@ -60,7 +82,7 @@ class StoppedWhileWaiting(Exception):
     """Shutdown came while a message waited for the database: leave without committing its offset."""
 
 
-_NOT_RETRYABLE = (PermanentError, EventDecodeError, ValidationError)
+_NOT_RETRYABLE = (PermanentError, EventDecodeError, ValidationError, ContractViolation)
 _DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError)
 
 
@@ -73,13 +95,20 @@ class ConsumerRuntime:
         topics: Sequence[str],
         handler: Handler,
         engine: AsyncEngine,
-        before_commit: BeforeCommit | None = None,
         inbox: Inbox,
-        producer: AIOKafkaProducer,
+        positions: ConsumerPositions,
+        producer: Any,
+        before_commit: BeforeCommit | None = None,
+        probe: LogProbe | None = None,
         max_attempts: int = 5,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         inbox_retention: timedelta = timedelta(days=14),
+        watch_interval: float = 3.0,
+        stuck_after: float = 30.0,
+        commit_timeout: float = 5.0,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
@@ -89,62 +118,146 @@ class ConsumerRuntime:
         self.engine = engine
         self.sessions = session_factory(engine)
         self.inbox = inbox
-        self.producer = producer
+        self.positions = positions
+        self.producer = as_source(producer)
+        self.probe = probe or LogProbe(bootstrap_servers, client_id=f"{group_id}-probe")
+        self._own_probe = probe is None
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.inbox_retention = inbox_retention
+        self.watch_interval = watch_interval
+        self.stuck_after = stuck_after
+        self.commit_timeout = commit_timeout
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
         self.dead_letter_topic = Topics.dead_letter(group_id)
         self._last_prune = 0.0
         self._attempts = 0
+        # Per partition: the last record applied (offset, fingerprint), as the database has it.
+        self._applied: dict[TopicPartition, tuple[int, str]] = {}
+        self._rewind: set[TopicPartition] = set()
+        self._rereading: set[TopicPartition] = set()
+        self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
+        self._stuck: dict[TopicPartition, float] = {}
+        self._missing_topics: list[str] = []
+        self._commit_failing_since: float | None = None
+        self._turned_at = time.monotonic()
+        self._busy = False
+
+    # --- readiness -------------------------------------------------------------------------------
+
+    def status(self) -> str | None:
+        """Why this group is not well, or None."""
+        problems = []
+        now = time.monotonic()
+        if self._missing_topics:
+            problems.append(f"topics missing on the broker: {', '.join(self._missing_topics)}")
+        if self._busy and now - self._turned_at > self.stuck_after:
+            problems.append(f"stuck: no message finished for {now - self._turned_at:.0f} s")
+        for tp, since in sorted(self._stuck.items()):
+            problems.append(f"stuck: {tp.topic}[{tp.partition}] has not moved for {now - since:.0f} s")
+        if self._rereading:
+            names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(self._rereading))
+            problems.append(f"healing: re-reading {names} from the beginning (the broker lost its log)")
+        if self._commit_failing_since is not None and now - self._commit_failing_since > self.watch_interval:
+            problems.append(f"offset commits failing for {now - self._commit_failing_since:.0f} s")
+        return "; ".join(problems) or None
+
+    # --- the loop --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = new_consumer(
-            self.bootstrap_servers, group_id=self.group_id, client_id=f"{self.group_id}-consumer", topics=self.topics
+            self.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-consumer",
+            auto_offset_reset="none",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
         )
+        consumer.subscribe(topics=self.topics, listener=_Positioner(self, consumer))
         await consumer.start()
         log.info("consumer started", extra={"group": self.group_id, "topics": self.topics})
+        watch = asyncio.create_task(self._watch(consumer, stop), name=f"{self.group_id}-watch")
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                await self._rewind_replaced(consumer)
+                try:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                except OffsetOutOfRangeError as exc:
+                    for tp, offset in dict(exc.args[0]).items():
+                        detected("offset_out_of_range", "offset out of range: reading the partition again",
+                                 group=self.group_id, partition=str(tp), offset=offset)  # fmt: skip
+                        self._rewind.add(tp)
+                    continue
+                except NoOffsetForPartitionError as exc:  # nothing applied, nothing committed: from the start
+                    await consumer.seek_to_beginning(*exc.args)
+                    continue
+                self._turned_at = time.monotonic()
                 for partition, messages in batches.items():
-                    if len(messages) == 1 or not await self._process_together(messages):
+                    self._busy = True
+                    if len(messages) == 1 or not await self._process_together(partition, messages):
                         for message in messages:
-                            await self._process(message, stop)
+                            await self._process(partition, message, stop)
+                    self._busy = False
+                    self._turned_at = time.monotonic()
                     await self._commit(consumer, partition, messages[-1].offset + 1)
                 await self._prune_if_due()
         except StoppedWhileWaiting:
             log.info("consumer stopped while the database was unavailable", extra={"group": self.group_id})
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await consumer.stop()
+            if self._own_probe:
+                await self.probe.stop()
+
+    async def _rewind_replaced(self, consumer: AIOKafkaConsumer) -> None:
+        rewind, self._rewind = self._rewind & consumer.assignment(), set()
+        if rewind:
+            await consumer.seek_to_beginning(*rewind)
+            for tp in rewind:
+                self._applied.pop(tp, None)
+                self._rereading.add(tp)
 
     async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
+        """Kafka's committed offsets serve lag tools; the position that counts is in the database, so a
+        commit the broker refuses (it forgot the topic) is reported, never waited on."""
         try:
-            await consumer.commit({partition: offset})
+            await asyncio.wait_for(consumer.commit({partition: offset}), self.commit_timeout)
         except (CommitFailedError, IllegalStateError) as exc:
-            # The partition moved to another member during the batch; it re-reads from the last commit
+            # The partition moved to another member during the batch; it re-reads from the last position
             # and the inbox turns the repeats into no-ops.
             log.warning("offset commit refused after rebalance", extra={"partition": str(partition), "error": str(exc)})
+        except (KafkaError, TimeoutError) as exc:
+            if self._commit_failing_since is None:
+                self._commit_failing_since = time.monotonic()
+                detected("commit_failing", "offset commit failing", group=self.group_id, error=repr(exc))
+        else:
+            self._commit_failing_since = None
 
-    async def _process(self, message: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> None:
+    # --- applying messages -----------------------------------------------------------------------
+
+    async def _process(self, partition: TopicPartition, message: Message, stop: asyncio.Event) -> None:
         started = time.perf_counter()
         with self._span(message) as span:
             self._attempts = 0
             try:
                 event = decode_kafka(message.headers or (), message.value)
                 span.set_attribute("messaging.message.id", event.id)
-                outcome = await self._apply_with_retries(event, stop)
+                outcome = await self._apply_with_retries(partition, message, event, stop)
             except (asyncio.CancelledError, StoppedWhileWaiting):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is parked, never lost
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._park(message, exc, max(self._attempts, 1), stop)
+                await self._save_position_alone(partition, message, stop)
                 outcome = "dead_lettered"
         CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
         CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
 
-    def _span(self, message: ConsumerRecord[bytes, bytes], event: CloudEvent | None = None) -> Any:
+    def _span(self, message: Message, event: CloudEvent | None = None) -> Any:
         """A ``process <topic>`` consumer span continuing the trace carried in the message's headers."""
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
@@ -166,7 +279,15 @@ class ConsumerRuntime:
     def _log_fields(self, event: CloudEvent) -> dict[str, Any]:
         return {"group": self.group_id, "event_id": event.id, "event_type": event.type, "subject": event.subject}
 
-    async def _process_together(self, messages: list[ConsumerRecord[bytes, bytes]]) -> bool:
+    async def _save_position(self, session: AsyncSession, partition: TopicPartition, message: Message) -> Position:
+        position = Position(message.offset + 1, fingerprint(message))
+        await self.positions.save(session, partition, position)
+        return position
+
+    def _remember(self, partition: TopicPartition, position: Position) -> None:
+        self._applied[partition] = (position.next_offset - 1, position.fingerprint)
+
+    async def _process_together(self, partition: TopicPartition, messages: list[Message]) -> bool:
         """The fast path: a partition's batch in one transaction. Any trouble (a record that is not a
         CloudEvent, a failing handler, a database error) rolls it all back and returns False, and the
         caller then takes the messages one by one, with retries and dead-lettering."""
@@ -189,17 +310,21 @@ class ConsumerRuntime:
                             outcomes.append("duplicate")
                 if self.before_commit is not None:
                     await self.before_commit(session)
+                position = await self._save_position(session, partition, messages[-1])
         except asyncio.CancelledError:
             raise
         except Exception:
             log.info("batch fell back to one-by-one processing", extra={"group": self.group_id}, exc_info=True)
             return False
+        self._remember(partition, position)
         for message, outcome in zip(messages, outcomes, strict=True):
             CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
         CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe((time.perf_counter() - started) / len(messages))
         return True
 
-    async def _apply_with_retries(self, event: CloudEvent, stop: asyncio.Event) -> str:
+    async def _apply_with_retries(
+        self, partition: TopicPartition, message: Message, event: CloudEvent, stop: asyncio.Event
+    ) -> str:
         """Handler failures are retried ``max_attempts`` times, then the message is parked. An unreachable
         database is not the message's fault: it holds the partition, retrying, until the database answers."""
         delay = self.backoff_initial
@@ -216,37 +341,55 @@ class ConsumerRuntime:
                 ):
                     with attempt:
                         self._attempts = attempt.retry_state.attempt_number
-                        return await self._apply(event)
+                        return await self._apply(partition, message, event)
             except _DATABASE_DOWN:
                 log.warning("database unavailable; holding the partition", extra={"group": self.group_id})
-                if stop.is_set():
-                    raise StoppedWhileWaiting from None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await self._wait_for_database(stop, delay)
                 delay = min(delay * 2, self.backoff_max)
         raise AssertionError("unreachable")
 
-    async def _apply(self, event: CloudEvent) -> str:
+    async def _wait_for_database(self, stop: asyncio.Event, delay: float) -> None:
+        if stop.is_set():
+            raise StoppedWhileWaiting from None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+    async def _apply(self, partition: TopicPartition, message: Message, event: CloudEvent) -> str:
         async with self.sessions() as session, session.begin():
-            if not await self.inbox.claim(session, event.id, event.type):
-                log.info("duplicate event skipped", extra={"event_id": event.id, "event_type": event.type})
-                return "duplicate"
-            await self.handler(event, session)
-            if self.before_commit is not None:
-                await self.before_commit(session)
+            claimed = await self.inbox.claim(session, event.id, event.type)
+            if claimed:
+                await self.handler(event, session)
+                if self.before_commit is not None:
+                    await self.before_commit(session)
+            position = await self._save_position(session, partition, message)
+        self._remember(partition, position)
+        if not claimed:
+            log.info("duplicate event skipped", extra={"event_id": event.id, "event_type": event.type})
+            return "duplicate"
         log.info("event processed", extra=self._log_fields(event))
         return "processed"
 
-    async def _park(
-        self, message: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int, stop: asyncio.Event
-    ) -> None:
+    async def _save_position_alone(self, partition: TopicPartition, message: Message, stop: asyncio.Event) -> None:
+        """After parking a message: the partition moves past it, in a transaction of its own."""
+        delay = self.backoff_initial
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    position = await self._save_position(session, partition, message)
+                self._remember(partition, position)
+                return
+            except _DATABASE_DOWN:
+                await self._wait_for_database(stop, delay)
+                delay = min(delay * 2, self.backoff_max)
+
+    async def _park(self, message: Message, error: BaseException, attempts: int, stop: asyncio.Event) -> None:
         record = dead_letter_record(
             message, dlq_topic=self.dead_letter_topic, group=self.group_id, error=error, attempts=attempts
         )
         delay = self.backoff_initial
         while True:
             try:
-                await publish_all(self.producer, [record])
+                await publish_all(await self.producer.get(), [record])
                 break
             except KafkaError:
                 # Without the dead letter safely stored the offset must not move: keep trying.
@@ -279,3 +422,101 @@ class ConsumerRuntime:
             return
         if pruned:
             log.info("inbox pruned", extra={"group": self.group_id, "rows": pruned})
+
+    # --- positions ---------------------------------------------------------------------------------
+
+    async def position(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Called on assignment: resume where the database says, if the broker still holds that record."""
+        saved = await self.positions.load(self.engine, assigned)
+        for tp in sorted(assigned):
+            self._moved_at.pop(tp, None)
+            position = saved.get(tp)
+            if position is None:
+                continue  # never applied anything here: Kafka's committed offset, or the beginning
+            seen = await self.probe.holds(tp, position.next_offset - 1, position.fingerprint)
+            if seen is Seen.ABSENT:
+                detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
+                         group=self.group_id, partition=str(tp), next_offset=position.next_offset)  # fmt: skip
+                await consumer.seek_to_beginning(tp)
+                self._applied.pop(tp, None)
+                self._rereading.add(tp)
+                continue
+            # Held, or the broker did not answer: resume from the database; the watch asks again.
+            consumer.seek(tp, position.next_offset)
+            self._applied[tp] = (position.next_offset - 1, position.fingerprint)
+
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self._applied.pop(tp, None)
+            self._rereading.discard(tp)
+            self._stuck.pop(tp, None)
+            self._moved_at.pop(tp, None)
+
+    # --- the watch ---------------------------------------------------------------------------------
+
+    async def _watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._look(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer watch failed", extra={"group": self.group_id})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.watch_interval)
+
+    async def _look(self, consumer: AIOKafkaConsumer) -> None:
+        topics = await self.probe.topics()
+        if topics is None:
+            return  # the broker does not answer: readiness says so through its own check
+        missing = [t for t in self.topics if t not in topics]
+        if missing and not self._missing_topics:
+            detected("topic_missing", "subscribed topics vanished from the broker", group=self.group_id, topics=missing)
+        if self._missing_topics and not missing:
+            # The topics are back (created again): fetch metadata now, not at the next periodic refresh.
+            await consumer._client.force_metadata_update()
+        self._missing_topics = missing
+        oldest_unread_ms: int | None = None
+        now = time.monotonic()
+        for tp in sorted(consumer.assignment()):
+            applied = self._applied.get(tp)
+            if applied is not None and await self.probe.holds(tp, applied[0], applied[1]) is Seen.ABSENT:
+                detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
+                         group=self.group_id, partition=str(tp), offset=applied[0])  # fmt: skip
+                self._rewind.add(tp)
+                continue
+            end = await self.probe.true_end(tp)
+            if end is None:
+                continue
+            next_offset = applied[0] + 1 if applied is not None else 0
+            lag = max(0, end - next_offset) if tp not in self._rewind else end
+            CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(lag)
+            if lag == 0:
+                self._rereading.discard(tp)
+                self._stuck.pop(tp, None)
+                self._moved_at[tp] = (next_offset, now)
+                continue
+            unread = await self.probe.record_at(tp, next_offset)
+            if unread.timestamp_ms is not None:
+                oldest_unread_ms = min(oldest_unread_ms or unread.timestamp_ms, unread.timestamp_ms)
+            last_offset, since = self._moved_at.get(tp, (None, now))
+            if last_offset != next_offset:
+                self._moved_at[tp] = (next_offset, now)
+                self._stuck.pop(tp, None)
+            elif now - since > self.stuck_after:
+                self._stuck[tp] = since
+        CONSUMER_OLDEST_UNREAD_AGE.labels(self.group_id).set(
+            max(0.0, time.time() - oldest_unread_ms / 1000) if oldest_unread_ms is not None else 0.0
+        )
+
+
+class _Positioner(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: ConsumerRuntime, consumer: AIOKafkaConsumer) -> None:
+        self.runtime = runtime
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.runtime.forget(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.runtime.position(self.consumer, set(assigned))

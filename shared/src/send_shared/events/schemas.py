@@ -6,8 +6,10 @@ free text. The child is known only by a keyed pseudonymous reference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -113,3 +115,45 @@ class ClockAlertV1(EventPayload):
     breach_date: date = Field(description="First date on which the wait exceeds the target.")
     waiting_days: int = Field(description="Waiting days on the date the alert was raised.")
     raised_on: date = Field(description="Europe/London date the alert was raised.")
+
+
+class ContractViolation(ValueError):
+    """An event whose attributes disagree with its data (type, subject or version): never worth retrying."""
+
+
+EventPayloadV1 = ReferralEventV1 | ClockAlertV1 | ServiceV1 | OrganisationV1
+SCHEMAS: dict[str, type[EventPayloadV1]] = {
+    **dict.fromkeys(REFERRAL_EVENT_TYPES, ReferralEventV1),
+    CLOCK_BREACH_IMMINENT: ClockAlertV1,
+    CLOCK_BREACHED: ClockAlertV1,
+    SERVICE_UPSERTED: ServiceV1,
+    ORGANISATION_UPSERTED: OrganisationV1,
+}
+
+
+def validated_payload(
+    event_type: str, data: Mapping[str, Any], *, subject: str | None, extensions: Mapping[str, str]
+) -> EventPayloadV1 | None:
+    """The event's data checked against its type's schema, and against the event's own attributes;
+    None for a type outside this contract. Raises ``pydantic.ValidationError`` or ``ContractViolation``.
+    Consumers act only on what this returns: fields a schema does not know never go further."""
+    schema = SCHEMAS.get(event_type)
+    if schema is None:
+        return None
+    payload = schema.model_validate(data)
+    check_attributes(event_type, payload, subject=subject, extensions=extensions)
+    return payload
+
+
+def check_attributes(
+    event_type: str, payload: EventPayloadV1, *, subject: str | None, extensions: Mapping[str, str]
+) -> None:
+    """The CloudEvent's type, subject and ``referralversion`` must say what its data says."""
+    if isinstance(payload, ReferralEventV1):
+        if event_type != referral_event_type(payload.status):
+            raise ContractViolation(f"type {event_type} carries status {payload.status.value}")
+        version = extensions.get("referralversion")
+        if version is not None and version != str(payload.version):
+            raise ContractViolation(f"referralversion {version} disagrees with data version {payload.version}")
+    if isinstance(payload, ReferralEventV1 | ClockAlertV1) and subject is not None and subject != payload.referral_id:
+        raise ContractViolation(f"subject {subject} is not referral {payload.referral_id}")

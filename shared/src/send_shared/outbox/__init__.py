@@ -1,7 +1,8 @@
-"""Transactional outbox: write the event in the state change's transaction; a relay publishes it."""
+"""Transactional outbox: write the event in the state change's transaction; a relay publishes it; the
+event store keeps every event, so what the broker forgets is published again."""
 
 from send_shared.outbox.relay import OutboxRelay
-from send_shared.outbox.table import define_outbox_table
+from send_shared.outbox.table import OutboxTables, define_outbox_tables
 from send_shared.outbox.writer import OutboxWriter
 
-__all__ = ["OutboxRelay", "OutboxWriter", "define_outbox_table"]
+__all__ = ["OutboxRelay", "OutboxTables", "OutboxWriter", "define_outbox_tables"]

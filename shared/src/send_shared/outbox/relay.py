@@ -16,6 +16,12 @@ Correctness notes
   commit order. Relays take turns rather than share the work: more relays add
   availability, not throughput.
 - SQLite runs a single relay; SQLite serialises writers, so the same reasoning holds.
+- The broker forgetting: each acknowledgement says where the record landed; the relay keeps the
+  newest acknowledged offset of each partition (``published_heads``, read at the start of its
+  transaction). On an intact log every offset handed out later is higher than every offset handed
+  out earlier, so an acknowledgement at or below the head means the partition lost records (a
+  restarted broker, a topic deleted and created again, a truncated log). The batch is then not
+  marked sent, and ``on_loss`` (the healer) puts what was lost back on the queue.
 """
 
 from __future__ import annotations
@@ -23,52 +29,74 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Table, delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from send_shared.db import as_utc
+from send_shared.db import as_utc, upsert_insert
+from send_shared.health import detected
 from send_shared.kafka import OutgoingRecord, publish_all
+from send_shared.kafka_link import as_source
 from send_shared.metrics import OUTBOX_COMMIT_TO_PUBLISH, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
-from send_shared.outbox.table import SHARDS
+from send_shared.outbox.table import SHARDS, OutboxTables
 from send_shared.outbox.writer import DEFAULT_CHANNEL
 from send_shared.telemetry import PROPAGATOR, TRACE_HEADERS, context_from_mapping
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("send_shared.outbox")
 
-_ADVISORY_NAMESPACE = 0x5E0D  # first key of pg_try_advisory_xact_lock(int, int); the shard is the second
+ADVISORY_NAMESPACE = 0x5E0D  # first key of pg_try_advisory_xact_lock(int, int); the shard is the second
 _PRUNE_EVERY = timedelta(minutes=10)
+LostPartitions = dict[str, set[int]]  # topic -> partitions
+OnLoss = Callable[[LostPartitions, str], Awaitable[object]]
+
+
+class LostRecords(Exception):
+    """The broker acknowledged records at offsets it had already handed out: it lost what was there."""
+
+    def __init__(self, lost: LostPartitions) -> None:
+        super().__init__(f"broker lost records of {sorted((t, sorted(p)) for t, p in lost.items())}")
+        self.lost = lost
 
 
 class OutboxRelay:
     def __init__(
         self,
         engine: AsyncEngine,
-        table: Table,
-        producer: AIOKafkaProducer,
+        tables: OutboxTables,
+        producer: Any,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.2,
         retention: timedelta = timedelta(days=7),
         notify_channel: str = DEFAULT_CHANNEL,
+        on_loss: OnLoss | None = None,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self.engine = engine
-        self.table = table
-        self.producer = producer
+        self.tables = tables
+        self.producer = as_source(producer)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.retention = retention
         self.notify_channel = notify_channel
+        self.on_loss = on_loss
+        # Held for a whole cycle; the healer takes it too, so the two never interleave in one process.
+        self.lock = lock or asyncio.Lock()
         self._wake = asyncio.Event()
         self._postgres = engine.dialect.name == "postgresql"
         self._last_prune = datetime.min.replace(tzinfo=UTC)
+
+    def wake(self) -> None:
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = await self._listen() if self._postgres else None
@@ -84,6 +112,18 @@ class OutboxRelay:
                     failures = 0
                 except asyncio.CancelledError:
                     raise
+                except LostRecords as lost:
+                    detected("publish_regression", "broker acknowledged offsets it had handed out before",
+                             lost={t: sorted(p) for t, p in lost.lost.items()})  # fmt: skip
+                    if self.on_loss is None:
+                        raise
+                    try:
+                        await self.on_loss(lost.lost, "acknowledged offsets went back")
+                    except Exception:
+                        # Not healed yet: the next cycle publishes again, finds the loss again, tries again.
+                        log.exception("healing after a broker loss failed; trying again")
+                        await _sleep_or_stop(stop, 1.0)
+                    continue
                 except Exception:
                     failures += 1
                     OUTBOX_PUBLISH_FAILURES.inc()
@@ -97,17 +137,26 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published."""
-        async with self.engine.begin() as conn:
+        async with self.lock, self.engine.begin() as conn:
             shards = await self._take_shards(conn) if self._postgres else None
             if shards == []:
                 return 0
             rows = (await conn.execute(self._claim_query(shards))).mappings().all()
             if not rows:
                 return 0
-            await publish_all(self.producer, self._traced_records(rows))
+            heads = await self._heads(conn, {row["topic"] for row in rows})
+            producer = await self.producer.get()
+            acks = await publish_all(producer, self._traced_records(rows))
+            lost: LostPartitions = defaultdict(set)
+            for ack in acks:
+                head = heads.get((ack.topic, ack.partition))
+                if head is not None and ack.offset <= head:
+                    lost[ack.topic].add(ack.partition)
+            if lost:
+                raise LostRecords(dict(lost))
             now = datetime.now(UTC)
-            ids = [row["id"] for row in rows]
-            await conn.execute(update(self.table).where(self.table.c.id.in_(ids)).values(sent_at=now))
+            await self._mark_sent(conn, rows, acks, now)
+            await self._advance_heads(conn, rows, acks, now)
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
             OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - as_utc(row["created_at"])).total_seconds()))
@@ -119,18 +168,77 @@ class OutboxRelay:
         on one row and succeed on a later row of the same shard, skipping the earlier event."""
         result = await conn.execute(
             text("SELECT s FROM generate_series(0, :last) AS s WHERE pg_try_advisory_xact_lock(:ns, s)"),
-            {"last": SHARDS - 1, "ns": _ADVISORY_NAMESPACE},
+            {"last": SHARDS - 1, "ns": ADVISORY_NAMESPACE},
         )
         return list(result.scalars())
 
     def _claim_query(self, shards: list[int] | None) -> Any:
-        t = self.table
-        query = select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload, t.c.created_at).where(
-            t.c.sent_at.is_(None)
+        q, s = self.tables.queue, self.tables.store
+        query = (
+            select(q.c.position, q.c.topic, q.c.created_at, s.c.event_id, s.c.message_key, s.c.headers, s.c.payload)
+            .join(s, s.c.position == q.c.position)
+            .where(q.c.sent_at.is_(None))
         )
         if shards is not None:
-            query = query.where(t.c.shard.in_(shards)).with_for_update(skip_locked=True)
-        return query.order_by(t.c.id).limit(self.batch_size)
+            query = query.where(q.c.shard.in_(shards)).with_for_update(of=q, skip_locked=True)
+        return query.order_by(q.c.position).limit(self.batch_size)
+
+    async def _heads(self, conn: AsyncConnection, topics: set[str]) -> dict[tuple[str, int], int]:
+        h = self.tables.heads
+        rows = await conn.execute(select(h.c.topic, h.c.partition, h.c.offset).where(h.c.topic.in_(topics)))
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    async def _mark_sent(
+        self, conn: AsyncConnection, rows: Sequence[Any], acks: Sequence[RecordMetadata], now: datetime
+    ) -> None:
+        q = self.tables.queue
+        if self._postgres:
+            await conn.execute(
+                text(
+                    f'UPDATE {q.name} SET sent_at = :now, partition = v.partition, "offset" = v.off '  # noqa: S608 - table name from our metadata
+                    "FROM unnest(CAST(:positions AS bigint[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[])) "
+                    f"AS v(position, partition, off) WHERE {q.name}.position = v.position"
+                ),
+                {
+                    "now": now,
+                    "positions": [row["position"] for row in rows],
+                    "partitions": [ack.partition for ack in acks],
+                    "offsets": [ack.offset for ack in acks],
+                },
+            )
+            return
+        await conn.execute(
+            update(q)
+            .where(q.c.position == bindparam("b_position"))
+            .values(sent_at=bindparam("b_now"), partition=bindparam("b_partition"), offset=bindparam("b_offset")),
+            [
+                {"b_position": row["position"], "b_now": now, "b_partition": ack.partition, "b_offset": ack.offset}
+                for row, ack in zip(rows, acks, strict=True)
+            ],
+        )
+
+    async def _advance_heads(
+        self, conn: AsyncConnection, rows: Sequence[Any], acks: Sequence[RecordMetadata], now: datetime
+    ) -> None:
+        newest: dict[tuple[str, int], tuple[int, str]] = {}
+        for row, ack in zip(rows, acks, strict=True):
+            key = (ack.topic, ack.partition)
+            if key not in newest or newest[key][0] < ack.offset:
+                newest[key] = (ack.offset, row["event_id"])
+        h = self.tables.heads
+        stmt = upsert_insert(conn)(h)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[h.c.topic, h.c.partition],
+            set_={"offset": stmt.excluded.offset, "event_id": stmt.excluded.event_id, "updated_at": now},
+            where=h.c.offset < stmt.excluded.offset,
+        )
+        await conn.execute(
+            stmt,
+            [
+                {"topic": topic, "partition": partition, "offset": offset, "event_id": event_id, "updated_at": now}
+                for (topic, partition), (offset, event_id) in newest.items()
+            ],
+        )
 
     def _traced_records(self, rows: Any) -> list[OutgoingRecord]:
         records = []
@@ -163,12 +271,14 @@ class OutboxRelay:
         return records
 
     async def _prune_if_due(self) -> None:
+        """Sent queue rows go after the retention period; the event store keeps every event."""
         now = datetime.now(UTC)
         if now - self._last_prune < _PRUNE_EVERY:
             return
         self._last_prune = now
+        q = self.tables.queue
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(self.table).where(self.table.c.sent_at < now - self.retention))
+            result = await conn.execute(delete(q).where(q.c.sent_at < now - self.retention))
         if result.rowcount:
             log.info("outbox pruned", extra={"rows": result.rowcount})
 

@@ -1,4 +1,4 @@
-"""Operational endpoints: /healthz (process alive), /readyz (database and broker answer), /metrics."""
+"""Operational endpoints: /healthz (process alive), /readyz (dependencies answer and no part is stuck), /metrics."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from send_shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+def ops_router(checks: Mapping[str, ReadinessCheck], report: Callable[[], Mapping[str, str | None]]) -> APIRouter:
+    """``checks`` ask the database and the broker; ``report`` says what each worker knows of itself
+    (None when well, else why not: stuck, healing, failing)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -25,13 +27,16 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
         return {"status": "ok"}
 
     @router.get(
-        "/readyz", summary="Readiness: database and broker answer", responses={503: {"description": "not ready"}}
+        "/readyz",
+        summary="Readiness: database and broker answer, and nothing is stuck, healing or failing",
+        responses={503: {"description": "not ready; each check that is not `ok` says why"}},
     )
     async def readyz() -> JSONResponse:
         names = list(checks)
         results = await asyncio.gather(*(_safe(checks[name]) for name in names))
         status = dict(zip(names, ("ok" if ok else "down" for ok in results), strict=True))
-        ready = all(results)
+        status.update({name: problem or "ok" for name, problem in report().items()})
+        ready = all(value == "ok" for value in status.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": status}, status_code=200 if ready else 503
         )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from send_shared.consumer.positions import define_positions_table
 from send_shared.db import service_metadata
 from send_shared.inbox import define_inbox_table
 
@@ -124,4 +125,25 @@ emails = Table(
     Index("ix_emails_due", "status", "next_attempt_at"),
 )
 
+# Per referral, the last version sent on to endpoints and email; and versions that came early, held
+# until the versions before them are in (domain/ordering.py).
+referral_versions = Table(
+    "referral_versions",
+    metadata,
+    Column("referral_id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+held_events = Table(
+    "held_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("referral_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("held_at", DateTime(timezone=True), nullable=False),
+    Index("ix_held_events_referral", "referral_id", "version"),
+    Index("ix_held_events_held_at", "held_at"),
+)
+
 inbox = define_inbox_table(metadata)
+positions = define_positions_table(metadata)

@@ -61,6 +61,10 @@ class WebhookClient:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 
+    @property
+    def closed(self) -> bool:
+        return self.http.is_closed
+
     async def close(self) -> None:
         await self.http.aclose()
 

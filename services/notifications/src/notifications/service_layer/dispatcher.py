@@ -51,15 +51,18 @@ class Dispatcher:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        client: WebhookClient,
+        client_factory: Callable[[], WebhookClient],
         *,
         poll_interval: float = 0.2,
         on_disabled: EndpointDisabled | None = None,
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
         per_endpoint: int = 8,
+        stuck_after: float = 60.0,
     ) -> None:
         self.sessions = sessions
-        self.client = client
+        self.client_factory = client_factory
+        self.client = client_factory()  # replaced by a fresh one at each run: a restarted worker gets its own
+        self.stuck_after = stuck_after
         self.poll_interval = poll_interval
         self.on_disabled = on_disabled
         self.retry_delays = retry_delays
@@ -68,8 +71,22 @@ class Dispatcher:
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._backlog_read_at = -math.inf
         self._endpoint_views: dict[str, tuple[float, dict[str, Any] | None]] = {}  # id -> (read at, row)
+        self._attempted_at = time.monotonic()
+        self._due_since: float | None = None  # when the oldest delivery now due fell due (monotonic clock)
+
+    def status(self) -> str | None:
+        """Stuck when deliveries have been due for a while and no attempt was recorded meanwhile."""
+        now = time.monotonic()
+        if self._due_since is None or now - self._due_since < self.stuck_after:
+            return None
+        if now - self._attempted_at < self.stuck_after:
+            return None
+        return f"stuck: deliveries due for {now - self._due_since:.0f} s and none attempted"
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.client.closed:
+            self.client = self.client_factory()
+        self._attempted_at = time.monotonic()
         try:
             while not stop.is_set():
                 self.wake.clear()
@@ -88,21 +105,25 @@ class Dispatcher:
                 for lane in hung:
                     lane.cancel()
                 await asyncio.gather(*hung, return_exceptions=True)
+            await self.client.close()
 
     async def _endpoints_with_due_work(self) -> list[str]:
         now = datetime.now(UTC)
         query = (
-            select(deliveries.c.endpoint_id)
+            select(deliveries.c.endpoint_id, func.min(deliveries.c.next_attempt_at))
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
             .where(
                 deliveries.c.status == "pending",
                 deliveries.c.next_attempt_at <= now,
                 endpoints.c.status == EndpointStatus.ACTIVE.value,
             )
-            .distinct()
+            .group_by(deliveries.c.endpoint_id)
         )
         async with self.sessions() as session:
-            return list((await session.execute(query)).scalars())
+            rows = (await session.execute(query)).all()
+        oldest = min((as_utc(due) for _, due in rows), default=None)
+        self._due_since = None if oldest is None else time.monotonic() - max(0.0, (now - oldest).total_seconds())
+        return [endpoint_id for endpoint_id, _ in rows]
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
@@ -198,6 +219,7 @@ class Dispatcher:
             attempt.status_code, attempts_made, now, retry_after_header=attempt.retry_after, delays=self.retry_delays
         )
         ATTEMPTS.labels(result.outcome.value).inc()
+        self._attempted_at = time.monotonic()
         values: dict[str, Any] = {"attempts": attempts_made}
         if result.outcome is Outcome.SUCCEEDED:
             values.update(status="succeeded", succeeded_at=now, next_attempt_at=None)

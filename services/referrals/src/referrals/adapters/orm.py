@@ -16,8 +16,11 @@ from sqlalchemy import (
     Text,
 )
 
+from send_shared.consumer.positions import define_positions_table
 from send_shared.db import service_metadata
-from send_shared.outbox import define_outbox_table
+from send_shared.inbox import define_inbox_table
+from send_shared.outbox import define_outbox_tables
+from send_shared.store_replay import define_replay_requests_table
 
 metadata = service_metadata()
 
@@ -137,4 +140,10 @@ directory_services = Table(
     Index("ix_directory_services_organisation", "organisation_id"),
 )
 
-outbox = define_outbox_table(metadata)
+# Every event published (the store, never pruned), the publish queue and the newest record per partition.
+outbox = define_outbox_tables(metadata)
+# Requests for a store replay (a consumer rebuilding its projection asks for every event ever published),
+# recorded by this service's one consumer, with its inbox and positions.
+store_replay_requests = define_replay_requests_table(metadata)
+inbox = define_inbox_table(metadata)
+positions = define_positions_table(metadata)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table
 
+from send_shared.consumer.positions import define_positions_table
 from send_shared.db import service_metadata
 from send_shared.inbox import define_inbox_table
-from send_shared.outbox import define_outbox_table
+from send_shared.outbox import define_outbox_tables
 
 metadata = service_metadata()
 
@@ -172,4 +173,6 @@ alerts_sent = Table(
 )
 
 inbox = define_inbox_table(metadata)
-outbox = define_outbox_table(metadata)
+positions = define_positions_table(metadata)
+# Every alert published (the store, never pruned), the publish queue and the newest record per partition.
+outbox = define_outbox_tables(metadata)

@@ -13,6 +13,12 @@ from waitlists.adapters.orm import organisations, referral_changes, referrals, s
 from waitlists.domain.timeline import business_date
 
 
+async def latest_version(session: AsyncSession, referral_id: str) -> int:
+    """The newest version of the referral held (0 when none)."""
+    found = await session.execute(select(referrals.c.latest_version).where(referrals.c.referral_id == referral_id))
+    return int(found.scalar() or 0)
+
+
 async def record_referral_change(session: AsyncSession, data: ReferralEventV1) -> None:
     await record_referral_changes(session, [data])
 

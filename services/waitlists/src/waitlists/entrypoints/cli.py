@@ -2,30 +2,64 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 from send_shared.db import create_engine
 from send_shared.events.topics import Topics
+from send_shared.kafka import group_members
 from send_shared.service import service_cli
+from send_shared.store_replay import IncompleteReplay, delete_topic, request_replay
+from waitlists.entrypoints.consumers import CONSUMER_GROUP
 from waitlists.settings import WaitlistsSettings
 
+REBUILD_HELP = "rebuild the projection from the referrals service's event store (consumer stopped)"
 
-def rebuild(settings: WaitlistsSettings) -> None:
+
+def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
+    from waitlists.service_layer.rebuild import RebuildRefused
     from waitlists.service_layer.rebuild import rebuild as run
 
-    async def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="waitlists rebuild",
+        description="Rebuild the projection from every event the referrals service ever published (a store "
+        "replay), with the waitlists consumer stopped.",
+    )
+    parser.add_argument("--allow-fewer", action="store_true",
+                        help="replace the projection even if the replay holds fewer referrals than it")  # fmt: skip
+    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for referrals to answer")
+    args = parser.parse_args(argv)
+    bootstrap = settings.kafka_bootstrap_servers
+
+    async def main() -> int:
+        if members := await group_members(bootstrap, CONSUMER_GROUP):
+            print(f"rebuild refused: the {CONSUMER_GROUP} consumer group has {members} members; stop its "
+                  "consumers first (RUN_WORKERS=false)", file=sys.stderr)  # fmt: skip
+            return 2
+        request = await request_replay(
+            bootstrap, producer="referrals", topic=Topics.REFERRAL_EVENTS, requested_by=settings.service_name,
+            partitions=settings.kafka_topic_partitions,
+        )  # fmt: skip
         engine = create_engine(settings.database_url)
         try:
             report = await run(
-                engine, bootstrap_servers=settings.kafka_bootstrap_servers, topic=Topics.REFERRAL_EVENTS,
+                engine, bootstrap_servers=bootstrap, reply_topic=request.reply_topic, request_id=request.request_id,
+                allow_fewer=args.allow_fewer, idle_timeout=args.wait,
             )  # fmt: skip
+        except (RebuildRefused, IncompleteReplay, TimeoutError) as exc:
+            print(f"rebuild refused: {exc}", file=sys.stderr)
+            return 1
         finally:
             await engine.dispose()
-        print(json.dumps({"events": report.events, "skipped": report.skipped, "seconds": round(report.seconds, 2)}))
+            await delete_topic(bootstrap, request.reply_topic)
+        print(json.dumps({"events": report.events, "skipped": report.skipped, "referrals": report.referrals,
+                          "seconds": round(report.seconds, 2)}))  # fmt: skip
+        return 0
 
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,5 +72,5 @@ def main(argv: list[str] | None = None) -> None:
         settings_factory=WaitlistsSettings,
         app_factory=build_app,
         migrations=Path(__file__).resolve().parents[1] / "migrations",
-        extra={"rebuild": ("replay the referral topic into emptied projection tables (consumer stopped)", rebuild)},
+        extra={"rebuild": (REBUILD_HELP, rebuild)},
     )

@@ -1,33 +1,41 @@
 """Consumer of referrals.events.v1: folds referral and directory events into the projection.
 
-The facts of the children and services an event touched are re-derived once per transaction,
-just before it commits (``facts.refresh_marked``), so a batch of events for one child costs one
-refresh and the facts never disagree with the timelines they come from."""
+Every event is checked against its schema and its own attributes first (``validated_payload``); a
+violation raises and the consumer parks the event. The facts of the children and services an event
+touched are re-derived once per transaction, just before it commits (``facts.refresh_marked``), so a
+batch of events for one child costs one refresh and the facts never disagree with the timelines they
+come from. The projection does not depend on arrival order; a referral version that arrives while an
+earlier one is missing (the broker lost it and it is being published again) is counted and logged."""
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared.events.envelope import CloudEvent
-from send_shared.events.schemas import (
-    ORGANISATION_UPSERTED,
-    REFERRAL_EVENT_TYPES,
-    SERVICE_UPSERTED,
-    OrganisationV1,
-    ReferralEventV1,
-    ServiceV1,
-)
+from send_shared.events.schemas import OrganisationV1, ReferralEventV1, ServiceV1, validated_payload
+from send_shared.metrics import CONSUMER_VERSION_GAPS
 from waitlists.adapters import facts, projection
+
+log = logging.getLogger(__name__)
+CONSUMER_GROUP = "waitlists"
 
 
 async def on_referral_event(event: CloudEvent, session: AsyncSession) -> None:
-    if event.type in REFERRAL_EVENT_TYPES:
-        change = ReferralEventV1.model_validate(event.data)
-        await projection.record_referral_change(session, change)
-        facts.mark_child(session, change.child_ref)
-    elif event.type == SERVICE_UPSERTED:
-        service = ServiceV1.model_validate(event.data)
-        if await projection.record_service(session, service):
-            facts.mark_service(session, service.service_id)
-    elif event.type == ORGANISATION_UPSERTED:
-        await projection.record_organisation(session, OrganisationV1.model_validate(event.data))
+    payload = validated_payload(event.type, event.data, subject=event.subject, extensions=event.extensions)
+    if isinstance(payload, ReferralEventV1):
+        held = await projection.latest_version(session, payload.referral_id)
+        if payload.version > held + 1:
+            CONSUMER_VERSION_GAPS.labels(CONSUMER_GROUP).inc()
+            log.warning(
+                "referral version arrived before an earlier one",
+                extra={"referral_id": payload.referral_id, "version": payload.version, "held": held},
+            )
+        await projection.record_referral_change(session, payload)
+        facts.mark_child(session, payload.child_ref)
+    elif isinstance(payload, ServiceV1):
+        if await projection.record_service(session, payload):
+            facts.mark_service(session, payload.service_id)
+    elif isinstance(payload, OrganisationV1):
+        await projection.record_organisation(session, payload)

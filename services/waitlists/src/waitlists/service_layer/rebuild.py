@@ -1,17 +1,20 @@
-"""Rebuild: replay the referral topic from the beginning into the projection tables.
+"""Rebuild: the projection made again from every event the referrals service ever published.
 
-Run it with the service's consumer stopped (``RUN_WORKERS=false`` or the service down).
-The whole topic is read and folded in memory first (``replay.ReplayFold``: the live consumer's
-rules, without a query per event); then one transaction empties the projection tables, writes
-every row with ``COPY`` in referral id order, derives every referral's facts from the folded
-timelines, and builds the secondary indexes after the load (cheaper than keeping them up
-row by row). Readers never see a half-built projection: on PostgreSQL they wait for the load
-(it holds the tables' locks; a minute or two at national size), then see all of the new one.
-The rebuild waits at most ``LOCK_WAIT`` for readers already in the tables, then gives up.
-The consumer group's inbox is left as it is: every write of this projection is idempotent,
-so an event the live consumer meets again after a rebuild changes nothing.
-Alerts already raised (``alerts_sent``) and the outbox are kept: a rebuild never raises an
-alert twice.
+The source is the producer's event store, never a topic that may have forgotten: the rebuild asks
+referrals for a store replay (``send_shared.store_replay``) and reads the reply to its end markers,
+which say how many events each partition must hold; a reply short of one event is refused. The
+events are folded in memory first (``replay.ReplayFold``: the live consumer's rules, without a query
+per event). A rebuild that would hold fewer referrals than the projection it replaces refuses too,
+unless told it may (the projection may hold referrals the store does not, only if something is wrong).
+
+Run it with the service's consumer stopped (``RUN_WORKERS=false``, or the workers scaled to 0): the
+command refuses while the consumer group has members. The API may keep serving: on PostgreSQL the new
+tables are built beside the live ones, in a schema of their own, indexed and analysed, then swapped in
+by renames in one short transaction, so readers wait only for the swap, never for the build. On SQLite
+the load is one transaction, and readers (WAL) keep reading the old tables until it commits.
+The consumer group's inbox and positions are left as they are: every write of this projection is
+idempotent, so an event the consumer meets again after a rebuild changes nothing.
+Alerts already raised (``alerts_sent``) and the outbox are kept: a rebuild never raises an alert twice.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.schema import CreateTable
 
 from send_shared.db import bulk_insert
-from send_shared.kafka import fetch_to_end
+from send_shared.store_replay import read_replay
 from waitlists.adapters import facts
 from waitlists.adapters.orm import (
     FACT_TABLES,
@@ -45,12 +48,19 @@ log = logging.getLogger(__name__)
 PROJECTION = (referral_changes, referrals, services, organisations, *FACT_TABLES)
 _CHUNK = 5_000  # referrals per round of COPY
 LOCK_WAIT = timedelta(seconds=30)
+BUILD_SCHEMA = "waitlists_rebuild"
+RETIRED_SCHEMA = "waitlists_retired"
+
+
+class RebuildRefused(Exception):
+    """The rebuild would lose what the projection holds; nothing was changed."""
 
 
 @dataclass(frozen=True)
 class RebuildReport:
     events: int
     skipped: int
+    referrals: int
     seconds: float
 
 
@@ -65,30 +75,43 @@ async def backfill_facts(sessions: async_sessionmaker[AsyncSession]) -> None:
         )
 
 
-async def _refresh_statistics(engine: AsyncEngine) -> None:
-    """The planner knew the tables empty; on PostgreSQL, VACUUM also marks the pages all-visible, which
-    lets the covering indexes answer figure reads without touching the tables."""
-    command = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
-    async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        for table in PROJECTION:
-            await autocommit.execute(text(f"{command} {table.name}"))
-
-
-async def rebuild(engine: AsyncEngine, *, bootstrap_servers: str, topic: str, batch: int = 5000) -> RebuildReport:
+async def rebuild(
+    engine: AsyncEngine,
+    *,
+    bootstrap_servers: str,
+    reply_topic: str,
+    request_id: str | None = None,
+    allow_fewer: bool = False,
+    idle_timeout: float = 60.0,
+) -> RebuildReport:
+    """Folds the store replay on ``reply_topic`` and puts the result in place of the projection."""
     started = time.perf_counter()
     fold = ReplayFold()
     with _no_cycle_collection():
-        await _read(fold, bootstrap_servers, topic, batch)
+        await read_replay(bootstrap_servers, reply_topic, fold.add, request_id=request_id, idle_timeout=idle_timeout)
         events, skipped, folded = fold.events, fold.skipped, fold.result()
         del fold
-        async with engine.begin() as conn:
-            await _load(conn, folded)
+        held = await _referrals_held(engine)
+        if len(folded.referrals) < held and not allow_fewer:
+            raise RebuildRefused(
+                f"the store replay holds {len(folded.referrals)} referrals and the projection {held}: "
+                "rebuilding would lose referrals (allow it only if the projection is known to be wrong)"
+            )
+        count = len(folded.referrals)
+        if engine.dialect.name == "postgresql":
+            await _build_beside_and_swap(engine, folded)
+        else:
+            await _load_in_place(engine, folded)
         del folded  # gigabytes at national size: not held through VACUUM
-    await _refresh_statistics(engine)
-    report = RebuildReport(events, skipped, time.perf_counter() - started)
-    log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "seconds": round(report.seconds, 2)})
+    report = RebuildReport(events, skipped, count, time.perf_counter() - started)
+    log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "referrals": count,
+                                          "seconds": round(report.seconds, 2)})  # fmt: skip
     return report
+
+
+async def _referrals_held(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(referrals))).scalar_one())
 
 
 @contextmanager
@@ -105,33 +128,52 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-async def _read(fold: ReplayFold, bootstrap_servers: str, topic: str, batch: int) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                max_poll_records=batch, fetch_max_bytes=64 * 1024 * 1024, fetch_max_wait_ms=50)  # fmt: skip
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        async for fetched in fetch_to_end(consumer, partitions, max_records=batch, idle_ms=50):
-            for records in fetched.values():
-                for record in records:
-                    fold.add(record.headers or (), record.value)
-    finally:
-        await consumer.stop()
-
-
-async def _load(conn: AsyncConnection, folded: FoldedTopic) -> None:
+async def _load_in_place(engine: AsyncEngine, folded: FoldedTopic) -> None:
     indexes = [index for table in PROJECTION for index in table.indexes]
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT.seconds}s'"))
-        await conn.execute(text(f"TRUNCATE {', '.join(table.name for table in PROJECTION)}"))
-        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-    else:
+    async with engine.begin() as conn:
         for table in PROJECTION:
             await conn.execute(delete(table))
-    for index in indexes:
-        await conn.run_sync(index.drop, checkfirst=True)
+        for index in indexes:
+            await conn.run_sync(index.drop, checkfirst=True)
+        await _fill(conn, folded)
+        for index in indexes:
+            await conn.run_sync(index.create)
+        for table in PROJECTION:
+            await conn.execute(text(f"ANALYZE {table.name}"))
+
+
+async def _build_beside_and_swap(engine: AsyncEngine, folded: FoldedTopic) -> None:
+    async with engine.begin() as conn:
+        live_schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {BUILD_SCHEMA}"))
+        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
+        for table in PROJECTION:  # without indexes: cheaper to build them once the rows are in
+            await side.execute(CreateTable(table, include_foreign_key_constraints=[]))
+        await _fill(side, folded)
+        for table in PROJECTION:
+            for index in table.indexes:
+                await side.run_sync(index.create)
+    async with engine.connect() as conn:
+        # VACUUM also marks the pages all-visible, so the covering indexes answer without the tables.
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in PROJECTION:
+            await autocommit.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT.seconds}s'"))
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {RETIRED_SCHEMA} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {RETIRED_SCHEMA}"))
+        for table in PROJECTION:
+            await conn.execute(text(f'ALTER TABLE "{live_schema}".{table.name} SET SCHEMA {RETIRED_SCHEMA}'))
+            await conn.execute(text(f'ALTER TABLE {BUILD_SCHEMA}.{table.name} SET SCHEMA "{live_schema}"'))
+        await conn.execute(text(f"DROP SCHEMA {RETIRED_SCHEMA} CASCADE"))
+        await conn.execute(text(f"DROP SCHEMA {BUILD_SCHEMA}"))
+    log.info("rebuilt projection swapped in", extra={"swap_seconds": round(time.perf_counter() - started, 3)})
+
+
+async def _fill(conn: AsyncConnection, folded: FoldedTopic) -> None:
     orgs = [(oid, o.name, o.kind, o.area_id, o.version) for oid, o in folded.organisations.items()]
     await bulk_insert(conn, organisations, orgs)
     if folded.services:  # executemany, not COPY: the clocks are JSON, which the driver encodes
@@ -143,5 +185,3 @@ async def _load(conn: AsyncConnection, folded: FoldedTopic) -> None:
         await bulk_insert(conn, referrals, latest)
         await bulk_insert(conn, referral_changes, [(rid, *change) for rid, r in chunk for change in r.changes])
         await facts.insert(conn, folded.facts(chunk))
-    for index in indexes:
-        await conn.run_sync(index.create)

@@ -29,9 +29,11 @@ from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,
     REFERRAL_EVENT_TYPES,
     SERVICE_UPSERTED,
+    ContractViolation,
     OrganisationV1,
     ReferralEventV1,
     ServiceV1,
+    check_attributes,
 )
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
 from waitlists.domain.clocks import ServiceClocks
@@ -75,9 +77,12 @@ class ReplayFold:
 
     def add(self, headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> None:
         try:
-            kind = decode_attributes(headers).attributes["type"]
+            attributes = decode_attributes(headers).attributes
+            kind = attributes["type"]
             if kind in REFERRAL_EVENT_TYPES:
-                self._referral(_fitting(ReferralEventV1.model_validate_json(value or b"")))
+                referral = _fitting(ReferralEventV1.model_validate_json(value or b""))
+                _check(kind, referral, attributes)
+                self._referral(referral)
             elif kind == SERVICE_UPSERTED:
                 _keep_newest(self.services, _fitting(ServiceV1.model_validate_json(value or b"")), "service_id")
             elif kind == ORGANISATION_UPSERTED:
@@ -85,7 +90,7 @@ class ReplayFold:
                 _keep_newest(self.organisations, entry, "organisation_id")
             else:
                 decode_kafka(headers, value)  # changes nothing, but is refused as the live consumer refuses it
-        except (EventDecodeError, ValidationError, _DoesNotFit):
+        except (EventDecodeError, ValidationError, ContractViolation, _DoesNotFit):
             self.skipped += 1
             return
         self.events += 1
@@ -173,6 +178,11 @@ def _fitting(entry: Fitting) -> Fitting:
         if value is not None and value not in _INT4:
             raise _DoesNotFit(name)
     return entry
+
+
+def _check(kind: str, referral: ReferralEventV1, attributes: dict[str, str]) -> None:
+    extensions = {k: v for k, v in attributes.items() if k == "referralversion"}
+    check_attributes(kind, referral, subject=attributes.get("subject"), extensions=extensions)
 
 
 def _keep_newest(known: dict[str, Entry], entry: Entry, key: str) -> None:

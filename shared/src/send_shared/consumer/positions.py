@@ -1,0 +1,77 @@
+"""Where a consumer group is in each partition, kept in its own database with its effects.
+
+Each row says: the next offset to read, and the fingerprint (event id) of the last record applied.
+It is written in the transaction that applied the record, so it never disagrees with the effects.
+On assignment the consumer resumes here, but only after the broker shows it still holds that last
+record: a log that was lost or replaced under the group (a restarted broker, a topic created again)
+is read again from its beginning instead, and the inbox drops what was applied before. Offsets
+committed to Kafka are kept for lag tools, not trusted for position.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from aiokafka import TopicPartition
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from send_shared.db import upsert_insert
+
+
+class Position(NamedTuple):
+    next_offset: int
+    fingerprint: str
+
+
+def define_positions_table(metadata: MetaData, name: str = "consumer_positions") -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("consumer_group", String(100), primary_key=True),
+        Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        Column("next_offset", BigInteger, nullable=False),
+        Column("fingerprint", String(100), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class ConsumerPositions:
+    def __init__(self, table: Table, consumer_group: str) -> None:
+        self.table = table
+        self.consumer_group = consumer_group
+
+    async def save(self, db: AsyncSession | AsyncConnection, tp: TopicPartition, position: Position) -> None:
+        t = self.table
+        stmt = upsert_insert(db)(t).values(
+            consumer_group=self.consumer_group,
+            topic=tp.topic,
+            partition=tp.partition,
+            next_offset=position.next_offset,
+            fingerprint=position.fingerprint,
+            updated_at=datetime.now(UTC),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.consumer_group, t.c.topic, t.c.partition],
+            set_={
+                "next_offset": stmt.excluded.next_offset,
+                "fingerprint": stmt.excluded.fingerprint,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        await db.execute(stmt)
+
+    async def load(self, engine: AsyncEngine, partitions: set[TopicPartition]) -> dict[TopicPartition, Position]:
+        if not partitions:
+            return {}
+        t = self.table
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.c.topic, t.c.partition, t.c.next_offset, t.c.fingerprint).where(
+                    t.c.consumer_group == self.consumer_group, t.c.topic.in_({tp.topic for tp in partitions})
+                )
+            )
+            found = {TopicPartition(topic, partition): Position(offset, fp) for topic, partition, offset, fp in rows}
+        return {tp: position for tp, position in found.items() if tp in partitions}

@@ -1,0 +1,211 @@
+"""Puts back on the publish queue what the broker lost, from the first lost position on.
+
+Told of partitions that lost records (by the relay, or by ``check``, which asks the broker whether it
+still holds each partition's newest acknowledged record), the healer, with every relay held off:
+1. confirms the loss (the broker no longer holds the head record);
+2. finds, per partition, the newest record the broker still holds, by bisecting the offsets the queue
+   recorded (each step one probe of the broker): records up to it are intact, the rest were lost;
+3. queues again every event of the topic from the first lost position on (events older than the
+   queue's retention come from the event store), and forgets the partitions' heads;
+4. wakes the relay, which publishes them in position order, so each key's events go out in order.
+Re-sent events the consumers already hold are dropped by their inboxes. A broker that does not answer
+is never taken for one that forgot: nothing is queued until it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+from prometheus_client import Counter, Gauge
+from sqlalchemy import and_, delete, exists, func, insert, literal, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from send_shared.db import as_utc
+from send_shared.log_probe import LogProbe, Seen
+from send_shared.outbox.relay import ADVISORY_NAMESPACE, LostPartitions
+from send_shared.outbox.table import SHARDS, OutboxTables
+
+log = logging.getLogger(__name__)
+REPUBLISHED = Counter("outbox_republished_events", "Events queued again because the broker lost them.", ["topic"])
+UNSENT = Gauge("outbox_unsent_events", "Events in the publish queue not yet acknowledged by the broker.")
+OLDEST_UNSENT = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest event waiting in the publish queue.")
+
+
+class BrokerUnavailable(Exception):
+    """The broker stopped answering while the loss was being measured; healing waits for it."""
+
+
+class OutboxHealer:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: OutboxTables,
+        probe: LogProbe,
+        *,
+        lock: asyncio.Lock,
+        wake_relay: Callable[[], None] = lambda: None,
+        stuck_after: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.probe = probe
+        self.lock = lock
+        self.wake_relay = wake_relay
+        self.stuck_after = stuck_after
+        self._postgres = engine.dialect.name == "postgresql"
+        self._healing_since: datetime | None = None
+        self._requeued = 0
+        self._unsent = 0
+        self._oldest_unsent_age = 0.0
+
+    # --- readiness -------------------------------------------------------------------------------
+
+    def status(self) -> str | None:
+        if self._healing_since is not None:
+            return f"healing: republishing {self._requeued} events the broker lost ({self._unsent} still to send)"
+        if self._oldest_unsent_age > self.stuck_after:
+            return f"stuck: {self._unsent} events unsent, the oldest for {self._oldest_unsent_age:.0f} s"
+        return None
+
+    async def refresh_queue_stats(self) -> None:
+        q = self.tables.queue
+        async with self.engine.connect() as conn:
+            unsent, oldest = (
+                await conn.execute(select(func.count(), func.min(q.c.created_at)).where(q.c.sent_at.is_(None)))
+            ).one()
+        self._unsent = int(unsent)
+        self._oldest_unsent_age = (datetime.now(UTC) - as_utc(oldest)).total_seconds() if oldest else 0.0
+        UNSENT.set(self._unsent)
+        OLDEST_UNSENT.set(self._oldest_unsent_age)
+        if self._healing_since is not None and (oldest is None or as_utc(oldest) > self._healing_since):
+            log.info("healing finished: every lost event was published again", extra={"events": self._requeued})
+            self._healing_since = None
+
+    # --- detection -------------------------------------------------------------------------------
+
+    async def check(self) -> int:
+        """Asks the broker for every partition's newest acknowledged record; heals those it lost."""
+        h = self.tables.heads
+        async with self.engine.connect() as conn:
+            heads = (await conn.execute(select(h.c.topic, h.c.partition, h.c.offset, h.c.event_id))).all()
+        lost: LostPartitions = {}
+        for topic, partition, offset, event_id in heads:
+            if await self.probe.holds(TopicPartition(topic, partition), offset, event_id) is Seen.ABSENT:
+                lost.setdefault(topic, set()).add(partition)
+        if not lost:
+            return 0
+        return await self.heal(lost, "the broker no longer holds the newest acknowledged record")
+
+    # --- healing ---------------------------------------------------------------------------------
+
+    async def heal(self, lost: LostPartitions, reason: str) -> int:
+        """Queues again what ``lost`` partitions lost; returns how many events. Safe to call twice: a
+        partition already healed (its head forgotten) is left alone."""
+        started = time.monotonic()
+        queued: dict[str, int] = {}
+        async with self.lock, self.engine.begin() as conn:
+            if self._postgres:  # every shard, waiting for relays in other processes to finish their batch
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:ns, s) FROM generate_series(0, :last) AS s"),
+                    {"ns": ADVISORY_NAMESPACE, "last": SHARDS - 1},
+                )
+            for topic, partitions in sorted(lost.items()):
+                confirmed = await self._confirmed(conn, topic, partitions)
+                if not confirmed:
+                    continue
+                start = await self._first_lost_position(conn, topic, confirmed)
+                queued[topic] = await self._requeue(conn, topic, start)
+                h = self.tables.heads
+                await conn.execute(delete(h).where(h.c.topic == topic, h.c.partition.in_(confirmed)))
+                log.warning(
+                    "broker lost published events; queued again",
+                    extra={"topic": topic, "partitions": sorted(confirmed), "from_position": start,
+                           "events": queued[topic], "reason": reason},
+                )  # fmt: skip
+        total = sum(queued.values())
+        if queued:
+            for topic, count in queued.items():
+                REPUBLISHED.labels(topic).inc(count)
+            self._healing_since = datetime.now(UTC)
+            self._requeued = total
+            log.info(
+                "heal measured and queued", extra={"events": total, "seconds": round(time.monotonic() - started, 2)}
+            )
+            self.wake_relay()
+        return total
+
+    async def _confirmed(self, conn: AsyncConnection, topic: str, partitions: set[int]) -> set[int]:
+        h = self.tables.heads
+        rows = await conn.execute(
+            select(h.c.partition, h.c.offset, h.c.event_id).where(h.c.topic == topic, h.c.partition.in_(partitions))
+        )
+        confirmed = set()
+        for partition, offset, event_id in rows:
+            seen = await self.probe.holds(TopicPartition(topic, partition), offset, event_id)
+            if seen is Seen.UNKNOWN:
+                raise BrokerUnavailable(f"{topic}[{partition}]")
+            if seen is Seen.ABSENT:
+                confirmed.add(partition)
+        return confirmed
+
+    async def _first_lost_position(self, conn: AsyncConnection, topic: str, partitions: set[int]) -> int:
+        """The lowest position lost on any of ``partitions``; 0 when nothing of a partition survived."""
+        q, s = self.tables.queue, self.tables.store
+        starts = []
+        for partition in sorted(partitions):
+            on_partition = and_(q.c.topic == topic, q.c.partition == partition, q.c.offset.is_not(None))
+            low, high = (
+                await conn.execute(select(func.min(q.c.offset), func.max(q.c.offset)).where(on_partition))
+            ).one()
+            if low is None:
+                return 0
+            intact: int | None = None
+            while low <= high:
+                middle = (low + high) // 2
+                row = (
+                    await conn.execute(
+                        select(q.c.offset, s.c.event_id)
+                        .join(s, s.c.position == q.c.position)
+                        .where(on_partition, q.c.offset >= middle)
+                        .order_by(q.c.offset)
+                        .limit(1)
+                    )
+                ).one()
+                seen = await self.probe.holds(TopicPartition(topic, partition), row.offset, row.event_id)
+                if seen is Seen.UNKNOWN:
+                    raise BrokerUnavailable(f"{topic}[{partition}]")
+                if seen is Seen.FOUND:
+                    intact, low = row.offset, row.offset + 1
+                else:
+                    high = middle - 1
+            if intact is None:
+                return 0
+            first = (
+                await conn.execute(select(func.min(q.c.position)).where(on_partition, q.c.offset > intact))
+            ).scalar_one()
+            if first is not None:
+                starts.append(int(first))
+        return min(starts) if starts else 0
+
+    async def _requeue(self, conn: AsyncConnection, topic: str, start: int) -> int:
+        q, s = self.tables.queue, self.tables.store
+        now = datetime.now(UTC)
+        again = await conn.execute(
+            update(q)
+            .where(q.c.topic == topic, q.c.position >= start, q.c.sent_at.is_not(None))
+            .values(sent_at=None, partition=None, offset=None, created_at=now)
+        )
+        pruned = await conn.execute(
+            insert(q).from_select(
+                ["position", "topic", "shard", "created_at"],
+                select(s.c.position, s.c.topic, s.c.shard, literal(now, q.c.created_at.type))
+                .where(s.c.topic == topic, s.c.position >= start)
+                .where(~exists().where(q.c.position == s.c.position)),
+            )
+        )
+        return int(again.rowcount or 0) + int(pruned.rowcount or 0)
