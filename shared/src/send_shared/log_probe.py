@@ -82,7 +82,7 @@ class LogProbe:
     async def _topics(self) -> dict[str, set[int]] | None:
         try:
             consumer = await self._started()
-            cluster = await asyncio.wait_for(consumer._client.fetch_all_metadata(), 5.0)
+            cluster = await asyncio.wait_for(consumer._client.fetch_all_metadata(), 3.0)
         except (KafkaError, OSError, TimeoutError):
             return None
         return {topic: set(cluster.partitions_for_topic(topic) or ()) for topic in cluster.topics()}
@@ -96,7 +96,7 @@ class LogProbe:
         try:
             consumer = await self._started()
             consumer.assign([tp])
-            reported = (await asyncio.wait_for(consumer.end_offsets([tp]), 5.0))[tp]
+            reported = (await asyncio.wait_for(consumer.end_offsets([tp]), 3.0))[tp]
             if reported == 0:
                 return 0
             consumer.seek(tp, reported - 1)  # the last batch starts here (Tansu) or it is the last record
@@ -108,9 +108,13 @@ class LogProbe:
         records = fetched.get(tp, [])
         return max(reported, records[-1].offset + 1) if records else None
 
-    async def record_at(self, tp: TopicPartition, offset: int) -> Probe:
+    async def record_at(self, tp: TopicPartition, offset: int, topics: dict[str, set[int]] | None = None) -> Probe:
+        """``topics``, if given, is what ``topics()`` just answered (saves asking again per partition)."""
         async with self._lock:
-            topics = await self._topics()
+            quick = await self._fetch_one(tp, offset, patience=0.3)
+            if quick is not None and quick.seen is Seen.FOUND:
+                return quick  # the usual answer, in one fetch
+            topics = topics if topics is not None else await self._topics()
             if topics is None:
                 return Probe(Seen.UNKNOWN)
             if tp.partition not in topics.get(tp.topic, set()):
@@ -120,25 +124,33 @@ class LogProbe:
                 return Probe(Seen.UNKNOWN)
             if offset >= end:
                 return Probe(Seen.ABSENT)
-            consumer = await self._started()
-            consumer.seek(tp, offset)
-            try:
-                fetched = await consumer.getmany(tp, timeout_ms=int(self.patience * 3000), max_records=1)
-            except OffsetOutOfRangeError:  # below the log's start: deleted
-                return Probe(Seen.ABSENT)
-            except (KafkaError, OSError):
-                return Probe(Seen.UNKNOWN)
-            records = fetched.get(tp, [])
-            if not records:
-                return Probe(Seen.UNKNOWN)
-            record = records[0]
-            if record.offset != offset:
-                return Probe(Seen.ABSENT)
-            return Probe(Seen.FOUND, fingerprint(record), record.timestamp)
+            return await self._fetch_one(tp, offset, patience=self.patience * 3) or Probe(Seen.UNKNOWN)
 
-    async def holds(self, tp: TopicPartition, offset: int, expected: str) -> Seen:
+    async def _fetch_one(self, tp: TopicPartition, offset: int, *, patience: float) -> Probe | None:
+        """The record at ``offset``: FOUND, ABSENT (the log starts later, or holds another offset there), or
+        None when the fetch brought nothing (beyond the end, or no answer: the caller finds out which)."""
+        try:
+            consumer = await self._started()
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            fetched = await consumer.getmany(tp, timeout_ms=int(patience * 1000), max_records=1)
+        except OffsetOutOfRangeError:  # below the log's start: deleted
+            return Probe(Seen.ABSENT)
+        except (KafkaError, OSError):
+            return None
+        records = fetched.get(tp, [])
+        if not records:
+            return None
+        record = records[0]
+        if record.offset != offset:
+            return Probe(Seen.ABSENT)
+        return Probe(Seen.FOUND, fingerprint(record), record.timestamp)
+
+    async def holds(
+        self, tp: TopicPartition, offset: int, expected: str, topics: dict[str, set[int]] | None = None
+    ) -> Seen:
         """FOUND only when the record at ``offset`` is the expected one; a different record is ABSENT."""
-        probe = await self.record_at(tp, offset)
+        probe = await self.record_at(tp, offset, topics)
         if probe.seen is Seen.FOUND and probe.fingerprint != expected:
             return Seen.ABSENT
         return probe.seen

@@ -40,7 +40,6 @@ from send_shared.web.problems import install_problem_handlers
 
 log = logging.getLogger(__name__)
 Worker = Callable[[asyncio.Event], Awaitable[None]]
-_HEALTHY_AFTER_SECONDS = 60.0  # a worker that ran this long before crashing is not "failing in a row"
 _CRASHES_BEFORE_UNREADY = 3
 
 
@@ -74,6 +73,7 @@ def durable_topic(name: str, partitions: int, settings: ServiceSettings) -> Topi
 
 @dataclass
 class _WorkerState:
+    healthy_after: float  # a worker that ran this long since its last restart is no longer failing
     started_at: float = field(default_factory=time.monotonic)
     crashes_in_a_row: int = 0
     last_error: str | None = None
@@ -81,7 +81,7 @@ class _WorkerState:
     def status(self) -> str | None:
         if self.crashes_in_a_row < _CRASHES_BEFORE_UNREADY:
             return None
-        if time.monotonic() - self.started_at > _HEALTHY_AFTER_SECONDS:
+        if time.monotonic() - self.started_at > self.healthy_after:
             return None
         return f"failing: crashed {self.crashes_in_a_row} times in a row, last with {self.last_error}"
 
@@ -106,6 +106,10 @@ class ServiceRuntime:
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _workers: dict[str, _WorkerState] = field(init=False, default_factory=dict)
+    _consumer_runtimes: list[ConsumerRuntime] = field(init=False, default_factory=list)
+    # Set when the broker stopped answering: until a look shows what it kept, the service is not ready.
+    _unchecked_since: float | None = field(init=False, default=None)
+    _look_now: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -128,6 +132,7 @@ class ServiceRuntime:
             self._spawn("outbox-relay", self.relay.run)
             self.health.register("outbox", self.healer.status)
         self._spawn("broker-watch", self._watch_broker)
+        self.health.register("broker state", self._broker_state)
         for spec in self.consumers:
             self._spawn(f"consumer-{spec.group_id}", self._consumer_worker(spec))
         for name, worker in self.workers:
@@ -153,14 +158,14 @@ class ServiceRuntime:
             await self.stop()
 
     def _spawn(self, name: str, worker: Worker) -> None:
-        state = self._workers[name] = _WorkerState()
+        state = self._workers[name] = _WorkerState(self.settings.stuck_after_seconds)
         self.health.register(f"worker {name}", state.status)
         self._tasks.append(asyncio.create_task(self._supervise(name, worker, state), name=name))
 
     async def _supervise(self, name: str, worker: Worker, state: _WorkerState) -> None:
         """Restart a crashed worker with backoff (each run gets fresh resources: workers build what they
         use inside the run); a broker outage never takes the API down. A worker that keeps crashing makes
-        readiness fail until it has run for a minute."""
+        readiness fail until it has run for ``STUCK_AFTER_SECONDS`` without crashing."""
         delay = 0.5
         while not self._stop.is_set():
             state.started_at = time.monotonic()
@@ -171,13 +176,15 @@ class ServiceRuntime:
                 raise
             except Exception as exc:
                 ran_for = time.monotonic() - state.started_at
-                state.crashes_in_a_row = 1 if ran_for > _HEALTHY_AFTER_SECONDS else state.crashes_in_a_row + 1
+                if ran_for > state.healthy_after:  # it had recovered: this is a new run of trouble
+                    state.crashes_in_a_row, delay = 0, 0.5
+                state.crashes_in_a_row += 1
                 state.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 WORKER_RESTARTS.labels(name).inc()
                 log.exception("worker crashed; restarting", extra={"worker": name, "retry_in_s": delay})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 10.0)
 
     # --- topics and the broker's state -------------------------------------------------------------
 
@@ -214,29 +221,54 @@ class ServiceRuntime:
         return relay, healer
 
     async def _watch_broker(self, stop: asyncio.Event) -> None:
-        """Every few seconds: topics the broker lost are created again (and the producer replaced), and
-        the healer checks that every partition still holds the newest record acknowledged to it."""
+        """Every few seconds (twice a second after the broker was unreachable): topics the broker lost are
+        created again (and the producer replaced), and the healer checks that every partition still holds
+        the newest record acknowledged to it."""
         await self.link.get()  # the topics exist once the producer is ready: none is missing before that
         while not stop.is_set():
+            self._look_now.clear()
             try:
-                await self._look_at_broker()
+                if await self._look_at_broker():
+                    self._unchecked_since = None
             except (KafkaError, OSError, BrokerUnavailable) as exc:
                 log.warning("broker watch could not finish a look", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.broker_check_seconds)
+            interval = 0.5 if self._unchecked_since is not None else self.settings.broker_check_seconds
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._look_now.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
-    async def _look_at_broker(self) -> None:
+    async def _look_at_broker(self) -> bool:
+        """One look; False when the broker did not answer."""
         topics = await self._probe.topics()
-        if topics is not None:
-            missing = [spec.name for spec in self.topic_specs() if spec.name not in topics]
-            if missing:
-                detected("topic_missing", "topics vanished from the broker; creating them again", topics=missing)
-                await self._ensure_topics()
-                self.link.reset("topics were created again")
-            if self.healer is not None:
-                await self.healer.check()
+        if topics is None:
+            self.broker_unreachable()
+            return False
+        missing = [spec.name for spec in self.topic_specs() if spec.name not in topics]
+        if missing:
+            detected("topic_missing", "topics vanished from the broker; creating them again", topics=missing)
+            await self._ensure_topics()
+            self.link.reset("topics were created again")
         if self.healer is not None:
+            await self.healer.check()
             await self.healer.refresh_queue_stats()
+        return True
+
+    def broker_unreachable(self) -> None:
+        """The broker did not answer: what it holds is unchecked until the next look, which comes soon; the
+        consumers check their logs before applying more."""
+        if self._unchecked_since is None:
+            self._unchecked_since = time.monotonic()
+            for runtime in self._consumer_runtimes:
+                runtime.broker_unreachable()
+        self._look_now.set()
+
+    def _broker_state(self) -> str | None:
+        if self._unchecked_since is None:
+            return None
+        return "the broker was unreachable: checking what it kept"
 
     def _consumer_worker(self, spec: ConsumerSpec) -> Worker:
         async def run(stop: asyncio.Event) -> None:
@@ -261,7 +293,11 @@ class ServiceRuntime:
                 heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
             )
             self.health.register(f"consumer {spec.group_id}", runtime.status)
-            await runtime.run(stop)
+            self._consumer_runtimes.append(runtime)
+            try:
+                await runtime.run(stop)
+            finally:
+                self._consumer_runtimes.remove(runtime)
 
         return run
 
@@ -274,7 +310,10 @@ class ServiceRuntime:
 
     async def broker_answers(self) -> bool:
         producer = self.link.current
-        return producer is not None and await broker_answers(producer)
+        answers = producer is not None and await broker_answers(producer)
+        if not answers and self.settings.run_workers:
+            self.broker_unreachable()
+        return answers
 
 
 def create_app(

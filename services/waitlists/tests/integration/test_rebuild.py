@@ -10,7 +10,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from send_shared.consumer import ConsumerRuntime
@@ -21,7 +23,16 @@ from send_shared.inbox import Inbox
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
 from send_shared.store_replay import IncompleteReplay, send_markers
 from waitlists.adapters.facts import derive_everything, refresh_marked
-from waitlists.adapters.orm import FACT_TABLES, inbox, organisations, positions, referral_changes, referrals, services
+from waitlists.adapters.orm import (
+    FACT_TABLES,
+    inbox,
+    metadata,
+    organisations,
+    positions,
+    referral_changes,
+    referrals,
+    services,
+)
 from waitlists.adapters.timelines import Scope
 from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.service_layer.rebuild import RebuildRefused, backfill_facts, rebuild
@@ -113,6 +124,10 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
     assert (report.events, report.skipped, report.referrals) == (len(events), 1, 5)
     assert ("svc-slt", "70") in {(row[0], row[4]) for row in live["services"]}
     assert await snapshot(engine) == live
+    async with engine.connect() as conn:  # the swapped-in tables are the models' own: names, indexes, keys
+        assert await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata)) == []
+        schemas = await conn.run_sync(lambda c: inspect(c).get_schema_names())
+    assert not {"waitlists_rebuild", "waitlists_retired"} & set(schemas), "nothing of the build is left behind"
 
 
 async def project(engine: AsyncEngine) -> None:

@@ -9,12 +9,15 @@ For each partition, messages are handled strictly one after another:
    the partition moves on;
 4. offsets are committed to Kafka after every message up to them succeeded or was parked.
 
-The position in the database, not Kafka's committed offset, says where to resume: on assignment
-the group seeks there once the broker shows it still holds the last record applied, and reads a
-partition whose log was lost or replaced from its beginning (see ``positions``). A watch beside the
-loop asks the same question every few seconds, measures lag and the age of the oldest unread
-record, and notices topics that vanished, commits that fail and partitions that stopped moving;
-``status`` reports it for readiness.
+The position in the database, not Kafka's committed offset, says where to resume (see ``positions``).
+A log can be replaced under a consumer (a restarted broker, a topic created again) and grow again
+past the consumer's position before anyone notices, even between two fetches of a busy partition;
+reading on from there would skip what the new log holds before it. So before each batch is applied,
+the broker must show it still holds the last record applied on that partition (one fetch); if it
+does not, the partition is read again from its beginning (the inbox drops what was applied before).
+A watch beside the loop asks the same question of idle partitions every few seconds, measures lag
+and the age of the oldest unread record, and notices topics that vanished, commits that fail and
+partitions that stopped moving; ``status`` reports it for readiness.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from send_shared.consumer.deadletter import dead_letter_record
+from send_shared.consumer.exclusion import GroupLock
 from send_shared.consumer.positions import ConsumerPositions, Position
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_kafka
@@ -122,6 +126,8 @@ class ConsumerRuntime:
         self.producer = as_source(producer)
         self.probe = probe or LogProbe(bootstrap_servers, client_id=f"{group_id}-probe")
         self._own_probe = probe is None
+        # The loop's own probe: a batch never waits for the watch's look at every partition.
+        self.verifier = LogProbe(bootstrap_servers, client_id=f"{group_id}-verifier")
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -142,6 +148,9 @@ class ConsumerRuntime:
         self._stuck: dict[TopicPartition, float] = {}
         self._missing_topics: list[str] = []
         self._commit_failing_since: float | None = None
+        self._unchecked_since: float | None = None  # the broker was unreachable; logs not checked since
+        self._look_now = asyncio.Event()
+        self._waiting_for_rebuild = False
         self._turned_at = time.monotonic()
         self._busy = False
 
@@ -151,6 +160,10 @@ class ConsumerRuntime:
         """Why this group is not well, or None."""
         problems = []
         now = time.monotonic()
+        if self._waiting_for_rebuild:
+            problems.append("waiting: a rebuild of this group's projection is running")
+        if self._unchecked_since is not None:
+            problems.append("the broker was unreachable: checking the logs it kept")
         if self._missing_topics:
             problems.append(f"topics missing on the broker: {', '.join(self._missing_topics)}")
         if self._busy and now - self._turned_at > self.stuck_after:
@@ -167,6 +180,20 @@ class ConsumerRuntime:
     # --- the loop --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        lock = GroupLock(self.engine, self.group_id)
+        while not await lock.try_shared():  # a rebuild of this group's effects is running
+            self._waiting_for_rebuild = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                return
+        self._waiting_for_rebuild = False
+        try:
+            await self._consume(stop, lock)
+        finally:
+            await lock.release()
+
+    async def _consume(self, stop: asyncio.Event, lock: GroupLock) -> None:
         consumer = new_consumer(
             self.bootstrap_servers,
             group_id=self.group_id,
@@ -178,7 +205,7 @@ class ConsumerRuntime:
         consumer.subscribe(topics=self.topics, listener=_Positioner(self, consumer))
         await consumer.start()
         log.info("consumer started", extra={"group": self.group_id, "topics": self.topics})
-        watch = asyncio.create_task(self._watch(consumer, stop), name=f"{self.group_id}-watch")
+        watch = asyncio.create_task(self._watch(consumer, stop, lock), name=f"{self.group_id}-watch")
         try:
             while not stop.is_set():
                 await self._rewind_replaced(consumer)
@@ -195,6 +222,8 @@ class ConsumerRuntime:
                     continue
                 self._turned_at = time.monotonic()
                 for partition, messages in batches.items():
+                    if not await self._continues(consumer, partition, messages):
+                        continue
                     self._busy = True
                     if len(messages) == 1 or not await self._process_together(partition, messages):
                         for message in messages:
@@ -209,8 +238,26 @@ class ConsumerRuntime:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
             await consumer.stop()
+            await self.verifier.stop()
             if self._own_probe:
                 await self.probe.stop()
+
+    async def _continues(self, consumer: AIOKafkaConsumer, partition: TopicPartition, messages: list[Message]) -> bool:
+        """Whether ``messages`` continue the log the last applied record came from."""
+        applied = self._applied.get(partition)
+        if applied is None:
+            return True
+        seen = await self.verifier.holds(partition, applied[0], applied[1])
+        if seen is Seen.FOUND:
+            return True
+        if seen is Seen.ABSENT:
+            detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
+                     group=self.group_id, partition=str(partition), offset=applied[0])  # fmt: skip
+            self._rewind.add(partition)
+        else:  # the broker did not say: fetch the batch again and ask again
+            consumer.seek(partition, messages[0].offset)
+            await asyncio.sleep(0.2)
+        return False
 
     async def _rewind_replaced(self, consumer: AIOKafkaConsumer) -> None:
         rewind, self._rewind = self._rewind & consumer.assignment(), set()
@@ -426,22 +473,15 @@ class ConsumerRuntime:
     # --- positions ---------------------------------------------------------------------------------
 
     async def position(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
-        """Called on assignment: resume where the database says, if the broker still holds that record."""
+        """Called on assignment: resume where the database says. Whether the broker still holds the last
+        record applied is asked before the first batch is applied (``_continues``), not here: a rebalance
+        must not wait on probes."""
         saved = await self.positions.load(self.engine, assigned)
         for tp in sorted(assigned):
             self._moved_at.pop(tp, None)
             position = saved.get(tp)
             if position is None:
                 continue  # never applied anything here: Kafka's committed offset, or the beginning
-            seen = await self.probe.holds(tp, position.next_offset - 1, position.fingerprint)
-            if seen is Seen.ABSENT:
-                detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
-                         group=self.group_id, partition=str(tp), next_offset=position.next_offset)  # fmt: skip
-                await consumer.seek_to_beginning(tp)
-                self._applied.pop(tp, None)
-                self._rereading.add(tp)
-                continue
-            # Held, or the broker did not answer: resume from the database; the watch asks again.
             consumer.seek(tp, position.next_offset)
             self._applied[tp] = (position.next_offset - 1, position.fingerprint)
 
@@ -454,21 +494,39 @@ class ConsumerRuntime:
 
     # --- the watch ---------------------------------------------------------------------------------
 
-    async def _watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    def broker_unreachable(self) -> None:
+        """Told that the broker stopped answering: the watch looks as soon as it can, and readiness says
+        the logs are unchecked until it has."""
+        if self._unchecked_since is None:
+            self._unchecked_since = time.monotonic()
+        self._look_now.set()
+
+    async def _watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event, lock: GroupLock) -> None:
         while not stop.is_set():
+            self._look_now.clear()
             try:
-                await self._look(consumer)
+                if not lock.held and not await lock.try_shared():
+                    log.error("lost the group's lock and a rebuild holds it now", extra={"group": self.group_id})
+                if await self._look(consumer):
+                    self._unchecked_since = None
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("consumer watch failed", extra={"group": self.group_id})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.watch_interval)
+            interval = 0.5 if self._unchecked_since is not None else self.watch_interval
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._look_now.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
-    async def _look(self, consumer: AIOKafkaConsumer) -> None:
+    async def _look(self, consumer: AIOKafkaConsumer) -> bool:
+        """One look at every assigned partition; False when the broker did not answer."""
         topics = await self.probe.topics()
         if topics is None:
-            return  # the broker does not answer: readiness says so through its own check
+            self.broker_unreachable()
+            return False
         missing = [t for t in self.topics if t not in topics]
         if missing and not self._missing_topics:
             detected("topic_missing", "subscribed topics vanished from the broker", group=self.group_id, topics=missing)
@@ -478,15 +536,23 @@ class ConsumerRuntime:
         self._missing_topics = missing
         oldest_unread_ms: int | None = None
         now = time.monotonic()
-        for tp in sorted(consumer.assignment()):
+        complete = True
+        gone = {tp for tp in consumer.assignment() if tp.partition not in topics.get(tp.topic, set())}
+        if gone and not missing:
+            # Assigned partitions the broker no longer has (a topic created again with fewer): the group's
+            # metadata is stale; fetching it again makes the group rebalance.
+            await consumer._client.force_metadata_update()
+        for tp in sorted(consumer.assignment() - gone):
             applied = self._applied.get(tp)
-            if applied is not None and await self.probe.holds(tp, applied[0], applied[1]) is Seen.ABSENT:
+            seen = await self.probe.holds(tp, applied[0], applied[1], topics) if applied is not None else Seen.FOUND
+            if seen is Seen.ABSENT:
                 detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
-                         group=self.group_id, partition=str(tp), offset=applied[0])  # fmt: skip
+                         group=self.group_id, partition=str(tp), offset=applied[0] if applied else None)  # fmt: skip
                 self._rewind.add(tp)
                 continue
             end = await self.probe.true_end(tp)
-            if end is None:
+            if end is None or seen is Seen.UNKNOWN:
+                complete = False
                 continue
             next_offset = applied[0] + 1 if applied is not None else 0
             lag = max(0, end - next_offset) if tp not in self._rewind else end
@@ -496,7 +562,7 @@ class ConsumerRuntime:
                 self._stuck.pop(tp, None)
                 self._moved_at[tp] = (next_offset, now)
                 continue
-            unread = await self.probe.record_at(tp, next_offset)
+            unread = await self.probe.record_at(tp, next_offset, topics)
             if unread.timestamp_ms is not None:
                 oldest_unread_ms = min(oldest_unread_ms or unread.timestamp_ms, unread.timestamp_ms)
             last_offset, since = self._moved_at.get(tp, (None, now))
@@ -508,6 +574,7 @@ class ConsumerRuntime:
         CONSUMER_OLDEST_UNREAD_AGE.labels(self.group_id).set(
             max(0.0, time.time() - oldest_unread_ms / 1000) if oldest_unread_ms is not None else 0.0
         )
+        return complete
 
 
 class _Positioner(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -94,8 +94,14 @@ class OutboxHealer:
         async with self.engine.connect() as conn:
             heads = (await conn.execute(select(h.c.topic, h.c.partition, h.c.offset, h.c.event_id))).all()
         lost: LostPartitions = {}
+        topics = await self.probe.topics() if heads else None
+        if heads and topics is None:
+            raise BrokerUnavailable("no answer to a metadata request")  # not a loss: not known either
         for topic, partition, offset, event_id in heads:
-            if await self.probe.holds(TopicPartition(topic, partition), offset, event_id) is Seen.ABSENT:
+            seen = await self.probe.holds(TopicPartition(topic, partition), offset, event_id, topics)
+            if seen is Seen.UNKNOWN:
+                raise BrokerUnavailable(f"{topic}[{partition}]")
+            if seen is Seen.ABSENT:
                 lost.setdefault(topic, set()).add(partition)
         if not lost:
             return 0
@@ -131,8 +137,8 @@ class OutboxHealer:
         if queued:
             for topic, count in queued.items():
                 REPUBLISHED.labels(topic).inc(count)
+            self._requeued = total + (self._requeued if self._healing_since is not None else 0)
             self._healing_since = datetime.now(UTC)
-            self._requeued = total
             log.info(
                 "heal measured and queued", extra={"events": total, "seconds": round(time.monotonic() - started, 2)}
             )

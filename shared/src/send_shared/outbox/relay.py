@@ -128,7 +128,8 @@ class OutboxRelay:
                     failures += 1
                     OUTBOX_PUBLISH_FAILURES.inc()
                     log.exception("outbox relay cycle failed", extra={"consecutive_failures": failures})
-                    await _sleep_or_stop(stop, min(0.2 * 2**failures, 10.0))
+                    # Short: when the broker comes back, what waited must go out (and a loss be seen) soon.
+                    await _sleep_or_stop(stop, min(0.2 * 2**failures, 2.0))
                     continue
                 await _wait_any(stop, self._wake, self.poll_interval)
         finally:

@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from send_shared.consumer.exclusion import GroupBusy, GroupLock
 from send_shared.db import create_engine
 from send_shared.events.topics import Topics
-from send_shared.kafka import group_members
 from send_shared.service import service_cli
 from send_shared.store_replay import IncompleteReplay, delete_topic, request_replay
 from waitlists.entrypoints.consumers import CONSUMER_GROUP
@@ -35,26 +35,29 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
     bootstrap = settings.kafka_bootstrap_servers
 
     async def main() -> int:
-        if members := await group_members(bootstrap, CONSUMER_GROUP):
-            print(f"rebuild refused: the {CONSUMER_GROUP} consumer group has {members} members; stop its "
-                  "consumers first (RUN_WORKERS=false)", file=sys.stderr)  # fmt: skip
-            return 2
-        request = await request_replay(
-            bootstrap, producer="referrals", topic=Topics.REFERRAL_EVENTS, requested_by=settings.service_name,
-            partitions=settings.kafka_topic_partitions,
-        )  # fmt: skip
         engine = create_engine(settings.database_url)
         try:
-            report = await run(
-                engine, bootstrap_servers=bootstrap, reply_topic=request.reply_topic, request_id=request.request_id,
-                allow_fewer=args.allow_fewer, idle_timeout=args.wait,
-            )  # fmt: skip
+            async with GroupLock(engine, CONSUMER_GROUP).exclusive():
+                request = await request_replay(
+                    bootstrap, producer="referrals", topic=Topics.REFERRAL_EVENTS, requested_by=settings.service_name,
+                    partitions=settings.kafka_topic_partitions,
+                )  # fmt: skip
+                try:
+                    report = await run(
+                        engine, bootstrap_servers=bootstrap, reply_topic=request.reply_topic,
+                        request_id=request.request_id, allow_fewer=args.allow_fewer, idle_timeout=args.wait,
+                    )  # fmt: skip
+                finally:
+                    await delete_topic(bootstrap, request.reply_topic)
+        except GroupBusy:
+            print(f"rebuild refused: the {CONSUMER_GROUP} consumer is running; stop it first (RUN_WORKERS=false, "
+                  "or scale its workers to 0)", file=sys.stderr)  # fmt: skip
+            return 2
         except (RebuildRefused, IncompleteReplay, TimeoutError) as exc:
             print(f"rebuild refused: {exc}", file=sys.stderr)
             return 1
         finally:
             await engine.dispose()
-            await delete_topic(bootstrap, request.reply_topic)
         print(json.dumps({"events": report.events, "skipped": report.skipped, "referrals": report.referrals,
                           "seconds": round(report.seconds, 2)}))  # fmt: skip
         return 0

@@ -1,0 +1,128 @@
+"""The notifications service as a real process while its PostgreSQL connections are terminated again and
+again (``pg_terminate_backend``) during delivery: workers that fail are restarted with fresh resources,
+and every delivery is made."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from notifications.adapters.orm import deliveries
+from send_shared.broker import free_port
+from send_shared.db import create_engine
+from send_shared.events.envelope import encode_kafka
+from send_shared.events.topics import Topics
+from send_shared.kafka import OutgoingRecord, new_producer, publish_all
+
+from .conftest import bearer, referral_event
+from .receiver import Receiver
+from .test_killed_mid_delivery import start, wait_ready
+
+ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"
+
+
+async def publish(bootstrap: str, count: int) -> list[str]:
+    events = [referral_event(f"fault-{uuid.uuid4().hex[:8]}", 1, "submitted", receiver_org=ORG) for _ in range(count)]
+    producer = new_producer(bootstrap, client_id="fault-test")
+    await producer.start()
+    try:
+        records = []
+        for e in events:
+            headers, value = encode_kafka(e)
+            records.append(OutgoingRecord(Topics.REFERRAL_EVENTS, (e.subject or "").encode(), value, headers))
+        await publish_all(producer, records)
+    finally:
+        await producer.stop()
+    return [e.id for e in events]
+
+
+async def terminate_connections(admin_url: str, database: str) -> int:
+    engine = create_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            killed = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            )
+            return len(killed.all())
+    finally:
+        await engine.dispose()
+
+
+def test_every_delivery_is_made_while_database_connections_are_terminated(
+    postgres_server: object, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    receiver = Receiver().start()
+    database_url = postgres_server.new_database("notif_faults")  # type: ignore[attr-defined]
+    database = make_url(database_url).database or ""
+    admin_url = postgres_server.admin_url  # type: ignore[attr-defined]
+    port = free_port()
+    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HTTP_PORT": str(port),
+           "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true", "EMAIL_ENABLED": "false", "LOG_LEVEL": "WARNING",
+           "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "notifications", "migrate"], env={**os.environ, **env}, check=True)
+    process = start(env, tmp_path / "notifications.log")
+    faults = threading.Event()
+    terminated: list[int] = []
+
+    def keep_terminating() -> None:
+        while not faults.is_set():
+            terminated.append(asyncio.run(terminate_connections(admin_url, database)))
+            faults.wait(0.4)
+
+    try:
+        wait_ready(port)
+        created = httpx.post(f"http://127.0.0.1:{port}/v1/endpoints", headers=bearer(ORG),
+                             json={"url": f"{receiver.base}/faults", "event_types": ["uk.send.referral.*"]})  # fmt: skip
+        assert created.status_code == 201, created.text
+        receiver.secrets["/faults"] = created.json()["secret"]
+        receiver.script["/faults"] = [("sleep", 0.05)] * 1000
+        killer = threading.Thread(target=keep_terminating, daemon=True)
+        killer.start()
+        event_ids = asyncio.run(publish(kafka_bootstrap, 60))
+        time.sleep(12)  # deliveries under way while connections keep dying
+        faults.set()
+        killer.join(10)
+        wanted = {f"msg_{e}" for e in event_ids}
+        deadline = time.monotonic() + 90
+        while not wanted <= {r.webhook_id for r in receiver.successes("/faults")} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        ready_deadline = time.monotonic() + 90  # a worker that crashed in a row is ready after 30 s of running
+        while ready.status_code != 200 and time.monotonic() < ready_deadline:
+            time.sleep(0.5)
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    finally:
+        faults.set()
+        process.terminate()
+        process.wait(timeout=20)
+        receiver.stop()
+    assert sum(terminated) > 10, f"the test terminated too few connections to mean anything: {terminated}"
+    got = {r.webhook_id for r in receiver.successes("/faults")}
+    assert wanted <= got, f"{len(wanted - got)} of {len(wanted)} deliveries never made"
+    assert ready.status_code == 200, ready.text
+
+    async def books() -> list[str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(select(deliveries.c.event_id).where(deliveries.c.status == "succeeded"))
+                return [r[0] for r in rows]
+        finally:
+            await engine.dispose()
+
+    assert sorted(asyncio.run(books())) == sorted(event_ids), "each message succeeded exactly once in the books"
+    print(f"connections terminated: {sum(terminated)} over {len(terminated)} rounds")
