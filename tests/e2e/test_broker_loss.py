@@ -232,8 +232,15 @@ def metric(stack: DevStack, service: str, name: str) -> float:
     return total
 
 
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "durability"
+
+
 def report(name: str, figures: dict[str, Any]) -> None:
+    """Prints the figures and keeps them in ``test-artefacts/durability/`` (the source of quoted numbers)."""
     print(f"\n{name}: {json.dumps(figures, sort_keys=True)}")
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    record = {"test": name, "at": datetime.now().astimezone().isoformat(timespec="seconds"), **figures}
+    (ARTEFACTS / f"{name.replace(' ', '-')}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def assert_everything_arrived(stack: DevStack, load: Load, receiver: Receiver, timeout: float) -> float:

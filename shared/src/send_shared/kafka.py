@@ -51,6 +51,7 @@ def new_consumer(
     auto_offset_reset: str = "earliest",
     session_timeout_ms: int = 10_000,
     heartbeat_interval_ms: int = 3_000,
+    fetch_max_wait_ms: int = 25,
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
@@ -63,7 +64,7 @@ def new_consumer(
         max_poll_records=500,
         # The broker may hold a fetch for its whole max wait even when records are there (Tansu does):
         # a short wait keeps event-to-handler latency low at the price of more idle fetches.
-        fetch_max_wait_ms=25,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
         max_poll_interval_ms=300_000,

@@ -14,7 +14,9 @@ learn the true end (``true_end``), and an offset at or beyond it is ABSENT witho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -87,9 +89,20 @@ class LogProbe:
             return None
         return {topic: set(cluster.partitions_for_topic(topic) or ()) for topic in cluster.topics()}
 
+    @contextlib.asynccontextmanager
+    async def _asking(self) -> AsyncIterator[None]:
+        """One question at a time; afterwards the consumer is paused, or it would go on fetching the
+        partition it was last pointed at, several times a second, for nobody."""
+        async with self._lock:
+            try:
+                yield
+            finally:
+                if self._consumer is not None and self._consumer.assignment():
+                    self._consumer.pause(*self._consumer.assignment())
+
     async def true_end(self, tp: TopicPartition) -> int | None:
         """The offset after the partition's last record; None when the broker does not answer."""
-        async with self._lock:
+        async with self._asking():
             return await self._true_end(tp)
 
     async def _true_end(self, tp: TopicPartition) -> int | None:
@@ -110,7 +123,7 @@ class LogProbe:
 
     async def record_at(self, tp: TopicPartition, offset: int, topics: dict[str, set[int]] | None = None) -> Probe:
         """``topics``, if given, is what ``topics()`` just answered (saves asking again per partition)."""
-        async with self._lock:
+        async with self._asking():
             quick = await self._fetch_one(tp, offset, patience=0.3)
             if quick is not None and quick.seen is Seen.FOUND:
                 return quick  # the usual answer, in one fetch
@@ -131,7 +144,7 @@ class LogProbe:
         None when the fetch brought nothing (beyond the end, or no answer: the caller finds out which)."""
         try:
             consumer = await self._started()
-            consumer.assign([tp])
+            consumer.assign([tp])  # a new assignment: nothing paused
             consumer.seek(tp, offset)
             fetched = await consumer.getmany(tp, timeout_ms=int(patience * 1000), max_records=1)
         except OffsetOutOfRangeError:  # below the log's start: deleted

@@ -51,6 +51,8 @@ class ConsumerSpec:
     inbox_table: Table
     positions_table: Table
     before_commit: BeforeCommit | None = None
+    # How long the broker may hold an empty fetch: short where latency matters, long for rare messages.
+    fetch_max_wait_ms: int = 25
 
 
 def durable_topic(name: str, partitions: int, settings: ServiceSettings) -> TopicSpec:
@@ -291,6 +293,7 @@ class ServiceRuntime:
                 stuck_after=s.stuck_after_seconds,
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+                fetch_max_wait_ms=spec.fetch_max_wait_ms,
             )
             self.health.register(f"consumer {spec.group_id}", runtime.status)
             self._consumer_runtimes.append(runtime)

@@ -20,30 +20,12 @@ from sqlalchemy.engine import make_url
 from notifications.adapters.orm import deliveries
 from send_shared.broker import free_port
 from send_shared.db import create_engine
-from send_shared.events.envelope import encode_kafka
-from send_shared.events.topics import Topics
-from send_shared.kafka import OutgoingRecord, new_producer, publish_all
 
-from .conftest import bearer, referral_event
+from .conftest import bearer
 from .receiver import Receiver
-from .test_killed_mid_delivery import start, wait_ready
+from .test_killed_mid_delivery import publish, start, wait_ready
 
 ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"
-
-
-async def publish(bootstrap: str, count: int) -> list[str]:
-    events = [referral_event(f"fault-{uuid.uuid4().hex[:8]}", 1, "submitted", receiver_org=ORG) for _ in range(count)]
-    producer = new_producer(bootstrap, client_id="fault-test")
-    await producer.start()
-    try:
-        records = []
-        for e in events:
-            headers, value = encode_kafka(e)
-            records.append(OutgoingRecord(Topics.REFERRAL_EVENTS, (e.subject or "").encode(), value, headers))
-        await publish_all(producer, records)
-    finally:
-        await producer.stop()
-    return [e.id for e in events]
 
 
 async def terminate_connections(admin_url: str, database: str) -> int:
@@ -92,7 +74,7 @@ def test_every_delivery_is_made_while_database_connections_are_terminated(
         receiver.script["/faults"] = [("sleep", 0.05)] * 1000
         killer = threading.Thread(target=keep_terminating, daemon=True)
         killer.start()
-        event_ids = asyncio.run(publish(kafka_bootstrap, 60))
+        event_ids = asyncio.run(publish(kafka_bootstrap, 60, ORG, "fault"))
         time.sleep(12)  # deliveries under way while connections keep dying
         faults.set()
         killer.join(10)

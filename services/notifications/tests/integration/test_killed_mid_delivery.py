@@ -55,10 +55,14 @@ def wait_ready(port: int) -> None:
     raise TimeoutError("notifications did not become ready")
 
 
-async def publish(bootstrap: str, count: int) -> list[str]:
+async def publish(bootstrap: str, count: int, org: str = ORG, prefix: str = "kill") -> list[str]:
+    """``count`` new referrals for ``org`` put on the referral topic, as the referrals service would; their
+    event ids."""
     await ensure_topics(bootstrap, {Topics.REFERRAL_EVENTS: 4})
-    events = [referral_event(f"kill-{i}", 1, "submitted", receiver_org=ORG) for i in range(count)]
-    producer = new_producer(bootstrap, client_id="kill-test")
+    events = [
+        referral_event(f"{prefix}-{uuid.uuid4().hex[:8]}", 1, "submitted", receiver_org=org) for _ in range(count)
+    ]
+    producer = new_producer(bootstrap, client_id=f"{prefix}-test")
     await producer.start()
     try:
         records = []

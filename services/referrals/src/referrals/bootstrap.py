@@ -45,7 +45,14 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
         source=settings.event_source,
     )
     runtime.consumers = [
-        ConsumerSpec(STORE_REPLAY_GROUP, [request_topic(settings.service_name)], replay.record, inbox, positions)
+        ConsumerSpec(
+            STORE_REPLAY_GROUP,
+            [request_topic(settings.service_name)],
+            replay.record,
+            inbox,
+            positions,
+            fetch_max_wait_ms=500,  # requests are rare and a second more does not matter
+        )
     ]
     runtime.workers.append(("store-replay", replay.run))
     app = create_app(

@@ -12,9 +12,13 @@ For each partition, messages are handled strictly one after another:
 The position in the database, not Kafka's committed offset, says where to resume (see ``positions``).
 A log can be replaced under a consumer (a restarted broker, a topic created again) and grow again
 past the consumer's position before anyone notices, even between two fetches of a busy partition;
-reading on from there would skip what the new log holds before it. So before each batch is applied,
-the broker must show it still holds the last record applied on that partition (one fetch); if it
-does not, the partition is read again from its beginning (the inbox drops what was applied before).
+reading on from there would skip what the new log holds before it. So each partition keeps an
+*anchor*, a record applied from it that the broker was last seen to hold. Before a batch is applied,
+if the anchor was last confirmed more than ``VERIFY_EVERY`` ago (or never), the broker must show it
+still holds the anchor (one fetch); then the anchor moves up to the last record applied. If the
+broker no longer holds it, the partition is read again from its beginning: the inbox drops what was
+applied before, including anything applied from a new log meanwhile, and nothing is skipped, because
+the anchor is always a record of the log the partition was being read from when it was confirmed.
 A watch beside the loop asks the same question of idle partitions every few seconds, measures lag
 and the age of the oldest unread record, and notices topics that vanished, commits that fail and
 partitions that stopped moving; ``status`` reports it for readiness.
@@ -25,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
@@ -76,6 +81,13 @@ Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
 _PRUNE_EVERY_SECONDS = 3600
+VERIFY_EVERY = 1.0  # seconds between two confirmations of a busy partition's anchor
+
+
+class _Anchor(NamedTuple):
+    offset: int
+    fingerprint: str
+    confirmed_at: float
 
 
 class PermanentError(Exception):
@@ -113,6 +125,7 @@ class ConsumerRuntime:
         commit_timeout: float = 5.0,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 25,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
@@ -137,12 +150,14 @@ class ConsumerRuntime:
         self.commit_timeout = commit_timeout
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.dead_letter_topic = Topics.dead_letter(group_id)
         self._last_prune = 0.0
         self._attempts = 0
         # Per partition: the last record applied (offset, fingerprint), as the database has it.
         self._applied: dict[TopicPartition, tuple[int, str]] = {}
         self._rewind: set[TopicPartition] = set()
+        self._anchors: dict[TopicPartition, _Anchor] = {}
         self._rereading: set[TopicPartition] = set()
         self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
         self._stuck: dict[TopicPartition, float] = {}
@@ -201,6 +216,7 @@ class ConsumerRuntime:
             auto_offset_reset="none",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         consumer.subscribe(topics=self.topics, listener=_Positioner(self, consumer))
         await consumer.start()
@@ -243,16 +259,25 @@ class ConsumerRuntime:
                 await self.probe.stop()
 
     async def _continues(self, consumer: AIOKafkaConsumer, partition: TopicPartition, messages: list[Message]) -> bool:
-        """Whether ``messages`` continue the log the last applied record came from."""
+        """Whether ``messages`` come from the log the partition's anchor is in (asked of the broker at most
+        every ``VERIFY_EVERY``)."""
         applied = self._applied.get(partition)
-        if applied is None:
+        anchor = self._anchors.get(partition)
+        if anchor is None:
+            if applied is None:
+                return True  # nothing applied from this partition yet: nothing to lose track of
+            anchor = _Anchor(applied[0], applied[1], -math.inf)
+        now = time.monotonic()
+        if now - anchor.confirmed_at < VERIFY_EVERY:
             return True
-        seen = await self.verifier.holds(partition, applied[0], applied[1])
+        seen = await self.verifier.holds(partition, anchor.offset, anchor.fingerprint)
         if seen is Seen.FOUND:
+            latest = applied or (anchor.offset, anchor.fingerprint)
+            self._anchors[partition] = _Anchor(latest[0], latest[1], now)
             return True
         if seen is Seen.ABSENT:
-            detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
-                     group=self.group_id, partition=str(partition), offset=applied[0])  # fmt: skip
+            detected("log_replaced", "the broker no longer holds a record applied: reading from the beginning",
+                     group=self.group_id, partition=str(partition), offset=anchor.offset)  # fmt: skip
             self._rewind.add(partition)
         else:  # the broker did not say: fetch the batch again and ask again
             consumer.seek(partition, messages[0].offset)
@@ -265,6 +290,7 @@ class ConsumerRuntime:
             await consumer.seek_to_beginning(*rewind)
             for tp in rewind:
                 self._applied.pop(tp, None)
+                self._anchors.pop(tp, None)
                 self._rereading.add(tp)
 
     async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
@@ -484,10 +510,12 @@ class ConsumerRuntime:
                 continue  # never applied anything here: Kafka's committed offset, or the beginning
             consumer.seek(tp, position.next_offset)
             self._applied[tp] = (position.next_offset - 1, position.fingerprint)
+            self._anchors.pop(tp, None)  # confirmed before the first batch is applied
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._applied.pop(tp, None)
+            self._anchors.pop(tp, None)
             self._rereading.discard(tp)
             self._stuck.pop(tp, None)
             self._moved_at.pop(tp, None)
@@ -499,6 +527,7 @@ class ConsumerRuntime:
         the logs are unchecked until it has."""
         if self._unchecked_since is None:
             self._unchecked_since = time.monotonic()
+        self._anchors = {tp: anchor._replace(confirmed_at=-math.inf) for tp, anchor in self._anchors.items()}
         self._look_now.set()
 
     async def _watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event, lock: GroupLock) -> None:

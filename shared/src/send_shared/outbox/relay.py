@@ -37,7 +37,7 @@ from typing import Any
 from aiokafka.structs import RecordMetadata
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import String, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -145,7 +145,7 @@ class OutboxRelay:
             rows = (await conn.execute(self._claim_query(shards))).mappings().all()
             if not rows:
                 return 0
-            heads = await self._heads(conn, {row["topic"] for row in rows})
+            heads = _heads_of(rows[0]["heads"]) if self._postgres else await self._heads(conn)
             producer = await self.producer.get()
             acks = await publish_all(producer, self._traced_records(rows))
             lost: LostPartitions = defaultdict(set)
@@ -157,7 +157,6 @@ class OutboxRelay:
                 raise LostRecords(dict(lost))
             now = datetime.now(UTC)
             await self._mark_sent(conn, rows, acks, now)
-            await self._advance_heads(conn, rows, acks, now)
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
             OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - as_utc(row["created_at"])).total_seconds()))
@@ -174,37 +173,52 @@ class OutboxRelay:
         return list(result.scalars())
 
     def _claim_query(self, shards: list[int] | None) -> Any:
-        q, s = self.tables.queue, self.tables.store
+        q, s, h = self.tables.queue, self.tables.store, self.tables.heads
         query = (
             select(q.c.position, q.c.topic, q.c.created_at, s.c.event_id, s.c.message_key, s.c.headers, s.c.payload)
             .join(s, s.c.position == q.c.position)
             .where(q.c.sent_at.is_(None))
         )
         if shards is not None:
+            # The heads ride along (computed once by the planner): read after the shard locks were taken,
+            # they include every head another relay committed before this batch is published.
+            heads = select(func.json_object_agg(h.c.topic + " " + cast(h.c.partition, String), h.c.offset))
+            query = query.add_columns(heads.scalar_subquery().label("heads"))
             query = query.where(q.c.shard.in_(shards)).with_for_update(of=q, skip_locked=True)
         return query.order_by(q.c.position).limit(self.batch_size)
 
-    async def _heads(self, conn: AsyncConnection, topics: set[str]) -> dict[tuple[str, int], int]:
+    async def _heads(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
         h = self.tables.heads
-        rows = await conn.execute(select(h.c.topic, h.c.partition, h.c.offset).where(h.c.topic.in_(topics)))
+        rows = await conn.execute(select(h.c.topic, h.c.partition, h.c.offset))
         return {(topic, partition): offset for topic, partition, offset in rows}
 
     async def _mark_sent(
         self, conn: AsyncConnection, rows: Sequence[Any], acks: Sequence[RecordMetadata], now: datetime
     ) -> None:
-        q = self.tables.queue
-        if self._postgres:
+        """The rows sent, with where the broker put them, and each partition's newest head moved up."""
+        q, h = self.tables.queue, self.tables.heads
+        if self._postgres:  # one statement, prepared once whatever the batch
             await conn.execute(
                 text(
-                    f'UPDATE {q.name} SET sent_at = :now, partition = v.partition, "offset" = v.off '  # noqa: S608 - table name from our metadata
-                    "FROM unnest(CAST(:positions AS bigint[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[])) "
-                    f"AS v(position, partition, off) WHERE {q.name}.position = v.position"
+                    "WITH v AS (SELECT * FROM unnest(CAST(:positions AS bigint[]), CAST(:partitions AS int[]), "  # noqa: S608 - names from our metadata
+                    "CAST(:offsets AS bigint[]), CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[])) "
+                    "AS v(position, partition, off, event_id, topic)), "
+                    f'marked AS (UPDATE {q.name} SET sent_at = :now, partition = v.partition, "offset" = v.off '
+                    f"FROM v WHERE {q.name}.position = v.position) "
+                    f'INSERT INTO {h.name} (topic, partition, "offset", event_id, updated_at) '
+                    "SELECT DISTINCT ON (topic, partition) topic, partition, off, event_id, :now FROM v "
+                    "ORDER BY topic, partition, off DESC "
+                    'ON CONFLICT (topic, partition) DO UPDATE SET "offset" = excluded."offset", '
+                    "event_id = excluded.event_id, updated_at = excluded.updated_at "
+                    f'WHERE {h.name}."offset" < excluded."offset"'
                 ),
                 {
                     "now": now,
                     "positions": [row["position"] for row in rows],
                     "partitions": [ack.partition for ack in acks],
                     "offsets": [ack.offset for ack in acks],
+                    "event_ids": [row["event_id"] for row in rows],
+                    "topics": [ack.topic for ack in acks],
                 },
             )
             return
@@ -217,16 +231,11 @@ class OutboxRelay:
                 for row, ack in zip(rows, acks, strict=True)
             ],
         )
-
-    async def _advance_heads(
-        self, conn: AsyncConnection, rows: Sequence[Any], acks: Sequence[RecordMetadata], now: datetime
-    ) -> None:
         newest: dict[tuple[str, int], tuple[int, str]] = {}
         for row, ack in zip(rows, acks, strict=True):
             key = (ack.topic, ack.partition)
             if key not in newest or newest[key][0] < ack.offset:
                 newest[key] = (ack.offset, row["event_id"])
-        h = self.tables.heads
         stmt = upsert_insert(conn)(h)
         stmt = stmt.on_conflict_do_update(
             index_elements=[h.c.topic, h.c.partition],
@@ -304,3 +313,12 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, at_most: float) ->
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+def _heads_of(aggregated: dict[str, int] | None) -> dict[tuple[str, int], int]:
+    """``{"topic partition": offset}`` as the claim query aggregates it."""
+    found = {}
+    for name, offset in (aggregated or {}).items():
+        topic, _, partition = name.rpartition(" ")
+        found[(topic, int(partition))] = int(offset)
+    return found

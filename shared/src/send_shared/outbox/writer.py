@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, text
+from sqlalchemy import TextClause, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from send_shared.db import dialect_name
@@ -52,21 +54,43 @@ class OutboxWriter:
                     "created_at": now,
                 }
             )
+        if dialect_name(db) == "postgresql":
+            await db.execute(self._postgres_statement, self._postgres_arrays(rows, now))
+            return
         store, queue = self.tables.store, self.tables.queue
         stored = (
             insert(store).values(rows).returning(store.c.position, store.c.topic, store.c.shard, store.c.created_at)
         )
-        if dialect_name(db) == "postgresql":
-            # One round trip: the queue rows are inserted from what the store insert returns.
-            written = stored.cte("written")
-            await db.execute(
-                insert(queue).from_select(
-                    ["position", "topic", "shard", "created_at"],
-                    select(written.c.position, written.c.topic, written.c.shard, written.c.created_at),
-                )
-            )
-            # Delivered at commit, and only if the transaction commits: wakes the relay at once.
-            await db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": self.notify_channel})
-            return
         positions = (await db.execute(stored)).all()
         await db.execute(insert(queue), [dict(row._mapping) for row in positions])
+
+    def _postgres_arrays(self, rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+        return {
+            "event_ids": [r["event_id"] for r in rows],
+            "topics": [r["topic"] for r in rows],
+            "keys": [r["message_key"] for r in rows],
+            "shards": [r["shard"] for r in rows],
+            "headers": [orjson.dumps(r["headers"]).decode() for r in rows],
+            "payloads": [r["payload"] for r in rows],
+            "created": [now] * len(rows),
+            "channel": self.notify_channel,
+        }
+
+    @functools.cached_property
+    def _postgres_statement(self) -> TextClause:
+        """One statement, the same whatever the number of events (so prepared once, where a multi-row insert
+        built per call cost three times the CPU): the events go into the store from arrays, in the order
+        given (positions are handed out in that order, which keeps each key's events in order), the queue
+        takes what the store returns, and ``pg_notify``, delivered at commit and only if the transaction
+        commits, wakes the relay at once."""
+        store, queue = self.tables.store.name, self.tables.queue.name
+        return text(
+            f"WITH written AS (INSERT INTO {store} (event_id, topic, message_key, shard, headers, payload, created_at) "  # noqa: S608 - names from our metadata
+            "SELECT e, t, k, s, h, p, c FROM unnest(CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[]), "
+            "CAST(:keys AS varchar[]), CAST(:shards AS smallint[]), CAST(:headers AS json[]), "
+            "CAST(:payloads AS bytea[]), CAST(:created AS timestamptz[])) WITH ORDINALITY AS u(e, t, k, s, h, p, c, n) "
+            "ORDER BY n RETURNING position, topic, shard, created_at), "
+            f"queued AS (INSERT INTO {queue} (position, topic, shard, created_at) "
+            "SELECT position, topic, shard, created_at FROM written) "
+            "SELECT pg_notify(:channel, '')"
+        )

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 CONSUMER_GROUP = "notifications"
 
 
+class _HeldFlag:
+    """Whether any event may be held: while none is, a next version need not look for held successors.
+    True until the held-events worker has looked (and whenever this process holds one); the worker also
+    sends on, every few seconds, what another process's consumer made ready."""
+
+    maybe = True
+
+
+_held = _HeldFlag()
+
+
 def clean_event(event: CloudEvent, payload: EventPayloadV1) -> CloudEvent:
     """The event rebuilt from its validated payload and the attributes the contract defines."""
     extensions = {"referralversion": str(payload.version)} if isinstance(payload, ReferralEventV1) else {}
@@ -85,6 +96,9 @@ async def fan_out(event: CloudEvent, session: AsyncSession, *, referral_link_tem
             return 0
         case Arrival.NEXT:
             sent = await _send_on(session, clean, referral_link_template)
+            if not _held.maybe:  # nothing is held anywhere (as of the last look): just note the version
+                await _set_sent_version(session, payload.referral_id, payload.version)
+                return sent
             return sent + await _release_next(session, payload.referral_id, payload.version, referral_link_template)
 
 
@@ -172,6 +186,7 @@ async def _hold(session: AsyncSession, event: CloudEvent, payload: ReferralEvent
         )
         .on_conflict_do_nothing()
     )
+    _held.maybe = True
     if getattr(result, "rowcount", 0):
         CONSUMER_VERSION_GAPS.labels(CONSUMER_GROUP).inc()
         log.warning(
@@ -244,6 +259,24 @@ async def release_overdue(session: AsyncSession, *, hold_limit: timedelta, refer
     return sent
 
 
+async def release_ready(session: AsyncSession, *, referral_link_template: str) -> int:
+    """Held events whose earlier versions have all gone on (a consumer in another process sent the missing
+    one) go on too."""
+    ready = (
+        await session.execute(
+            select(held_events.c.referral_id)
+            .join(referral_versions, referral_versions.c.referral_id == held_events.c.referral_id)
+            .where(held_events.c.version <= referral_versions.c.version + 1)
+            .distinct()
+        )
+    ).scalars()
+    sent = 0
+    for referral_id in list(ready):
+        last = await _last_sent_version(session, referral_id)
+        sent += await _release(session, referral_id, last, referral_link_template, waited_long_enough=False)
+    return sent
+
+
 async def held_summary(session: AsyncSession) -> tuple[int, float]:
     """How many events are held, and for how long the oldest has waited (seconds)."""
     count, oldest = (await session.execute(select(func.count(), func.min(held_events.c.held_at)))).one()
@@ -291,10 +324,11 @@ class HeldEvents:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             async with self.sessions() as session, session.begin():
-                sent = await release_overdue(
-                    session, hold_limit=self.hold_limit, referral_link_template=self.referral_link_template
-                )
+                link = self.referral_link_template
+                sent = await release_overdue(session, hold_limit=self.hold_limit, referral_link_template=link)
+                sent += await release_ready(session, referral_link_template=link)
                 self._held, self._oldest = await held_summary(session)
+            _held.maybe = self._held > 0
             if sent:
                 self.after()
             with contextlib.suppress(TimeoutError):
