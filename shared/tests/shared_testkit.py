@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from send_shared.consumer.positions import define_positions_table
@@ -34,6 +34,9 @@ effects = Table(
     Column("message_key", String(200), nullable=False),
     Column("version", Integer, nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The order effects were applied in: now() is the transaction's start, the same for every event of a
+    # batch applied together, so it cannot order them.
+    Column("applied_ns", BigInteger, nullable=False),
 )
 
 # A stand-in for the referral row: writers lock it (SELECT ... FOR UPDATE) and bump its version, so one
@@ -86,7 +89,12 @@ def make_event(key: str, version: int, **data: Any) -> CloudEvent:
 async def apply_effect(event: CloudEvent, session: AsyncSession) -> None:
     """The handler used by consumer tests: one row per event, primary key = event id."""
     await session.execute(
-        insert(effects).values(event_id=event.id, message_key=event.subject or "", version=int(event.data["version"]))
+        insert(effects).values(
+            event_id=event.id,
+            message_key=event.subject or "",
+            version=int(event.data["version"]),
+            applied_ns=time.time_ns(),
+        )
     )
 
 

@@ -203,7 +203,7 @@ async def test_sigkill_relay_and_consumer_every_effect_applied_once(
         outbox_ids = set((await conn.execute(select(outbox.store.c.event_id))).scalars())
         effect_rows = (
             await conn.execute(
-                select(effects.c.event_id, effects.c.message_key, effects.c.version).order_by(effects.c.applied_at)
+                select(effects.c.event_id, effects.c.message_key, effects.c.version).order_by(effects.c.applied_ns)
             )
         ).all()
         inbox_ids = set((await conn.execute(select(inbox.c.event_id).where(inbox.c.consumer_group == group))).scalars())

@@ -6,9 +6,10 @@ for a record that is not a CloudEvent. ``record_at`` answers FOUND (with the fin
 record's timestamp), ABSENT (the topic or partition is gone, the offset is out of range, or nothing
 is there), or UNKNOWN (the broker did not answer: never read as a loss).
 
-Tansu answers a fetch beyond a partition's end with nothing rather than an out-of-range error, and
-reports as the end the last batch's base offset plus one: so the probe first reads the last batch to
-learn the true end (``true_end``), and an offset at or beyond it is ABSENT without waiting on a fetch.
+Tansu answers a fetch beyond a partition's end with nothing rather than an out-of-range error, and its
+offset listing reports as the end the last batch's base offset plus one (a fetch's high watermark is
+exact): so where a quick fetch finds nothing, the probe reads the last batch to learn the true end
+(``true_end``), and an offset at or beyond it is ABSENT without waiting on a fetch.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Probe:
     seen: Seen
     fingerprint: str | None = None
     timestamp_ms: int | None = None
+    end: int | None = None  # the partition's end, from the fetch that found the record (exact, unlike end_offsets)
 
 
 def fingerprint(record: ConsumerRecord[bytes, bytes] | Any) -> str:
@@ -65,6 +67,10 @@ class LogProbe:
                 enable_auto_commit=False,
                 auto_offset_reset="none",
                 fetch_max_wait_ms=50,
+                # One batch per question (the broker always returns at least the first), not a megabyte of
+                # records decoded to read one of them.
+                fetch_max_bytes=1,
+                max_partition_fetch_bytes=1,
                 request_timeout_ms=10_000,
             )
             await consumer.start()
@@ -157,7 +163,7 @@ class LogProbe:
         record = records[0]
         if record.offset != offset:
             return Probe(Seen.ABSENT)
-        return Probe(Seen.FOUND, fingerprint(record), record.timestamp)
+        return Probe(Seen.FOUND, fingerprint(record), record.timestamp, consumer.highwater(tp))
 
     async def holds(
         self, tp: TopicPartition, offset: int, expected: str, topics: dict[str, set[int]] | None = None

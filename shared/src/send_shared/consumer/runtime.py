@@ -82,6 +82,7 @@ BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
 _PRUNE_EVERY_SECONDS = 3600
 VERIFY_EVERY = 1.0  # seconds between two confirmations of a busy partition's anchor
+COMMIT_EVERY = 1.0  # seconds between two offset commits to Kafka (lag tools only; positions are in the database)
 
 
 class _Anchor(NamedTuple):
@@ -158,6 +159,8 @@ class ConsumerRuntime:
         self._applied: dict[TopicPartition, tuple[int, str]] = {}
         self._rewind: set[TopicPartition] = set()
         self._anchors: dict[TopicPartition, _Anchor] = {}
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self._rereading: set[TopicPartition] = set()
         self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
         self._stuck: dict[TopicPartition, float] = {}
@@ -246,13 +249,16 @@ class ConsumerRuntime:
                             await self._process(partition, message, stop)
                     self._busy = False
                     self._turned_at = time.monotonic()
-                    await self._commit(consumer, partition, messages[-1].offset + 1)
+                    self._uncommitted[partition] = messages[-1].offset + 1
+                await self._commit_if_due(consumer)
                 await self._prune_if_due()
         except StoppedWhileWaiting:
             log.info("consumer stopped while the database was unavailable", extra={"group": self.group_id})
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._commit_if_due(consumer, now=True)
             await consumer.stop()
             await self.verifier.stop()
             if self._own_probe:
@@ -293,15 +299,25 @@ class ConsumerRuntime:
                 self._anchors.pop(tp, None)
                 self._rereading.add(tp)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
-        """Kafka's committed offsets serve lag tools; the position that counts is in the database, so a
-        commit the broker refuses (it forgot the topic) is reported, never waited on."""
+    async def _commit_if_due(self, consumer: AIOKafkaConsumer, *, now: bool = False) -> None:
+        """Kafka's committed offsets serve lag tools; the position that counts is in the database, so they
+        are committed at most once every ``COMMIT_EVERY`` (and when the loop ends), not after every batch,
+        and a commit the broker refuses (it forgot the topic) is reported, never waited on."""
+        if not self._uncommitted or (not now and time.monotonic() - self._committed_at < COMMIT_EVERY):
+            return
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in consumer.assignment()}
+        self._uncommitted.clear()
+        self._committed_at = time.monotonic()
+        if offsets:
+            await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await asyncio.wait_for(consumer.commit({partition: offset}), self.commit_timeout)
+            await asyncio.wait_for(consumer.commit(offsets), self.commit_timeout)
         except (CommitFailedError, IllegalStateError) as exc:
             # The partition moved to another member during the batch; it re-reads from the last position
             # and the inbox turns the repeats into no-ops.
-            log.warning("offset commit refused after rebalance", extra={"partition": str(partition), "error": str(exc)})
+            log.warning("offset commit refused after rebalance", extra={"partitions": str(offsets), "error": str(exc)})
         except (KafkaError, TimeoutError) as exc:
             if self._commit_failing_since is None:
                 self._commit_failing_since = time.monotonic()
@@ -573,13 +589,19 @@ class ConsumerRuntime:
             await consumer._client.force_metadata_update()
         for tp in sorted(consumer.assignment() - gone):
             applied = self._applied.get(tp)
-            seen = await self.probe.holds(tp, applied[0], applied[1], topics) if applied is not None else Seen.FOUND
+            end: int | None = None
+            seen = Seen.FOUND
+            if applied is not None:  # one fetch says whether the last record applied is there, and where the end is
+                probe = await self.probe.record_at(tp, applied[0], topics)
+                seen = Seen.ABSENT if probe.seen is Seen.FOUND and probe.fingerprint != applied[1] else probe.seen
+                end = probe.end
             if seen is Seen.ABSENT:
                 detected("log_replaced", "the broker no longer holds the last record applied: reading from the beginning",
                          group=self.group_id, partition=str(tp), offset=applied[0] if applied else None)  # fmt: skip
                 self._rewind.add(tp)
                 continue
-            end = await self.probe.true_end(tp)
+            if end is None:
+                end = await self.probe.true_end(tp)
             if end is None or seen is Seen.UNKNOWN:
                 complete = False
                 continue
