@@ -438,7 +438,8 @@ async def publish_raw(bootstrap: str, topic: str, items: list[tuple[dict[str, st
         await producer.stop()
 
 
-async def dead_letter_ids(bootstrap: str, topic: str) -> set[str]:
+async def event_ids_on(bootstrap: str, topic: str) -> set[str]:
+    """The event ids of every record on ``topic``, read from its beginning until two fetches bring nothing."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
@@ -447,9 +448,12 @@ async def dead_letter_ids(bootstrap: str, topic: str) -> set[str]:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        found = set()
-        for _ in range(5):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
+        found: set[str] = set()
+        empty = 0
+        while empty < 2:
+            fetched = await consumer.getmany(timeout_ms=300)
+            empty = 0 if fetched else empty + 1
+            for records in fetched.values():
                 found |= {dict(r.headers).get("ce_id", b"").decode() for r in records}
         return found
     finally:
@@ -473,12 +477,46 @@ def test_schema_violations_are_parked_by_every_consumer_and_never_forwarded(
     assert_everything_arrived(stack, load, receiver, 60)
     wanted = {a["id"] for _, a, _ in bad}
     for group in ("waitlists", "notifications"):
-        wait_until(lambda group=group: wanted <= asyncio.run(dead_letter_ids(bootstrap, f"{group}.dlq.v1")),
+        wait_until(lambda group=group: wanted <= asyncio.run(event_ids_on(bootstrap, f"{group}.dlq.v1")),
                    f"every bad event parked by {group}", 30)  # fmt: skip
-    wait_until(lambda: request["id"] in asyncio.run(dead_letter_ids(bootstrap, "referrals-store-replay.dlq.v1")),
+    wait_until(lambda: request["id"] in asyncio.run(event_ids_on(bootstrap, "referrals-store-replay.dlq.v1")),
                "the bad replay request parked by referrals", 30)  # fmt: skip
     forwarded = {r.body.get("id") for r in receiver.received}
     assert not forwarded & wanted, "a schema-violating event went out by webhook"
     in_projection = {r for r, _ in projected(stack)}
     assert not in_projection & {d["referral_id"] for _, _, d in bad}
     assert all("Sam" not in json.dumps(r.body) for r in receiver.received)
+
+
+def test_a_restart_of_make_run_refills_the_empty_broker_from_the_stores(tmp_path: Path) -> None:
+    """``make run``'s case: SQLite files kept, the embedded broker empty at every start. The topics are
+    refilled from the event stores, so a reader that starts afterwards still sees the whole history."""
+    var = tmp_path / "var"
+    ports = {service: free_port() for service in SERVICES}
+    env = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+    first = DevStack(var_dir=var, broker_port=free_port(), ports=ports, smtp_port=free_port(), extra_env=env)
+    with first:
+        load = Load(first).start()
+        time.sleep(4)
+        load.stop()
+    stored = {row[0] for row in sqlite_rows(var / "referrals.db", "SELECT event_id FROM event_store")}
+    assert len(stored) > len(load.accepted) > 0
+    second = DevStack(var_dir=var, broker_port=free_port(), ports=ports, smtp_port=free_port(), extra_env=env)
+    with second:
+        assert second.broker is not None
+        bootstrap = second.broker.bootstrap_servers
+        took = wait_until(
+            lambda: stored <= asyncio.run(event_ids_on(bootstrap, "referrals.events.v1")),
+            "every stored event back on the new broker",
+            60,
+        )
+        wait_until(lambda: all(httpx.get(f"{second.url(s)}/readyz").status_code == 200 for s in SERVICES),
+                   "every service ready", 60)  # fmt: skip
+    report("make run restarted", {"stored_events": len(stored), "refilled_after_start_s": round(took, 1)})
+
+
+def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return list(conn.execute(sql))

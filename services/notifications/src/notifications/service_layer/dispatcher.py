@@ -110,20 +110,17 @@ class Dispatcher:
     async def _endpoints_with_due_work(self) -> list[str]:
         now = datetime.now(UTC)
         query = (
-            select(deliveries.c.endpoint_id, func.min(deliveries.c.next_attempt_at))
+            select(deliveries.c.endpoint_id)
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
             .where(
                 deliveries.c.status == "pending",
                 deliveries.c.next_attempt_at <= now,
                 endpoints.c.status == EndpointStatus.ACTIVE.value,
             )
-            .group_by(deliveries.c.endpoint_id)
+            .distinct()
         )
         async with self.sessions() as session:
-            rows = (await session.execute(query)).all()
-        oldest = min((as_utc(due) for _, due in rows), default=None)
-        self._due_since = None if oldest is None else time.monotonic() - max(0.0, (now - oldest).total_seconds())
-        return [endpoint_id for endpoint_id, _ in rows]
+            return list((await session.execute(query)).scalars())
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
@@ -283,21 +280,30 @@ class Dispatcher:
             )
 
     async def _report_backlog(self) -> None:
-        """The backlog gauges, counted at most once a second rather than on every wake."""
+        """The backlog gauges, and since when deliveries to active endpoints have been due (for ``status``),
+        counted at most once a second rather than on every wake."""
         if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
             return
         self._backlog_read_at = time.monotonic()
         now = datetime.now(UTC)
+        active = deliveries.c.endpoint_id.in_(
+            select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value)
+        )
+        due = deliveries.c.next_attempt_at <= now
         async with self.sessions() as session:
-            total, due = (
+            total, due_count, oldest_due = (
                 await session.execute(
-                    select(func.count(), func.count().filter(deliveries.c.next_attempt_at <= now)).where(
-                        deliveries.c.status == "pending"
-                    )
+                    select(
+                        func.count(),
+                        func.count().filter(due),
+                        func.min(deliveries.c.next_attempt_at).filter(due, active),
+                    ).where(deliveries.c.status == "pending")
                 )
             ).one()
-        PENDING.labels("due").set(due)
-        PENDING.labels("waiting_retry").set(total - due)
+        PENDING.labels("due").set(due_count)
+        PENDING.labels("waiting_retry").set(total - due_count)
+        waited = max(0.0, (now - as_utc(oldest_due)).total_seconds()) if oldest_due is not None else None
+        self._due_since = None if waited is None else time.monotonic() - waited
 
 
 def _secrets(endpoint: Any, now: datetime) -> list[str]:
