@@ -53,6 +53,27 @@ async def test_same_child_open_at_same_service_is_409_with_a_link(client: httpx.
     assert duplicate.json()["existing_referral"].endswith(first["id"])
 
 
+async def test_a_duplicate_of_another_organisations_referral_says_so_without_giving_it_away(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await submit(client)).json()
+    headers = {**bearer("org-millbrook-primary", "referrer"), "idempotency-key": "other-school"}
+    duplicate = await client.post("/v1/referrals", json=referral_body(), headers=headers)
+    assert duplicate.status_code == 409
+    problem = duplicate.json()
+    assert "existing_referral" not in problem
+    assert first["id"] not in duplicate.text
+    assert "contact the service" in problem["detail"] and problem["service_id"] == "svc-camhs-core"
+    # Nor does a parallel referral the caller cannot see show its id.
+    other_school = {**bearer("org-millbrook-primary", "referrer"), "idempotency-key": "slt"}
+    slt = await client.post("/v1/referrals", json=referral_body(service_id="svc-trust-slt"), headers=other_school)
+    assert slt.status_code == 201, slt.text
+    shown = (
+        await client.get(f"/v1/referrals/{slt.json()['id']}", headers=bearer("org-millbrook-primary", "referrer"))
+    ).json()
+    assert shown["parallel_referrals"] == [{"referral_id": None, "service_id": "svc-camhs-core", "status": "submitted"}]
+
+
 async def test_parallel_referrals_elsewhere_are_flagged(client: httpx.AsyncClient) -> None:
     camhs = (await submit(client)).json()
     slt = (await submit(client, referral_body(service_id="svc-trust-slt"))).json()

@@ -116,3 +116,7 @@ async def api(engine: AsyncEngine, database_url: str, kafka_bootstrap: str) -> A
 
 def ops() -> dict[str, str]:
     return {"authorization": f"Bearer {mint_token('org-la', 'ops')}"}
+
+
+def as_org(organisation_id: str, role: str = "receiver") -> dict[str, str]:
+    return {"authorization": f"Bearer {mint_token(organisation_id, role)}"}

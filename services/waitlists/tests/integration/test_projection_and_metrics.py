@@ -12,7 +12,7 @@ from send_shared.db import session_factory
 from waitlists.adapters.orm import alerts_sent, outbox, referrals, services
 from waitlists.service_layer.alerting import raise_due_alerts
 
-from .conftest import directory_events, feed, ops, referral_events
+from .conftest import as_org, directory_events, feed, ops, referral_events
 
 
 async def scalar(engine: AsyncEngine, query: object) -> object:
@@ -54,11 +54,16 @@ async def test_figures_through_the_api(engine: AsyncEngine, api: httpx.AsyncClie
     assert area["waiting"]["median_days"] == 58
     past = (await api.get("/v1/metrics/service/svc-camhs?as_of=2026-01-20", headers=ops())).json()
     assert past["waiting"]["waiting"] == 2  # r1 and r2 both waiting on 20 Jan
-    clocks = (await api.get("/v1/referrals/r3/clocks?as_of=2026-02-20", headers=ops())).json()
+    clocks = (await api.get("/v1/referrals/r3/clocks?as_of=2026-02-20", headers=as_org("org-camhs"))).json()
     assert clocks == [
         {"clock": "cypmh_4w", "target_days": 28, "start": "2026-02-01", "state": "running", "waiting_days": 19,
          "stopped_on": None, "breach_date": "2026-03-02", "exception": False, "imminent": False}
     ]  # fmt: skip
+    # The referrer sees them too; anyone else, whatever the role, is told there is no such referral.
+    assert (await api.get("/v1/referrals/r3/clocks", headers=as_org("org-school", "referrer"))).status_code == 200
+    for stranger in (as_org("org-other-school", "referrer"), ops(), as_org("org-la", "admin")):
+        refused = await api.get("/v1/referrals/r3/clocks", headers=stranger)
+        assert (refused.status_code, refused.json()["detail"]) == (404, "no such referral")
 
 
 async def test_metrics_input_errors_are_problems(engine: AsyncEngine, api: httpx.AsyncClient) -> None:

@@ -224,6 +224,11 @@ class Referral:
         self.events.append(event)
         return event
 
+    def seen_by(self, organisation_id: str) -> bool:
+        """Only the referrer and the receiving organisation see a referral: its details, its history, its
+        clocks, even its id. To anyone else it does not exist."""
+        return organisation_id in (self.referrer_org_id, self.receiving_org_id)
+
     def linked_copy(
         self, *, id: str, service_id: str, receiving_org_id: str, is_ehc: bool, at: datetime, recorded_at: datetime
     ) -> Referral:

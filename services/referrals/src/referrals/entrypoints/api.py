@@ -56,6 +56,23 @@ def invalid(field: str, rule: str, message: str) -> Problem:
     )
 
 
+def duplicate(exc: services.DuplicateReferral, viewer: str, request: Request) -> Problem:
+    """A link to the open referral for whoever may see it; anyone else learns only that one exists at the
+    service and what to do, never its id (which would tell who referred the child, and when)."""
+    existing = exc.existing
+    if existing.seen_by(viewer):
+        link = str(request.url_for("get_referral", referral_id=existing.id))
+        return Problem(409, "Duplicate referral", str(exc), kind="duplicate-referral", existing_referral=link)
+    return Problem(
+        409,
+        "Duplicate referral",
+        "this child already has an open referral at this service, made by another organisation: contact the "
+        "service to share what you know rather than referring again",
+        kind="duplicate-referral",
+        service_id=existing.service_id,
+    )
+
+
 def not_found() -> Problem:
     return Problem(404, "Not found", "no such referral", kind="not-found")
 
@@ -112,13 +129,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
                 "Idempotency-Key", "same_body_for_same_key", "this key was used with a different body"
             ) from exc
         except services.DuplicateReferral as exc:
-            raise Problem(
-                409,
-                "Duplicate referral",
-                str(exc),
-                kind="duplicate-referral",
-                existing_referral=str(request.url_for("get_referral", referral_id=exc.existing_id)),
-            ) from exc
+            raise duplicate(exc, caller.organisation_id, request) from exc
         location = str(request.url_for("get_referral", referral_id=payload["id"]))
         return JSONResponse(
             payload, status_code=status_code, headers={"ETag": etag(payload["version"]), "Location": location}
@@ -160,7 +171,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         except services.NotFound as exc:
             raise not_found() from exc
         response.headers["ETag"] = etag(referral.version)
-        return ReferralOut.of(referral, person, parallel)
+        return ReferralOut.of(referral, person, parallel, viewer=caller.organisation_id)
 
     @router.get("/referrals/{referral_id}/history", response_model=list[HistoryEntry], summary="Every change, in order")
     async def history(referral_id: str, caller: party) -> list[HistoryEntry]:
@@ -184,6 +195,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         referral_id: str,
         body: StatusChange,
         caller: party,
+        request: Request,
         response: Response,
         if_match: Annotated[str | None, Header(description="The referral's ETag, as last read.")] = None,
     ) -> ReferralOut:
@@ -227,7 +239,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         except NotYourMove as exc:
             raise Problem(403, "Forbidden", str(exc), kind="forbidden") from exc
         except services.DuplicateReferral as exc:
-            raise Problem(409, "Duplicate referral", str(exc), kind="duplicate-referral") from exc
+            raise duplicate(exc, caller.organisation_id, request) from exc
         except MissingDetail as exc:
             raise invalid(exc.field, exc.rule, str(exc)) from exc
         response.headers["ETag"] = etag(referral.version)

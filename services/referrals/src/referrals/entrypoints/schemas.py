@@ -163,7 +163,9 @@ class ChildOut(BaseModel):
 
 
 class ParallelReferral(BaseModel):
-    referral_id: str
+    referral_id: str | None = Field(
+        description="Null when the caller is neither that referral's referrer nor receiver."
+    )
     service_id: str
     status: Status
 
@@ -196,7 +198,12 @@ class ReferralOut(BaseModel):
 
     @classmethod
     def of(
-        cls, referral: Referral, person: PersonalDetails | None = None, parallel: list[Referral] | None = None
+        cls,
+        referral: Referral,
+        person: PersonalDetails | None = None,
+        parallel: list[Referral] | None = None,
+        *,
+        viewer: str | None = None,
     ) -> ReferralOut:
         d = referral.last_details
         return cls(
@@ -230,7 +237,11 @@ class ReferralOut(BaseModel):
             else None,
             reason=person.reason if person else None,
             parallel_referrals=[
-                ParallelReferral(referral_id=r.id, service_id=r.service_id, status=r.status)
+                ParallelReferral(
+                    referral_id=r.id if viewer is not None and r.seen_by(viewer) else None,
+                    service_id=r.service_id,
+                    status=r.status,
+                )
                 for r in (parallel if parallel is not None else [])
             ],
         )

@@ -33,9 +33,9 @@ class VersionMismatch(DomainError):
 
 
 class DuplicateReferral(DomainError):
-    def __init__(self, existing_id: str) -> None:
+    def __init__(self, existing: Referral) -> None:
         super().__init__("this child already has an open referral at this service")
-        self.existing_id = existing_id
+        self.existing = existing
 
 
 class IdempotencyKeyReused(DomainError):
@@ -76,10 +76,6 @@ class MoveReferral:
     occurred_at: datetime | None = None
 
 
-def may_see(referral: Referral, organisation_id: str) -> bool:
-    return organisation_id in (referral.referrer_org_id, referral.receiving_org_id)
-
-
 async def find_service(directory: SqlDirectory, service_id: str, field: str) -> Service:
     service = await directory.service(service_id)
     if service is None:
@@ -110,7 +106,7 @@ async def submit_referral(
         open_referrals = await uow.referrals.open_for_child(child_ref)
         for other in open_referrals:
             if other.service_id == service.id:
-                raise DuplicateReferral(other.id)
+                raise DuplicateReferral(other)
         referral = Referral.submit(
             id=str(uuid.uuid4()),
             child_ref=child_ref,
@@ -140,7 +136,7 @@ async def get_referral(
     """The referral, the child's details (read audited) and the child's other open referrals."""
     async with uow:
         referral = await uow.referrals.get(referral_id)
-        if referral is None or not may_see(referral, caller.organisation_id):
+        if referral is None or not referral.seen_by(caller.organisation_id):
             raise NotFound(referral_id)
         person = await uow.referrals.person(referral_id)
         parallel = [r for r in await uow.referrals.open_for_child(referral.child_ref) if r.id != referral.id]
@@ -165,7 +161,7 @@ async def list_referrals(
 async def referral_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> Sequence[Any]:
     async with uow:
         referral = await uow.referrals.get(referral_id)
-        if referral is None or not may_see(referral, caller.organisation_id):
+        if referral is None or not referral.seen_by(caller.organisation_id):
             raise NotFound(referral_id)
         return await uow.referrals.history(referral_id)
 
@@ -191,7 +187,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
             await find_service(uow.directory, d.signposted_service_id, "signposted_service_id")
         onward = await find_service(uow.directory, onward_id, onward_field) if onward_id else None
         referral = await uow.referrals.get(cmd.referral_id, for_update=True)
-        if referral is None or not may_see(referral, cmd.caller.organisation_id):
+        if referral is None or not referral.seen_by(cmd.caller.organisation_id):
             raise NotFound(cmd.referral_id)
         actor = _actor(referral, cmd.caller, cmd.target)
         if referral.version != cmd.expected_version:
@@ -202,7 +198,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
                 raise MissingDetail(onward_field, "different_service", "the onward service must be another service")
             for other in await uow.referrals.open_for_child(referral.child_ref):
                 if other.service_id == onward.id:
-                    raise DuplicateReferral(other.id)
+                    raise DuplicateReferral(other)
             linked = referral.linked_copy(
                 id=str(uuid.uuid4()),
                 service_id=onward.id,

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
+from waitlists.domain.access import Parties
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.timeline import StatusChange, Timeline
 
@@ -58,6 +59,17 @@ async def timelines_for_children(session: AsyncSession, child_refs: Sequence[str
 
 async def timelines_for_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[Timeline]:
     return await _timelines(session, referrals.c.referral_id.in_(referral_ids))
+
+
+async def parties(session: AsyncSession, referral_id: str) -> Parties | None:
+    found = (
+        await session.execute(
+            select(referrals.c.referrer_org_id, referrals.c.receiving_org_id).where(
+                referrals.c.referral_id == referral_id
+            )
+        )
+    ).first()
+    return Parties(found.referrer_org_id, found.receiving_org_id) if found else None
 
 
 async def timeline(session: AsyncSession, referral_id: str) -> Timeline | None:

@@ -178,14 +178,20 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
             raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
         return _present(found, scope, scope_id)
 
-    @router.get("/referrals/{referral_id}/clocks", response_model=list[ClockStateOut], summary="A referral's clocks")
+    @router.get(
+        "/referrals/{referral_id}/clocks",
+        response_model=list[ClockStateOut],
+        summary="A referral's clocks",
+        description="For the referrer and the receiving service's organisation only; to anyone else the "
+        "referral does not exist (404).",
+    )
     async def clocks(
         referral_id: Annotated[str, Path(max_length=36)],
-        _caller: reader,
+        caller: reader,
         as_of: date | None = None,
     ) -> list[ClockStateOut]:
         day = as_of_or_today(as_of)
-        found = await reporting.referral_clocks(referral_id, day, sessions)
+        found = await reporting.referral_clocks(referral_id, day, sessions, viewer=caller.organisation_id)
         if found is None:
             raise Problem(404, "Not found", "no such referral", kind="not-found")
         return [_clock_out(c, day) for c in found]

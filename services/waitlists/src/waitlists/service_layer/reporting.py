@@ -45,9 +45,14 @@ async def figures_for(request: FigureRequest, sessions: async_sessionmaker[Async
 
 
 async def referral_clocks(
-    referral_id: str, as_of: date, sessions: async_sessionmaker[AsyncSession]
+    referral_id: str, as_of: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str
 ) -> list[Clock] | None:
+    """The referral's clocks on ``as_of``; None when there is no such referral, or ``viewer`` (an
+    organisation id) is neither its referrer nor its receiver."""
     async with sessions() as session:
+        parties = await store.parties(session, referral_id)
+        if parties is None or not parties.include(viewer):
+            return None
         timeline = await store.timeline(session, referral_id)
         if timeline is None or timeline.in_error:
             return None
