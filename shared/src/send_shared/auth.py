@@ -1,7 +1,9 @@
 """Bearer-token identity shared by every service's API.
 
 A token is a JWT whose claims carry the caller's organisation and role:
-``{"sub": "...", "org": "<organisation id>", "role": "referrer|receiver|ops|admin", "exp": ...}``.
+``{"sub": "...", "org": "<organisation id>", "role": "referrer|receiver|ops|admin|platform_admin", "exp": ...}``.
+``admin`` administers its own organisation (its services, its audit log); ``platform_admin`` keeps the
+directory of organisations and services for everyone and sees no referral.
 Development signs with HS256 and a configured secret (``send-token`` mints one);
 production verifies RS256/ES256 tokens against keys from a JWKS URL.
 """
@@ -27,6 +29,7 @@ class Role(StrEnum):
     RECEIVER = "receiver"
     OPS = "ops"
     ADMIN = "admin"
+    PLATFORM_ADMIN = "platform_admin"
 
 
 @dataclass(frozen=True, slots=True)
