@@ -225,6 +225,11 @@ async def queries_figure(database_url: str, bootstrap: str, scale_name: str, cal
     return found
 
 
+# One organisation offers the whole load here, far past its production limit: the figures measure the
+# pipeline, so the per-organisation limits are off.
+NO_RATE_LIMITS = {"RATE_LIMIT_WRITES_PER_SECOND": "0", "RATE_LIMIT_READS_PER_SECOND": "0"}
+
+
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
@@ -284,6 +289,7 @@ def ingest_figure(pg: PostgresServer, bootstrap: str, seconds: float, work: Path
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "HTTP_PORT": str(ours_port),
         "LOG_LEVEL": "WARNING",
+        **NO_RATE_LIMITS,
     }
     subprocess.run(
         [sys.executable, "-m", "referrals", "migrate"], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL
@@ -370,7 +376,7 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
     urls = {name: pg.new_database(f"bench_{name}") for name in ("referrals", "waitlists", "notifications")}
     ports = {name: free_port() for name in urls}
     stack = DevStack(var_dir=work / "stack", broker_port=free_port(), ports=ports, database_urls=urls, smtp_port=free_port(),
-                     extra_env={"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false"})  # fmt: skip
+                     extra_env={"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false", **NO_RATE_LIMITS})  # fmt: skip
     receiver = Receiver().start()
     found: dict[str, Any] = {"seconds_per_rate": seconds}
     try:

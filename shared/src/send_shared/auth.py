@@ -9,17 +9,22 @@ production verifies RS256/ES256 tokens against keys from a JWKS URL.
 """
 
 import argparse
+import asyncio
 import os
+import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from send_shared.settings import DEV_JWT_SECRET, ServiceSettings
 from send_shared.web.problems import Problem
+from send_shared.web.rate_limits import SAFE_METHODS, RateLimits
 
 DEV_SECRET = DEV_JWT_SECRET
 
@@ -40,14 +45,20 @@ class Principal:
 
 
 class TokenVerifier:
+    """Checks bearer tokens. JWKS keys are fetched off the event loop (PyJWKClient uses blocking urllib)
+    and kept by key id, so a verified caller costs no thread hop once its key is known."""
+
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
+        self.limits = RateLimits.from_settings(settings)
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+        self._keys: dict[str, Any] = {}
+        self._fetching = asyncio.Lock()
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
-                key: Any = self._jwks.get_signing_key_from_jwt(token).key
+                key: Any = await self._jwks_key(token)
                 algorithms = ["RS256", "ES256"]
             elif self.settings.jwt_secret is not None:
                 key = self.settings.jwt_secret.get_secret_value()
@@ -62,9 +73,32 @@ class TokenVerifier:
                 issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub", "org", "role"]},
             )
-            return Principal(subject=str(claims["sub"]), organisation_id=str(claims["org"]), role=Role(claims["role"]))
-        except (jwt.PyJWTError, ValueError) as exc:
+            return Principal(
+                subject=_claim(claims, "sub", 254), organisation_id=_claim(claims, "org", 64), role=Role(claims["role"])
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise _unauthorised(str(exc)) from exc
+
+    async def _jwks_key(self, token: str) -> Any:
+        assert self._jwks is not None
+        kid = str(jwt.get_unverified_header(token).get("kid", ""))
+        if kid not in self._keys:
+            async with self._fetching:
+                if kid not in self._keys:
+                    signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                    self._keys[kid] = signing.key
+        return self._keys[kid]
+
+
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+
+def _claim(claims: dict[str, Any], name: str, longest: int) -> str:
+    """Claims end up in the audit log, logs and queries: visible ASCII only, and bounded."""
+    value = claims[name]
+    if not isinstance(value, str) or len(value) > longest or not _PRINTABLE.fullmatch(value):
+        raise jwt.InvalidTokenError(f"the {name} claim must be 1 to {longest} visible ASCII characters")
+    return value
 
 
 def _unauthorised(detail: str) -> Problem:
@@ -92,15 +126,21 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def principal_dependency(verifier: TokenVerifier) -> Any:
-    """A FastAPI dependency returning the caller, or a 401 problem."""
+_BEARER = HTTPBearer(auto_error=False, description="A JWT naming the caller's organisation (`org`) and `role`.")
 
-    async def current_principal(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+
+def principal_dependency(verifier: TokenVerifier) -> Any:
+    """A FastAPI dependency returning the caller, or a 401 problem; it also spends the caller's
+    organisation's rate limit (writes, or reads), so every authenticated route is limited."""
+
+    async def current_principal(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+    ) -> Principal:
+        if credentials is None or not credentials.credentials.strip():
             raise _unauthorised("a bearer token is required")
-        return verifier.verify(token.strip())
+        principal = await verifier.verify(credentials.credentials.strip())
+        verifier.limits.spend(principal.organisation_id, write=request.method not in SAFE_METHODS)
+        return principal
 
     return current_principal
 
@@ -114,6 +154,27 @@ def require_roles(verifier: TokenVerifier, *roles: Role) -> Any:
         return principal
 
     return check
+
+
+OrganisationLookup = Callable[[str], Awaitable[bool]]
+
+
+def require_known_roles(verifier: TokenVerifier, is_known: OrganisationLookup, *roles: Role) -> Any:
+    """Like ``require_roles``, and the caller's organisation must be in the directory as this service
+    knows it: a token for an organisation nobody registered is refused (403), whatever it claims."""
+    check = require_roles(verifier, *roles)
+
+    async def known(principal: Annotated[Principal, Depends(check)]) -> Principal:
+        if not await is_known(principal.organisation_id):
+            raise Problem(
+                403,
+                "Unknown organisation",
+                "the token's organisation is not in the directory: ask a platform administrator to register it",
+                kind="unknown-organisation",
+            )
+        return principal
+
+    return known
 
 
 def main(argv: list[str] | None = None) -> None:

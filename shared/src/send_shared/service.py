@@ -36,7 +36,7 @@ from send_shared.outbox.table import OutboxTables
 from send_shared.settings import ServiceSettings
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import install_metrics, ops_router
-from send_shared.web.problems import install_problem_handlers
+from send_shared.web.problems import document_problems, install_problem_handlers
 
 log = logging.getLogger(__name__)
 Worker = Callable[[asyncio.Event], Awaitable[None]]
@@ -328,12 +328,26 @@ def create_app(
     body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """A FastAPI app with the shared error handling, operational endpoints, metrics and tracing."""
-    app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
+    settings = runtime.settings
+    docs = settings.serves_api_docs
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=runtime.lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     install_problem_handlers(app)
+    document_problems(app)
     install_metrics(app)
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes, per_path=body_limits)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, per_path=body_limits)
     app.include_router(
-        ops_router({"database": runtime.database_answers, "broker": runtime.broker_answers}, runtime.health.report)
+        ops_router(
+            {"database": runtime.database_answers, "broker": runtime.broker_answers},
+            runtime.health.report,
+            metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        )
     )
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     return app

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_HS256_SECRET_BYTES = 32  # RFC 7518 section 3.2: a key at least as long as the hash output
 DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105 - refused in production
 
 
@@ -78,9 +79,35 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = Field("send-referrals", description="Expected `aud` claim of bearer tokens.")
     jwt_issuer: str | None = Field(None, description="Expected `iss` claim, if set.")
 
+    rate_limit_writes_per_second: float = Field(
+        50.0, ge=0, description="Sustained writes an organisation may make per second (0: no limit)."
+    )
+    rate_limit_write_burst: int = Field(500, ge=1, description="Writes an organisation may make at once.")
+    rate_limit_reads_per_second: float = Field(
+        100.0, ge=0, description="Sustained reads an organisation may make per second (0: no limit)."
+    )
+    rate_limit_read_burst: int = Field(1_000, ge=1, description="Reads an organisation may make at once.")
+    api_docs: bool | None = Field(
+        None,
+        description="Serve /docs and /redoc (default: on, except in production). /openapi.json is always served.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics asks for `Authorization: Bearer <token>` (Prometheus bearer_token)."
+    )
+
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> ServiceSettings:
-        dev_secret = self.jwt_secret is None or self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
-        if self.environment == "production" and self.jwt_jwks_url is None and dev_secret:
-            raise ValueError("production needs JWT_JWKS_URL (or a JWT_SECRET of its own)")
+        if self.environment != "production" or self.jwt_jwks_url is not None:
+            return self
+        secret = b"" if self.jwt_secret is None else self.jwt_secret.get_secret_value().encode()
+        if secret == DEV_JWT_SECRET.encode():
+            raise ValueError("production refuses the development JWT_SECRET; set JWT_JWKS_URL or a secret of its own")
+        if len(secret) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(
+                f"production needs JWT_JWKS_URL, or a JWT_SECRET of at least {MIN_HS256_SECRET_BYTES} bytes for HS256"
+            )
         return self
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.environment != "production" if self.api_docs is None else self.api_docs

@@ -22,7 +22,7 @@ NEW_SERVICE = {
 
 
 async def test_seeded_directory_is_readable_by_anyone_signed_in(client: httpx.AsyncClient) -> None:
-    for role in ("referrer", "receiver", "ops", "admin"):
+    for role in ("referrer", "receiver", "ops", "admin", "platform_admin"):
         services = await client.get("/v1/directory/services", headers=bearer(SCHOOL, role))
         assert services.status_code == 200
         assert {"svc-camhs-core", "svc-ehc-assessment"} <= {s["id"] for s in services.json()}
@@ -32,11 +32,14 @@ async def test_seeded_directory_is_readable_by_anyone_signed_in(client: httpx.As
 
 
 async def test_admin_registers_a_service_and_each_change_is_an_event(client: httpx.AsyncClient) -> None:
-    first = await client.put("/v1/directory/services/svc-camhs-neuro", json=NEW_SERVICE, headers=bearer(LA, "admin"))
+    # The organisation's own admin registers it; a platform admin changes it.
+    first = await client.put("/v1/directory/services/svc-camhs-neuro", json=NEW_SERVICE, headers=bearer(CAMHS, "admin"))
     assert first.status_code == 200, first.text
     assert first.json()["version"] == 1
     second = await client.put(
-        "/v1/directory/services/svc-camhs-neuro", json={**NEW_SERVICE, "target_days": 90}, headers=bearer(LA, "admin")
+        "/v1/directory/services/svc-camhs-neuro",
+        json={**NEW_SERVICE, "target_days": 90},
+        headers=bearer(LA, "platform_admin"),
     )
     assert second.json()["version"] == 2
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
@@ -51,15 +54,17 @@ async def test_admin_registers_a_service_and_each_change_is_an_event(client: htt
 
 async def test_directory_rules(client: httpx.AsyncClient) -> None:
     unknown_org = await client.put(
-        "/v1/directory/services/svc-x", json={**NEW_SERVICE, "organisation_id": "org-nope"}, headers=bearer(LA, "admin")
+        "/v1/directory/services/svc-x",
+        json={**NEW_SERVICE, "organisation_id": "org-nope"},
+        headers=bearer(LA, "platform_admin"),
     )
     assert unknown_org.status_code == 422
     assert unknown_org.json()["errors"][0]["field"] == "organisation_id"
     no_target = await client.put(
-        "/v1/directory/services/svc-x", json={**NEW_SERVICE, "target_days": None}, headers=bearer(LA, "admin")
+        "/v1/directory/services/svc-x", json={**NEW_SERVICE, "target_days": None}, headers=bearer(CAMHS, "admin")
     )
     assert no_target.status_code == 422
-    bad_id = await client.put("/v1/directory/services/Bad%20Id", json=NEW_SERVICE, headers=bearer(LA, "admin"))
+    bad_id = await client.put("/v1/directory/services/Bad%20Id", json=NEW_SERVICE, headers=bearer(LA, "platform_admin"))
     assert bad_id.status_code == 422
     assert (
         await client.put("/v1/directory/services/svc-x", json=NEW_SERVICE, headers=bearer(LA, "ops"))
@@ -69,32 +74,43 @@ async def test_directory_rules(client: httpx.AsyncClient) -> None:
 async def test_reads_of_personal_data_are_in_the_audit_log(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
     await client.get(f"/v1/referrals/{referral_id}", headers=bearer(CAMHS, "receiver"))
-    entries = (await client.get(f"/v1/audit?referral_id={referral_id}", headers=bearer(LA, "admin"))).json()
+    entries = (await client.get(f"/v1/audit?referral_id={referral_id}", headers=bearer(LA, "platform_admin"))).json()
     assert [(e["organisation_id"], e["action"]) for e in entries] == [(CAMHS, "read_referral")]
     assert (await client.get("/v1/audit", headers=bearer(CAMHS, "receiver"))).status_code == 403
 
 
+UNKNOWN = "org-not-in-directory"
 # (method, path template, body, {(organisation, role): expected status}); {id} is a referral the SCHOOL sent to CAMHS.
+# Only the referrer role of the referring organisation and the receiver role of the receiving one read a referral;
+# an organisation missing from the directory does nothing with referrals; only a platform admin changes organisations.
 MATRIX = [
     ("GET", "/v1/referrals", None,
-     {(SCHOOL, "referrer"): 200, (CAMHS, "receiver"): 200, (LA, "ops"): 403, (LA, "admin"): 403, (None, None): 401}),
+     {(SCHOOL, "referrer"): 200, (CAMHS, "receiver"): 200, (LA, "ops"): 403, (LA, "admin"): 403,
+      (LA, "platform_admin"): 403, (UNKNOWN, "referrer"): 403, (UNKNOWN, "receiver"): 403, (None, None): 401}),
     ("GET", "/v1/referrals/{id}", None,
      {(SCHOOL, "referrer"): 200, (OTHER_SCHOOL, "referrer"): 404, (CAMHS, "receiver"): 200, (LA, "receiver"): 404,
-      (LA, "ops"): 403, (LA, "admin"): 403, (None, None): 401}),
+      (LA, "ops"): 403, (LA, "admin"): 403, (LA, "platform_admin"): 403, (SCHOOL, "platform_admin"): 403,
+      (CAMHS, "referrer"): 403, (SCHOOL, "receiver"): 403, (UNKNOWN, "referrer"): 403, (None, None): 401}),
     ("GET", "/v1/referrals/{id}/history", None,
      {(SCHOOL, "referrer"): 200, (OTHER_SCHOOL, "referrer"): 404, (CAMHS, "receiver"): 200, (LA, "receiver"): 404,
-      (LA, "ops"): 403, (None, None): 401}),
+      (LA, "ops"): 403, (CAMHS, "platform_admin"): 403, (CAMHS, "referrer"): 403, (UNKNOWN, "receiver"): 403,
+      (None, None): 401}),
     ("POST", "/v1/referrals/{id}/status", {"status": "acknowledged"},
      {(CAMHS, "receiver"): 200, (SCHOOL, "referrer"): 403, (LA, "receiver"): 404, (OTHER_SCHOOL, "referrer"): 404,
-      (LA, "ops"): 403, (LA, "admin"): 403, (None, None): 401}),
+      (LA, "ops"): 403, (LA, "admin"): 403, (CAMHS, "platform_admin"): 403, (UNKNOWN, "receiver"): 403,
+      (None, None): 401}),
     ("POST", "/v1/referrals", "new",
-     {(SCHOOL, "referrer"): 201, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (LA, "admin"): 403, (None, None): 401}),
+     {(SCHOOL, "referrer"): 201, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (LA, "admin"): 403,
+      (SCHOOL, "platform_admin"): 403, (UNKNOWN, "referrer"): 403, (None, None): 401}),
     ("POST", "/v1/referrals/import", "csv",
-     {(LA, "ops"): 403, (LA, "admin"): 403, (None, None): 401}),
+     {(LA, "ops"): 403, (LA, "admin"): 403, (LA, "platform_admin"): 403, (UNKNOWN, "referrer"): 403,
+      (UNKNOWN, "receiver"): 403, (None, None): 401}),
     ("GET", "/v1/audit", None,
-     {(LA, "admin"): 200, (SCHOOL, "referrer"): 403, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (None, None): 401}),
+     {(LA, "platform_admin"): 200, (LA, "admin"): 200, (UNKNOWN, "platform_admin"): 200, (UNKNOWN, "admin"): 403,
+      (SCHOOL, "referrer"): 403, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (None, None): 401}),
     ("PUT", "/v1/directory/organisations/org-new", {"name": "New", "kind": "school", "area_id": "la-northshire"},
-     {(LA, "admin"): 200, (SCHOOL, "referrer"): 403, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (None, None): 401}),
+     {(LA, "platform_admin"): 200, (UNKNOWN, "platform_admin"): 200, (LA, "admin"): 403, (SCHOOL, "admin"): 403,
+      (SCHOOL, "referrer"): 403, (CAMHS, "receiver"): 403, (LA, "ops"): 403, (None, None): 401}),
 ]  # fmt: skip
 CASES = [(m, p, b, who, expected) for m, p, b, table in MATRIX for who, expected in table.items()]
 

@@ -61,9 +61,12 @@ async def test_figures_through_the_api(engine: AsyncEngine, api: httpx.AsyncClie
     ]  # fmt: skip
     # The referrer sees them too; anyone else, whatever the role, is told there is no such referral.
     assert (await api.get("/v1/referrals/r3/clocks", headers=as_org("org-school", "referrer"))).status_code == 200
-    for stranger in (as_org("org-other-school", "referrer"), ops(), as_org("org-la", "admin")):
+    for stranger in (ops(), as_org("org-la", "admin"), as_org("org-la", "referrer")):
         refused = await api.get("/v1/referrals/r3/clocks", headers=stranger)
         assert (refused.status_code, refused.json()["detail"]) == (404, "no such referral")
+    # An organisation missing from the directory is refused whatever it asks.
+    unknown = await api.get("/v1/referrals/r3/clocks", headers=as_org("org-other-school", "referrer"))
+    assert (unknown.status_code, unknown.json()["title"]) == (403, "Unknown organisation")
 
 
 async def test_metrics_input_errors_are_problems(engine: AsyncEngine, api: httpx.AsyncClient) -> None:

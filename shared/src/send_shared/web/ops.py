@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
@@ -17,9 +18,15 @@ from send_shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck], report: Callable[[], Mapping[str, str | None]]) -> APIRouter:
+def ops_router(
+    checks: Mapping[str, ReadinessCheck],
+    report: Callable[[], Mapping[str, str | None]],
+    *,
+    metrics_token: str | None = None,
+) -> APIRouter:
     """``checks`` ask the database and the broker; ``report`` says what each worker knows of itself
-    (None when well, else why not: stuck, healing, failing)."""
+    (None when well, else why not: stuck, healing, failing). With ``metrics_token``, /metrics asks
+    for it as a bearer token (the figures there are suppressed aggregates, but still not for everyone)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -42,7 +49,11 @@ def ops_router(checks: Mapping[str, ReadinessCheck], report: Callable[[], Mappin
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_token is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()
+        ):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

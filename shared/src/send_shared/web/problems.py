@@ -107,3 +107,129 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             request, 500, "Internal error", "The error was logged; nothing was changed.", kind="internal"
         )
+
+
+# --- the OpenAPI document says what the handlers above return ------------------------------------
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ProblemDetails",
+    "description": "RFC 9457 problem details; extension members (e.g. `errors`, `current_version`) may follow.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "URI of the kind of problem."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request path."},
+    },
+    "additionalProperties": True,
+}
+_VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "description": "A 422: `errors` names each field and the rule it broke.",
+    "allOf": [
+        {"$ref": "#/components/schemas/ProblemDetails"},
+        {
+            "type": "object",
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "rule", "message"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "rule": {"type": "string"},
+                            "message": {"type": "string"},
+                            "line": {"type": "integer", "description": "Line of an imported file."},
+                        },
+                        "additionalProperties": True,
+                    },
+                }
+            },
+        },
+    ],
+}
+_AUTHENTICATED = {
+    "401": "No, expired or forged bearer token",
+    "403": "The caller's role or organisation may not do this",
+    "404": "Not found, or not visible to the caller's organisation",
+    "429": "The organisation's rate limit is used up: see Retry-After",
+}
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _problem_content(schema: str) -> dict[str, Any]:
+    return {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def add_problem_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document say what ``install_problem_handlers`` and the shared middleware return:
+    every authenticated operation may answer 401, 403, 404 and 429; every operation with parameters or
+    a body 422 (our ValidationProblem, not FastAPI's ``HTTPValidationError``); every operation with a
+    body 400 (unreadable) and 413; and every 4xx an operation declares is problem+json (unless it names its content)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ProblemDetails"] = _PROBLEM_SCHEMA
+    schemas["ValidationProblem"] = _VALIDATION_PROBLEM_SCHEMA
+    for path_item in document.get("paths", {}).values():
+        shared_parameters = bool(path_item.get("parameters"))
+        for method in _HTTP_METHODS:
+            operation = path_item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            if operation.get("security") or document.get("security"):
+                for code, text in _AUTHENTICATED.items():
+                    responses.setdefault(code, {"description": text})
+            if shared_parameters or operation.get("parameters") or operation.get("requestBody"):
+                responses.setdefault("422", {"description": "Invalid request: `errors` names each field and rule"})
+            if operation.get("requestBody"):
+                responses.setdefault("400", {"description": "The body could not be read (e.g. it is not UTF-8)"})
+                responses.setdefault("413", {"description": "The request body is over the size limit"})
+            for code, response in responses.items():
+                if not str(code).startswith("4") or "$ref" in response:
+                    continue
+                content = response.get("content") or {}
+                named = {media: body for media, body in content.items() if body.get("schema")}
+                if str(code) == "422":
+                    # FastAPI documents its own HTTPValidationError; the handler above answers problem+json.
+                    named = {media: body for media, body in named.items() if media != "application/json"}
+                    named.pop(PROBLEM_JSON, None)
+                    response["content"] = {**_problem_content("ValidationProblem"), **named}
+                elif PROBLEM_JSON not in named and not named:
+                    response["content"] = _problem_content("ProblemDetails")
+    unused = "HTTPValidationError"
+    if unused in schemas and f"#/components/schemas/{unused}" not in _refs(document):
+        schemas.pop(unused)
+        if "ValidationError" in schemas and "#/components/schemas/ValidationError" not in _refs(document):
+            schemas.pop("ValidationError")
+    return document
+
+
+def _refs(node: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                found.add(ref)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def document_problems(app: FastAPI) -> None:
+    """Post-process the app's OpenAPI document (built lazily, once) with :func:`add_problem_responses`,
+    so every route of every service documents its problem+json answers without saying so itself."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_responses(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

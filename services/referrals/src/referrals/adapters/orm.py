@@ -8,7 +8,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Index,
     Integer,
     String,
@@ -17,7 +16,7 @@ from sqlalchemy import (
 )
 
 from send_shared.consumer.positions import define_positions_table
-from send_shared.db import service_metadata
+from send_shared.db import UtcDateTime, service_metadata
 from send_shared.inbox import define_inbox_table
 from send_shared.outbox import define_outbox_tables
 from send_shared.store_replay import define_replay_requests_table
@@ -39,17 +38,17 @@ referrals = Table(
     Column("status", String(20), nullable=False),
     Column("held_from", String(20), nullable=True),
     Column("version", Integer, nullable=False),
-    Column("referred_at", DateTime(timezone=True), nullable=False),
-    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("referred_at", UtcDateTime(), nullable=False),
+    Column("status_at", UtcDateTime(), nullable=False),
     Column("linked_from_id", String(36), nullable=True),
     Column("linked_to_id", String(36), nullable=True),
     Column("parallel_referral_ids", JSON, nullable=False),
     Column("last_reason_code", String(64), nullable=True),
     Column("last_outcome_code", String(64), nullable=True),
     Column("signposted_service_id", String(64), nullable=True),
-    Column("appointment_at", DateTime(timezone=True), nullable=True),
+    Column("appointment_at", UtcDateTime(), nullable=True),
     Column("expected_resume", Date, nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_referrals_receiving_org", "receiving_org_id", "referred_at"),
     Index("ix_referrals_referrer_org", "referrer_org_id", "referred_at"),
     Index("ix_referrals_child_service", "child_ref", "service_id"),
@@ -67,7 +66,7 @@ referral_people = Table(
     Column("upn", String(13), nullable=True),
     Column("reason", Text, nullable=False),
     Column("consent_given_by", String(20), nullable=False),
-    Column("consent_given_at", DateTime(timezone=True), nullable=False),
+    Column("consent_given_at", UtcDateTime(), nullable=False),
     Column("consent_scope", String(500), nullable=False),
 )
 
@@ -85,8 +84,8 @@ referral_history = Table(
     Column("explanation", Text, nullable=True),
     Column("linked_referral_id", String(36), nullable=True),
     Column("actor_org_id", String(64), nullable=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(
@@ -97,14 +96,14 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("status_code", Integer, nullable=False),
     Column("response_body", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 audit_log = Table(
     "audit_log",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("subject", String(200), nullable=False),
     Column("organisation_id", String(64), nullable=False),
     Column("role", String(20), nullable=False),

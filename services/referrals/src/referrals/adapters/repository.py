@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, cast
 
 import orjson
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, false, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,9 @@ class ConcurrentUpdate(Exception):
 @dataclass(frozen=True, slots=True)
 class ListFilter:
     organisation_id: str
+    role: str
+    """``referrer`` lists the referrals the organisation sent, ``receiver`` those it receives; no other role
+    lists any."""
     status: Status | None = None
     service_id: str | None = None
     urgency: str | None = None
@@ -117,11 +121,15 @@ class SqlReferralRepository:
         )
 
     async def visible(self, f: ListFilter, *, limit: int, cursor: str | None) -> tuple[list[Referral], str | None]:
-        """Referrals the organisation sent or receives, newest first, keyset-paginated."""
+        """Referrals the organisation sent (role referrer) or receives (role receiver), newest first,
+        keyset-paginated."""
         c = referrals.c
-        query = select(referrals).where(
-            or_(c.referrer_org_id == f.organisation_id, c.receiving_org_id == f.organisation_id)
-        )
+        if f.role == "referrer":
+            query = select(referrals).where(c.referrer_org_id == f.organisation_id)
+        elif f.role == "receiver":
+            query = select(referrals).where(c.receiving_org_id == f.organisation_id)
+        else:
+            query = select(referrals).where(false())
         if f.status:
             query = query.where(c.status == f.status.value)
         if f.service_id:
@@ -192,12 +200,27 @@ def encode_cursor(referral: Referral) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_ID = re.compile(r"[0-9a-f-]{1,36}")
+_CURSOR_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_CURSOR_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; anything this API did not issue (a naive or absurd time, an id with
+    characters no referral id has) is a ValueError, never a database error."""
     try:
         at, referral_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(referral_id)
+        when = datetime.fromisoformat(at)
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise ValueError("not a cursor this API issued") from exc
+    if (
+        when.tzinfo is None
+        or not _CURSOR_EARLIEST <= when <= _CURSOR_LATEST
+        or not isinstance(referral_id, str)
+        or not _CURSOR_ID.fullmatch(referral_id)
+    ):
+        raise ValueError("not a cursor this API issued")
+    return when, referral_id
 
 
 def _person_row(p: PersonalDetails) -> dict[str, Any]:

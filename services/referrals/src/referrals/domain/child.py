@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
-_UPN = re.compile(r"^[A-HJ-NP-RT-Z]\d{11}[0-9A-HJ-NP-RT-Z]$")
+_NHS = re.compile(r"[0-9]{10}")
+# ASCII only: `\d` and str.isdigit() also accept full-width and Arabic-Indic digits, which would give one
+# child two identifiers and slip past duplicate detection.
+_UPN = re.compile(r"[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]")
 
 
 def is_valid_nhs_number(value: str) -> bool:
-    """NHS number: 10 digits whose last is the modulus 11 check digit of the first nine."""
+    """NHS number: 10 ASCII digits (spaces allowed between them) whose last is the modulus 11 check digit
+    of the first nine."""
     digits = value.replace(" ", "")
-    if len(digits) != 10 or not digits.isdigit():
+    if not _NHS.fullmatch(digits):
         return False
     remainder = sum(int(d) * w for d, w in zip(digits[:9], _NHS_WEIGHTS, strict=True)) % 11
     check = 11 - remainder
@@ -25,8 +29,9 @@ def is_valid_nhs_number(value: str) -> bool:
 
 
 def is_valid_upn(value: str) -> bool:
-    """Unique pupil number: 13 characters, a check letter, 11 digits, then a digit or letter (DfE format)."""
-    return bool(_UPN.match(value.strip().upper()))
+    """Unique pupil number: 13 ASCII characters, a check letter, 11 digits, then a digit or letter (DfE format)."""
+    stripped = value.strip()
+    return stripped.isascii() and bool(_UPN.fullmatch(stripped.upper()))
 
 
 def child_reference(identifier: str, key: bytes) -> str:

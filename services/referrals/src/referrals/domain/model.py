@@ -62,6 +62,9 @@ class StatusChanged:
     actor: Actor
     details: MoveDetails = MoveDetails()
     linked_referral_id: str | None = None
+    recorded_by: str | None = None
+    """The organisation that recorded the move (an import or a hand-off may record a move whose actor is the
+    other party's role); history shows it, never the other party."""
 
 
 def check_details(target: Status, d: MoveDetails, *, is_ehc: bool) -> None:
@@ -138,6 +141,7 @@ class Referral:
         is_ehc: bool = False,
         linked_from_id: str | None = None,
         parallel_referral_ids: tuple[str, ...] = (),
+        recorded_by: str | None = None,
     ) -> Referral:
         referral = cls(
             id=id,
@@ -154,7 +158,14 @@ class Referral:
             parallel_referral_ids=parallel_referral_ids,
         )
         referral._record(
-            Status.SUBMITTED, None, Actor.REFERRER, referral.referred_at, recorded_at, MoveDetails(), linked_from_id
+            Status.SUBMITTED,
+            None,
+            Actor.REFERRER,
+            referral.referred_at,
+            recorded_at,
+            MoveDetails(),
+            linked_from_id,
+            recorded_by or referrer_org_id,
         )
         return referral
 
@@ -178,6 +189,7 @@ class Referral:
         recorded_at: datetime,
         details: MoveDetails = MoveDetails(),
         linked_referral_id: str | None = None,
+        recorded_by: str | None = None,
     ) -> StatusChanged:
         allowed = self.allowed_moves()
         if target not in allowed:
@@ -195,7 +207,9 @@ class Referral:
         self.status = target
         if linked_referral_id:
             self.linked_to_id = linked_referral_id
-        return self._record(target, previous, actor, occurred_at, recorded_at, details, linked_referral_id)
+        if recorded_by is None:
+            recorded_by = self.referrer_org_id if actor is Actor.REFERRER else self.receiving_org_id
+        return self._record(target, previous, actor, occurred_at, recorded_at, details, linked_referral_id, recorded_by)
 
     def _record(
         self,
@@ -206,6 +220,7 @@ class Referral:
         recorded_at: datetime,
         details: MoveDetails,
         linked_referral_id: str | None,
+        recorded_by: str,
     ) -> StatusChanged:
         self.version += 1
         self.status_at = occurred_at
@@ -220,6 +235,7 @@ class Referral:
             recorded_at=recorded_at,
             details=details,
             linked_referral_id=linked_referral_id,
+            recorded_by=recorded_by,
         )
         self.events.append(event)
         return event
@@ -229,8 +245,24 @@ class Referral:
         clocks, even its id. To anyone else it does not exist."""
         return organisation_id in (self.referrer_org_id, self.receiving_org_id)
 
+    def readable_by(self, organisation_id: str, role: str) -> bool:
+        """Who may read the referral and the child's personal details: the referring organisation's
+        ``referrer`` role and the receiving organisation's ``receiver`` role, nobody else (not ``ops``,
+        not ``admin``, not ``platform_admin``, not the other role of either party)."""
+        return (role == Actor.REFERRER.value and organisation_id == self.referrer_org_id) or (
+            role == Actor.RECEIVER.value and organisation_id == self.receiving_org_id
+        )
+
     def linked_copy(
-        self, *, id: str, service_id: str, receiving_org_id: str, is_ehc: bool, at: datetime, recorded_at: datetime
+        self,
+        *,
+        id: str,
+        service_id: str,
+        receiving_org_id: str,
+        is_ehc: bool,
+        at: datetime,
+        recorded_at: datetime,
+        recorded_by: str | None = None,
     ) -> Referral:
         """The referral a hand-off or re-referral opens at another service, for the same child and referrer."""
         return Referral.submit(
@@ -246,4 +278,5 @@ class Referral:
             secondary_need=self.secondary_need,
             is_ehc=is_ehc,
             linked_from_id=self.id,
+            recorded_by=recorded_by,
         )

@@ -1,12 +1,12 @@
 """HTTP API of the referrals service (v1)."""
 
 import hashlib
+import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi import status as http
 from fastapi.responses import JSONResponse
 
@@ -16,17 +16,26 @@ from referrals.domain.codes import Urgency
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import IllegalMove, MissingDetail, MoveDetails, NotYourMove
 from referrals.entrypoints import csv_import
-from referrals.entrypoints.schemas import HistoryEntry, ReferralCreate, ReferralOut, ReferralPage, StatusChange
+from referrals.entrypoints.schemas import (
+    IDENTIFIER_PATTERN,
+    REFERRAL_ID_PATTERN,
+    FilterInstant,
+    HistoryEntry,
+    ReferralCreate,
+    ReferralOut,
+    ReferralPage,
+    StatusChange,
+)
 from referrals.service_layer import importing, services
 from referrals.service_layer.unit_of_work import UnitOfWork
-from send_shared.auth import Principal, Role, TokenVerifier, require_roles
+from send_shared.auth import OrganisationLookup, Principal, Role, TokenVerifier, require_known_roles
 from send_shared.web.problems import Problem
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/problem+json": {}}}
     for code, text in {
         401: "No, expired or forged bearer token",
-        403: "The caller's role may not do this",
+        403: "The caller's role may not do this, or its organisation is not in the directory",
         404: "No such referral, or not one the caller's organisation sent or receives",
         422: "Invalid request: `errors` names each field and rule",
     }.items()
@@ -37,13 +46,42 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e]*)"')
+_VERSION = re.compile(r"[1-9][0-9]{0,8}")
+
+
 def parse_if_match(value: str | None) -> int:
-    if not value:
+    """The version If-Match names. RFC 9110 (13.1.1) compares If-Match strongly: a weak tag (``W/"3"``) never
+    matches, so it is a 412; a list of tags, ``*`` or anything that is not an entity tag is a 400."""
+    if not value or not value.strip():
         raise Problem(428, "Precondition required", "send If-Match with the referral's ETag", kind="if-match-required")
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError as exc:
-        raise Problem(400, "Bad If-Match", "If-Match must be the ETag of the referral", kind="bad-if-match") from exc
+    bad = Problem(400, "Bad If-Match", 'If-Match must be the one ETag of the referral, e.g. "3"', kind="bad-if-match")
+    tag = _ENTITY_TAG.fullmatch(value.strip())
+    if tag is None:
+        raise bad
+    weak, opaque = tag.groups()
+    if weak:
+        raise Problem(
+            412,
+            "Precondition failed",
+            "If-Match uses strong comparison: a weak ETag never matches; send the referral's ETag as given",
+            kind="weak-etag",
+        )
+    if not _VERSION.fullmatch(opaque):
+        # A strong tag this API never issued cannot match the current one.
+        raise Problem(412, "Precondition failed", "If-Match is not an ETag of this referral", kind="stale-version")
+    return int(opaque)
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def check_idempotency_key(value: str | None) -> str:
+    if not value or len(value) > 255:
+        raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise invalid("Idempotency-Key", "visible_ascii", "an Idempotency-Key is visible ASCII characters only")
+    return value
 
 
 def invalid(field: str, rule: str, message: str) -> Problem:
@@ -56,11 +94,12 @@ def invalid(field: str, rule: str, message: str) -> Problem:
     )
 
 
-def duplicate(exc: services.DuplicateReferral, viewer: str, request: Request) -> Problem:
-    """A link to the open referral for whoever may see it; anyone else learns only that one exists at the
-    service and what to do, never its id (which would tell who referred the child, and when)."""
+def duplicate(exc: services.DuplicateReferral, viewer: Principal, request: Request) -> Problem:
+    """A link to the open referral for whoever may read it (its referrer's referrer role, its receiver's
+    receiver role); anyone else learns only that one exists at the service and what to do, never its id
+    (which would tell who referred the child, and when)."""
     existing = exc.existing
-    if existing.seen_by(viewer):
+    if existing.readable_by(viewer.organisation_id, viewer.role.value):
         link = str(request.url_for("get_referral", referral_id=existing.id))
         return Problem(409, "Duplicate referral", str(exc), kind="duplicate-referral", existing_referral=link)
     return Problem(
@@ -77,14 +116,40 @@ def not_found() -> Problem:
     return Problem(404, "Not found", "no such referral", kind="not-found")
 
 
+def not_readable(exc: services.NotYourReferral) -> Problem:
+    return Problem(403, "Forbidden", str(exc), kind="forbidden")
+
+
 def caller_of(principal: Principal) -> services.Caller:
     return services.Caller(principal.organisation_id, principal.role.value, principal.subject)
 
 
+def directory_member(make_uow: Callable[[], UnitOfWork]) -> OrganisationLookup:
+    async def is_known(organisation_id: str) -> bool:
+        if not re.fullmatch(IDENTIFIER_PATTERN, organisation_id):
+            return False
+        async with make_uow() as uow:
+            return await uow.directory.organisation(organisation_id) is not None
+
+    return is_known
+
+
+def known_organisation(verifier: TokenVerifier, make_uow: Callable[[], UnitOfWork], *roles: Role) -> Any:
+    """A dependency: the caller has one of the roles and its organisation is in the directory (403 otherwise)."""
+    return require_known_roles(verifier, directory_member(make_uow), *roles)
+
+
+ReferralId = Annotated[
+    str, Path(min_length=36, max_length=36, pattern=REFERRAL_ID_PATTERN, description="A referral id (UUID).")
+]
+
+
 def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier, child_ref_key: bytes) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES)
-    party = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER, Role.RECEIVER))]
-    referrer = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER))]
+    # Only these two roles ever read or change a referral, and only for an organisation in the directory; which
+    # referral each may read is the domain's rule (Referral.readable_by).
+    party = Annotated[Principal, Depends(known_organisation(verifier, make_uow, Role.REFERRER, Role.RECEIVER))]
+    referrer = Annotated[Principal, Depends(known_organisation(verifier, make_uow, Role.REFERRER))]
 
     @router.post(
         "/referrals",
@@ -101,8 +166,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
             str | None, Header(description="Required: a retry with the same key and body returns the first response.")
         ] = None,
     ) -> JSONResponse:
-        if not idempotency_key or len(idempotency_key) > 255:
-            raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+        idempotency_key = check_idempotency_key(idempotency_key)
         request_hash = hashlib.sha256(
             orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         ).hexdigest()
@@ -129,7 +193,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
                 "Idempotency-Key", "same_body_for_same_key", "this key was used with a different body"
             ) from exc
         except services.DuplicateReferral as exc:
-            raise duplicate(exc, caller.organisation_id, request) from exc
+            raise duplicate(exc, caller, request) from exc
         location = str(request.url_for("get_referral", referral_id=payload["id"]))
         return JSONResponse(
             payload, status_code=status_code, headers={"ETag": etag(payload["version"]), "Location": location}
@@ -139,10 +203,10 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
     async def list_(
         caller: party,
         status: Status | None = None,
-        service_id: Annotated[str | None, Query(max_length=64)] = None,
+        service_id: Annotated[str | None, Query(max_length=64, pattern=IDENTIFIER_PATTERN)] = None,
         urgency: Urgency | None = None,
-        referred_from: datetime | None = None,
-        referred_to: datetime | None = None,
+        referred_from: FilterInstant | None = None,
+        referred_to: FilterInstant | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=500)] = None,
     ) -> ReferralPage:
@@ -150,6 +214,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
             found, next_cursor = await services.list_referrals(
                 ListFilter(
                     organisation_id=caller.organisation_id,
+                    role=caller.role.value,
                     status=status,
                     service_id=service_id,
                     urgency=urgency.value if urgency else None,
@@ -165,20 +230,24 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         return ReferralPage(items=[ReferralOut.of(r) for r in found], next_cursor=next_cursor)
 
     @router.get("/referrals/{referral_id}", response_model=ReferralOut, name="get_referral", summary="One referral")
-    async def get(referral_id: str, caller: party, response: Response) -> ReferralOut:
+    async def get(referral_id: ReferralId, caller: party, response: Response) -> ReferralOut:
         try:
             referral, person, parallel = await services.get_referral(referral_id, caller_of(caller), make_uow())
         except services.NotFound as exc:
             raise not_found() from exc
+        except services.NotYourReferral as exc:
+            raise not_readable(exc) from exc
         response.headers["ETag"] = etag(referral.version)
-        return ReferralOut.of(referral, person, parallel, viewer=caller.organisation_id)
+        return ReferralOut.of(referral, person, parallel, viewer=(caller.organisation_id, caller.role.value))
 
     @router.get("/referrals/{referral_id}/history", response_model=list[HistoryEntry], summary="Every change, in order")
-    async def history(referral_id: str, caller: party) -> list[HistoryEntry]:
+    async def history(referral_id: ReferralId, caller: party) -> list[HistoryEntry]:
         try:
             rows = await services.referral_history(referral_id, caller_of(caller), make_uow())
         except services.NotFound as exc:
             raise not_found() from exc
+        except services.NotYourReferral as exc:
+            raise not_readable(exc) from exc
         return [HistoryEntry.of(row) for row in rows]
 
     @router.post(
@@ -192,7 +261,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         },
     )
     async def move(
-        referral_id: str,
+        referral_id: ReferralId,
         body: StatusChange,
         caller: party,
         request: Request,
@@ -239,7 +308,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         except NotYourMove as exc:
             raise Problem(403, "Forbidden", str(exc), kind="forbidden") from exc
         except services.DuplicateReferral as exc:
-            raise duplicate(exc, caller.organisation_id, request) from exc
+            raise duplicate(exc, caller, request) from exc
         except MissingDetail as exc:
             raise invalid(exc.field, exc.rule, str(exc)) from exc
         response.headers["ETag"] = etag(referral.version)
@@ -260,8 +329,7 @@ def build_router(*, make_uow: Callable[[], UnitOfWork], verifier: TokenVerifier,
         caller: party,
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
-        if not idempotency_key or len(idempotency_key) > 255:
-            raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+        idempotency_key = check_idempotency_key(idempotency_key)
         if not request.headers.get("content-type", "").startswith("text/csv"):
             raise Problem(415, "Unsupported media type", "send the file as text/csv", kind="unsupported-media-type")
         content = await request.body()

@@ -6,9 +6,9 @@ Columns (header row required, order free, UTF-8, comma-separated):
 |---|---|---|
 | service_id | yes | a service in the directory |
 | referrer_org_id | receivers only | the organisation that referred (a school importing uses itself) |
-| nhs_number / upn | one of them | NHS number with its modulus 11 check, or a UPN |
+| nhs_number / upn | one of them | NHS number (ASCII digits) with its modulus 11 check, or a UPN |
 | given_name, family_name | yes | 1-200 characters |
-| date_of_birth | yes | YYYY-MM-DD, within the past 26 years |
+| date_of_birth | yes | YYYY-MM-DD, from 1990-01-01, within the past 26 years, not in the future |
 | primary_need | yes | DfE code: SpLD, MLD, SLD, PMLD, SEMH, SLCN, HI, VI, MSI, PD, ASD, OTH |
 | secondary_need | no | DfE code |
 | urgency | no | routine (default), urgent, very_urgent |
@@ -16,12 +16,17 @@ Columns (header row required, order free, UTF-8, comma-separated):
 | consent_given_by | yes | parent, carer, young_person, local_authority |
 | consent_given_at | yes | ISO 8601 date-time with offset |
 | consent_scope | yes | what the consent covers |
-| referred_at | yes | ISO 8601 date-time with offset, not in the future |
-| status | no | submitted (default), acknowledged, accepted, scheduled, on_hold |
+| referred_at | yes | ISO 8601 date-time with offset, from 2000-01-01, not in the future |
+| status | no | submitted (default); a receiver importing its own service's list also acknowledged, accepted, scheduled, on_hold |
 | accepted_at | for accepted, scheduled, on_hold | when the referral was accepted |
 | status_at | for acknowledged, scheduled, on_hold | when the referral reached its current status |
-| appointment_at | for scheduled | the booked appointment |
-| hold_reason, expected_resume | for on_hold | a hold reason code and a date |
+| appointment_at | for scheduled | the booked appointment, at most two years ahead |
+| hold_reason, expected_resume | for on_hold | a hold reason code and a date, at most two years ahead |
+
+Every date-time needs an offset and none may be before 2000-01-01. An import records only the moves the
+caller's role may make in a live move: a referrer (a school importing what it sent) imports `submitted`
+referrals only; the moves a receiver makes come in through the receiver's own import of its waiting list.
+History names the importing organisation as the one that recorded each move.
 
 The whole file is validated before anything is written; every bad cell is reported
 with its line, column and rule. A clean file is imported in one transaction, and each
@@ -33,13 +38,20 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from referrals.domain.codes import HoldReason, NeedCode, Urgency
-from referrals.entrypoints.schemas import ChildIn, ConsentIn, _not_future
+from referrals.entrypoints.schemas import (
+    ChildIn,
+    ConsentIn,
+    Identifier,
+    PastInstant,
+    PlannedDate,
+    PlannedInstant,
+    Text,
+)
 
 MAX_ROWS = 10_000
 IMPORTABLE_STATUSES = ("submitted", "acknowledged", "accepted", "scheduled", "on_hold")
@@ -55,26 +67,24 @@ _CONSENT = {"consent_given_by": "given_by", "consent_given_at": "given_at", "con
 class ImportRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service_id: str = Field(min_length=1, max_length=64)
-    referrer_org_id: str | None = Field(None, max_length=64)
+    service_id: Identifier
+    referrer_org_id: Identifier | None = None
     child: ChildIn
     primary_need: NeedCode
     secondary_need: NeedCode | None = None
     urgency: Urgency = Urgency.ROUTINE
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: Text = Field(min_length=1, max_length=4000)
     consent: ConsentIn
-    referred_at: AwareDatetime
+    referred_at: PastInstant
     status: str = "submitted"
-    accepted_at: AwareDatetime | None = None
-    status_at: AwareDatetime | None = None
-    appointment_at: AwareDatetime | None = None
+    accepted_at: PastInstant | None = None
+    status_at: PastInstant | None = None
+    appointment_at: PlannedInstant | None = None
     hold_reason: HoldReason | None = None
-    expected_resume: date | None = None
+    expected_resume: PlannedDate | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ImportRow:
-        for name in ("referred_at", "accepted_at", "status_at"):
-            _not_future(getattr(self, name))
         if self.status not in IMPORTABLE_STATUSES:
             raise ValueError(f"status: must be one of {', '.join(IMPORTABLE_STATUSES)}")
         needs = {

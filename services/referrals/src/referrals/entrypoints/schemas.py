@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_valid_upn
 from referrals.domain.codes import NeedCode, Urgency
@@ -20,20 +21,95 @@ Name = Field(
 )
 
 
-def _not_future(value: datetime | None) -> datetime | None:
-    if value is not None and value > datetime.now(UTC):
+# Every date and time a request carries is bounded here, at the edge, so that nothing downstream ever sees
+# a year 0001 or 9999 (which overflow on conversion and poison consumers) or a naive time.
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+"""No business event of this service (referral, consent, move, appointment) is older than this."""
+EARLIEST_BIRTH = date(1990, 1, 1)
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a past event may be, for callers whose clocks run a little fast."""
+PLANNING_HORIZON = timedelta(days=2 * 366)
+"""How far ahead an appointment, an expected resume date or a list filter may be."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _past_instant(value: datetime) -> datetime:
+    if value < EARLIEST_EVENT:
+        raise ValueError(f"must not be before {EARLIEST_EVENT.date().isoformat()}")
+    if value > _now() + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value
+
+
+def _planned_instant(value: datetime) -> datetime:
+    if value < EARLIEST_EVENT:
+        raise ValueError(f"must not be before {EARLIEST_EVENT.date().isoformat()}")
+    if value > _now() + PLANNING_HORIZON:
+        raise ValueError("must not be more than two years ahead")
+    return value
+
+
+def _planned_date(value: date) -> date:
+    if value < EARLIEST_EVENT.date():
+        raise ValueError(f"must not be before {EARLIEST_EVENT.date().isoformat()}")
+    if value > (_now() + PLANNING_HORIZON).date():
+        raise ValueError("must not be more than two years ahead")
+    return value
+
+
+def _birth_date(value: date) -> date:
+    today = _now().date()
+    if value < EARLIEST_BIRTH:
+        raise ValueError(f"must not be before {EARLIEST_BIRTH.isoformat()}")
+    if value > today:
+        raise ValueError("must not be in the future")
+    if value.year < today.year - 26:
+        raise ValueError("must be a date in the past 26 years")
+    return value
+
+
+PastInstant = Annotated[AwareDatetime, AfterValidator(_past_instant)]
+"""A time something happened: with a time zone, from 2000-01-01, not (beyond clock skew) in the future."""
+PlannedInstant = Annotated[AwareDatetime, AfterValidator(_planned_instant)]
+"""A time something is booked for: with a time zone, from 2000-01-01, at most two years ahead."""
+PlannedDate = Annotated[date, AfterValidator(_planned_date)]
+"""A day something is expected: from 2000-01-01, at most two years ahead."""
+BirthDate = Annotated[date, AfterValidator(_birth_date)]
+"""A child's date of birth: from 1990-01-01, within the past 26 years, not in the future."""
+FilterInstant = Annotated[AwareDatetime, AfterValidator(_planned_instant)]
+"""A bound of a list filter (`since`, `referred_from`, ...): with a time zone, 2000-01-01 to two years ahead."""
+
+
+def _clean_text(value: str) -> str:
+    """No control characters (but tab and line breaks) and no lone surrogates: they break storage and
+    consumers, and never belong in a referral."""
+    for ch in value:
+        if ch in "\t\n\r":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+"""Free text: any printable characters, tabs and line breaks."""
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
+"""A directory id (service, organisation): lower-case ASCII letters, digits and hyphens."""
+REFERRAL_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+"""A coded value (reason, outcome): lower-case ASCII letters, digits and underscores."""
 
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     given_by: Literal["parent", "carer", "young_person", "local_authority"]
-    given_at: AwareDatetime
-    scope: str = Field(min_length=1, max_length=500, description="What the consent covers.")
-
-    _given_at_not_future = field_validator("given_at")(_not_future)
+    given_at: PastInstant
+    scope: Text = Field(min_length=1, max_length=500, description="What the consent covers.")
 
 
 class ChildIn(BaseModel):
@@ -41,9 +117,13 @@ class ChildIn(BaseModel):
 
     given_name: str = Name
     family_name: str = Name
-    date_of_birth: date
-    nhs_number: str | None = Field(None, description="10 digits with a modulus 11 check digit.")
-    upn: str | None = Field(None, description="Unique pupil number, when the NHS number is not known.")
+    date_of_birth: BirthDate
+    nhs_number: str | None = Field(
+        None, max_length=20, description="10 ASCII digits (spaces allowed) with a modulus 11 check digit."
+    )
+    upn: str | None = Field(
+        None, max_length=20, description="Unique pupil number (ASCII), when the NHS number is not known."
+    )
 
     @field_validator("nhs_number")
     @classmethod
@@ -58,14 +138,6 @@ class ChildIn(BaseModel):
         if value is not None and not is_valid_upn(value):
             raise ValueError("not a valid unique pupil number")
         return value.strip().upper() if value else value
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _born(cls, value: date) -> date:
-        today = datetime.now(UTC).date()
-        if value > today or value.year < today.year - 26:
-            raise ValueError("must be a date in the past 26 years")
-        return value
 
     @model_validator(mode="after")
     def _identified(self) -> ChildIn:
@@ -97,16 +169,14 @@ class ReferralCreate(BaseModel):
         },
     )
 
-    service_id: str = Field(min_length=1, max_length=64, description="Receiving service, from the directory.")
+    service_id: Identifier = Field(description="Receiving service, from the directory.")
     child: ChildIn
     primary_need: NeedCode
     secondary_need: NeedCode | None = None
-    reason: str = Field(min_length=1, max_length=4000, description="Why the child is referred (kept here only).")
+    reason: Text = Field(min_length=1, max_length=4000, description="Why the child is referred (kept here only).")
     urgency: Urgency = Urgency.ROUTINE
     consent: ConsentIn
-    referred_at: AwareDatetime | None = Field(None, description="Business time of the referral; defaults to now.")
-
-    _referred_at_not_future = field_validator("referred_at")(_not_future)
+    referred_at: PastInstant | None = Field(None, description="Business time of the referral; defaults to now.")
 
     def person(self) -> PersonalDetails:
         from referrals.domain.child import Consent
@@ -143,15 +213,15 @@ class StatusChange(BaseModel):
     )
 
     status: Status
-    occurred_at: AwareDatetime | None = Field(None, description="Business time of the move; defaults to now.")
-    reason_code: str | None = Field(None, max_length=64, description="Rejection, hold or withdrawal reason code.")
-    explanation: str | None = Field(None, max_length=4000, description="Why (rejections); never leaves this service.")
-    signposted_service_id: str | None = Field(None, max_length=64)
-    rereferral_service_id: str | None = Field(None, max_length=64, description="Rejection with a re-referral there.")
-    target_service_id: str | None = Field(None, max_length=64, description="Hand-off: the receiving service.")
-    appointment_at: AwareDatetime | None = None
-    expected_resume: date | None = None
-    outcome_code: str | None = Field(None, max_length=64)
+    occurred_at: PastInstant | None = Field(None, description="Business time of the move; defaults to now.")
+    reason_code: Code | None = Field(None, description="Rejection, hold or withdrawal reason code.")
+    explanation: Text | None = Field(None, max_length=4000, description="Why (rejections); never leaves this service.")
+    signposted_service_id: Identifier | None = None
+    rereferral_service_id: Identifier | None = Field(None, description="Rejection with a re-referral there.")
+    target_service_id: Identifier | None = Field(None, description="Hand-off: the receiving service.")
+    appointment_at: PlannedInstant | None = None
+    expected_resume: PlannedDate | None = None
+    outcome_code: Code | None = None
 
 
 class ChildOut(BaseModel):
@@ -203,8 +273,9 @@ class ReferralOut(BaseModel):
         person: PersonalDetails | None = None,
         parallel: list[Referral] | None = None,
         *,
-        viewer: str | None = None,
+        viewer: tuple[str, str] | None = None,
     ) -> ReferralOut:
+        """``viewer`` is the (organisation, role) reading: it sees the ids of the parallel referrals it may read."""
         d = referral.last_details
         return cls(
             id=referral.id,
@@ -238,7 +309,7 @@ class ReferralOut(BaseModel):
             reason=person.reason if person else None,
             parallel_referrals=[
                 ParallelReferral(
-                    referral_id=r.id if viewer is not None and r.seen_by(viewer) else None,
+                    referral_id=r.id if viewer is not None and r.readable_by(*viewer) else None,
                     service_id=r.service_id,
                     status=r.status,
                 )

@@ -16,6 +16,10 @@ class DirectoryConflict(DomainError):
         self.field = field
 
 
+class NotOwner(DomainError):
+    """An organisation's admin tried to change a service of another organisation."""
+
+
 async def upsert_organisation(org: Organisation, uow: UnitOfWork, *, source: str) -> Organisation:
     async with uow:
         saved = await _save_organisation(org, uow)
@@ -24,8 +28,14 @@ async def upsert_organisation(org: Organisation, uow: UnitOfWork, *, source: str
     return saved
 
 
-async def upsert_service(service: Service, uow: UnitOfWork, *, source: str) -> Service:
+async def upsert_service(service: Service, uow: UnitOfWork, *, source: str, owner: str | None = None) -> Service:
+    """Registers or changes a service; with ``owner`` (an organisation's admin), only a service that is and
+    stays that organisation's, checked in the same transaction as the change."""
     async with uow:
+        if owner is not None:
+            current = await uow.directory.service(service.id, include_inactive=True)
+            if service.organisation_id != owner or (current is not None and current.organisation_id != owner):
+                raise NotOwner("an organisation's admin changes its own organisation's services only")
         saved = await _save_service(service, uow)
         uow.emit(_service_event(saved, source), saved.id)
         await uow.commit()

@@ -10,7 +10,7 @@ from typing import Any
 
 from referrals.adapters.repository import StoredResponse
 from referrals.domain.child import PersonalDetails, child_reference
-from referrals.domain.lifecycle import Actor, Status
+from referrals.domain.lifecycle import Actor, Status, actor_may_move
 from referrals.domain.model import DomainError, MoveDetails, Referral
 from referrals.service_layer.services import Caller, Idempotency, IdempotencyKeyReused
 from referrals.service_layer.unit_of_work import UnitOfWork
@@ -103,12 +103,14 @@ async def _build(
     if service is None:
         problem("service_id", "known_service", f"no service {row.service_id!r} in the directory")
         return None
-    if caller.role == "referrer":
+    if caller.role == Actor.REFERRER.value:
+        actor = Actor.REFERRER
         if row.referrer_org_id not in (None, caller.organisation_id):
             problem("referrer_org_id", "own_organisation", "a referrer imports its own referrals only")
             return None
         referrer = caller.organisation_id
-    else:
+    elif caller.role == Actor.RECEIVER.value:
+        actor = Actor.RECEIVER
         if service.organisation_id != caller.organisation_id:
             problem("service_id", "own_service", "a receiver imports waiting lists of its own services only")
             return None
@@ -116,6 +118,21 @@ async def _build(
             problem("referrer_org_id", "known_organisation", "give the referring organisation's id")
             return None
         referrer = row.referrer_org_id
+    else:
+        problem("", "role_may_import", f"the {caller.role} role imports nothing")
+        return None
+    # The same rule as a live move: an import records only the moves the caller's role may make. A school
+    # cannot import a local authority's "accepted"; the receiver imports those from its own waiting list.
+    path = _path_to(row)
+    for target, _, _ in path:
+        if not actor_may_move(actor, target):
+            problem(
+                "status",
+                "role_may_move",
+                f"a {actor.value} may not record the move to {target.value}; "
+                f"the receiving service imports its own waiting list",
+            )
+            return None
     if row.urgency not in service.urgencies:
         problem("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
         return None
@@ -140,10 +157,18 @@ async def _build(
         secondary_need=row.secondary_need,
         is_ehc=service.is_ehc,
         parallel_referral_ids=tuple(sorted(i for i, _ in siblings)),
+        recorded_by=caller.organisation_id,
     )
     try:
-        for target, at, details in _path_to(row):
-            referral.move(target, actor=Actor.RECEIVER, occurred_at=at, recorded_at=now, details=details)
+        for target, at, details in path:
+            referral.move(
+                target,
+                actor=actor,
+                occurred_at=at,
+                recorded_at=now,
+                details=details,
+                recorded_by=caller.organisation_id,
+            )
     except DomainError as exc:
         problem(getattr(exc, "field", "status"), getattr(exc, "rule", "legal_move"), str(exc))
         return None

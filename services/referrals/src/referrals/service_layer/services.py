@@ -21,6 +21,11 @@ class NotFound(DomainError):
     """No such referral, or not one the caller may see (the two are indistinguishable on purpose)."""
 
 
+class NotYourReferral(DomainError):
+    """The caller's organisation is a party to the referral, but the caller's role may not read it: only the
+    referring organisation's referrer role and the receiving organisation's receiver role see personal details."""
+
+
 class UnknownService(MissingDetail):
     def __init__(self, field: str, service_id: str) -> None:
         super().__init__(field, "known_service", f"no service {service_id!r} in the directory")
@@ -135,9 +140,7 @@ async def get_referral(
 ) -> tuple[Referral, PersonalDetails | None, list[Referral]]:
     """The referral, the child's details (read audited) and the child's other open referrals."""
     async with uow:
-        referral = await uow.referrals.get(referral_id)
-        if referral is None or not referral.seen_by(caller.organisation_id):
-            raise NotFound(referral_id)
+        referral = await _readable(referral_id, caller, uow)
         person = await uow.referrals.person(referral_id)
         parallel = [r for r in await uow.referrals.open_for_child(referral.child_ref) if r.id != referral.id]
         await uow.referrals.audit(
@@ -160,10 +163,17 @@ async def list_referrals(
 
 async def referral_history(referral_id: str, caller: Caller, uow: UnitOfWork) -> Sequence[Any]:
     async with uow:
-        referral = await uow.referrals.get(referral_id)
-        if referral is None or not referral.seen_by(caller.organisation_id):
-            raise NotFound(referral_id)
+        await _readable(referral_id, caller, uow)
         return await uow.referrals.history(referral_id)
+
+
+async def _readable(referral_id: str, caller: Caller, uow: UnitOfWork) -> Referral:
+    referral = await uow.referrals.get(referral_id)
+    if referral is None or not referral.seen_by(caller.organisation_id):
+        raise NotFound(referral_id)
+    if not referral.readable_by(caller.organisation_id, caller.role):
+        raise NotYourReferral(f"the {caller.role} role of this organisation may not read this referral")
+    return referral
 
 
 def _actor(referral: Referral, caller: Caller, target: Status) -> Actor:
@@ -206,6 +216,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
                 is_ehc=onward.is_ehc,
                 at=occurred_at,
                 recorded_at=now,
+                recorded_by=cmd.caller.organisation_id,
             )
         referral.move(
             cmd.target,
@@ -214,6 +225,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
             recorded_at=now,
             details=d,
             linked_referral_id=linked.id if linked else None,
+            recorded_by=cmd.caller.organisation_id,
         )
         await uow.referrals.save(referral, expected_version=cmd.expected_version)
         if linked is not None:

@@ -101,7 +101,8 @@ def _history_row(referral: Referral, change: StatusChanged, event_id: str) -> di
         "outcome_code": change.details.outcome_code,
         "explanation": change.details.explanation,
         "linked_referral_id": change.linked_referral_id,
-        "actor_org_id": referral.referrer_org_id if change.actor is Actor.REFERRER else referral.receiving_org_id,
+        "actor_org_id": change.recorded_by
+        or (referral.referrer_org_id if change.actor is Actor.REFERRER else referral.receiving_org_id),
         "occurred_at": change.occurred_at,
         "recorded_at": change.recorded_at,
     }

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table
+from sqlalchemy import JSON, Boolean, Column, Date, Index, Integer, String, Table
 
 from send_shared.consumer.positions import define_positions_table
-from send_shared.db import service_metadata
+from send_shared.db import UtcDateTime, service_metadata
 from send_shared.inbox import define_inbox_table
 from send_shared.outbox import define_outbox_tables
 
 metadata = service_metadata()
+
 
 # One row per referral: the facts every event repeats.
 referrals = Table(
@@ -34,7 +35,7 @@ referral_changes = Table(
     Column("referral_id", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("status", String(20), nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
     Column("occurred_on", Date, nullable=False),
     Column("reason_code", String(64), nullable=True),
     Column("outcome_code", String(64), nullable=True),
@@ -169,7 +170,7 @@ alerts_sent = Table(
     Column("clock", String(32), primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("breach_date", Date, nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
 )
 
 inbox = define_inbox_table(metadata)

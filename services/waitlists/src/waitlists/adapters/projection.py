@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared.db import upsert_insert
 from send_shared.events.schemas import OrganisationV1, ReferralEventV1, ServiceV1
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
-from waitlists.domain.timeline import business_date
+from waitlists.domain.timeline import DateOutOfRange, business_date
+
+Fitting = TypeVar("Fitting", ReferralEventV1, OrganisationV1, ServiceV1)
+_INT4 = range(-(2**31), 2**31)
+_TABLES = (referrals, referral_changes, services, organisations)
+
+
+class Unprojectable(ValueError):
+    """An event the projection cannot hold, whatever the retries: a value longer than its column, a number
+    out of its range (PostgreSQL refuses the row; SQLite would keep it), or a business time outside the
+    dates the projection counts with. The live consumer parks it at once; a rebuild skips it."""
+
+
+def _column_limits(schema: type[Any]) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+    """Which of the schema's fields land in a column of bounded length, and which in an integer column."""
+    columns = {c.name: c.type for table in _TABLES for c in table.columns}
+    fields = [name for name in schema.model_fields if name in columns]
+    lengths = tuple((name, t.length) for name in fields if isinstance(t := columns[name], String) and t.length)
+    return lengths, tuple(name for name in fields if isinstance(columns[name], Integer))
+
+
+_LIMITS = {schema: _column_limits(schema) for schema in (ReferralEventV1, ServiceV1, OrganisationV1)}
+
+
+def projectable(entry: Fitting) -> Fitting:
+    """``entry`` if the projection can hold it; raises ``Unprojectable`` naming the field otherwise."""
+    lengths, integers = _LIMITS[type(entry)]
+    for name, length in lengths:
+        value = getattr(entry, name)
+        if value is not None and len(value) > length:
+            raise Unprojectable(f"{name}: longer than {length} characters")
+    for name in integers:
+        value = getattr(entry, name)
+        if value is not None and value not in _INT4:
+            raise Unprojectable(f"{name}: out of the integer range")
+    if isinstance(entry, ReferralEventV1):
+        try:
+            business_date(entry.occurred_at)
+        except DateOutOfRange as exc:
+            raise Unprojectable(f"occurred_at: {exc}") from exc
+    return entry
 
 
 async def latest_version(session: AsyncSession, referral_id: str) -> int:

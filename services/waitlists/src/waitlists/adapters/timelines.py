@@ -61,6 +61,13 @@ async def timelines_for_referrals(session: AsyncSession, referral_ids: Sequence[
     return await _timelines(session, referrals.c.referral_id.in_(referral_ids))
 
 
+async def organisation_known(session: AsyncSession, organisation_id: str) -> bool:
+    found = await session.execute(
+        select(organisations.c.organisation_id).where(organisations.c.organisation_id == organisation_id)
+    )
+    return found.first() is not None
+
+
 async def parties(session: AsyncSession, referral_id: str) -> Parties | None:
     found = (
         await session.execute(

@@ -2,7 +2,8 @@
 
 - Waiting days on D = D - start - paused days before D; completed weeks = waiting days // 7.
 - A clock with target T is met when it stops with waiting days <= T, breached from the first
-  date with waiting days > T. Its breach date is start + T + 1 + paused days (none while paused).
+  date with waiting days > T. Its breach date is start + T + 1 + paused days (none while paused,
+  nor when that date is past the calendar's end: it never comes).
 - Health and service-defined clocks pause while on hold for a family-initiated reason; EHC
   clocks never pause, and a hold for a statutory exception marks the case as an exception.
 - A clock ends, neither met nor breached, at rejected, withdrawn, handed_off or
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 
-from waitlists.domain.timeline import EHC_EXCEPTIONS, FAMILY_HOLDS, StatusChange, Timeline
+from waitlists.domain.timeline import EHC_EXCEPTIONS, FAMILY_HOLDS, StatusChange, Timeline, add_days, date_after
 
 IMMINENT_DAYS = 7
 
@@ -115,7 +116,7 @@ class Clock:
         return (
             self.state is ClockState.RUNNING
             and self.breach_date is not None
-            and day < self.breach_date <= day + timedelta(days=lead_days)
+            and day < self.breach_date <= add_days(day, lead_days)
         )
 
 
@@ -171,6 +172,6 @@ def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int
         waiting = (paused_since - start).days - paused_days
         return Clock(timeline.referral_id, kind, target, start, ClockState.PAUSED, waiting, None, None, exception)
     waiting = (day - start).days - paused_days
-    breach_date = start + timedelta(days=target + 1 + paused_days)
+    breach_date = date_after(start, target + 1 + paused_days)  # None: after the calendar ends
     state = ClockState.BREACHED if waiting > target else ClockState.RUNNING
     return Clock(timeline.referral_id, kind, target, start, state, waiting, None, breach_date, exception)

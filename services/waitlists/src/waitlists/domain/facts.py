@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
 from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, clock_on
-from waitlists.domain.timeline import CLOSED_BEFORE_SUPPORT, FAMILY_HOLDS, Timeline, waiting_days
+from waitlists.domain.timeline import CLOSED_BEFORE_SUPPORT, FAMILY_HOLDS, Timeline, add_days, waiting_days
 
 OPEN_END = date.max
 
@@ -118,7 +118,7 @@ def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]
         if pauses and last.status == "on_hold" and last.reason_code in FAMILY_HOLDS:
             spells.append(WaitingSpell(valid_from, valid_to, None, waited))
         else:
-            spells.append(WaitingSpell(valid_from, valid_to, valid_from - timedelta(days=waited), None))
+            spells.append(WaitingSpell(valid_from, valid_to, add_days(valid_from, -waited), None))
     return tuple(_merge(spells))
 
 

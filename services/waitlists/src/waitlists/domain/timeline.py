@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
@@ -26,9 +26,37 @@ EHC_EXCEPTIONS = frozenset(
 )
 
 
+# Business dates the projection counts with. Well inside what date arithmetic holds: a clock's breach
+# date lies its target past its start, and open-ended facts end on date.max.
+EARLIEST_BUSINESS_DATE = date(1900, 1, 1)
+LATEST_BUSINESS_DATE = date(2999, 12, 31)
+
+
+class DateOutOfRange(ValueError):
+    """A business time outside the dates the projection counts with (say year 1 or 9999)."""
+
+
 def business_date(moment: datetime) -> date:
-    """The calendar date in England of a business time."""
-    return moment.astimezone(LONDON).date()
+    """The calendar date in England of a business time; ``DateOutOfRange`` outside
+    ``EARLIEST_BUSINESS_DATE`` to ``LATEST_BUSINESS_DATE``."""
+    try:
+        day = moment.astimezone(LONDON).date()
+    except (OverflowError, ValueError) as exc:  # year 1 at 00:00 UTC is year 0 in London (LMT -0:01:15)
+        raise DateOutOfRange(f"{moment.isoformat()} has no date in England") from exc
+    if not EARLIEST_BUSINESS_DATE <= day <= LATEST_BUSINESS_DATE:
+        raise DateOutOfRange(
+            f"{day.isoformat()} is outside {EARLIEST_BUSINESS_DATE.isoformat()} to {LATEST_BUSINESS_DATE.isoformat()}"
+        )
+    return day
+
+
+def add_days(day: date, days: int) -> date:
+    """``day`` plus ``days``, held at ``date.min`` or ``date.max`` rather than overflowing: a date past
+    the calendar's end (a huge service target, say) is one that never comes."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +129,10 @@ def waiting_days(t: Timeline, day: date, pauses: bool) -> int:
     """Days waited by ``day``: from submission, less family-initiated holds where the service's clocks pause."""
     assert t.submitted_on is not None
     return (day - t.submitted_on).days - (paused_days_before(t, day) if pauses else 0)
+
+
+def date_after(day: date, days: int) -> date | None:
+    """``day`` plus ``days``; None past the calendar's end (a date that never comes), ``date.min``
+    before its start."""
+    later = add_days(day, days)
+    return None if later == date.max and (date.max - day).days < days else later

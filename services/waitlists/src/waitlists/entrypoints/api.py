@@ -1,19 +1,29 @@
 """HTTP API of the waitlists service (v1): aggregates only, never personal data."""
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from send_shared.auth import Principal, Role, TokenVerifier, require_roles
+from send_shared.auth import Principal, Role, TokenVerifier, require_known_roles
 from send_shared.web.problems import Problem
 from waitlists.adapters.timelines import Scope
 from waitlists.domain.metrics import Figures
 from waitlists.domain.stats import suppress
-from waitlists.domain.timeline import LONDON
+from waitlists.entrypoints.edge import (
+    ReferralIdPath,
+    ReportDate,
+    ScopeIdPath,
+    ScopeIdQuery,
+    as_of_or_today,
+    directory_member,
+    today,
+    validation_problem,
+)
+from waitlists.entrypoints.headers import content_disposition
 from waitlists.service_layer import exports, reporting
 
 
@@ -141,37 +151,31 @@ def _present(f: Figures, scope: Scope, scope_id: str) -> FiguresOut:
     )
 
 
-def today() -> date:
-    return datetime.now(LONDON).date()
-
-
-def as_of_or_today(value: date | None) -> date:
-    day = value or today()
-    if day > today():
-        raise Problem(422, "Validation failed", "as_of must not be in the future", kind="validation",
-                      errors=[{"field": "as_of", "rule": "not_in_future", "message": "as_of must not be in the future"}])  # fmt: skip
-    return day
-
-
 def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenVerifier) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["waitlists"])
-    reader = Annotated[Principal, Depends(require_roles(verifier, Role.OPS, Role.ADMIN, Role.RECEIVER, Role.REFERRER))]
-    scope_id = Annotated[str, Path(min_length=1, max_length=64)]
+    reader = Annotated[
+        Principal,
+        Depends(
+            require_known_roles(
+                verifier, directory_member(sessions), Role.OPS, Role.ADMIN, Role.RECEIVER, Role.REFERRER
+            )
+        ),
+    ]
 
     @router.get("/metrics/{scope}/{scope_id}", response_model=FiguresOut, summary="Every figure for a scope on a date")
     async def metrics(
         scope: Scope,
-        scope_id: scope_id,
+        scope_id: ScopeIdPath,
         _caller: reader,
-        as_of: Annotated[date | None, Query(description="Reporting date (Europe/London); default today.")] = None,
+        as_of: Annotated[ReportDate | None, Query(description="Reporting date (Europe/London); default today.")] = None,
         period_start: Annotated[
-            date | None, Query(description="First day of the period for flow figures; default 364 days before as_of.")
+            ReportDate | None,
+            Query(description="First day of the period for flow figures; default 364 days before as_of."),
         ] = None,
     ) -> FiguresOut:
         day = as_of_or_today(as_of)
         if period_start is not None and period_start > day:
-            raise Problem(422, "Validation failed", "period_start must not be after as_of", kind="validation",
-                          errors=[{"field": "period_start", "rule": "before_as_of", "message": "after as_of"}])  # fmt: skip
+            raise validation_problem("period_start", "before_as_of", "period_start must not be after as_of")
         try:
             found = await reporting.figures_for(reporting.FigureRequest(scope, scope_id, day, period_start), sessions)
         except reporting.UnknownScope as exc:
@@ -186,9 +190,9 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         "referral does not exist (404).",
     )
     async def clocks(
-        referral_id: Annotated[str, Path(max_length=36)],
+        referral_id: ReferralIdPath,
         caller: reader,
-        as_of: date | None = None,
+        as_of: ReportDate | None = None,
     ) -> list[ClockStateOut]:
         day = as_of_or_today(as_of)
         found = await reporting.referral_clocks(referral_id, day, sessions, viewer=caller.organisation_id)
@@ -204,12 +208,11 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
     )
     async def ehc_csv(
         _caller: reader,
-        area_id: Annotated[str, Query(min_length=1, max_length=64)],
+        area_id: ScopeIdQuery,
         year: Annotated[int, Query(ge=2014, le=2100)],
     ) -> PlainTextResponse:
         if year > today().year:
-            raise Problem(422, "Validation failed", "year must not be in the future", kind="validation",
-                          errors=[{"field": "year", "rule": "not_in_future", "message": "year is in the future"}])  # fmt: skip
+            raise validation_problem("year", "not_in_future", "year must not be in the future")
         body = await exports.ehc_timeliness(area_id, year, today(), sessions)
         return _csv_response(body, f"ehc-timeliness-{area_id}-{year}.csv")
 
@@ -222,8 +225,8 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
     async def rtt_csv(
         _caller: reader,
         scope: Scope,
-        scope_id: Annotated[str, Query(min_length=1, max_length=64)],
-        as_of: date | None = None,
+        scope_id: ScopeIdQuery,
+        as_of: ReportDate | None = None,
     ) -> PlainTextResponse:
         day = as_of_or_today(as_of)
         body = await exports.rtt_distribution(scope, scope_id, day, sessions)
@@ -236,7 +239,7 @@ def _csv_response(body: str, filename: str) -> PlainTextResponse:
     return PlainTextResponse(
         body,
         media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
+        headers={"content-disposition": content_disposition(filename)},
     )
 
 

@@ -9,10 +9,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from send_shared.auth import Principal, Role, TokenVerifier, require_roles
+from send_shared.auth import Principal, Role, TokenVerifier, require_known_roles
 from send_shared.web.problems import Problem
 from waitlists.adapters.timelines import Scope
-from waitlists.entrypoints.api import as_of_or_today
+from waitlists.entrypoints.edge import ReportDate, ScopeIdQuery, as_of_or_today, directory_member
 from waitlists.service_layer import dashboard
 from waitlists.service_layer.reporting import UnknownScope
 
@@ -56,8 +56,7 @@ def dashboard_page() -> StaticFiles:
 
 def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenVerifier) -> APIRouter:
     router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
-    ops = Annotated[Principal, Depends(require_roles(verifier, Role.OPS, Role.ADMIN))]
-    scope_id = Annotated[str, Query(min_length=1, max_length=64)]
+    ops = Annotated[Principal, Depends(require_known_roles(verifier, directory_member(sessions), Role.OPS, Role.ADMIN))]
 
     @router.get("/scopes", response_model=ScopesOut, summary="Areas, organisations and services to filter by")
     async def scopes(_caller: ops) -> ScopesOut:
@@ -70,7 +69,7 @@ def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifi
 
     @router.get("/trend", response_model=list[TrendOut], summary="% within target per month, for 12 months")
     async def trend(
-        _caller: ops, scope: Scope, scope_id: scope_id, as_of: date | None = None,
+        _caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None,
         months: Annotated[int, Query(ge=1, le=36)] = 12,
     ) -> list[TrendOut]:  # fmt: skip
         try:
@@ -81,7 +80,7 @@ def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifi
 
     @router.get("/services", response_model=list[ServiceRiskOut], summary="Services ranked by breach risk")
     async def services(
-        _caller: ops, scope: Scope, scope_id: scope_id, as_of: date | None = None
+        _caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None
     ) -> list[ServiceRiskOut]:
         try:
             rows = await dashboard.services_by_risk(scope, scope_id, as_of_or_today(as_of), sessions)

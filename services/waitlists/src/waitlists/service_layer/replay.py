@@ -5,7 +5,8 @@ The fold follows the live consumer's rules, so a rebuild gives what the consumer
 - a repeated (referral, version) keeps its first copy, as ``ON CONFLICT DO NOTHING`` does;
 - a directory entry keeps its newest version, and the first copy of equal versions;
 - a record that is not a valid CloudEvent, or whose data its schema refuses, is skipped, and so is one
-  with a value PostgreSQL would refuse (longer than its column; the live consumer parks those);
+  the projection cannot hold (``projection.projectable``: a value longer than its column, a business
+  time outside the dates counted with; the live consumer parks those);
 - events of other types change nothing.
 
 Held, a referral costs about a kilobyte and each of its events about 200 bytes: a million referrals'
@@ -21,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import Integer, String
+from pydantic import ValidationError
 
 from send_shared.events.envelope import EventDecodeError, decode_attributes, decode_kafka
 from send_shared.events.schemas import (
@@ -35,7 +35,7 @@ from send_shared.events.schemas import (
     ServiceV1,
     check_attributes,
 )
-from waitlists.adapters.orm import organisations, referral_changes, referrals, services
+from waitlists.adapters.projection import Unprojectable, projectable
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.facts import ReferralFacts, derive
 from waitlists.domain.timeline import StatusChange, Timeline, business_date
@@ -43,7 +43,6 @@ from waitlists.domain.timeline import StatusChange, Timeline, business_date
 # version, status, occurred_at, occurred_on, reason_code, outcome_code
 Change = tuple[int, str, datetime, date, str | None, str | None]
 Entry = TypeVar("Entry", OrganisationV1, ServiceV1)
-Fitting = TypeVar("Fitting", ReferralEventV1, OrganisationV1, ServiceV1)
 
 
 @dataclass(slots=True)
@@ -80,17 +79,17 @@ class ReplayFold:
             attributes = decode_attributes(headers).attributes
             kind = attributes["type"]
             if kind in REFERRAL_EVENT_TYPES:
-                referral = _fitting(ReferralEventV1.model_validate_json(value or b""))
+                referral = projectable(ReferralEventV1.model_validate_json(value or b""))
                 _check(kind, referral, attributes)
                 self._referral(referral)
             elif kind == SERVICE_UPSERTED:
-                _keep_newest(self.services, _fitting(ServiceV1.model_validate_json(value or b"")), "service_id")
+                _keep_newest(self.services, projectable(ServiceV1.model_validate_json(value or b"")), "service_id")
             elif kind == ORGANISATION_UPSERTED:
-                entry = _fitting(OrganisationV1.model_validate_json(value or b""))
+                entry = projectable(OrganisationV1.model_validate_json(value or b""))
                 _keep_newest(self.organisations, entry, "organisation_id")
             else:
                 decode_kafka(headers, value)  # changes nothing, but is refused as the live consumer refuses it
-        except (EventDecodeError, ValidationError, ContractViolation, _DoesNotFit):
+        except (EventDecodeError, ValidationError, ContractViolation, Unprojectable):
             self.skipped += 1
             return
         self.events += 1
@@ -143,41 +142,6 @@ class FoldedTopic:
             if facts is not None:
                 found.append(facts)
         return found
-
-
-class _DoesNotFit(ValueError):
-    """A value longer than its column, or a number out of its range: PostgreSQL refuses the row, so the
-    live consumer parks the event, and the rebuild, which would fail as a whole, skips it."""
-
-
-_INT4 = range(-(2**31), 2**31)
-
-
-_FOLDED_TABLES = (referrals, referral_changes, services, organisations)
-
-
-def _column_limits(schema: type[BaseModel]) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
-    """Which of the schema's fields land in a column of bounded length, and which in an integer column."""
-    columns = {c.name: c.type for table in _FOLDED_TABLES for c in table.columns}
-    fields = [name for name in schema.model_fields if name in columns]
-    lengths = tuple((name, t.length) for name in fields if isinstance(t := columns[name], String) and t.length)
-    return lengths, tuple(name for name in fields if isinstance(columns[name], Integer))
-
-
-_LIMITS = {schema: _column_limits(schema) for schema in (ReferralEventV1, ServiceV1, OrganisationV1)}
-
-
-def _fitting(entry: Fitting) -> Fitting:
-    lengths, integers = _LIMITS[type(entry)]
-    for name, length in lengths:
-        value = getattr(entry, name)
-        if value is not None and len(value) > length:
-            raise _DoesNotFit(name)
-    for name in integers:
-        value = getattr(entry, name)
-        if value is not None and value not in _INT4:
-            raise _DoesNotFit(name)
-    return entry
 
 
 def _check(kind: str, referral: ReferralEventV1, attributes: dict[str, str]) -> None:

@@ -1,0 +1,269 @@
+"""The shared web edge: token checks, rate limits, body limits, and what production exposes."""
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, ValidationError
+
+from send_shared.auth import Principal, Role, TokenVerifier, mint_token, principal_dependency, require_roles
+from send_shared.settings import ServiceSettings
+from send_shared.web.limits import BodySizeLimit
+from send_shared.web.ops import ops_router
+from send_shared.web.problems import install_problem_handlers
+
+
+def settings(**values: Any) -> ServiceSettings:
+    return ServiceSettings(service_name="t", http_port=8999, database_url="sqlite+aiosqlite:///:memory:", **values)
+
+
+# --- the JWT secret ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", ["x", "a" * 31, "dev-only-jwt-secret-do-not-use-in-production-0123456789"])
+def test_production_refuses_a_short_or_development_hs256_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="JWT"):
+        settings(environment="production", jwt_secret=secret)
+
+
+def test_production_takes_a_32_byte_secret_or_a_jwks_url() -> None:
+    assert settings(environment="production", jwt_secret="k" * 32).environment == "production"
+    assert settings(environment="production", jwt_secret=None, jwt_jwks_url="https://idp.example/jwks").jwt_jwks_url
+
+
+def test_a_short_secret_is_fine_outside_production() -> None:
+    assert settings(environment="test", jwt_secret="short").jwt_secret is not None
+
+
+# --- JWKS fetches do not block the event loop ------------------------------------------------------
+
+
+class SlowJwks(BaseHTTPRequestHandler):
+    body = b""
+    delay = 0.0
+    fetches = 0
+
+    def do_GET(self) -> None:
+        type(self).fetches += 1
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, Any]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    SlowJwks.body = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+    SlowJwks.delay = 1.0
+    SlowJwks.fetches = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowJwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks", key
+    finally:
+        server.shutdown()
+
+
+async def test_a_slow_jwks_fetch_leaves_the_event_loop_free(jwks_server: tuple[str, Any]) -> None:
+    url, key = jwks_server
+    verifier = TokenVerifier(settings(jwt_secret=None, jwt_jwks_url=url))
+    token = jwt.encode(
+        {"sub": "u", "org": "org-a", "role": "ops", "aud": "send-referrals", "exp": int(time.time()) + 60},
+        key,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        principal = await verifier.verify(token)
+    finally:
+        ticker.cancel()
+    assert principal == Principal("u", "org-a", Role.OPS)
+    assert ticks >= 10, f"the loop ran only {ticks} times during a one-second key fetch"
+    started = time.perf_counter()
+    await verifier.verify(token)
+    assert SlowJwks.fetches == 1 and time.perf_counter() - started < 0.5, "a known key is not fetched again"
+
+
+# --- the bearer scheme and rate limits -------------------------------------------------------------
+
+
+def limited_app(**limits: Any) -> FastAPI:
+    verifier = TokenVerifier(settings(**limits))
+    app = FastAPI()
+    install_problem_handlers(app)
+    caller = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER))]
+
+    @app.get("/things")
+    async def read(who: caller) -> dict[str, str]:
+        return {"org": who.organisation_id}
+
+    @app.post("/things")
+    async def write(who: caller) -> dict[str, str]:
+        return {"org": who.organisation_id}
+
+    anyone = Annotated[Principal, Depends(principal_dependency(verifier))]
+
+    @app.get("/me")
+    async def me(who: anyone) -> dict[str, str]:
+        return {"org": who.organisation_id}
+
+    return app
+
+
+def auth(org: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {mint_token(org, 'referrer')}"}
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[httpx.AsyncClient]:
+    app = limited_app(
+        rate_limit_writes_per_second=0.5,
+        rate_limit_write_burst=2,
+        rate_limit_reads_per_second=0.5,
+        rate_limit_read_burst=3,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield client
+
+
+def test_every_authenticated_route_declares_the_bearer_scheme() -> None:
+    document = limited_app().openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert [s for s in schemes.values() if s == {**s, "type": "http", "scheme": "bearer"}]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("security"), f"{method.upper()} {path} declares no security"
+
+
+async def test_missing_or_malformed_credentials_are_401_problems(limited: httpx.AsyncClient) -> None:
+    for headers in ({}, {"authorization": "Basic abc"}, {"authorization": "Bearer "}, {"authorization": "Bearer x.y"}):
+        response = await limited.get("/things", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_an_organisation_over_its_write_limit_gets_429_with_retry_after(limited: httpx.AsyncClient) -> None:
+    assert [(await limited.post("/things", headers=auth("org-a"))).status_code for _ in range(2)] == [200, 200]
+    refused = await limited.post("/things", headers=auth("org-a"))
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["status"] == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    # Another organisation has its own budget, and reads are counted apart from writes.
+    assert (await limited.post("/things", headers=auth("org-b"))).status_code == 200
+    assert [(await limited.get("/things", headers=auth("org-a"))).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert (await limited.get("/me", headers=auth("org-a"))).status_code == 429
+
+
+async def test_the_budget_refills_with_time(limited: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        await limited.post("/things", headers=auth("org-a"))
+    refused = await limited.post("/things", headers=auth("org-a"))
+    await asyncio.sleep(float(refused.headers["retry-after"]))
+    assert (await limited.post("/things", headers=auth("org-a"))).status_code == 200
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+
+class Thing(BaseModel):
+    name: str
+
+
+def body_app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/things")
+    async def create(thing: Thing) -> dict[str, str]:
+        return {"name": thing.name}
+
+    app.add_middleware(BodySizeLimit, max_bytes=1024)
+    return app
+
+
+async def chunks(body: bytes, size: int = 100) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_a_chunked_body_over_the_limit_is_413_and_one_under_it_is_read() -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=body_app()), base_url="http://t") as client:
+        big = json.dumps({"name": "x" * 2000}).encode()
+        refused = await client.post("/things", content=chunks(big), headers={"content-type": "application/json"})
+        assert refused.status_code == 413
+        assert refused.headers["content-type"] == "application/problem+json"
+        small = json.dumps({"name": "ok"}).encode()
+        taken = await client.post("/things", content=chunks(small, 3), headers={"content-type": "application/json"})
+        assert taken.status_code == 200 and taken.json() == {"name": "ok"}
+        declared = await client.post("/things", content=big, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+
+
+# --- what production exposes -----------------------------------------------------------------------
+
+
+async def test_metrics_ask_for_their_token_when_one_is_set() -> None:
+    app = FastAPI()
+    app.include_router(ops_router({}, dict, metrics_token="s3cret-token"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/metrics", headers={"authorization": "Bearer wrong"})).status_code == 401
+        shown = await client.get("/metrics", headers={"authorization": "Bearer s3cret-token"})
+        assert shown.status_code == 200 and "python_info" in shown.text
+
+
+def test_production_serves_no_interactive_docs_unless_asked() -> None:
+    secret = "k" * 32
+    assert settings(environment="production", jwt_secret=secret).serves_api_docs is False
+    assert settings(environment="production", jwt_secret=secret, api_docs=True).serves_api_docs is True
+    assert settings(environment="development").serves_api_docs is True
+
+
+@pytest.mark.parametrize(
+    "claims", [{"sub": "a\x00b"}, {"sub": "é"}, {"org": "org\r\nx"}, {"org": "o" * 65}, {"sub": 7}]
+)
+async def test_claims_that_are_not_visible_ascii_are_401(claims: dict[str, Any]) -> None:
+    token = jwt.encode(
+        {
+            "sub": "u",
+            "org": "org-a",
+            "role": "referrer",
+            "aud": "send-referrals",
+            "exp": int(time.time()) + 60,
+            **claims,
+        },
+        "dev-only-jwt-secret-do-not-use-in-production-0123456789",
+        algorithm="HS256",
+    )
+    app = limited_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.get("/me", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
