@@ -26,6 +26,8 @@ from send_shared.auth import mint_token
 from send_shared.broker import EmbeddedBroker
 from send_shared.smtp_sink import SmtpSink
 
+SEEDED_ORGANISATION = "org-northshire-la"  # in the referrals service's seed directory
+
 SERVICES = {"referrals": 8001, "waitlists": 8002, "notifications": 8003}
 
 
@@ -91,6 +93,7 @@ class DevStack:
         for service in self.ports:
             self.start_service(service)
         self.wait_ready(timeout)
+        self.wait_for_directory(timeout)
         return self
 
     def start_service(self, service: str) -> None:
@@ -117,6 +120,20 @@ class DevStack:
                 raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(waiting))}")
             time.sleep(0.2)
 
+    def wait_for_directory(self, timeout: float) -> None:
+        """Ready is not yet usable: the consumers refuse an organisation until the directory's events have
+        reached them (a second or two after a first start). Wait until a seeded organisation is served."""
+        probes = {"waitlists": "/v1/dashboard/scopes", "notifications": "/v1/endpoints"}
+        token = {"Authorization": f"Bearer {mint_token(SEEDED_ORGANISATION, 'admin')}"}
+        deadline = time.monotonic() + timeout
+        for service, path in probes.items():
+            if service not in self.ports:
+                continue
+            while not _answers(f"{self.url(service)}{path}", token):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} did not learn the directory in {timeout}s")
+                time.sleep(0.2)
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -142,11 +159,11 @@ class DevStack:
         self.stop()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, headers: dict[str, str] | None = None) -> bool:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(url)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback http only, checked above
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:  # noqa: S310 - loopback http only, checked above
             return bool(response.status == 200)
     except OSError:
         return False
@@ -160,7 +177,7 @@ def _banner(stack: DevStack) -> str:
         lines.append(
             f"  {service:<14} {base}/docs   (health {base}/healthz, ready {base}/readyz, metrics {base}/metrics)"
         )
-    ops_token = mint_token("org-northshire-la", "ops", ttl_seconds=12 * 3600)
+    ops_token = mint_token(SEEDED_ORGANISATION, "ops", ttl_seconds=12 * 3600)
     lines.append(f"  {'dashboard':<14} {stack.url('waitlists')}/dashboard/#token={ops_token}")
     lines += [
         f"  {'kafka broker':<14} {stack.broker.bootstrap_servers}   (topics: referrals.events.v1, waitlists.alerts.v1)",

@@ -15,13 +15,21 @@ from notifications.entrypoints.cli import main as cli_main
 from notifications.service_layer.fanout import fan_out
 from notifications.settings import NotificationsSettings
 from send_shared.auth import mint_token
-from send_shared.db import session_factory
+from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
-from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
+from send_shared.events.schemas import (
+    ORGANISATION_UPSERTED,
+    OrganisationV1,
+    ReferralEventV1,
+    ReferralStatus,
+    referral_event_type,
+)
 
 from .receiver import Receiver
 
 SCHOOL, CAMHS, OTHER = "org-school", "org-camhs", "org-other-school"
+LA = "org-la"
+DIRECTORY = {SCHOOL: "school", CAMHS: "camhs", OTHER: "school", LA: "local_authority"}  # kind of each
 _ids = itertools.count(1)
 
 
@@ -42,6 +50,7 @@ async def app(database_url: str, kafka_bootstrap: str) -> AsyncIterator[object]:
         webhooks_allow_private_targets=True,
     )  # fmt: skip
     application = build_app(settings)
+    await consume(application, *(organisation_event(org, kind=kind) for org, kind in DIRECTORY.items()))
     yield application
     await application.state.runtime.engine.dispose()  # type: ignore[attr-defined]
 
@@ -74,3 +83,28 @@ async def consume(app: object, *events: CloudEvent) -> None:
     for event in events:
         async with sessions() as session, session.begin():
             await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+
+
+def organisation_event(organisation_id: str, version: int = 1, *, kind: str = "camhs") -> CloudEvent:
+    """The directory's event for an organisation, as the referrals service publishes it."""
+    data = OrganisationV1(organisation_id=organisation_id, version=version, name=organisation_id, kind=kind,
+                          area_id="la-northshire")  # fmt: skip
+    return CloudEvent(id=f"evt-{next(_ids)}", type=ORGANISATION_UPSERTED, source="/send/referrals",
+                      subject=organisation_id, data=data.model_dump(mode="json"))  # fmt: skip
+
+
+async def _consume_into(database_url: str, events: list[CloudEvent]) -> None:
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        for event in events:
+            async with sessions() as session, session.begin():
+                await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+    finally:
+        await engine.dispose()
+
+
+def seed_directory(database_url: str, *organisation_ids: str) -> None:
+    """Puts organisations in a (migrated) database through the consumer's handler, as their directory
+    events would: for a service run as a process, whose tokens must name organisations it knows."""
+    asyncio.run(_consume_into(database_url, [organisation_event(org) for org in organisation_ids]))

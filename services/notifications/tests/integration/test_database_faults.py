@@ -21,7 +21,7 @@ from notifications.adapters.orm import deliveries
 from send_shared.broker import free_port
 from send_shared.db import create_engine
 
-from .conftest import bearer
+from .conftest import bearer, seed_directory
 from .receiver import Receiver
 from .test_killed_mid_delivery import publish, start, wait_ready
 
@@ -56,6 +56,7 @@ def test_every_delivery_is_made_while_database_connections_are_terminated(
            "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true", "EMAIL_ENABLED": "false", "LOG_LEVEL": "WARNING",
            "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "notifications", "migrate"], env={**os.environ, **env}, check=True)
+    seed_directory(database_url, ORG)
     process = start(env, tmp_path / "notifications.log")
     faults = threading.Event()
     terminated: list[int] = []

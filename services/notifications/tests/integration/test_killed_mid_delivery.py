@@ -25,7 +25,7 @@ from send_shared.events.envelope import encode_kafka
 from send_shared.events.topics import Topics
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
 
-from .conftest import bearer, referral_event
+from .conftest import bearer, referral_event, seed_directory
 from .receiver import Receiver
 
 ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"
@@ -83,6 +83,7 @@ def test_killed_mid_delivery_and_restarted(
     env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HTTP_PORT": str(port),
            "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true", "EMAIL_ENABLED": "false", "LOG_LEVEL": "WARNING"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "notifications", "migrate"], env={**os.environ, **env}, check=True)
+    seed_directory(database_url, ORG)
     process = start(env, tmp_path / "notifications.log")
     try:
         wait_ready(port)

@@ -6,7 +6,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     String,
@@ -16,7 +15,7 @@ from sqlalchemy import (
 )
 
 from send_shared.consumer.positions import define_positions_table
-from send_shared.db import service_metadata
+from send_shared.db import UtcDateTime, service_metadata
 from send_shared.inbox import define_inbox_table
 
 metadata = service_metadata()
@@ -36,10 +35,10 @@ endpoints = Table(
     Column("disabled_reason", String(200), nullable=True),
     Column("secret", String(100), nullable=False),
     Column("previous_secret", String(100), nullable=True),
-    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
-    Column("failing_since", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("previous_secret_expires_at", UtcDateTime(), nullable=True),
+    Column("failing_since", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_endpoints_organisation", "organisation_id"),
 )
 
@@ -52,7 +51,7 @@ messages = Table(
     Column("order_key", String(64), nullable=False),
     Column("organisation_ids", JSON, nullable=False),
     Column("body", JSON, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
 )
 
 deliveries = Table(
@@ -65,9 +64,9 @@ deliveries = Table(
     Column("order_key", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("succeeded_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("succeeded_at", UtcDateTime(), nullable=True),
     UniqueConstraint("endpoint_id", "event_id", "round", name="uq_deliveries_endpoint_event_round"),
     Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "id"),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
@@ -79,7 +78,7 @@ delivery_attempts = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("delivery_id", BigInteger, nullable=False),
     Column("endpoint_id", String(40), nullable=False),
-    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("attempted_at", UtcDateTime(), nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("latency_ms", Integer, nullable=False),
     Column("error", String(500), nullable=True),
@@ -94,7 +93,7 @@ contacts = Table(
     metadata,
     Column("organisation_id", String(64), primary_key=True),
     Column("emails", JSON, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Names of services, from directory events, for readable emails.
@@ -103,6 +102,14 @@ service_names = Table(
     metadata,
     Column("service_id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Organisations in the directory, from directory events: a caller's token must name one of them.
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
 )
 
@@ -117,10 +124,10 @@ emails = Table(
     Column("context", JSON, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
     Column("last_error", String(500), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
     UniqueConstraint("event_id", "organisation_id", "template", name="uq_emails_event_organisation_template"),
     Index("ix_emails_due", "status", "next_attempt_at"),
 )
@@ -140,7 +147,7 @@ held_events = Table(
     Column("referral_id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("event", JSON, nullable=False),
-    Column("held_at", DateTime(timezone=True), nullable=False),
+    Column("held_at", UtcDateTime(), nullable=False),
     Index("ix_held_events_referral", "referral_id", "version"),
     Index("ix_held_events_held_at", "held_at"),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
@@ -51,18 +51,26 @@ def classify(status_code: int | None) -> Outcome:
 
 
 def retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
-    if not value:
+    """Retry-After as seconds or as an HTTP date; None when absent or unreadable. The receiver writes it,
+    so anything goes: a huge number, a date without a zone (``-0000``: taken as UTC), nonsense."""
+    if not value or len(value) > 200:
         return None
     try:
-        return max(timedelta(0), min(timedelta(seconds=int(value.strip())), MAX_RETRY_AFTER))
+        seconds = int(value.strip())
     except ValueError:
         pass
+    else:
+        return timedelta(seconds=max(0, min(seconds, int(MAX_RETRY_AFTER.total_seconds()))))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(timedelta(0), min(when - now, MAX_RETRY_AFTER))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        return max(timedelta(0), min(when - now, MAX_RETRY_AFTER))
+    except (OverflowError, TypeError):
+        return None
 
 
 def verdict(

@@ -9,9 +9,15 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from send_shared.events.schemas import SCHEMAS
+
 REFERRAL_PREFIX = "uk.send.referral."
 ALERT_PREFIX = "uk.send.waitlist."
 PING = "uk.send.webhook.ping.v1"
+MAX_URL_LENGTH = 2000  # endpoints.url is String(2000)
+# The event types an endpoint can receive: the contract's types that concern organisations (the ping is
+# sent to every endpoint on request, whatever it subscribes to).
+SUBSCRIBABLE_TYPES = frozenset(t for t in SCHEMAS if t.startswith((REFERRAL_PREFIX, ALERT_PREFIX)))
 
 
 class EndpointStatus(StrEnum):
@@ -48,6 +54,11 @@ def type_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type
 
 
+def matches_known_type(pattern: str) -> bool:
+    """Whether a subscription pattern matches at least one type an endpoint can receive (a typo never does)."""
+    return any(type_matches(pattern, t) for t in SUBSCRIBABLE_TYPES)
+
+
 def wants(endpoint: Endpoint, event_type: str, data: Mapping[str, Any], concerned: Iterable[str]) -> bool:
     """Whether this event goes to this endpoint. The organisation check comes first and cannot be
     widened by any filter: an endpoint hears only about its own organisation's referrals."""
@@ -76,11 +87,35 @@ def check_url_shape(url: str, *, require_https: bool) -> str:
     return parts.hostname
 
 
+# IPv6 ranges that carry (or route to) an IPv4 address: refused outright, whatever the embedded address.
+# Checking the embedded IPv4 instead would be finer, but no receiver needs these, and a relay or a NAT64
+# gateway in front of our network could reach what the embedded address names.
+TRANSITION_NETWORKS = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated); also holds :: and ::1
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "64:ff9b:1::/48",  # NAT64, local-use
+        "2001::/32",  # Teredo
+        "2002::/16",  # 6to4
+    )
+)
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)  # interface identifier ``0:5efe:a.b.c.d`` / ``200:5efe:a.b.c.d``
+
+
 def check_address(address: str, *, allow_private: bool) -> None:
-    """Refuses loopback, link-local, private, shared, multicast, reserved and unspecified addresses."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    """Refuses loopback, link-local, private, shared, multicast, reserved and unspecified addresses,
+    and IPv6 transition addresses that embed an IPv4 address (``TRANSITION_NETWORKS``, ISATAP)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise UnsafeTarget(f"{address[:100]!r} is not an IP address") from exc
+    if isinstance(ip, ipaddress.IPv6Address) and (
+        any(ip in network for network in TRANSITION_NETWORKS) or (int(ip) >> 32) & 0xFFFFFFFF in _ISATAP_IDS
+    ):
+        raise UnsafeTarget(f"{address} is an IPv6 transition address embedding an IPv4 address; not allowed")
     if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         raise UnsafeTarget(f"{address} is not a routable address")
     if not allow_private and (ip.is_loopback or ip.is_private or not ip.is_global):

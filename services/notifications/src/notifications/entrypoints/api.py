@@ -4,17 +4,50 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    UrlConstraints,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications.adapters.orm import contacts
-from notifications.domain.subscriptions import UnsafeTarget
+from notifications.domain.subscriptions import MAX_URL_LENGTH, UnsafeTarget, matches_known_type
+from notifications.service_layer.directory import directory_member
 from notifications.service_layer.endpoints import EndpointNotFound, EndpointService, EndpointSpec
-from send_shared.auth import Principal, Role, TokenVerifier, require_roles
+from send_shared.auth import Principal, Role, TokenVerifier, require_known_roles
 from send_shared.db import upsert_insert
 from send_shared.web.problems import Problem
 
 EVENT_TYPE = r"^(\*|uk\.send\.[a-z_.]+(\.\*|\.v\d+))$"
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # PostgreSQL text refuses NUL; the rest is noise
+ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
+MAX_DB_ID = 2**63 - 1  # bigint: a larger id is refused here rather than overflow in the database
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _known_type(pattern: str) -> str:
+    if not matches_known_type(pattern):
+        raise PydanticCustomError(
+            "unknown_event_type", "{pattern} matches no event type an endpoint can receive", {"pattern": pattern}
+        )
+    return pattern
+
+
+def _ascii_email(email: str) -> str:
+    if not email.isascii():
+        raise PydanticCustomError("ascii_email", "only ASCII email addresses are accepted (our relay has no SMTPUTF8)")
+    return email
+
+
+SubscribedType = Annotated[str, Field(pattern=EVENT_TYPE, max_length=120), AfterValidator(_known_type)]
 
 
 class EndpointIn(BaseModel):
@@ -32,11 +65,27 @@ class EndpointIn(BaseModel):
         },
     )
 
-    url: AnyHttpUrl
-    event_types: list[Annotated[str, Field(pattern=EVENT_TYPE, max_length=120)]] = Field(min_length=1, max_length=50)
-    service_ids: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
-    urgencies: list[Annotated[str, Field(pattern=r"^(routine|urgent|very_urgent)$")]] = Field(default_factory=list)
-    description: str = Field("", max_length=500)
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)]
+    event_types: list[SubscribedType] = Field(
+        min_length=1, max_length=50, description="Event types, or patterns that match at least one known type."
+    )
+    service_ids: list[Annotated[str, Field(max_length=64, pattern=ONE_LINE)]] = Field(
+        default_factory=list, max_length=100
+    )
+    urgencies: list[Annotated[str, Field(pattern=r"^(routine|urgent|very_urgent)$")]] = Field(
+        default_factory=list, max_length=3
+    )
+    description: str = Field("", max_length=500, pattern=NO_CONTROL)
+
+    @field_validator("url")
+    @classmethod
+    def _url_fits(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        """The length as stored (after IDNA and percent-encoding), not only as sent."""
+        if len(str(url)) > MAX_URL_LENGTH:
+            raise PydanticCustomError(
+                "url_too_long", "the URL is longer than {limit} characters once normalised", {"limit": MAX_URL_LENGTH}
+            )
+        return url
 
     def spec(self) -> EndpointSpec:
         return EndpointSpec(str(self.url), self.event_types, self.service_ids, self.urgencies, self.description)
@@ -86,7 +135,7 @@ class DeliveryOut(BaseModel):
 
 class RedeliverSince(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime
+    since: AwareDatetime = Field(ge=EARLIEST, description="With a time zone; not before 2000-01-01.")
 
 
 class Queued(BaseModel):
@@ -95,7 +144,7 @@ class Queued(BaseModel):
 
 class ContactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    emails: list[EmailStr] = Field(max_length=20)
+    emails: list[Annotated[EmailStr, AfterValidator(_ascii_email)]] = Field(max_length=20)
 
 
 def build_router(
@@ -103,10 +152,13 @@ def build_router(
     event_source: str,
 ) -> APIRouter:  # fmt: skip
     router = APIRouter(prefix="/v1", tags=["notifications"])
+    # ops see aggregates elsewhere and subscribe to nothing here; the organisation must be in the directory
     member = Annotated[
-        Principal, Depends(require_roles(verifier, Role.REFERRER, Role.RECEIVER, Role.ADMIN))
-    ]  # ops see aggregates elsewhere and subscribe to nothing here
-    endpoint_id = Annotated[str, Path(max_length=40)]
+        Principal,
+        Depends(require_known_roles(verifier, directory_member(sessions), Role.REFERRER, Role.RECEIVER, Role.ADMIN)),
+    ]
+    endpoint_id = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
+    delivery_id_ = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
     svc = endpoints_service
 
     def not_found() -> Problem:
@@ -187,7 +239,7 @@ def build_router(
     @router.get("/endpoints/{endpoint_id}/deliveries", response_model=list[DeliveryOut], summary="Delivery log")
     async def deliveries(
         endpoint_id: endpoint_id, caller: member, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        before: Annotated[int | None, Query(ge=1, description="Cursor: the smallest id of the previous page.")] = None,
+        before: Annotated[int | None, Query(ge=1, le=MAX_DB_ID, description="Cursor: the smallest id of the previous page.")] = None,
     ) -> list[DeliveryOut]:  # fmt: skip
         try:
             rows = await svc.deliveries(caller.organisation_id, endpoint_id, limit=limit, before=before)
@@ -205,7 +257,7 @@ def build_router(
         ]
 
     @router.post("/endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=Queued)
-    async def redeliver_one(endpoint_id: endpoint_id, delivery_id: int, caller: member) -> Queued:
+    async def redeliver_one(endpoint_id: endpoint_id, delivery_id: delivery_id_, caller: member) -> Queued:
         try:
             await svc.redeliver_one(caller.organisation_id, endpoint_id, delivery_id)
         except EndpointNotFound as exc:

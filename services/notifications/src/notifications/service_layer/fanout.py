@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notifications.adapters.orm import deliveries, endpoints, held_events, messages, referral_versions, service_names
 from notifications.domain.ordering import Arrival, arrival
 from notifications.domain.subscriptions import Endpoint, EndpointStatus, organisations_concerned, wants
+from notifications.service_layer.directory import record_organisation
 from notifications.service_layer.mail import queue_emails
 from send_shared.db import as_utc, upsert_insert
 from send_shared.events.envelope import CloudEvent, parse_time
-from send_shared.events.schemas import EventPayloadV1, ReferralEventV1, ServiceV1, validated_payload
+from send_shared.events.schemas import EventPayloadV1, OrganisationV1, ReferralEventV1, ServiceV1, validated_payload
 from send_shared.metrics import CONSUMER_VERSION_GAPS
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ async def fan_out(event: CloudEvent, session: AsyncSession, *, referral_link_tem
         return 0  # a type outside the contract concerns no one
     if isinstance(payload, ServiceV1):
         await _record_service_name(session, payload)
+        return 0
+    if isinstance(payload, OrganisationV1):
+        await record_organisation(session, payload)
         return 0
     clean = clean_event(event, payload)
     if not isinstance(payload, ReferralEventV1):
