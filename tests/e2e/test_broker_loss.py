@@ -249,6 +249,7 @@ def assert_everything_arrived(stack: DevStack, load: Load, receiver: Receiver, t
         lambda: changes <= projected(stack) and changes <= set(delivered(receiver)),
         "every accepted change projected and delivered",
         timeout,
+        lambda: state(stack, None, receiver, changes),
     )
     twice = {change: n for change, n in delivered(receiver).items() if n > 1}
     assert not twice, f"changes delivered more than once: {twice}"

@@ -5,6 +5,7 @@ CAMHS, an unrelated school, and one missing from the directory) in every role, a
 The expectation for each route is written here from the rules (brief §6, issue #13), not from the code:
 a caller allowed to act gets a 2xx; anyone else gets 401, 403 or 404, the database is unchanged
 byte for byte afterwards, and no response to a stranger carries the child's details or the referral id.
+Every answer carries the security headers.
 A route that is added without an expectation fails the first test.
 """
 
@@ -457,6 +458,11 @@ async def test_each_route_answers_only_those_it_should(
                     wrong.append(f"a refusal that is not problem+json: {where}")
                 if before is not None and await system.fingerprint(service) != before:
                     wrong.append(f"a refused write changed the database: {where}")
+            if (
+                response.headers.get("x-content-type-options") != "nosniff"
+                or "content-security-policy" not in response.headers
+            ):
+                wrong.append(f"no security headers: {where}")
             shown = response.text.replace(call.path, "")  # a problem's `instance` echoes the caller's own path
             if not reads_the_referral(caller) and any(leak in shown for leak in LEAKS):
                 wrong.append(f"personal details shown to a stranger: {where}")

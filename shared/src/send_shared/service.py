@@ -34,6 +34,7 @@ from send_shared.outbox.healer import BrokerUnavailable, OutboxHealer
 from send_shared.outbox.relay import OutboxRelay
 from send_shared.outbox.table import OutboxTables
 from send_shared.settings import ServiceSettings
+from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import install_metrics, ops_router
 from send_shared.web.problems import document_problems, install_problem_handlers
@@ -326,8 +327,10 @@ def create_app(
     description: str,
     version: str = "1.0.0",
     body_limits: dict[str, int] | None = None,
+    page_policies: dict[str, str] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the shared error handling, operational endpoints, metrics and tracing."""
+    """A FastAPI app with the shared error handling, operational endpoints, metrics, tracing and security
+    headers (``page_policies``: a content security policy for each path prefix that serves a page)."""
     settings = runtime.settings
     docs = settings.serves_api_docs
     app = FastAPI(
@@ -342,6 +345,7 @@ def create_app(
     document_problems(app)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, per_path=body_limits)
+    app.add_middleware(SecurityHeaders, pages=page_policies)  # outermost of the app's own: a 413 gets them too
     app.include_router(
         ops_router(
             {"database": runtime.database_answers, "broker": runtime.broker_answers},

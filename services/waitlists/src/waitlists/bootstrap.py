@@ -16,7 +16,7 @@ from waitlists.adapters.orm import inbox, outbox, positions
 from waitlists.entrypoints.api import build_router
 from waitlists.entrypoints.consumers import CONSUMER_GROUP, on_referral_event
 from waitlists.entrypoints.dashboard_api import build_dashboard_router, dashboard_page
-from waitlists.entrypoints.headers import SecurityHeaders
+from waitlists.entrypoints.headers import DASHBOARD_POLICY
 from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.service_layer.rebuild import backfill_facts
@@ -61,11 +61,11 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         runtime,
         title="SEND waitlists",
         description="Waiting times, statutory clocks and handoff gaps, built from referral events. No personal data.",
+        page_policies={"/dashboard": DASHBOARD_POLICY},
     )
     verifier = TokenVerifier(settings)
     app.include_router(build_router(sessions=runtime.sessions, verifier=verifier))
     app.include_router(build_dashboard_router(sessions=runtime.sessions, verifier=verifier))
     app.mount("/dashboard", dashboard_page(), name="dashboard")
-    app.add_middleware(SecurityHeaders)  # outermost of the app's own: on every response, a 413 included
     app.state.runtime = runtime
     return app
