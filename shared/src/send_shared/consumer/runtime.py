@@ -15,7 +15,8 @@ past the consumer's position before anyone notices, even between two fetches of 
 reading on from there would skip what the new log holds before it. So each partition keeps an
 *anchor*, a record applied from it that the broker was last seen to hold. Before a batch is applied,
 if the anchor was last confirmed more than ``VERIFY_EVERY`` ago (or never), the broker must show it
-still holds the anchor (one fetch); then the anchor moves up to the last record applied. If the
+still holds the anchor and the last record applied (a fetch each); then the anchor moves up to the last
+record applied. If the
 broker no longer holds it, the partition is read again from its beginning: the inbox drops what was
 applied before, including anything applied from a new log meanwhile, and nothing is skipped, because
 the anchor is always a record of the log the partition was being read from when it was confirmed.
@@ -277,6 +278,10 @@ class ConsumerRuntime:
         if now - anchor.confirmed_at < VERIFY_EVERY:
             return True
         seen = await self.verifier.holds(partition, anchor.offset, anchor.fingerprint)
+        if seen is Seen.FOUND and applied is not None and applied != (anchor.offset, anchor.fingerprint):
+            # The records applied since the anchor were not confirmed: a log replaced meanwhile can hold the
+            # anchor again (republished in the same order) and differ after it. Ask for the last one too.
+            seen = await self.verifier.holds(partition, applied[0], applied[1])
         if seen is Seen.FOUND:
             latest = applied or (anchor.offset, anchor.fingerprint)
             self._anchors[partition] = _Anchor(latest[0], latest[1], now)
