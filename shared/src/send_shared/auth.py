@@ -22,6 +22,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 from send_shared.settings import DEV_JWT_SECRET, ServiceSettings
 from send_shared.web.problems import Problem
 from send_shared.web.rate_limits import SAFE_METHODS, RateLimits
@@ -90,6 +91,7 @@ class TokenVerifier:
         return self._keys[kid]
 
 
+_DIRECTORY_ID = re.compile(DIRECTORY_ID_PATTERN)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
@@ -161,11 +163,13 @@ OrganisationLookup = Callable[[str], Awaitable[bool]]
 
 def require_known_roles(verifier: TokenVerifier, is_known: OrganisationLookup, *roles: Role) -> Any:
     """Like ``require_roles``, and the caller's organisation must be in the directory as this service
-    knows it: a token for an organisation nobody registered is refused (403), whatever it claims."""
+    knows it: a token for an organisation nobody registered is refused (403), whatever it claims; an id
+    no directory could hold is refused without asking ``is_known``."""
     check = require_roles(verifier, *roles)
 
     async def known(principal: Annotated[Principal, Depends(check)]) -> Principal:
-        if not await is_known(principal.organisation_id):
+        org = principal.organisation_id
+        if not _DIRECTORY_ID.fullmatch(org) or not await is_known(org):
             raise Problem(
                 403,
                 "Unknown organisation",

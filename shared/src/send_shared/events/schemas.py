@@ -69,6 +69,8 @@ class ReferralEventV1(EventPayload):
     )
 
 
+# A directory id (organisation, service, area): lower-case ASCII letters, digits and hyphens, at most 64.
+DIRECTORY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ORGANISATION_UPSERTED = "uk.send.directory.organisation.upserted.v1"
 SERVICE_UPSERTED = "uk.send.directory.service.upserted.v1"
 

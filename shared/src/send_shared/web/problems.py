@@ -197,7 +197,7 @@ def add_problem_responses(document: dict[str, Any]) -> dict[str, Any]:
                     named = {media: body for media, body in named.items() if media != "application/json"}
                     named.pop(PROBLEM_JSON, None)
                     response["content"] = {**_problem_content("ValidationProblem"), **named}
-                elif PROBLEM_JSON not in named and not named:
+                elif not named:
                     response["content"] = _problem_content("ProblemDetails")
     unused = "HTTPValidationError"
     if unused in schemas and f"#/components/schemas/{unused}" not in _refs(document):

@@ -7,8 +7,6 @@ seen again, or an older one, changes nothing.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,8 +14,6 @@ from notifications.adapters.orm import organisations
 from send_shared.auth import OrganisationLookup
 from send_shared.db import upsert_insert
 from send_shared.events.schemas import OrganisationV1
-
-ORGANISATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 async def record_organisation(session: AsyncSession, data: OrganisationV1) -> None:
@@ -40,12 +36,9 @@ async def organisation_known(session: AsyncSession, organisation_id: str) -> boo
 
 
 def directory_member(sessions: async_sessionmaker[AsyncSession]) -> OrganisationLookup:
-    """Whether an organisation is in the directory as notifications has it from the directory's events;
-    an id no directory could hold is unknown without a query."""
+    """Whether an organisation is in the directory as notifications has it from the directory's events."""
 
     async def is_known(organisation_id: str) -> bool:
-        if not ORGANISATION_ID.fullmatch(organisation_id):
-            return False
         async with sessions() as session:
             return await organisation_known(session, organisation_id)
 

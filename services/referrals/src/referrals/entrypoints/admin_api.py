@@ -121,7 +121,7 @@ def build_admin_router(
         if caller.role is Role.ADMIN:
             await known_admin(caller)
 
-    item_id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    item_id = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 
     @router.get("/directory/organisations", response_model=list[OrganisationOut], summary="Every organisation")
     async def organisations(_caller: anyone) -> list[OrganisationOut]:

@@ -126,8 +126,6 @@ def caller_of(principal: Principal) -> services.Caller:
 
 def directory_member(make_uow: Callable[[], UnitOfWork]) -> OrganisationLookup:
     async def is_known(organisation_id: str) -> bool:
-        if not re.fullmatch(IDENTIFIER_PATTERN, organisation_id):
-            return False
         async with make_uow() as uow:
             return await uow.directory.organisation(organisation_id) is not None
 

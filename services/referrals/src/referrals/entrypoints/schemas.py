@@ -12,6 +12,7 @@ from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_vali
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
+from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 
 Name = Field(
     min_length=1,
@@ -96,7 +97,7 @@ def _clean_text(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_clean_text)]
 """Free text: any printable characters, tabs and line breaks."""
-IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+IDENTIFIER_PATTERN = DIRECTORY_ID_PATTERN
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """A directory id (service, organisation): lower-case ASCII letters, digits and hyphens."""
 REFERRAL_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

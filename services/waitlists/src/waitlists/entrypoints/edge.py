@@ -22,11 +22,12 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from send_shared.auth import OrganisationLookup
+from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 from send_shared.web.problems import Problem
 from waitlists.adapters.timelines import organisation_known
 from waitlists.domain.timeline import LONDON
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+ID_PATTERN = DIRECTORY_ID_PATTERN
 REFERRAL_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,35}$"
 EARLIEST_REPORT_DATE = date(2000, 1, 1)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -87,8 +88,6 @@ def directory_member(sessions: async_sessionmaker[AsyncSession]) -> Organisation
     """Whether an organisation is in the directory as waitlists has it from the directory's events."""
 
     async def is_known(organisation_id: str) -> bool:
-        if not re.fullmatch(ID_PATTERN, organisation_id):
-            return False
         async with sessions() as session:
             return await organisation_known(session, organisation_id)
 
