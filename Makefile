@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml 
 PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt contracts bench clean lock asyncapi browser help
+.PHONY: promtool install run test lint fmt contracts bench clean lock asyncapi browser help
 
 help:
 	@echo "make run    start broker + all three services on this machine (data in ./var)"
@@ -37,7 +37,7 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint contracts browser
+test: lint contracts browser promtool
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Debian's Chromium for the dashboard's browser test (Playwright cannot download its own here).
@@ -45,6 +45,12 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "warning: chromium not installed; the dashboard browser test will be skipped"
+
+# Prometheus's promtool checks the alert rules; taken out of Debian's package, nothing installed system-wide.
+promtool: install
+	@test -x $(VENV)/bin/promtool || { d=$$(mktemp -d) && (cd $$d && apt-get download -qq prometheus >/dev/null 2>&1 && \
+	  dpkg-deb -x prometheus_*.deb x) && cp $$d/x/usr/bin/promtool $(VENV)/bin/promtool; rm -rf $$d; \
+	  test -x $(VENV)/bin/promtool; } || echo "warning: promtool not available; its checks will be skipped"
 
 asyncapi: install
 	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml

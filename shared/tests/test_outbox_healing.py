@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -15,7 +16,7 @@ from shared_testkit import create_topics, make_event, outbox, read_topic
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from send_shared.kafka import OutgoingRecord, new_producer, publish_all
+from send_shared.kafka import OutgoingRecord, TopicSpec, new_producer, publish_all, recreate_topics
 from send_shared.log_probe import LogProbe
 from send_shared.outbox import OutboxRelay, OutboxWriter
 from send_shared.outbox.healer import OutboxHealer
@@ -137,3 +138,84 @@ async def test_the_relay_notices_offsets_going_back_and_heals_before_marking_any
     assert sorted(first_seen) == sorted([*ids, late.id])
     republished = [dict(r.headers)["ce_id"].decode() for r in on_topic][1:]
     assert republished == [*ids, late.id], "republished in position order after the record that met the loss"
+
+
+async def test_a_log_that_keeps_its_newest_record_but_hides_others_is_found_by_reading_back(
+    any_engine: AsyncEngine, kafka_bootstrap: str, probe: LogProbe
+) -> None:
+    """What the embedded broker does when a topic is deleted and created again while producers write:
+    batches of the earlier topic are served at the new topic's offsets. Only reading back finds it."""
+    healer = OutboxHealer(any_engine, outbox, probe, lock=asyncio.Lock())
+    assert await healer.check() == 0  # the process starts: nothing acknowledged yet
+    topic, ids = await _published(any_engine, kafka_bootstrap, 5)
+    kept = await read_topic(kafka_bootstrap, topic, at_least=5)
+    await _recreate(kafka_bootstrap, topic)
+    producer = new_producer(kafka_bootstrap, client_id="heal-test")
+    await producer.start()
+    try:  # offsets 1 to 3 serve other records; the newest (offset 4) is the one acknowledged
+        for n, record in enumerate(kept):
+            value = record.value if n in (0, 4) else b'{"other": true}'
+            headers = list(record.headers) if n in (0, 4) else [("ce_id", f"other-{n}".encode())]
+            await publish_all(producer, [OutgoingRecord(topic, record.key or b"", value or b"", headers)])
+    finally:
+        await producer.stop()
+    assert await healer.check() == 4
+    assert await _unsent(any_engine) == ids[1:]
+    assert healer.status() is not None and healer.status().startswith("healing")  # type: ignore[union-attr]
+
+
+async def test_reading_back_an_intact_log_queues_nothing_and_reads_each_record_once(
+    any_engine: AsyncEngine, kafka_bootstrap: str, probe: LogProbe
+) -> None:
+    healer = OutboxHealer(any_engine, outbox, probe, lock=asyncio.Lock())
+    assert await healer.check() == 0
+    await _published(any_engine, kafka_bootstrap, 6)
+    reads: list[tuple[int, int]] = []
+    original = probe.read_range
+
+    async def counted(tp: Any, first: int, last: int) -> dict[int, str] | None:
+        reads.append((first, last))
+        return await original(tp, first, last)
+
+    probe.read_range = counted  # type: ignore[method-assign]
+    assert await healer.check() == 0
+    assert await healer.check() == 0
+    assert reads == [(0, 5)], "each acknowledged record is read back once"
+    assert await _unsent(any_engine) == []
+
+
+async def test_a_topic_that_kept_nothing_is_made_afresh_so_writes_taken_while_it_was_gone_are_not_served(
+    any_engine: AsyncEngine, kafka_bootstrap: str, probe: LogProbe
+) -> None:
+    """The embedded broker takes writes for a deleted topic and, once the topic is created again, serves
+    them at its offsets. The healer makes such a topic afresh before republishing into it."""
+    topic, ids = await _published(any_engine, kafka_bootstrap, 3)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+    producer = new_producer(kafka_bootstrap, client_id="heal-test")
+    await producer.start()
+    try:  # a late write to the deleted topic, then a reader creates it again
+        await publish_all(producer, [OutgoingRecord(topic, KEY.encode(), b"{}", [("ce_id", b"stray")])])
+    finally:
+        await producer.stop()
+    await create_topics(kafka_bootstrap, topic, partitions=1)
+    lock = asyncio.Lock()
+
+    async def recreate(name: str) -> None:
+        await recreate_topics(kafka_bootstrap, [TopicSpec(name, 1)])
+
+    healer = OutboxHealer(any_engine, outbox, probe, lock=lock, recreate_topic=recreate)
+    assert await healer.check() == 3
+    producer = new_producer(kafka_bootstrap, client_id="heal-test")
+    await producer.start()
+    try:
+        assert await OutboxRelay(any_engine, outbox, producer, lock=lock).relay_once() == 3
+    finally:
+        await producer.stop()
+    served = [dict(r.headers)["ce_id"].decode() for r in await read_topic(kafka_bootstrap, topic, at_least=3)]
+    assert served == ids

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from send_shared.auth import Principal, Role, TokenVerifier, mint_token, principal_dependency, require_roles
 from send_shared.settings import ServiceSettings
+from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import ops_router
 from send_shared.web.problems import install_problem_handlers
@@ -225,6 +226,25 @@ async def test_a_chunked_body_over_the_limit_is_413_and_one_under_it_is_read() -
         assert taken.status_code == 200 and taken.json() == {"name": "ok"}
         declared = await client.post("/things", content=big, headers={"content-type": "application/json"})
         assert declared.status_code == 413
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_the_security_headers() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_middleware(SecurityHeaders)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        failed = await client.get("/boom")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert "a bug" not in failed.text
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    assert failed.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 # --- what production exposes -----------------------------------------------------------------------

@@ -221,7 +221,38 @@ def state(stack: DevStack, readiness: Readiness | None, receiver: Receiver, want
         last[service] = (code, {k: v for k, v in body.get("checks", {}).items() if v != "ok"})
     missing_projection = sorted(wanted - projected(stack))[:5]
     missing_delivery = sorted(wanted - set(delivered(receiver)))[:5]
-    return f"not projected {missing_projection}, not delivered {missing_delivery}, readiness {last}"
+    served = changes_on_topic(stack)
+    on_topic = {change: change in served for change in {*missing_projection, *missing_delivery}}
+    return (f"not projected {missing_projection}, not delivered {missing_delivery}, "
+            f"served by the broker {on_topic}, readiness {last}")  # fmt: skip
+
+
+def changes_on_topic(stack: DevStack) -> set[tuple[str, int]]:
+    """The (referral, version) of every record the broker serves on the referral topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> set[tuple[str, int]]:
+        assert stack.broker is not None
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.broker.bootstrap_servers, group_id=None)
+        await consumer.start()
+        try:
+            topic = "referrals.events.v1"
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            found, empty = set(), 0
+            while empty < 2:
+                fetched = await consumer.getmany(timeout_ms=300)
+                empty = 0 if fetched else empty + 1
+                for records in fetched.values():
+                    for record in records:
+                        data = json.loads(record.value or b"{}")  # binary mode: the value is the event's data
+                        found.add((data.get("referral_id"), data.get("version")))
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def metric(stack: DevStack, service: str, name: str) -> float:

@@ -57,6 +57,8 @@ class LogProbe:
         self.patience = patience
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
+        self._reader: AIOKafkaConsumer | None = None  # for ranges: ordinary fetch sizes
+        self._reader_lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -78,9 +80,10 @@ class LogProbe:
         return self._consumer
 
     async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        for consumer in (self._consumer, self._reader):
+            if consumer is not None:
+                await consumer.stop()
+        self._consumer = self._reader = None
 
     async def topics(self) -> dict[str, set[int]] | None:
         """Every topic the broker lists, with its partitions; None when the broker does not answer."""
@@ -164,6 +167,38 @@ class LogProbe:
         if record.offset != offset:
             return Probe(Seen.ABSENT)
         return Probe(Seen.FOUND, fingerprint(record), record.timestamp, consumer.highwater(tp))
+
+    async def read_range(self, tp: TopicPartition, first: int, last: int) -> dict[int, str] | None:
+        """The fingerprint of each record the broker serves at offsets ``first``..``last`` (fewer where it
+        serves fewer); None when it does not answer."""
+        async with self._reader_lock:
+            try:
+                if self._reader is None:
+                    self._reader = AIOKafkaConsumer(
+                        bootstrap_servers=self.bootstrap_servers,
+                        group_id=None,
+                        client_id=f"{self.client_id}-reader",
+                        enable_auto_commit=False,
+                        auto_offset_reset="none",
+                        fetch_max_wait_ms=50,
+                        request_timeout_ms=10_000,
+                    )
+                    await self._reader.start()
+                reader = self._reader
+                reader.assign([tp])
+                reader.seek(tp, first)
+                served: dict[int, str] = {}
+                while True:
+                    fetched = await reader.getmany(tp, timeout_ms=int(self.patience * 1000), max_records=10_000)
+                    records = [r for r in fetched.get(tp, []) if r.offset <= last]
+                    served.update((r.offset, fingerprint(r)) for r in records)
+                    if not records or records[-1].offset >= last:
+                        return served
+            except (KafkaError, OSError, TimeoutError):
+                return None
+            finally:
+                if self._reader is not None and self._reader.assignment():
+                    self._reader.pause(*self._reader.assignment())
 
     async def holds(
         self, tp: TopicPartition, offset: int, expected: str, topics: dict[str, set[int]] | None = None

@@ -36,6 +36,12 @@ CONSUMER_VERSION_GAPS = Counter(
     ["group"],
 )
 WORKER_RESTARTS = Counter("worker_restarts", "Background workers restarted after a crash.", ["worker"])
+READINESS_PART_OK = Gauge(
+    "readiness_part_ok",
+    "1 when a part of the service (worker, consumer, outbox, broker state) reports itself fine to /readyz, 0 when it "
+    "is stuck, healing or failing; set at each scrape. The database and broker checks of /readyz are not included.",
+    ["part"],
+)
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests served.", ["method", "route", "status"])
 HTTP_SECONDS = Histogram(
     "http_request_seconds",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
 from send_shared.events.topics import Topics
 from send_shared.health import Health, detected
 from send_shared.inbox import Inbox
-from send_shared.kafka import TopicSpec, broker_answers, ensure_topics
+from send_shared.kafka import TopicSpec, broker_answers, ensure_topics, recreate_topics
 from send_shared.kafka_link import ProducerLink
 from send_shared.log_probe import LogProbe
 from send_shared.metrics import WORKER_RESTARTS
@@ -113,6 +114,7 @@ class ServiceRuntime:
     # Set when the broker stopped answering: until a look shows what it kept, the service is not ready.
     _unchecked_since: float | None = field(init=False, default=None)
     _look_now: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _look_failing_since: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -200,16 +202,36 @@ class ServiceRuntime:
                 specs[private] = durable_topic(private, 1, s)
         return list(specs.values())
 
+    def _written_topic_specs(self) -> list[TopicSpec]:
+        written = set(self.owned_topics)
+        for spec in self.consumers:
+            written |= {Topics.dead_letter(spec.group_id), Topics.replay(spec.group_id)}
+        return [spec for spec in self.topic_specs() if spec.name in written]
+
     async def _ensure_topics(self) -> list[str]:
         s = self.settings
         return await ensure_topics(
             s.kafka_bootstrap_servers, self.topic_specs(), replication_factor=s.kafka_replication_factor
         )
 
+    async def _recreate_topic(self, topic: str) -> None:
+        s = self.settings
+        spec = next((t for t in self.topic_specs() if t.name == topic), None)
+        spec = spec or durable_topic(topic, s.kafka_topic_partitions, s)
+        await recreate_topics(s.kafka_bootstrap_servers, [spec], replication_factor=s.kafka_replication_factor)
+        self.link.reset("a topic was made afresh")
+
     def _outbox_workers(self, tables: OutboxTables) -> tuple[OutboxRelay, OutboxHealer]:
         s = self.settings
         lock = asyncio.Lock()
-        healer = OutboxHealer(self.engine, tables, self._probe, lock=lock, stuck_after=s.stuck_after_seconds)
+        healer = OutboxHealer(
+            self.engine,
+            tables,
+            self._probe,
+            lock=lock,
+            stuck_after=s.stuck_after_seconds,
+            recreate_topic=self._recreate_topic,
+        )
         relay = OutboxRelay(
             self.engine,
             tables,
@@ -233,8 +255,10 @@ class ServiceRuntime:
             try:
                 if await self._look_at_broker():
                     self._unchecked_since = None
+                self._look_failing_since = None
             except (KafkaError, OSError, BrokerUnavailable) as exc:
                 log.warning("broker watch could not finish a look", extra={"error": repr(exc)})
+                self._look_failing_since = self._look_failing_since or time.monotonic()
             interval = 0.5 if self._unchecked_since is not None else self.settings.broker_check_seconds
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._look_now.wait())]
             try:
@@ -249,10 +273,15 @@ class ServiceRuntime:
         if topics is None:
             self.broker_unreachable()
             return False
-        missing = [spec.name for spec in self.topic_specs() if spec.name not in topics]
+        # Only topics this service writes: one made again by a reader while its owner still writes to
+        # the vanished one can serve what the broker took meanwhile (the owner makes it afresh instead).
+        missing = [spec.name for spec in self._written_topic_specs() if spec.name not in topics]
         if missing:
             detected("topic_missing", "topics vanished from the broker; creating them again", topics=missing)
-            await self._ensure_topics()
+            s = self.settings
+            await ensure_topics(
+                s.kafka_bootstrap_servers, self._written_topic_specs(), replication_factor=s.kafka_replication_factor
+            )
             self.link.reset("topics were created again")
         if self.healer is not None:
             await self.healer.check()
@@ -269,9 +298,12 @@ class ServiceRuntime:
         self._look_now.set()
 
     def _broker_state(self) -> str | None:
-        if self._unchecked_since is None:
-            return None
-        return "the broker was unreachable: checking what it kept"
+        if self._unchecked_since is not None:
+            return "the broker was unreachable: checking what it kept"
+        failing = time.monotonic() - (self._look_failing_since or math.inf)
+        if failing > 2 * self.settings.broker_check_seconds:  # one failed look is a blip, not a state
+            return f"the broker's logs could not be checked for {failing:.0f} s (a partition does not answer)"
+        return None
 
     def _consumer_worker(self, spec: ConsumerSpec) -> Worker:
         async def run(stop: asyncio.Event) -> None:

@@ -8,6 +8,8 @@ still holds each partition's newest acknowledged record), the healer, with every
 3. queues again every event of the topic from the first lost position on (events older than the
    queue's retention come from the event store), and forgets the partitions' heads;
 4. wakes the relay, which publishes them in position order, so each key's events go out in order.
+A log that keeps its newest record but serves other records further down is found by reading back
+what was acknowledged (``audit``); it is queued again from the lowest position hidden.
 Re-sent events the consumers already hold are dropped by their inboxes. A broker that does not answer
 is never taken for one that forgot: nothing is queued until it answers.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
@@ -26,7 +28,9 @@ from sqlalchemy import and_, delete, exists, func, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from send_shared.db import as_utc
+from send_shared.health import detected
 from send_shared.log_probe import LogProbe, Seen
+from send_shared.outbox.audit import ReadBackAudit
 from send_shared.outbox.relay import ADVISORY_NAMESPACE, LostPartitions
 from send_shared.outbox.table import SHARDS, OutboxTables
 
@@ -50,6 +54,7 @@ class OutboxHealer:
         lock: asyncio.Lock,
         wake_relay: Callable[[], None] = lambda: None,
         stuck_after: float = 30.0,
+        recreate_topic: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
         self.tables = tables
@@ -57,6 +62,8 @@ class OutboxHealer:
         self.lock = lock
         self.wake_relay = wake_relay
         self.stuck_after = stuck_after
+        self.recreate_topic = recreate_topic
+        self.audit = ReadBackAudit(engine, tables, probe)
         self._postgres = engine.dialect.name == "postgresql"
         self._healing_since: datetime | None = None
         self._requeued = 0
@@ -103,9 +110,24 @@ class OutboxHealer:
                 raise BrokerUnavailable(f"{topic}[{partition}]")
             if seen is Seen.ABSENT:
                 lost.setdefault(topic, set()).add(partition)
-        if not lost:
-            return 0
-        return await self.heal(lost, "the broker no longer holds the newest acknowledged record")
+        if lost:
+            return await self.heal(lost, "the broker no longer holds the newest acknowledged record")
+        queued = 0
+        for topic, position in sorted((await self.audit.run()).items()):
+            detected("hidden_records", "the broker serves other records at acknowledged offsets: queued again",
+                     topic=topic, from_position=position)  # fmt: skip
+            queued += await self._requeue_from(topic, position)
+        return queued
+
+    async def _requeue_from(self, topic: str, start: int) -> int:
+        """Queues ``topic`` again from store position ``start`` (the partitions' heads stay: what the relay
+        publishes now lands after them)."""
+        async with self.lock, self.engine.begin() as conn:
+            await self._hold_every_shard(conn)
+            queued = await self._requeue(conn, topic, start)
+        if queued:
+            self._healing(queued, {topic: queued})
+        return queued
 
     # --- healing ---------------------------------------------------------------------------------
 
@@ -115,18 +137,21 @@ class OutboxHealer:
         started = time.monotonic()
         queued: dict[str, int] = {}
         async with self.lock, self.engine.begin() as conn:
-            if self._postgres:  # every shard, waiting for relays in other processes to finish their batch
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:ns, s) FROM generate_series(0, :last) AS s"),
-                    {"ns": ADVISORY_NAMESPACE, "last": SHARDS - 1},
-                )
+            await self._hold_every_shard(conn)
             for topic, partitions in sorted(lost.items()):
                 confirmed = await self._confirmed(conn, topic, partitions)
                 if not confirmed:
                     continue
                 start = await self._first_lost_position(conn, topic, confirmed)
-                queued[topic] = await self._requeue(conn, topic, start)
                 h = self.tables.heads
+                headed = set((await conn.execute(select(h.c.partition).where(h.c.topic == topic))).scalars())
+                if start == 0 and self.recreate_topic is not None:
+                    # Nothing of the topic is kept: it is made afresh, so that nothing the broker took for
+                    # it meanwhile is served in the new log (see ``kafka.recreate_topics``).
+                    await self.recreate_topic(topic)
+                    confirmed = headed | confirmed
+                queued[topic] = await self._requeue(conn, topic, start)
+                self.audit.from_start(topic, headed | confirmed)
                 await conn.execute(delete(h).where(h.c.topic == topic, h.c.partition.in_(confirmed)))
                 log.warning(
                     "broker lost published events; queued again",
@@ -135,15 +160,25 @@ class OutboxHealer:
                 )  # fmt: skip
         total = sum(queued.values())
         if queued:
-            for topic, count in queued.items():
-                REPUBLISHED.labels(topic).inc(count)
-            self._requeued = total + (self._requeued if self._healing_since is not None else 0)
-            self._healing_since = datetime.now(UTC)
+            self._healing(total, queued)
             log.info(
                 "heal measured and queued", extra={"events": total, "seconds": round(time.monotonic() - started, 2)}
             )
-            self.wake_relay()
         return total
+
+    async def _hold_every_shard(self, conn: AsyncConnection) -> None:
+        if self._postgres:  # every shard, waiting for relays in other processes to finish their batch
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:ns, s) FROM generate_series(0, :last) AS s"),
+                {"ns": ADVISORY_NAMESPACE, "last": SHARDS - 1},
+            )
+
+    def _healing(self, total: int, queued: dict[str, int]) -> None:
+        for topic, count in queued.items():
+            REPUBLISHED.labels(topic).inc(count)
+        self._requeued = total + (self._requeued if self._healing_since is not None else 0)
+        self._healing_since = datetime.now(UTC)
+        self.wake_relay()
 
     async def _confirmed(self, conn: AsyncConnection, topic: str, partitions: set[int]) -> set[int]:
         h = self.tables.heads

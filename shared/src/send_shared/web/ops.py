@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from send_shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from send_shared.metrics import HTTP_REQUESTS, HTTP_SECONDS, READINESS_PART_OK
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -54,6 +54,8 @@ def ops_router(
             request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()
         ):
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        for name, problem in report().items():  # from memory, no I/O: cheap enough for every scrape
+            READINESS_PART_OK.labels(name).set(0 if problem else 1)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

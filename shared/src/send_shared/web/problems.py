@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from send_shared.web.headers import COMMON, DATA_POLICY
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://send-referrals.example/problems/"
 log = logging.getLogger(__name__)
@@ -104,8 +106,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
+        # Starlette answers this from its outermost middleware, outside SecurityHeaders: set them here.
         return problem_response(
-            request, 500, "Internal error", "The error was logged; nothing was changed.", kind="internal"
+            request,
+            500,
+            "Internal error",
+            "The error was logged; nothing was changed.",
+            kind="internal",
+            headers={**COMMON, "content-security-policy": DATA_POLICY},
         )
 
 
