@@ -188,7 +188,7 @@ async def test_a_topic_that_kept_nothing_is_made_afresh_so_writes_taken_while_it
     any_engine: AsyncEngine, kafka_bootstrap: str, probe: LogProbe
 ) -> None:
     """The embedded broker takes writes for a deleted topic and, once the topic is created again, serves
-    them at its offsets. The healer makes such a topic afresh before republishing into it."""
+    them at its offsets. The owner makes such a topic afresh (create, delete, create) and then heals it."""
     topic, ids = await _published(any_engine, kafka_bootstrap, 3)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -199,17 +199,17 @@ async def test_a_topic_that_kept_nothing_is_made_afresh_so_writes_taken_while_it
     await asyncio.sleep(0.2)
     producer = new_producer(kafka_bootstrap, client_id="heal-test")
     await producer.start()
-    try:  # a late write to the deleted topic, then a reader creates it again
+    try:  # the relay wrote to the deleted topic before the watch saw it gone
         await publish_all(producer, [OutgoingRecord(topic, KEY.encode(), b"{}", [("ce_id", b"stray")])])
     finally:
         await producer.stop()
-    await create_topics(kafka_bootstrap, topic, partitions=1)
     lock = asyncio.Lock()
 
     async def recreate(name: str) -> None:
         await recreate_topics(kafka_bootstrap, [TopicSpec(name, 1)])
 
     healer = OutboxHealer(any_engine, outbox, probe, lock=lock, recreate_topic=recreate)
+    await healer.remake(topic)
     assert await healer.check() == 3
     producer = new_producer(kafka_bootstrap, client_id="heal-test")
     await producer.start()

@@ -278,6 +278,9 @@ class ServiceRuntime:
         missing = [spec.name for spec in self._written_topic_specs() if spec.name not in topics]
         if missing:
             detected("topic_missing", "topics vanished from the broker; creating them again", topics=missing)
+            for topic in sorted(set(missing) & set(self.owned_topics)):
+                if self.healer is not None:  # its relay may have written to it while it was gone
+                    await self.healer.remake(topic)
             s = self.settings
             await ensure_topics(
                 s.kafka_bootstrap_servers, self._written_topic_specs(), replication_factor=s.kafka_replication_factor

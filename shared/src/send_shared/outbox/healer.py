@@ -119,6 +119,16 @@ class OutboxHealer:
             queued += await self._requeue_from(topic, position)
         return queued
 
+    async def remake(self, topic: str) -> None:
+        """For a topic the broker no longer lists: makes it afresh with every relay held off, so that what
+        the broker took for it while it was gone is not served in the new log (``kafka.recreate_topics``).
+        The next ``check`` finds the partitions' heads gone and heals them."""
+        if self.recreate_topic is None:
+            return
+        async with self.lock, self.engine.begin() as conn:
+            await self._hold_every_shard(conn)
+            await self.recreate_topic(topic)
+
     async def _requeue_from(self, topic: str, start: int) -> int:
         """Queues ``topic`` again from store position ``start`` (the partitions' heads stay: what the relay
         publishes now lands after them)."""
@@ -145,11 +155,6 @@ class OutboxHealer:
                 start = await self._first_lost_position(conn, topic, confirmed)
                 h = self.tables.heads
                 headed = set((await conn.execute(select(h.c.partition).where(h.c.topic == topic))).scalars())
-                if start == 0 and self.recreate_topic is not None:
-                    # Nothing of the topic is kept: it is made afresh, so that nothing the broker took for
-                    # it meanwhile is served in the new log (see ``kafka.recreate_topics``).
-                    await self.recreate_topic(topic)
-                    confirmed = headed | confirmed
                 queued[topic] = await self._requeue(conn, topic, start)
                 self.audit.from_start(topic, headed | confirmed)
                 await conn.execute(delete(h).where(h.c.topic == topic, h.c.partition.in_(confirmed)))
