@@ -162,7 +162,9 @@ class ConsumerRuntime:
         self._anchors: dict[TopicPartition, _Anchor] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
         self._committed_at = 0.0
-        self._rereading: set[TopicPartition] = set()
+        # Partitions read again from the beginning, with the end they had then: re-reading is over once the
+        # loop has passed it (or the watch finds nothing left to read).
+        self._rereading: dict[TopicPartition, int | None] = {}
         self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
         self._stuck: dict[TopicPartition, float] = {}
         self._missing_topics: list[str] = []
@@ -251,6 +253,9 @@ class ConsumerRuntime:
                     self._busy = False
                     self._turned_at = time.monotonic()
                     self._uncommitted[partition] = messages[-1].offset + 1
+                    reread_to = self._rereading.get(partition)
+                    if reread_to is not None and reread_to <= messages[-1].offset + 1:
+                        del self._rereading[partition]
                 await self._commit_if_due(consumer)
                 await self._prune_if_due()
         except StoppedWhileWaiting:
@@ -302,7 +307,7 @@ class ConsumerRuntime:
             for tp in rewind:
                 self._applied.pop(tp, None)
                 self._anchors.pop(tp, None)
-                self._rereading.add(tp)
+                self._rereading[tp] = await self.verifier.true_end(tp)
 
     async def _commit_if_due(self, consumer: AIOKafkaConsumer, *, now: bool = False) -> None:
         """Kafka's committed offsets serve lag tools; the position that counts is in the database, so they
@@ -537,7 +542,7 @@ class ConsumerRuntime:
         for tp in revoked:
             self._applied.pop(tp, None)
             self._anchors.pop(tp, None)
-            self._rereading.discard(tp)
+            self._rereading.pop(tp, None)
             self._stuck.pop(tp, None)
             self._moved_at.pop(tp, None)
 
@@ -614,7 +619,7 @@ class ConsumerRuntime:
             lag = max(0, end - next_offset) if tp not in self._rewind else end
             CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(lag)
             if lag == 0:
-                self._rereading.discard(tp)
+                self._rereading.pop(tp, None)
                 self._stuck.pop(tp, None)
                 self._moved_at[tp] = (next_offset, now)
                 continue
