@@ -97,7 +97,12 @@ def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack:
     figures = httpx.get(
         f"{stack.url('waitlists')}/v1/metrics/service/svc-camhs-core", headers={"authorization": f"Bearer {ops}"}
     ).json()
-    assert figures["waiting"]["waiting"] == 1
+    assert figures["waiting"]["waiting"] is None  # 1: withheld from another organisation (brief §6)
+    own = mint_token("org-northshire-camhs", "receiver")
+    figures = httpx.get(
+        f"{stack.url('waitlists')}/v1/metrics/service/svc-camhs-core", headers={"authorization": f"Bearer {own}"}
+    ).json()
+    assert figures["waiting"]["waiting"] == 1  # its own service, in full
 
 
 def test_an_agency_receives_signed_events_in_order_by_webhook(stack: DevStack) -> None:

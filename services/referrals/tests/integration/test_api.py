@@ -134,6 +134,31 @@ async def test_an_agency_takes_a_referral_through_every_status(client: httpx.Asy
     assert await referral_events(client) == 8
 
 
+async def test_moves_the_brief_allows_a_new_hold_reason_and_error_after_completion(client: httpx.AsyncClient) -> None:
+    """Brief §3: on_hold may go on hold again (a new reason), and any status, a final one too, may become
+    entered_in_error; nothing follows entered_in_error."""
+    referral_id = (await submit(client)).json()["id"]
+    steps = [
+        {"status": "accepted"},
+        {"status": "on_hold", "reason_code": "service_capacity", "expected_resume": "2026-03-01"},
+        {"status": "on_hold", "reason_code": "family_unavailable", "expected_resume": "2026-04-01"},
+        {"status": "accepted"},
+        {"status": "completed", "outcome_code": "discharged"},
+    ]
+    for version, step in enumerate(steps, start=1):
+        response = await move(client, referral_id, version, CAMHS, "receiver", **step)
+        assert response.status_code == 200, (step, response.text)
+    assert response.json()["allowed_moves"] == ["entered_in_error"]
+    removed = await move(client, referral_id, 6, SCHOOL, "referrer", status="entered_in_error")
+    assert removed.status_code == 200, removed.text
+    assert (removed.json()["status"], removed.json()["allowed_moves"]) == ("entered_in_error", [])
+    again = await move(client, referral_id, 7, CAMHS, "receiver", status="entered_in_error")
+    assert (again.status_code, again.json()["allowed_moves"]) == (409, [])
+    history = (await client.get(f"/v1/referrals/{referral_id}/history", headers=bearer(SCHOOL, "referrer"))).json()
+    assert [h["status"] for h in history] == ["submitted"] + [s["status"] for s in steps] + ["entered_in_error"]
+    assert await referral_events(client) == 7
+
+
 async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
     handed = await move(

@@ -58,12 +58,53 @@ def test_allowed_moves_follow_the_brief(source: Status, expected: set[str]) -> N
 def test_on_hold_returns_to_where_it_left_or_onwards() -> None:
     moves = allowed_moves(Status.ON_HOLD, held_from=Status.SCHEDULED)
     assert Status.SCHEDULED in moves and Status.IN_PROGRESS in moves
-    assert Status.ON_HOLD not in moves and Status.ACCEPTED not in moves
+    assert Status.ACCEPTED not in moves
 
 
-def test_final_statuses_admit_no_move() -> None:
-    for status in FINAL:
-        assert allowed_moves(status) == frozenset()
+@pytest.mark.parametrize("held_from", [Status.ACKNOWLEDGED, Status.ACCEPTED, Status.SCHEDULED, Status.IN_PROGRESS])
+def test_on_hold_may_go_on_hold_again_with_a_new_reason(held_from: Status) -> None:
+    # Brief §3: on_hold may move to "any status that one [the status it left] may move to"; each may go on hold.
+    assert Status.ON_HOLD in allowed_moves(Status.ON_HOLD, held_from=held_from)
+
+
+def test_a_new_hold_reason_keeps_the_status_the_referral_left() -> None:
+    referral = new_referral()
+    referral.move(Status.ACCEPTED, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    capacity = MoveDetails(reason_code="service_capacity", expected_resume=date(2026, 4, 1))
+    referral.move(Status.ON_HOLD, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW, details=capacity)
+    family = MoveDetails(reason_code="family_unavailable", expected_resume=date(2026, 5, 1))
+    event = referral.move(Status.ON_HOLD, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW, details=family)
+    assert (event.previous_status, event.details.reason_code, event.version) == (
+        Status.ON_HOLD,
+        "family_unavailable",
+        4,
+    )
+    assert (referral.status, referral.held_from) == (Status.ON_HOLD, Status.ACCEPTED)
+    referral.move(Status.ACCEPTED, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    assert (referral.status, referral.held_from) == (Status.ACCEPTED, None)
+
+
+def test_final_statuses_admit_only_entered_in_error() -> None:
+    for status in FINAL - {Status.ENTERED_IN_ERROR}:
+        assert allowed_moves(status) == frozenset({Status.ENTERED_IN_ERROR}), status
+    assert allowed_moves(Status.ENTERED_IN_ERROR) == frozenset()
+
+
+@pytest.mark.parametrize("actor", list(Actor))
+def test_a_completed_referral_can_be_marked_entered_in_error(actor: Actor) -> None:
+    referral = new_referral()
+    referral.move(Status.ACCEPTED, actor=Actor.RECEIVER, occurred_at=NOW, recorded_at=NOW)
+    referral.move(
+        Status.COMPLETED,
+        actor=Actor.RECEIVER,
+        occurred_at=NOW,
+        recorded_at=NOW,
+        details=VALID_DETAILS[Status.COMPLETED],
+    )
+    event = referral.move(Status.ENTERED_IN_ERROR, actor=actor, occurred_at=NOW, recorded_at=NOW)
+    assert (event.previous_status, referral.status, referral.version) == (Status.COMPLETED, Status.ENTERED_IN_ERROR, 4)
+    with pytest.raises(IllegalMove):
+        referral.move(Status.ENTERED_IN_ERROR, actor=actor, occurred_at=NOW, recorded_at=NOW)
 
 
 def test_illegal_move_names_current_status_and_allowed_moves() -> None:

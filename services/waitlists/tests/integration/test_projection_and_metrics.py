@@ -41,23 +41,42 @@ async def test_figures_through_the_api(engine: AsyncEngine, api: httpx.AsyncClie
     await feed(engine, *referral_events("r2", "c2", "svc-camhs", ("submitted", "2026-01-05"), ("accepted", "2026-01-20"),
                                         ("in_progress", "2026-02-20")))  # fmt: skip
     await feed(engine, *referral_events("r3", "c3", "svc-camhs", ("submitted", "2026-02-01")))
-    response = await api.get("/v1/metrics/service/svc-camhs?as_of=2026-03-31&period_start=2026-01-01", headers=ops())
+    response = await api.get(
+        "/v1/metrics/service/svc-camhs?as_of=2026-03-31&period_start=2026-01-01", headers=as_org("org-camhs")
+    )
     assert response.status_code == 200, response.text
-    body = response.json()
+    body = response.json()  # its own organisation sees the service in full
+    assert (body["suppressed"], body["withheld"]) == (False, [])
     assert body["waiting"]["waiting"] == 1
     assert body["waiting"]["median_days"] == 58
     camhs = body["clocks"]["cypmh_4w"]
     assert (camhs["stopped_in_period"], camhs["met_in_period"], camhs["pct_within_target"]) == (2, 1, 50.0)
+    # Anyone else (the local authority's ops here) gets the controlled figures: 1 is withheld, its median with it.
+    other = (
+        await api.get("/v1/metrics/service/svc-camhs?as_of=2026-03-31&period_start=2026-01-01", headers=ops())
+    ).json()
+    assert other["suppressed"] is True
+    assert other["waiting"]["waiting"] is None and other["waiting"]["median_days"] is None
+    assert {"waiting.waiting", "waiting.median_days", "clocks.cypmh_4w.pct_within_target"} <= set(other["withheld"])
     area = (await api.get("/v1/metrics/area/la-test?as_of=2026-03-31&period_start=2026-01-01", headers=ops())).json()
     assert area["suppressed"] is True
     assert area["waiting"]["waiting"] is None  # 1 is withheld at area level
-    assert area["waiting"]["median_days"] == 58
-    past = (await api.get("/v1/metrics/service/svc-camhs?as_of=2026-01-20", headers=ops())).json()
+    assert area["waiting"]["median_days"] is None  # the median of one wait is that wait
+    assert "waiting.median_days" in area["withheld"]
+    # 2 stopped, 1 met: withheld, and so is the 50% that would give them back.
+    camhs_area = area["clocks"]["cypmh_4w"]
+    assert (camhs_area["stopped_in_period"], camhs_area["met_in_period"], camhs_area["pct_within_target"]) == (
+        None,
+        None,
+        None,
+    )
+    past = (await api.get("/v1/metrics/service/svc-camhs?as_of=2026-01-20", headers=as_org("org-camhs"))).json()
     assert past["waiting"]["waiting"] == 2  # r1 and r2 both waiting on 20 Jan
     clocks = (await api.get("/v1/referrals/r3/clocks?as_of=2026-02-20", headers=as_org("org-camhs"))).json()
     assert clocks == [
         {"clock": "cypmh_4w", "target_days": 28, "start": "2026-02-01", "state": "running", "waiting_days": 19,
-         "stopped_on": None, "breach_date": "2026-03-02", "exception": False, "imminent": False}
+         "stopped_on": None, "breach_date": "2026-03-02", "exception": False, "imminent": False,
+         "paused": False, "breached_on": None}
     ]  # fmt: skip
     # The referrer sees them too; anyone else, whatever the role, is told there is no such referral.
     assert (await api.get("/v1/referrals/r3/clocks", headers=as_org("org-school", "referrer"))).status_code == 200
@@ -105,9 +124,18 @@ async def test_waiting_list_gauges_on_metrics(engine: AsyncEngine, api: httpx.As
     await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05")))
     await refresh(session_factory(engine))
     text = (await api.get("/metrics")).text
-    assert 'waitlist_waiting_referrals{service="svc-camhs"} 1.0' in text
-    assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"} 1.0' in text
-    assert 'waitlist_clock_breached_waiting{clock="cypmh_4w",service="svc-camhs"} 1.0' in text
+    # One referral waiting: withheld on /metrics as in the API, gauges and histogram alike.
+    assert 'waitlist_waiting_referrals{service="svc-camhs"}' not in text
+    assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"}' not in text
+    assert 'waitlist_clock_breached_waiting{clock="cypmh_4w",service="svc-camhs"}' not in text
+    assert 'waitlist_waiting_referrals{service="svc-slt"} 0.0' in text  # nothing waiting is no secret
+    for i in range(2, 6):
+        await feed(engine, *referral_events(f"r{i}", f"c{i}", "svc-camhs", ("submitted", "2026-01-05")))
+    await refresh(session_factory(engine))
+    text = (await api.get("/metrics")).text
+    assert 'waitlist_waiting_referrals{service="svc-camhs"} 5.0' in text
+    assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"} 5.0' in text
+    assert 'waitlist_clock_breached_waiting{clock="cypmh_4w",service="svc-camhs"} 5.0' in text
 
 
 async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: httpx.AsyncClient) -> None:
@@ -121,15 +149,28 @@ async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: htt
             changes.append(("on_hold", "2026-03-01", "school_closed_4_weeks"))
         changes.append(("completed", "2026-05-20" if i < 3 else "2026-06-04", None, "plan_issued"))
         await feed(engine, *referral_events(f"e{i}", f"c{i}", "svc-ehc", *changes))
-    response = await api.get("/v1/exports/ehc-timeliness.csv?area_id=la-test&year=2026", headers=ops())
+    response = await api.get("/v1/exports/ehc-timeliness.csv?area_id=la-test&year=2026", headers=as_org("org-camhs"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     (row,) = list(csv.DictReader(io.StringIO(response.text)))
-    assert row["plans_issued"] == "6"
+    # 6 - 5 would give back the 1 exception case: one of the two is withheld too.
+    assert "c" in (row["plans_issued"], row["plans_issued_ex"])
+    assert {row["plans_issued"], row["plans_issued_ex"]} <= {"6", "5", "c"}
     assert row["plans_issued_within_20_weeks"] == "c"  # 3 is withheld
-    assert row["pc_plans_issued_within_20_weeks"] == "50.0"
-    assert row["plans_issued_ex"] == "5"
-    assert row["pc_plans_issued_within_20_weeks_ex"] == "40.0"  # 2 of the 5 without exceptions
+    assert row["pc_plans_issued_within_20_weeks"] == "c"  # 50.0 of 6 would give the 3 back
+    assert row["plans_issued_within_20_weeks_ex"] == "c"  # 2
+    assert row["pc_plans_issued_within_20_weeks_ex"] == "c"
+    # The service's own organisation (the local authority) sees it in full.
+    (own,) = list(
+        csv.DictReader(
+            io.StringIO((await api.get("/v1/exports/ehc-timeliness.csv?area_id=la-test&year=2026", headers=ops())).text)
+        )
+    )
+    assert own["plans_issued"] == "6"
+    assert own["plans_issued_within_20_weeks"] == "3"
+    assert own["pc_plans_issued_within_20_weeks"] == "50.0"
+    assert own["plans_issued_ex"] == "5"
+    assert own["pc_plans_issued_within_20_weeks_ex"] == "40.0"  # 2 of the 5 without exceptions
     await feed(engine, *referral_events("w1", "c9", "svc-camhs", ("submitted", "2026-01-05")))
     rtt = await api.get(
         "/v1/exports/rtt-distribution.csv?scope=service&scope_id=svc-camhs&as_of=2026-03-02", headers=ops()
@@ -185,14 +226,23 @@ async def test_dashboard_ranks_services_and_lists_every_clock_they_run(
     await feed(engine, *referral_events("r1", "c1", "svc-slt", ("submitted", "2026-01-05")))
     await feed(engine, *referral_events("r2", "c2", "svc-camhs", ("submitted", "2026-03-25")))
     await feed(engine, *referral_events("r3", "c3", "svc-slt", ("submitted", "2026-03-30")))
-    response = await api.get("/v1/dashboard/services?scope=area&scope_id=la-test&as_of=2026-03-31", headers=ops())
+    response = await api.get(
+        "/v1/dashboard/services?scope=area&scope_id=la-test&as_of=2026-03-31", headers=as_org("org-camhs", "ops")
+    )
     assert response.status_code == 200, response.text
-    rows = response.json()
+    rows = response.json()  # the CAMHS trust's own services, in full
     # SLT: r1 waiting 85 days against 56 (breached), r3 1 day; CAMHS: 6 days against 28, breaching on
     # 23 April, 23 days ahead (week 4). Equal breach counts; SLT has more waiting.
     assert [r["service_id"] for r in rows] == ["svc-slt", "svc-camhs", "svc-ehc"]
     assert (rows[0]["waiting"], rows[0]["breached_waiting"]) == (2, 1)
     assert rows[1]["breaches_next_4_weeks"] == [0, 0, 0, 1]
+    # The local authority's ops get the same ranking with the small counts withheld.
+    controlled = (
+        await api.get("/v1/dashboard/services?scope=area&scope_id=la-test&as_of=2026-03-31", headers=ops())
+    ).json()
+    assert [r["service_id"] for r in controlled] == ["svc-slt", "svc-camhs", "svc-ehc"]
+    assert (controlled[0]["waiting"], controlled[0]["breached_waiting"]) == (None, None)
+    assert controlled[1]["breaches_next_4_weeks"][3] is None and "breaches_next_4_weeks.3" in controlled[1]["withheld"]
     trend = await api.get("/v1/dashboard/trend?scope=area&scope_id=la-test&as_of=2026-03-31&months=1", headers=ops())
     kinds = [p["clock"] for p in trend.json()]
     assert kinds == ["cypmh_4w", "ehc_decision_6w", "ehc_no_plan_16w", "ehc_plan_20w", "service_target"]

@@ -38,15 +38,18 @@ _REFERRER_MOVES = frozenset({Status.WITHDRAWN, Status.ENTERED_IN_ERROR})
 
 
 def allowed_moves(status: Status, held_from: Status | None = None) -> frozenset[Status]:
-    """Statuses reachable from ``status``; an on_hold referral may go back to the status it left
-    or anywhere that status may go (but not on_hold again). Any non-final status may become
-    entered_in_error."""
-    if status in FINAL:
+    """Statuses reachable from ``status`` (brief §3). An on_hold referral may go back to the status it
+    left or anywhere that status may go, on hold again included (a new hold reason). Any status, a
+    final one included, may become entered_in_error ("any → entered_in_error": a completed referral
+    for the wrong child must be removable); nothing follows entered_in_error."""
+    if status is Status.ENTERED_IN_ERROR:
         return frozenset()
+    if status in FINAL:
+        return frozenset({Status.ENTERED_IN_ERROR})
     if status is Status.ON_HOLD:
         if held_from is None:
             raise ValueError("an on_hold referral must remember the status it left")
-        moves = (_MOVES[held_from] | {held_from}) - {Status.ON_HOLD}
+        moves = _MOVES[held_from] | {held_from}
     else:
         moves = _MOVES[status]
     return moves | {Status.ENTERED_IN_ERROR}

@@ -201,7 +201,8 @@ class Referral:
             raise MissingDetail("occurred_at", "not_before_previous_move", "a move cannot precede the one before it")
         previous = self.status
         if target is Status.ON_HOLD:
-            self.held_from = previous
+            if previous is not Status.ON_HOLD:  # a new hold reason keeps the status the referral left
+                self.held_from = previous
         elif previous is Status.ON_HOLD:
             self.held_from = None
         self.status = target

@@ -27,10 +27,13 @@ async function api(path) {
   return response.json();
 }
 
-// Counts withheld by disclosure control arrive as null and show as "c"; absent measures show as "–".
-const shown = (value) => (value === null || value === undefined ? "c" : `${value}`);
-const measure = (value) => (value === null || value === undefined ? "–" : `${value}`);
-const pct = (value) => (value === null || value === undefined ? "–" : `${value.toFixed(1)}%`);
+// Figures withheld by disclosure control arrive as null with their path in the answer's "withheld" list and
+// show as "withheld"; a figure with nothing to measure (no waits, nothing to divide by) shows as "–".
+const WITHHELD = "withheld";
+let hidden = new Set();
+const shown = (value) => (value === null || value === undefined ? WITHHELD : `${value}`);
+const measure = (value, path) => (hidden.has(path) ? WITHHELD : value === null || value === undefined ? "–" : `${value}`);
+const pct = (value, path) => (hidden.has(path) ? WITHHELD : value === null || value === undefined ? "–" : `${value.toFixed(1)}%`);
 
 function fillScopeIds() {
   const select = $("#scope-id");
@@ -117,20 +120,22 @@ function lineChart(container, series, months) {
 }
 
 function render(figures, trend, services) {
+  hidden = new Set(figures.withheld || []);
   const clocks = Object.values(figures.clocks);
   const sum = (key) => (clocks.some((c) => c[key] === null) ? null : clocks.reduce((a, c) => a + (c[key] || 0), 0));
   const main = Object.entries(figures.clocks).sort((a, b) => (b[1].stopped_in_period || 0) - (a[1].stopped_in_period || 0))[0];
   $("#tiles").replaceChildren(
     tile("children's referrals waiting", shown(figures.waiting.waiting), "waiting"),
-    tile("median wait (days)", measure(figures.waiting.median_days), "median"),
-    tile("90th percentile wait (days)", measure(figures.waiting.p90_days), "p90"),
-    tile(main ? `within target: ${main[0]}` : "within target", main ? pct(main[1].pct_within_target) : "–", "within-target"),
+    tile("median wait (days)", measure(figures.waiting.median_days, "waiting.median_days"), "median"),
+    tile("90th percentile wait (days)", measure(figures.waiting.p90_days, "waiting.p90_days"), "p90"),
+    tile(main ? `within target: ${main[0]}` : "within target",
+      main ? pct(main[1].pct_within_target, `clocks.${main[0]}.pct_within_target`) : "–", "within-target"),
     tile("clocks breached, still waiting", shown(sum("breached_and_waiting")), "breached", "bad"),
     tile("breaches within 7 days", shown(sum("imminent_breaches")), "imminent", "soon"),
     tile("children on more than one list", shown(figures.children_on_several_lists), "several-lists"),
     tile("open gaps between services", shown(figures.handoff_gaps.open), "open-gaps", "soon"),
     tile("closed before support (12 months)", shown(figures.closed_before_support), "closed-before-support"),
-    tile("rejection rate (12 months)", pct(figures.rejection_rate), "rejection-rate"),
+    tile("rejection rate (12 months)", pct(figures.rejection_rate, "rejection_rate"), "rejection-rate"),
   );
   const d = figures.waiting.distribution;
   barChart($("#chart-distribution"), [
@@ -146,20 +151,24 @@ function render(figures, trend, services) {
   lineChart($("#chart-trend"), series, months);
   const g = figures.handoff_gaps;
   barChart($("#chart-gaps"), [
-    { label: "closed: median days", value: g.median_days, text: measure(g.median_days) },
-    { label: "closed: 90th pct", value: g.p90_days, text: measure(g.p90_days) },
+    { label: "closed: median days", value: g.median_days, text: measure(g.median_days, "handoff_gaps.median_days") },
+    { label: "closed: 90th pct", value: g.p90_days, text: measure(g.p90_days, "handoff_gaps.p90_days") },
     { label: "open gaps", value: g.open, tone: "soon" },
-    { label: "open: median days", value: g.open_median_days, text: measure(g.open_median_days), tone: "bad" },
+    { label: "open: median days", value: g.open_median_days, text: measure(g.open_median_days, "handoff_gaps.open_median_days"), tone: "bad" },
   ], "Gaps from a rejection, withdrawal or hand-off to acceptance elsewhere");
-  const weeks = [0, 1, 2, 3].map((w) => services.reduce((a, s) => a + s.breaches_next_4_weeks[w], 0));
+  // A sum over services with one withheld is withheld too (else it would give it back).
+  const weeks = [0, 1, 2, 3].map((w) => (services.some((s) => s.breaches_next_4_weeks[w] === null) ? null
+    : services.reduce((a, s) => a + s.breaches_next_4_weeks[w], 0)));
   barChart($("#chart-upcoming"), weeks.map((value, w) => ({ label: `week ${w + 1}`, value, tone: w === 0 ? "bad" : "soon" })),
     "Clocks due to breach in each of the next four weeks");
   const body = $("#risk tbody");
   body.replaceChildren(...services.map((s) => {
     const row = document.createElement("tr");
     if (s.breached_waiting > 0) row.className = "bad";
-    const cells = [s.name, s.waiting, measure(s.median_days), s.breached_waiting, s.imminent,
-      s.breaches_next_4_weeks.reduce((a, b) => a + b, 0), pct(s.pct_within_target)];
+    const own = new Set(s.withheld || []);
+    const next4 = s.breaches_next_4_weeks.some((n) => n === null) ? WITHHELD : s.breaches_next_4_weeks.reduce((a, b) => a + b, 0);
+    const cells = [s.name, shown(s.waiting), own.has("median_days") ? WITHHELD : measure(s.median_days),
+      shown(s.breached_waiting), shown(s.imminent), next4, own.has("pct_within_target") ? WITHHELD : pct(s.pct_within_target)];
     cells.forEach((value, i) => {
       const cell = document.createElement(i === 0 ? "th" : "td");
       if (i === 0) cell.scope = "row"; else cell.className = "num";

@@ -22,7 +22,8 @@ class DueAlert:
 
 def due_alerts(clocks: list[Clock], today: date, lead_days: int) -> list[DueAlert]:
     """An imminent alert for a running clock breaching within ``lead_days``; a breached alert for a
-    clock now past its target and still waiting. Each is raised once (the caller remembers)."""
+    clock now past its target and still waiting, running or paused (a hold never hides a breach). Each is
+    raised once (the caller remembers)."""
     due = []
     for clock in clocks:
         if clock.imminent_on(today, lead_days):

@@ -2,10 +2,16 @@
 
 - Waiting days on D = D - start - paused days before D; completed weeks = waiting days // 7.
 - A clock with target T is met when it stops with waiting days <= T, breached from the first
-  date with waiting days > T. Its breach date is start + T + 1 + paused days (none while paused,
-  nor when that date is past the calendar's end: it never comes).
+  date with waiting days > T: its breach date, start + T + 1 + the days paused before it. A hold
+  that starts after that date does not move it, and a clock that breached stays breached while
+  paused (a hold never hides a breach). A clock paused before its breach date has none: it cannot
+  breach while paused. Nor has one whose date is past the calendar's end: it never comes.
+- RTT, CYPMH and service-defined clocks stop at in_progress, or at completed before it (a
+  non-treatment clock stop, as in the NHS RTT rules): met or breached by the waiting days then.
 - Health and service-defined clocks pause while on hold for a family-initiated reason; EHC
-  clocks never pause, and a hold for a statutory exception marks the case as an exception.
+  clocks never pause, and a hold for a statutory exception dated on or before the clock's stop
+  (the same calendar day counts, whatever order the moves were recorded in) marks the case as an
+  exception.
 - A clock ends, neither met nor breached, at rejected, withdrawn, handed_off or
   entered_in_error before its own stop.
 """
@@ -63,9 +69,9 @@ _KINDS = frozenset(kind.value for kind in ClockKind)
 
 class ClockState(StrEnum):
     RUNNING = "running"
-    PAUSED = "paused"
+    PAUSED = "paused"  # on a family hold before its breach date
     MET = "met"
-    BREACHED = "breached"  # stopped late, or still running past its breach date
+    BREACHED = "breached"  # stopped late, or past its breach date and still waiting (running or paused)
     STOPPED = "stopped"  # ended before its own stop: neither met nor breached
 
 
@@ -99,8 +105,10 @@ class Clock:
     state: ClockState
     waiting_days: int
     stopped_on: date | None
-    breach_date: date | None
+    breach_date: date | None  # the first day over the target, for a clock still waiting (past or coming)
     exception: bool
+    paused: bool = False  # on a family hold on the day (state PAUSED, or BREACHED if it breached first)
+    breached_on: date | None = None  # the day it breached, if it has by the day (stopped late or waiting)
 
     @property
     def stopped(self) -> bool:
@@ -108,9 +116,7 @@ class Clock:
 
     @property
     def in_breach(self) -> bool:
-        return self.state is ClockState.BREACHED or (
-            self.state is ClockState.PAUSED and self.waiting_days > self.target
-        )
+        return self.state is ClockState.BREACHED
 
     def imminent_on(self, day: date, lead_days: int = IMMINENT_DAYS) -> bool:
         return (
@@ -127,7 +133,8 @@ def _stops(kind: ClockKind, change: StatusChange) -> bool:
         return change.status == "completed" and change.outcome_code == "plan_issued"
     if kind is ClockKind.EHC_NO_PLAN_16W:
         return change.status == "completed" and change.outcome_code == "no_plan"
-    return change.status == "in_progress"
+    # Treatment or support started, or completed before it: a non-treatment clock stop.
+    return change.status in ("in_progress", "completed")
 
 
 def _applies(kind: ClockKind, known: tuple[StatusChange, ...]) -> bool:
@@ -137,6 +144,13 @@ def _applies(kind: ClockKind, known: tuple[StatusChange, ...]) -> bool:
     if kind is ClockKind.EHC_PLAN_20W:
         return not no_plan
     return True
+
+
+def _exception(kind: ClockKind, known: tuple[StatusChange, ...], until: date | None) -> bool:
+    """An EHC clock with a statutory exception hold dated on or before its stop (any, while it runs)."""
+    return kind.is_ehc and any(
+        c.status == "on_hold" and c.reason_code in EHC_EXCEPTIONS and (until is None or c.on <= until) for c in known
+    )
 
 
 def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int | None = None) -> Clock | None:
@@ -149,29 +163,49 @@ def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int
     pauses = not kind.is_ehc
     paused_days = 0
     paused_since: date | None = None
-    exception = False
+    breached_on: date | None = None  # set once the running clock has passed its target
+
+    def breach_by(on: date) -> date | None:
+        """The breach date, if the clock (running up to ``on``) has breached by then; it never moves after."""
+        if breached_on is not None:
+            return breached_on
+        due = date_after(start, target + 1 + paused_days)
+        return due if due is not None and due <= on else None
+
     for change in known[1:]:
-        if paused_since is not None and not (change.status == "on_hold" and change.reason_code in FAMILY_HOLDS):
+        family_hold = pauses and change.status == "on_hold" and change.reason_code in FAMILY_HOLDS
+        if paused_since is not None and not family_hold:
             paused_days += (change.on - paused_since).days
             paused_since = None
-        if change.status == "on_hold":
-            if kind.is_ehc and change.reason_code in EHC_EXCEPTIONS:
-                exception = True
-            if pauses and change.reason_code in FAMILY_HOLDS and paused_since is None:
-                paused_since = change.on
-        if _stops(kind, change):
+        elif paused_since is None and family_hold:
+            breached_on = breach_by(change.on)
+            paused_since = change.on
+        if _stops(kind, change) or change.status in _ENDING:
             waiting = (change.on - start).days - paused_days
-            state = ClockState.MET if waiting <= target else ClockState.BREACHED
-            return Clock(timeline.referral_id, kind, target, start, state, waiting, change.on, None, exception)
-        if change.status in _ENDING:
-            waiting = (change.on - start).days - paused_days
+            exception = _exception(kind, known, change.on)
+            if change.status in _ENDING and not _stops(kind, change):
+                state, breached_on = ClockState.STOPPED, None
+            elif waiting <= target:
+                state, breached_on = ClockState.MET, None
+            else:
+                state, breached_on = ClockState.BREACHED, breach_by(change.on)
             return Clock(
-                timeline.referral_id, kind, target, start, ClockState.STOPPED, waiting, change.on, None, exception
-            )
+                timeline.referral_id, kind, target, start, state, waiting, change.on, None, exception,
+                breached_on=breached_on,
+            )  # fmt: skip
+    exception = _exception(kind, known, None)
     if paused_since is not None:
         waiting = (paused_since - start).days - paused_days
-        return Clock(timeline.referral_id, kind, target, start, ClockState.PAUSED, waiting, None, None, exception)
+        state = ClockState.PAUSED if breached_on is None else ClockState.BREACHED
+        return Clock(
+            timeline.referral_id, kind, target, start, state, waiting, None, breached_on, exception,
+            paused=True, breached_on=breached_on,
+        )  # fmt: skip
     waiting = (day - start).days - paused_days
-    breach_date = date_after(start, target + 1 + paused_days)  # None: after the calendar ends
-    state = ClockState.BREACHED if waiting > target else ClockState.RUNNING
-    return Clock(timeline.referral_id, kind, target, start, state, waiting, None, breach_date, exception)
+    breach_date = breached_on or date_after(start, target + 1 + paused_days)  # None: after the calendar ends
+    breached_on = breach_by(day)
+    state = ClockState.BREACHED if breached_on is not None else ClockState.RUNNING
+    return Clock(
+        timeline.referral_id, kind, target, start, state, waiting, None, breach_date, exception,
+        breached_on=breached_on,
+    )  # fmt: skip

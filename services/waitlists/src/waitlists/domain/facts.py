@@ -9,7 +9,8 @@ each change date, give every fact for every date:
 
 - a waiting spell: waiting on [valid_from, valid_to), with waiting days ``D - waiting_since``,
   or a constant ``paused_days`` while the clock is paused;
-- a clock spell: a clock running (breach date fixed) or paused on [valid_from, valid_to);
+- a clock spell: a clock running (breach date fixed) or paused on [valid_from, valid_to); a clock
+  paused after its breach date keeps that date, so it counts as breached while paused;
 - a clock stop: met, late, or ended (neither), from its stop date on;
 - the referral's outcome dates, and the handoff gap its closure opened.
 
@@ -55,7 +56,7 @@ class ClockSpell:
     clock: ClockKind
     valid_from: date
     valid_to: date
-    breach_on: date | None  # None while paused
+    breach_on: date | None  # None while paused before the breach date (a breached clock keeps its date)
     exception: bool
 
     @property

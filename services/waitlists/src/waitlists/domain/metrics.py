@@ -129,7 +129,8 @@ class Tally:
         self.waiting_days[days] += n
 
     def clock_spell(self, kind: str, breach_on: date | None, exception: bool, n: int = 1) -> None:
-        """A clock running (with its breach date) or paused (without) on the day."""
+        """A clock waiting on the day: running with its breach date (coming or past), paused before it
+        (no date: it cannot breach while paused), or paused after it (its date kept: still breached)."""
         f = self.clock(kind)
         f.exceptions += n * exception
         if breach_on is None:

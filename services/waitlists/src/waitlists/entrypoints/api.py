@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from send_shared.auth import Principal, Role, TokenVerifier, require_known_roles
 from send_shared.web.problems import Problem
 from waitlists.adapters.timelines import Scope
+from waitlists.domain.disclosure import Controlled, Withheld
 from waitlists.domain.metrics import Figures
-from waitlists.domain.stats import suppress
+from waitlists.domain.stats import SMALL_NUMBER
 from waitlists.entrypoints.edge import (
     ReferralIdPath,
     ReportDate,
@@ -67,7 +68,13 @@ class FiguresOut(BaseModel):
     as_of: date
     period_start: date
     period_end: date
-    suppressed: bool = Field(description="Area figures withhold counts of 1 to 4, as official statistics do.")
+    suppressed: bool = Field(
+        description="Disclosure control applies: true except for the caller's own organisation and its services."
+    )
+    withheld: list[str] = Field(
+        description="Dotted paths of the figures withheld (each null): counts of 1 to 4, counts from which one could "
+        "be worked out again, and percentages, medians and percentiles over a withheld base."
+    )
     waiting: WaitingOut
     clocks: dict[str, ClockOut]
     closed_in_period: int | None
@@ -87,68 +94,86 @@ class ClockStateOut(BaseModel):
     state: str
     waiting_days: int
     stopped_on: date | None
-    breach_date: date | None
+    breach_date: date | None = Field(
+        description="First day over the target, for a clock still waiting: coming, or past if it breached "
+        "(a hold after it does not move it). None while paused before it."
+    )
     exception: bool
     imminent: bool
+    paused: bool = Field(description="On a family-initiated hold on as_of; a clock that breached first stays breached.")
+    breached_on: date | None = Field(description="The day the clock breached, if it has by as_of (waiting or stopped).")
 
 
-def _present(f: Figures, scope: Scope, scope_id: str) -> FiguresOut:
-    hide = scope is Scope.AREA
-    n = suppress if hide else (lambda x: x)
+def _present(f: Figures, scope: Scope, scope_id: str, controlled: Controlled, node: str) -> FiguresOut:
+    w = Withheld(controlled, node)
 
-    def counts(values: dict[str, int]) -> dict[str, int | None]:
-        return {k: n(v) for k, v in values.items()}
+    def counts(path: str, prefix: str, values: dict[str, int]) -> dict[str, int | None]:
+        return {k: w(f"{path}.{k}", f"{prefix}{k}", v) for k, v in values.items()}
 
-    return FiguresOut(
+    full = controlled.full(node)
+    several = f.children_on_several_lists
+    if not full and 0 < several < SMALL_NUMBER:  # counted per scope, not a sum: withheld when small
+        w.paths.append("children_on_several_lists")
+        several_out: int | None = None
+    else:
+        several_out = several
+    out = FiguresOut(
         scope=scope,
         scope_id=scope_id,
         as_of=f.as_of,
         period_start=f.period.start,
         period_end=f.period.end,
-        suppressed=hide,
+        suppressed=not full,
+        withheld=[],
         waiting=WaitingOut(
-            waiting=n(f.waiting.waiting),
-            distribution=counts(f.waiting.distribution),
-            median_days=f.waiting.median_days,
-            p90_days=f.waiting.p90_days,
-            long_waiters=counts(f.waiting.long_waiters),
+            waiting=w("waiting.waiting", "waiting", f.waiting.waiting),
+            distribution=counts("waiting.distribution", "dist.", f.waiting.distribution),
+            median_days=w("waiting.median_days", "waiting.median", f.waiting.median_days),
+            p90_days=w("waiting.p90_days", "waiting.p90", f.waiting.p90_days),
+            long_waiters=counts("waiting.long_waiters", "long.", f.waiting.long_waiters),
         ),
         clocks={
             kind: ClockOut(
-                stopped_in_period=n(c.stopped),
-                met_in_period=n(c.met),
-                pct_within_target=c.pct_within_target,
-                pct_within_target_ex=c.pct_within_target_ex,
-                breached_and_waiting=n(c.breached_waiting),
-                imminent_breaches=n(c.imminent),
-                exceptions=n(c.exceptions),
+                stopped_in_period=w(f"clocks.{kind}.stopped_in_period", f"clock.{kind}.stopped", c.stopped),
+                met_in_period=w(f"clocks.{kind}.met_in_period", f"clock.{kind}.met", c.met),
+                pct_within_target=w(f"clocks.{kind}.pct_within_target", f"clock.{kind}.pct", c.pct_within_target),
+                pct_within_target_ex=w(
+                    f"clocks.{kind}.pct_within_target_ex", f"clock.{kind}.pct_ex", c.pct_within_target_ex
+                ),
+                breached_and_waiting=w(
+                    f"clocks.{kind}.breached_and_waiting", f"clock.{kind}.breached", c.breached_waiting
+                ),
+                imminent_breaches=w(f"clocks.{kind}.imminent_breaches", f"clock.{kind}.imminent", c.imminent),
+                exceptions=w(f"clocks.{kind}.exceptions", f"clock.{kind}.exceptions", c.exceptions),
             )
             for kind, c in sorted(f.clocks.items())
         },
-        closed_in_period=n(f.closed_in_period),
-        rejected_in_period=n(f.rejected),
-        rejection_rate=f.rejection_rate,
-        rejections_by_reason=counts(f.rejections_by_reason),
-        closed_before_support=n(f.closed_before_support),
+        closed_in_period=w("closed_in_period", "closed", f.closed_in_period),
+        rejected_in_period=w("rejected_in_period", "rejected", f.rejected),
+        rejection_rate=w("rejection_rate", "rejection_rate", f.rejection_rate),
+        rejections_by_reason=counts("rejections_by_reason", "reason.", f.rejections_by_reason),
+        closed_before_support=w("closed_before_support", "before_support", f.closed_before_support),
         handoff_gaps=GapsOut(
-            closed_in_period=n(f.handoff_gaps.closed),
-            median_days=f.handoff_gaps.median_days,
-            p90_days=f.handoff_gaps.p90_days,
-            open=n(f.handoff_gaps.open),
-            open_median_days=f.handoff_gaps.open_median_days,
+            closed_in_period=w("handoff_gaps.closed_in_period", "gaps.closed", f.handoff_gaps.closed),
+            median_days=w("handoff_gaps.median_days", "gaps.median", f.handoff_gaps.median_days),
+            p90_days=w("handoff_gaps.p90_days", "gaps.p90", f.handoff_gaps.p90_days),
+            open=w("handoff_gaps.open", "gaps.open", f.handoff_gaps.open),
+            open_median_days=w("handoff_gaps.open_median_days", "gaps.open_median", f.handoff_gaps.open_median_days),
         ),
-        children_on_several_lists=n(f.children_on_several_lists),
+        children_on_several_lists=several_out,
         weekly_flows=[
             FlowOut(
-                week_start=w.week_start,
-                week_end=w.week_end,
-                referrals_in=n(w.arrived),
-                started=n(w.started),
-                closed=n(w.closed),
+                week_start=x.week_start,
+                week_end=x.week_end,
+                referrals_in=w(f"weekly_flows.{i}.referrals_in", f"flow.{i}.arrived", x.arrived),
+                started=w(f"weekly_flows.{i}.started", f"flow.{i}.started", x.started),
+                closed=w(f"weekly_flows.{i}.closed", f"flow.{i}.closed", x.closed),
             )
-            for w in f.weekly_flows
+            for i, x in enumerate(f.weekly_flows)
         ],
     )
+    out.withheld = w.paths
+    return out
 
 
 def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenVerifier) -> APIRouter:
@@ -166,7 +191,7 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
     async def metrics(
         scope: Scope,
         scope_id: ScopeIdPath,
-        _caller: reader,
+        caller: reader,
         as_of: Annotated[ReportDate | None, Query(description="Reporting date (Europe/London); default today.")] = None,
         period_start: Annotated[
             ReportDate | None,
@@ -177,10 +202,12 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         if period_start is not None and period_start > day:
             raise validation_problem("period_start", "before_as_of", "period_start must not be after as_of")
         try:
-            found = await reporting.figures_for(reporting.FigureRequest(scope, scope_id, day, period_start), sessions)
+            found, controlled, node = await reporting.controlled_figures(
+                reporting.FigureRequest(scope, scope_id, day, period_start), sessions
+            )
         except reporting.UnknownScope as exc:
             raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
-        return _present(found, scope, scope_id)
+        return _present(found, scope, scope_id, controlled.for_viewer(caller.organisation_id), node)
 
     @router.get(
         "/referrals/{referral_id}/clocks",
@@ -207,13 +234,13 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         responses={200: {"content": {"text/csv": {}}}},
     )
     async def ehc_csv(
-        _caller: reader,
+        caller: reader,
         area_id: ScopeIdQuery,
         year: Annotated[int, Query(ge=2014, le=2100)],
     ) -> PlainTextResponse:
         if year > today().year:
             raise validation_problem("year", "not_in_future", "year must not be in the future")
-        body = await exports.ehc_timeliness(area_id, year, today(), sessions)
+        body = await exports.ehc_timeliness(area_id, year, today(), sessions, viewer=caller.organisation_id)
         return _csv_response(body, f"ehc-timeliness-{area_id}-{year}.csv")
 
     @router.get(
@@ -223,13 +250,13 @@ def build_router(*, sessions: async_sessionmaker[AsyncSession], verifier: TokenV
         responses={200: {"content": {"text/csv": {}}}},
     )
     async def rtt_csv(
-        _caller: reader,
+        caller: reader,
         scope: Scope,
         scope_id: ScopeIdQuery,
         as_of: ReportDate | None = None,
     ) -> PlainTextResponse:
         day = as_of_or_today(as_of)
-        body = await exports.rtt_distribution(scope, scope_id, day, sessions)
+        body = await exports.rtt_distribution(scope, scope_id, day, sessions, viewer=caller.organisation_id)
         return _csv_response(body, f"rtt-distribution-{scope_id}-{day.isoformat()}.csv")
 
     return router
@@ -254,4 +281,6 @@ def _clock_out(c: Any, day: date) -> ClockStateOut:
         breach_date=c.breach_date,
         exception=c.exception,
         imminent=c.imminent_on(day),
+        paused=c.paused,
+        breached_on=c.breached_on,
     )

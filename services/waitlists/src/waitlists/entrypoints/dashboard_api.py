@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from send_shared.auth import Principal, Role, TokenVerifier, require_known_roles
@@ -42,12 +42,15 @@ class ServiceRiskOut(BaseModel):
     service_id: str
     name: str
     organisation_id: str
-    waiting: int
+    waiting: int | None
     median_days: int | None
-    breached_waiting: int
-    imminent: int
-    breaches_next_4_weeks: list[int]
+    breached_waiting: int | None
+    imminent: int | None
+    breaches_next_4_weeks: list[int | None]
     pct_within_target: float | None
+    withheld: list[str] = Field(
+        description="Fields withheld by disclosure control (each null); a service's own organisation sees it in full."
+    )
 
 
 def dashboard_page() -> StaticFiles:
@@ -80,10 +83,12 @@ def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifi
 
     @router.get("/services", response_model=list[ServiceRiskOut], summary="Services ranked by breach risk")
     async def services(
-        _caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None
+        caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None
     ) -> list[ServiceRiskOut]:
         try:
-            rows = await dashboard.services_by_risk(scope, scope_id, as_of_or_today(as_of), sessions)
+            rows = await dashboard.services_by_risk(
+                scope, scope_id, as_of_or_today(as_of), sessions, viewer=caller.organisation_id
+            )
         except UnknownScope as exc:
             raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
         return [ServiceRiskOut.model_validate(r, from_attributes=True) for r in rows]

@@ -12,9 +12,10 @@ from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import organisations, services
 from waitlists.adapters.timelines import Scope
+from waitlists.domain.disclosure import Level, Withheld, node_id
 from waitlists.domain.metrics import UPCOMING_WEEKS, Period, Tally, waiting_figures
 from waitlists.domain.stats import percent
-from waitlists.service_layer.reporting import UnknownScope
+from waitlists.service_layer.reporting import UnknownScope, area_controls
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,15 @@ class ServiceRisk:
     service_id: str
     name: str
     organisation_id: str
-    waiting: int
+    waiting: int | None
     median_days: int | None
-    breached_waiting: int
-    imminent: int
-    breaches_next_4_weeks: list[int]
+    breached_waiting: int | None
+    imminent: int | None
+    breaches_next_4_weeks: list[int | None]
     pct_within_target: float | None
-
-    @property
-    def risk(self) -> tuple[int, int, int]:
-        return (self.breached_waiting + sum(self.breaches_next_4_weeks), self.imminent, self.waiting)
+    withheld: list[str]
+    risk: tuple[int, int, int]  # ranks on the true figures: the order gives nothing a withheld cell hides that
+    # the visible ones do not (ties broken by id)
 
 
 async def scope_choices(sessions: async_sessionmaker[AsyncSession]) -> ScopeChoices:
@@ -113,7 +113,7 @@ async def trend(
 
 
 async def services_by_risk(
-    scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession]
+    scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
 ) -> list[ServiceRisk]:
     async with sessions() as session:
         in_scope = await store.scope_services(session, scope, scope_id)
@@ -127,22 +127,39 @@ async def services_by_risk(
                 )
             )
         }
-        per_service = await facts.tallies(session, in_scope, day, Period(day - timedelta(days=364), day))
+        controlled, per_service = await area_controls(
+            session, scope, scope_id, day, Period(day - timedelta(days=364), day)
+        )
+    controlled = controlled.for_viewer(viewer)
     rows = []
-    for service_id, tally in per_service.items():
+    for service_id in in_scope:
+        tally = per_service[service_id]
         waiting = waiting_figures(tally.waiting_days)
         clocks = tally.clocks.values()
+        w = Withheld(controlled, node_id(Level.SERVICE, service_id))
+        breached = sum(f.breached_waiting for f in clocks)
+        imminent = sum(f.imminent for f in clocks)
+        upcoming = [sum(f.upcoming[week] for f in clocks) for week in range(UPCOMING_WEEKS)]
         rows.append(
             ServiceRisk(
                 service_id=service_id,
                 name=names.get(service_id, (service_id, ""))[0],
                 organisation_id=names.get(service_id, ("", ""))[1],
-                waiting=waiting.waiting,
-                median_days=waiting.median_days,
-                breached_waiting=sum(f.breached_waiting for f in clocks),
-                imminent=sum(f.imminent for f in clocks),
-                breaches_next_4_weeks=[sum(f.upcoming[week] for f in clocks) for week in range(UPCOMING_WEEKS)],
-                pct_within_target=percent(sum(f.met for f in clocks), sum(f.stopped for f in clocks)),
+                waiting=w("waiting", "waiting", waiting.waiting),
+                median_days=w("median_days", "waiting.median", waiting.median_days),
+                breached_waiting=w("breached_waiting", "clocks.breached", breached),
+                imminent=w("imminent", "clocks.imminent", imminent),
+                breaches_next_4_weeks=[
+                    w(f"breaches_next_4_weeks.{week}", f"clocks.upcoming.{week + 1}", n)
+                    for week, n in enumerate(upcoming)
+                ],
+                pct_within_target=w(
+                    "pct_within_target",
+                    "clocks.pct",
+                    percent(sum(f.met for f in clocks), sum(f.stopped for f in clocks)),
+                ),
+                withheld=w.paths,
+                risk=(breached + sum(upcoming), imminent, waiting.waiting),
             )
         )
-    return sorted(rows, key=lambda r: r.risk, reverse=True)
+    return sorted(rows, key=lambda r: (r.risk, r.service_id), reverse=True)

@@ -6,8 +6,9 @@
 - RTT-style waiting-time distribution on a date: referrals waiting by completed week, 0-1
   to 51-52 and 52+, with the share under 18 weeks (the national standard is 92%).
 
-Suppression follows DfE conventions: counts from 1 to 4 are written ``c`` (and so is a
-percentage whose denominator is 1 to 4); ``z`` means not applicable (nothing to divide by).
+Disclosure control is the API's (``waitlists.domain.disclosure``), cell for cell: a withheld figure is written
+``c`` as in DfE publications (a count of 1 to 4, a count that would let one be worked out again, or a percentage
+over a withheld count); ``z`` means not applicable (nothing to divide by). The caller's own services are in full.
 """
 
 from __future__ import annotations
@@ -16,34 +17,32 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.timelines import Scope
 from waitlists.domain.clocks import ClockKind
-from waitlists.domain.metrics import Period
-from waitlists.domain.stats import SMALL_NUMBER, percent
+from waitlists.domain.disclosure import RTT_WEEKS, WITHHELD_CSV, Controlled, Level, node_id
+from waitlists.domain.metrics import ClockFigures, Period
+from waitlists.domain.stats import percent
+from waitlists.service_layer.reporting import area_controls
 
 EHC_COLUMNS = (
     "time_period", "area_id", "service_id", "plans_issued", "plans_issued_within_20_weeks",
     "pc_plans_issued_within_20_weeks", "plans_issued_ex", "plans_issued_within_20_weeks_ex",
     "pc_plans_issued_within_20_weeks_ex",
 )  # fmt: skip
-RTT_WEEKS = 52
 
 
-def _count(n: int) -> str:
-    return "c" if 0 < n < SMALL_NUMBER else str(n)
-
-
-def _pct(numerator: int, denominator: int) -> str:
-    if 0 < denominator < SMALL_NUMBER:
-        return "c"
-    value = percent(numerator, denominator)
-    return "z" if value is None else f"{value:.1f}"
+def _cell(controlled: Controlled, node: str, name: str, value: object) -> str:
+    """A figure as the official statistics write it: ``c`` withheld, ``z`` not applicable."""
+    if controlled.withheld(node, name):
+        return WITHHELD_CSV
+    if value is None:
+        return "z"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def _csv(header: Sequence[str], rows: list[list[str]]) -> str:
@@ -54,35 +53,52 @@ def _csv(header: Sequence[str], rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
-async def ehc_timeliness(area_id: str, year: int, today: date, sessions: async_sessionmaker[AsyncSession]) -> str:
+async def ehc_timeliness(
+    area_id: str, year: int, today: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
+) -> str:
     period = Period(date(year, 1, 1), min(date(year, 12, 31), today))
     rows = []
     async with sessions() as session:
         in_scope = await store.scope_services(session, Scope.AREA, area_id)
         runs_plan_clock = {s: c for s, c in in_scope.items() if ClockKind.EHC_PLAN_20W in c.clocks}
-        per_service = await facts.tallies(session, runs_plan_clock, period.end, period)
-    for service_id, tally in per_service.items():
-        f = tally.clocks.get(ClockKind.EHC_PLAN_20W.value)
-        stopped, met, stopped_ex, met_ex = (f.stopped, f.met, f.stopped_ex, f.met_ex) if f else (0, 0, 0, 0)
-        rows.append([str(year), area_id, service_id, _count(stopped), _count(met), _pct(met, stopped),
-                     _count(stopped_ex), _count(met_ex), _pct(met_ex, stopped_ex)])  # fmt: skip
+        controlled, per_service = await area_controls(session, Scope.AREA, area_id, period.end, period)
+    controlled = controlled.for_viewer(viewer)
+    kind = ClockKind.EHC_PLAN_20W.value
+    for service_id in runs_plan_clock:
+        f = per_service[service_id].clocks.get(kind) or ClockFigures()
+        node = node_id(Level.SERVICE, service_id)
+
+        def cell(name: str, value: object, node: str = node) -> str:
+            return _cell(controlled, node, f"clock.{kind}.{name}", value)
+
+        rows.append([str(year), area_id, service_id, cell("stopped", f.stopped), cell("met", f.met),
+                     cell("pct", percent(f.met, f.stopped)), cell("stopped_ex", f.stopped_ex),
+                     cell("met_ex", f.met_ex), cell("pct_ex", percent(f.met_ex, f.stopped_ex))])  # fmt: skip
     return _csv(EHC_COLUMNS, rows)
 
 
-async def rtt_distribution(scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession]) -> str:
+async def rtt_distribution(
+    scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
+) -> str:
     header = ["as_of", "service_id", "total_waiting", "within_18_weeks", "pc_within_18_weeks"]
     header += [f"weeks_{w}_{w + 1}" for w in range(RTT_WEEKS)] + [f"weeks_{RTT_WEEKS}_plus"]
     rows = []
     async with sessions() as session:
         in_scope = await store.scope_services(session, scope, scope_id)
-        per_service = await facts.tallies(session, in_scope, day, Period(day, day))
-    for service_id, tally in per_service.items():
+        # The figures' own default period, so that the pattern of withheld cells is the API's.
+        controlled, per_service = await area_controls(
+            session, scope, scope_id, day, Period(day - timedelta(days=364), day)
+        )
+    controlled = controlled.for_viewer(viewer)
+    for service_id in in_scope:
+        tally = per_service[service_id]
+        node = node_id(Level.SERVICE, service_id)
         weeks: Counter[int] = Counter()
         for waited, n in tally.waiting_days.items():
             weeks[waited // 7] += n
         total = sum(weeks.values())
         within = sum(n for w, n in weeks.items() if w < 18)
-        bands = [weeks.get(w, 0) for w in range(RTT_WEEKS)] + [sum(n for w, n in weeks.items() if w >= RTT_WEEKS)]
-        rows.append([day.isoformat(), service_id, _count(total), _count(within), _pct(within, total)]
-                    + [_count(n) for n in bands])  # fmt: skip
+        bands = [_cell(controlled, node, f"rtt.{w}", weeks.get(w, 0)) for w in range(RTT_WEEKS)]
+        bands.append(_cell(controlled, node, "dist.52+", sum(n for w, n in weeks.items() if w >= RTT_WEEKS)))
+        rows.append([day.isoformat(), service_id, _cell(controlled, node, "waiting", total), _cell(controlled, node, "rtt.within18", within), _cell(controlled, node, "rtt.pct_within18", percent(within, total)), *bands])  # fmt: skip
     return _csv(header, rows)
