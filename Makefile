@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml 
 PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
 PYTEST_ARGS ?=
 
-.PHONY: promtool install run test lint fmt contracts bench clean lock asyncapi browser help
+AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
+
+.PHONY: axe promtool install run test lint fmt contracts bench clean lock asyncapi browser help
 
 help:
 	@echo "make run    start broker + all three services on this machine (data in ./var)"
@@ -37,7 +39,7 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint contracts browser promtool
+test: lint contracts browser promtool axe
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Debian's Chromium for the dashboard's browser test (Playwright cannot download its own here).
@@ -51,6 +53,12 @@ promtool: install
 	@test -x $(VENV)/bin/promtool || { d=$$(mktemp -d) && (cd $$d && apt-get download -qq prometheus >/dev/null 2>&1 && \
 	  dpkg-deb -x prometheus_*.deb x) && cp $$d/x/usr/bin/promtool $(VENV)/bin/promtool; rm -rf $$d; \
 	  test -x $(VENV)/bin/promtool; } || echo "warning: promtool not available; its checks will be skipped"
+
+# axe-core for the dashboard's accessibility scan, pinned, into the git-ignored venv (no lock file written).
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null && npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+	  --prefix $(VENV)/node axe-core@4.14.1 >/dev/null || echo "warning: axe-core not installed; the dashboard browser test will fail its accessibility scan"
 
 asyncapi: install
 	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml

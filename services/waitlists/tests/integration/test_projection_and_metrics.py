@@ -215,6 +215,8 @@ async def test_dashboard_filters_list_receiving_organisations_only(engine: Async
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["areas"] == ["la-test"]
+    # An area is shown by its local authority's name (the directory names no area), not its id.
+    assert body["area_choices"] == [{"id": "la-test", "name": "org-la", "parent": ""}]
     assert [o["id"] for o in body["organisations"]] == ["org-camhs", "org-la"]  # not the school, which only refers
     assert {s["id"] for s in body["services"]} == {"svc-camhs", "svc-ehc", "svc-slt"}
 
@@ -235,6 +237,7 @@ async def test_dashboard_ranks_services_and_lists_every_clock_they_run(
     # 23 April, 23 days ahead (week 4). Equal breach counts; SLT has more waiting.
     assert [r["service_id"] for r in rows] == ["svc-slt", "svc-camhs", "svc-ehc"]
     assert (rows[0]["waiting"], rows[0]["breached_waiting"]) == (2, 1)
+    assert (rows[0]["median_days"], rows[0]["p90_days"]) == (1, 85)  # nearest rank over waits of 1 and 85 days
     assert rows[1]["breaches_next_4_weeks"] == [0, 0, 0, 1]
     # The local authority's ops get the same ranking with the small counts withheld.
     controlled = (
@@ -242,6 +245,7 @@ async def test_dashboard_ranks_services_and_lists_every_clock_they_run(
     ).json()
     assert [r["service_id"] for r in controlled] == ["svc-slt", "svc-camhs", "svc-ehc"]
     assert (controlled[0]["waiting"], controlled[0]["breached_waiting"]) == (None, None)
+    assert controlled[0]["p90_days"] is None and "p90_days" in controlled[0]["withheld"]  # over a withheld base
     assert controlled[1]["breaches_next_4_weeks"][3] is None and "breaches_next_4_weeks.3" in controlled[1]["withheld"]
     trend = await api.get("/v1/dashboard/trend?scope=area&scope_id=la-test&as_of=2026-03-31&months=1", headers=ops())
     kinds = [p["clock"] for p in trend.json()]

@@ -275,15 +275,15 @@ async def children_on_several_lists(session: AsyncSession, service_ids: Sequence
 
 async def stops_between(
     session: AsyncSession, service_ids: Sequence[str], first: date, last: date
-) -> list[tuple[str, date, StopOutcome, bool, int]]:
-    """Clock stops from ``first`` to ``last``, counted by clock, day, outcome and exception."""
+) -> list[tuple[str, str, date, StopOutcome, bool, int]]:
+    """Clock stops from ``first`` to ``last``, counted by service, clock, day, outcome and exception."""
     st = clock_stops
     rows = await session.execute(
-        select(st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception, func.count().label("n"))
+        select(st.c.service_id, st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception, func.count().label("n"))
         .where(st.c.service_id.in_(service_ids), st.c.stopped_on.between(first, last))
-        .group_by(st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception)
+        .group_by(st.c.service_id, st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception)
     )
-    return [(r.clock, r.stopped_on, StopOutcome(r.outcome), r.exception, r.n) for r in rows]
+    return [(r.service_id, r.clock, r.stopped_on, StopOutcome(r.outcome), r.exception, r.n) for r in rows]
 
 
 async def due_for_alert(session: AsyncSession, day: date, lead_days: int) -> list[str]:

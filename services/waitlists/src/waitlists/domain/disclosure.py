@@ -15,6 +15,8 @@ The rules:
   smallest visible count in it is withheld too, until nothing can be recovered, including by an organisation that
   knows its own figures (it may subtract them from an area total).
 - **Derived figures** (percentages, medians, 90th percentiles, sums of weeks) are withheld with any of their bases.
+- **The dashboard trend** (``trend_table``): each month's clock stops per scope, and their total over the months as
+  if published beside them, so no withheld month comes back from the total and the other months.
 
 An organisation sees its own services' and its own figures in full (``Controlled.for_viewer``).
 """
@@ -22,7 +24,8 @@ An organisation sees its own services' and its own figures in full (``Controlled
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -162,12 +165,16 @@ def tally_cells(tally: Tally, *, rtt_published: bool) -> Cells:
     return c
 
 
-def stops_cells(stops: Mapping[str, tuple[int, int, int, int]]) -> Cells:
+Stops = tuple[int, int, int, int]  # per clock: stopped, met, stopped excluding exceptions, met excluding them
+STOP_MEASURES = ("stopped", "met", "stopped_ex", "met_ex")
+
+
+def stops_cells(stops: Mapping[str, Stops], c: Cells | None = None, prefix: str = "") -> Cells:
     """Cells of a trend point: per clock, (stopped, met, stopped excluding exceptions, met excluding them)."""
-    c = Cells()
-    for kind, (stopped, met, stopped_ex, met_ex) in sorted(stops.items()):
-        p = f"clock.{kind}."
-        for name, value in (("stopped", stopped), ("met", met), ("stopped_ex", stopped_ex), ("met_ex", met_ex)):
+    c = Cells() if c is None else c
+    for kind, counts in sorted(stops.items()):
+        p = f"{prefix}clock.{kind}."
+        for name, value in zip(STOP_MEASURES, counts, strict=True):
             c.add(p + name, value)
         c.complement(p + "stopped", p + "met", p + "not_met")
         c.complement(p + "stopped_ex", p + "met_ex", p + "not_met_ex")
@@ -175,6 +182,22 @@ def stops_cells(stops: Mapping[str, tuple[int, int, int, int]]) -> Cells:
         c.complement(p + "met", p + "met_ex", p + "met_exception")
         c.derived[p + "pct"] = (p + "met", p + "stopped")
         c.derived[p + "pct_ex"] = (p + "met_ex", p + "stopped_ex")
+    return c
+
+
+def trend_cells(months: Sequence[Mapping[str, Stops]]) -> Cells:
+    """One node's trend: each month's stops (``month.<i>.clock.<kind>.stopped`` ...) and their sums over the months
+    (``span.``), protected as if published too (the whole span asked for as one period): no month can be worked out
+    from the total and the other months."""
+    c = Cells()
+    for i, stops in enumerate(months):
+        stops_cells(stops, c, f"month.{i}.")
+    for kind in sorted({kind for stops in months for kind in stops}):
+        for m, measure in enumerate(STOP_MEASURES):
+            name = f"span.clock.{kind}.{measure}"
+            parts = [i for i, stops in enumerate(months) if kind in stops]
+            c.add(name, sum(months[i][kind][m] for i in parts))
+            c.relate(name, (f"month.{i}.clock.{kind}.{measure}" for i in parts))
     return c
 
 
@@ -198,6 +221,14 @@ class Table:
     def published(self) -> set[Key]:
         return {(node, name) for node, c in self.cells.items() for name in c.published}
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything ``protect`` reads (nodes, values, which are published, relations), as a hashable key."""
+        return tuple(
+            (node.id, node.level, node.organisation, node.parent, tuple(c.published.items()),
+             tuple(c.latent.items()), tuple(c.relations))
+            for node, c in ((self.nodes[n], c) for n, c in self.cells.items())
+        )  # fmt: skip
+
     def relations(self) -> list[tuple[Key, ...]]:
         found = [tuple((node, name) for name in r) for node, c in self.cells.items() for r in c.relations]
         children: dict[str, list[str]] = defaultdict(list)
@@ -216,67 +247,171 @@ class Table:
 
 def protect(table: Table) -> frozenset[Key]:
     """The published cells to withhold: primary suppression, then secondary until no withheld value and no small
-    unpublished difference can be recovered, by the public or by any organisation knowing its own figures."""
+    unpublished difference can be recovered, by the public or by any organisation knowing its own figures.
+
+    The same answer for the same figures: a table whose values, relations and owners equal one protected recently is
+    answered from a small in-process memo (keyed by the table's whole content, so nothing goes stale)."""
+    key = table.fingerprint()
+    with _MEMO_LOCK:
+        found = _MEMO.get(key)
+        if found is not None:
+            _MEMO.move_to_end(key)
+            return found
+    found = _protect(table)
+    with _MEMO_LOCK:
+        _MEMO[key] = found
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return found
+
+
+_MEMO: OrderedDict[tuple[object, ...], frozenset[Key]] = OrderedDict()
+_MEMO_SIZE = 32  # a table of a large area holds some thousands of cells
+_MEMO_LOCK = threading.Lock()
+
+
+class _Viewer:
+    """One viewer's standing knowledge (the public, or an organisation that knows its own figures), kept up to date
+    as cells are withheld: which cells it knows before any peeling, which published ones it sees, how many unknowns
+    each relation has, and what it learns from each area cell beyond its own organisation's figure."""
+
+    def __init__(
+        self, visible: bytearray, known: bytearray, unknown: list[int], secret: dict[int, int], public: bool
+    ) -> None:
+        self.visible = visible
+        self.known = known
+        self.unknown = unknown
+        self.secret = secret
+        self.public = public
+
+    def withhold(self, cell: int, member: Sequence[Sequence[int]]) -> None:
+        if not self.visible[cell]:
+            return
+        self.visible[cell] = 0
+        self.known[cell] = 0
+        unknown = self.unknown
+        for j in member[cell]:
+            unknown[j] += 1
+
+
+def _protect(table: Table) -> frozenset[Key]:
     values = table.values()
-    published = table.published()
+    keys = list(values)
+    size = len(keys)
+    index = {k: i for i, k in enumerate(keys)}
+    value = [values[k] for k in keys]
+    rank = [0] * size  # ties between equal counts go to the smaller key
+    for position, k in enumerate(sorted(keys)):
+        rank[index[k]] = position
+    published = bytearray(size)
+    for k in table.published():
+        published[index[k]] = 1
     every = table.relations()
-    relations = [r for r in every if len(r) > 1]
-    zero = {r[0] for r in every if len(r) == 1}  # a total with no parts listed is known to be 0
-    member: dict[Key, list[int]] = defaultdict(list)
+    relations = [tuple(index[k] for k in r) for r in every if len(r) > 1]
+    zero = bytearray(size)  # a total with no parts listed is known to be 0
+    for r in every:
+        if len(r) == 1:
+            zero[index[r[0]]] = 1
+    member: list[list[int]] = [[] for _ in keys]
+    for i, cells in enumerate(relations):
+        for cell in cells:
+            member[cell].append(i)
+    hidden = bytearray(1 if published[i] and small(value[i]) else 0 for i in range(size))
+    components = _components(size, relations)
+
+    visible = bytearray(1 if published[i] and not hidden[i] and not zero[i] else 0 for i in range(size))
+    known = bytearray(a | b for a, b in zip(visible, zero, strict=True))
+    unknown = [sum(not known[k] for k in r) for r in relations]
+    viewers = [_Viewer(visible, known, unknown, {}, True)]
+    # An organisation knows its own cells (published or not) as well, and learns from an area cell only the cell
+    # less its own organisation's figure.
+    owned_by: dict[str, list[int]] = defaultdict(list)
+    area_cells = []
+    for i, (node, _) in enumerate(keys):
+        n = table.nodes[node]
+        if n.organisation is not None:
+            owned_by[n.organisation].append(i)
+        if n.level is Level.AREA:
+            area_cells.append(i)
+    for organisation in sorted(owned_by):
+        theirs = _Viewer(bytearray(visible), bytearray(known), unknown.copy(), {}, False)
+        for i in owned_by[organisation]:
+            theirs.visible[i] = 0
+            if not theirs.known[i]:
+                theirs.known[i] = 1
+                for j in member[i]:
+                    theirs.unknown[j] -= 1
+        mine = node_id(Level.ORGANISATION, organisation)
+        theirs.secret = {i: value[i] - values.get((mine, keys[i][1]), 0) for i in area_cells}
+        viewers.append(theirs)
+
+    # Relations only reach cells of their own component, so a pass re-peels only the components whose cells were
+    # withheld by the pass before (the others would give the same answer: nothing more to withhold).
+    # Relations only reach cells of their own component, so after a sweep only the components where cells were
+    # withheld are looked at again (by every viewer); what a viewer's look withholds applies at once. It ends when a
+    # whole sweep withholds nothing: no viewer can recover anything in any component.
+    dirty = set(range(len(components)))
+    while dirty:
+        touched: set[int] = set()
+        for state in viewers:
+            for c in sorted(dirty):
+                while fixes := _leaks(state, components[c], value, rank, published, relations, member):
+                    touched.add(c)
+                    for cell in fixes:
+                        hidden[cell] = 1
+                        for other in viewers:
+                            other.withhold(cell, member)
+        dirty = touched
+    return frozenset(keys[i] for i in range(size) if hidden[i] and not zero[i])
+
+
+def _components(size: int, relations: Sequence[tuple[int, ...]]) -> list[list[int]]:
+    """The relations grouped by the cells they share, each group's relations in order."""
+    parent = list(range(size))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for r in relations:
+        first = root(r[0])
+        for k in r[1:]:
+            other = root(k)
+            if other != first:
+                parent[other] = first
+    groups: dict[int, list[int]] = {}
     for i, r in enumerate(relations):
-        for key in r:
-            member[key].append(i)
-    hidden = {k for k in published if small(values[k])}
-    organisations = sorted({n.organisation for n in table.nodes.values() if n.organisation is not None})
-    while True:
-        fixes: set[Key] = set()
-        for viewer in (None, *organisations):
-            fixes |= _leaks(table, values, published, hidden | zero, relations, member, viewer, zero)
-        if not fixes:
-            return frozenset(hidden - zero)
-        hidden |= fixes
-
-
-def _owned(table: Table, key: Key, viewer: str | None) -> bool:
-    return viewer is not None and table.nodes[key[0]].organisation == viewer
-
-
-def _secret(table: Table, values: Mapping[Key, int], key: Key, viewer: str | None) -> int:
-    """What a cell tells ``viewer`` beyond its own figures."""
-    node = table.nodes[key[0]]
-    if viewer is None or node.level is not Level.AREA:
-        return values[key]
-    return values[key] - values.get((node_id(Level.ORGANISATION, viewer), key[1]), 0)
+        groups.setdefault(root(r[0]), []).append(i)
+    return list(groups.values())
 
 
 def _leaks(
-    table: Table,
-    values: Mapping[Key, int],
-    published: set[Key],
-    hidden: set[Key],
-    relations: Sequence[tuple[Key, ...]],
-    member: Mapping[Key, list[int]],
-    viewer: str | None,
-    zero: set[Key],
-) -> set[Key]:
-    """Peel the relations as ``viewer`` could (a relation with one unknown gives it away) and, for each unknown
-    given away that must not be, the visible cell to withhold as well."""
-    visible = {k for k in published if k not in hidden and not _owned(table, k, viewer)}
-    known = visible | zero | {k for k in values if _owned(table, k, viewer)}
-    unknown = [sum(k not in known for k in r) for r in relations]
-    solved_by: dict[Key, int] = {}
-    queue = [i for i, n in enumerate(unknown) if n == 1]
-    fixes: set[Key] = set()
+    state: _Viewer,
+    component: Sequence[int],
+    value: Sequence[int],
+    rank: Sequence[int],
+    published: bytearray,
+    relations: Sequence[tuple[int, ...]],
+    member: Sequence[Sequence[int]],
+) -> set[int]:
+    """Peel one component's relations as the viewer could (a relation with one unknown gives it away) and, for each
+    unknown given away that must not be, the visible cell to withhold as well."""
+    known = state.known
+    unknown = {i: state.unknown[i] for i in component}
+    visible, secret, public = state.visible, state.secret, state.public
+    solved_by: dict[int, int] = {}
+    queue = [i for i in component if unknown[i] == 1]
+    fixes: set[int] = set()
     while queue:
         i = queue.pop()
         if unknown[i] != 1:
             continue
-        (key,) = (k for k in relations[i] if k not in known)
-        known.add(key)
+        key = next(k for k in relations[i] if not known[k] and k not in solved_by)
         solved_by[key] = i
-        secret = _secret(table, values, key, viewer)
-        if small(secret) or (viewer is None and key in published):
-            pick = _pick(i, key, relations, visible, values, solved_by, set())
+        if small(secret.get(key, value[key])) or (public and published[key]):
+            pick = _pick(i, key, relations, visible, value, rank, solved_by, set())
             if pick is not None:
                 fixes.add(pick)
         for j in member[key]:
@@ -288,23 +423,24 @@ def _leaks(
 
 def _pick(
     i: int,
-    leaked: Key,
-    relations: Sequence[tuple[Key, ...]],
-    visible: set[Key],
-    values: Mapping[Key, int],
-    solved_by: Mapping[Key, int],
+    leaked: int,
+    relations: Sequence[tuple[int, ...]],
+    visible: bytearray,
+    value: Sequence[int],
+    rank: Sequence[int],
+    solved_by: Mapping[int, int],
     seen: set[int],
-) -> Key | None:
+) -> int | None:
     """The visible cell to withhold so that relation ``i`` no longer gives ``leaked`` away: its smallest non-zero
     visible count, or failing that one further back along the relations that solved its other cells."""
     seen.add(i)
-    candidates = [k for k in relations[i] if k in visible and k != leaked]
+    candidates = [k for k in relations[i] if visible[k] and k != leaked]
     if candidates:
-        return min(candidates, key=lambda k: (values[k] == 0, values[k], k))
+        return min(candidates, key=lambda k: (value[k] == 0, value[k], rank[k]))
     for k in relations[i]:
         j = solved_by.get(k)
         if k != leaked and j is not None and j not in seen:
-            found = _pick(j, k, relations, visible, values, solved_by, seen)
+            found = _pick(j, k, relations, visible, value, rank, solved_by, seen)
             if found is not None:
                 return found
     return None
@@ -381,26 +517,33 @@ def area_table(
     return table
 
 
-def stops_table(
-    area_id: str, per_service: Mapping[str, Mapping[str, tuple[int, int, int, int]]], organisation_of: Mapping[str, str]
+def trend_table(
+    area_id: str, per_service: Mapping[str, Sequence[Mapping[str, Stops]]], organisation_of: Mapping[str, str]
 ) -> Table:
-    """The same for clock stops in one window (the dashboard's trend), added up by organisation and area."""
+    """The dashboard trend of an area: each service's clock stops month by month (the same months for every service,
+    each listing every clock the service runs), added up by organisation and area."""
     table = Table()
-    by_org: dict[str, dict[str, list[int]]] = {}
-    area: dict[str, list[int]] = {}
-    for service_id, stops in sorted(per_service.items()):
+    by_org: dict[str, list[dict[str, list[int]]]] = {}
+    area: list[dict[str, list[int]]] = []
+    for service_id, months in sorted(per_service.items()):
         org = organisation_of.get(service_id, "")
-        table.add(Node(Level.SERVICE, service_id, org, node_id(Level.ORGANISATION, org)), stops_cells(stops))
-        for kind, counts in stops.items():
-            for total in (by_org.setdefault(org, {}), area):
-                mine = total.setdefault(kind, [0, 0, 0, 0])
-                for i, n in enumerate(counts):
-                    mine[i] += n
+        table.add(Node(Level.SERVICE, service_id, org, node_id(Level.ORGANISATION, org)), trend_cells(months))
+        for sums in (by_org.setdefault(org, []), area):
+            while len(sums) < len(months):
+                sums.append({})
+            for i, stops in enumerate(months):
+                for kind, counts in stops.items():
+                    mine = sums[i].setdefault(kind, [0, 0, 0, 0])
+                    for m, n in enumerate(counts):
+                        mine[m] += n
     for org, sums in sorted(by_org.items()):
-        table.add(Node(Level.ORGANISATION, org, org, node_id(Level.AREA, area_id)),
-                  stops_cells({k: (v[0], v[1], v[2], v[3]) for k, v in sums.items()}))  # fmt: skip
-    table.add(Node(Level.AREA, area_id, None), stops_cells({k: (v[0], v[1], v[2], v[3]) for k, v in area.items()}))
+        table.add(Node(Level.ORGANISATION, org, org, node_id(Level.AREA, area_id)), trend_cells(_stops(sums)))
+    table.add(Node(Level.AREA, area_id, None), trend_cells(_stops(area)))
     return table
+
+
+def _stops(sums: Sequence[Mapping[str, Sequence[int]]]) -> list[dict[str, Stops]]:
+    return [{kind: (v[0], v[1], v[2], v[3]) for kind, v in month.items()} for month in sums]
 
 
 def _copy(blank: Tally) -> Tally:

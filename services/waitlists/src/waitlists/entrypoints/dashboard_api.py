@@ -25,6 +25,9 @@ class Choice(BaseModel):
 
 class ScopesOut(BaseModel):
     areas: list[str]
+    area_choices: list[Choice] = Field(
+        description="The areas with names to show: an area is named after its local authority (parent is empty)."
+    )
     organisations: list[Choice]
     services: list[Choice]
 
@@ -33,9 +36,14 @@ class TrendOut(BaseModel):
     month_start: date
     month_end: date
     clock: str
-    stopped: int
+    stopped: int | None
     pct_within_target: float | None
     pct_within_target_ex: float | None
+    withheld: list[str] = Field(
+        description="Fields withheld by disclosure control (each null): a month's count of 1-4, what would give one "
+        "back (from the other scopes, clocks' parts or the months' total), and a percentage with its base. The "
+        "organisation running the scope's services sees them in full."
+    )
 
 
 class ServiceRiskOut(BaseModel):
@@ -44,6 +52,7 @@ class ServiceRiskOut(BaseModel):
     organisation_id: str
     waiting: int | None
     median_days: int | None
+    p90_days: int | None
     breached_waiting: int | None
     imminent: int | None
     breaches_next_4_weeks: list[int | None]
@@ -66,17 +75,20 @@ def build_dashboard_router(*, sessions: async_sessionmaker[AsyncSession], verifi
         found = await dashboard.scope_choices(sessions)
         return ScopesOut(
             areas=found.areas,
+            area_choices=[Choice(id=a, name=found.area_names[a], parent="") for a in found.areas],
             organisations=[Choice(id=i, name=n, parent=p) for i, n, p in found.organisations],
             services=[Choice(id=i, name=n, parent=p) for i, n, p in found.services],
         )
 
     @router.get("/trend", response_model=list[TrendOut], summary="% within target per month, for 12 months")
     async def trend(
-        _caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None,
+        caller: ops, scope: Scope, scope_id: ScopeIdQuery, as_of: ReportDate | None = None,
         months: Annotated[int, Query(ge=1, le=36)] = 12,
     ) -> list[TrendOut]:  # fmt: skip
         try:
-            points = await dashboard.trend(scope, scope_id, as_of_or_today(as_of), months, sessions)
+            points = await dashboard.trend(
+                scope, scope_id, as_of_or_today(as_of), months, sessions, viewer=caller.organisation_id
+            )
         except UnknownScope as exc:
             raise Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found") from exc
         return [TrendOut.model_validate(p, from_attributes=True) for p in points]

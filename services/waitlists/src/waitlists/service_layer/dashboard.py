@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -12,15 +13,16 @@ from waitlists.adapters import facts
 from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import organisations, services
 from waitlists.adapters.timelines import Scope
-from waitlists.domain.disclosure import Level, Withheld, node_id
+from waitlists.domain.disclosure import Controlled, Level, Withheld, node_id, trend_table
 from waitlists.domain.metrics import UPCOMING_WEEKS, Period, Tally, waiting_figures
 from waitlists.domain.stats import percent
-from waitlists.service_layer.reporting import UnknownScope, area_controls
+from waitlists.service_layer.reporting import UnknownScope, area_controls, organisations_of
 
 
 @dataclass(frozen=True)
 class ScopeChoices:
     areas: list[str]
+    area_names: dict[str, str]  # the name of the area's local authority (directory events name no area)
     organisations: list[tuple[str, str, str]]  # id, name, area
     services: list[tuple[str, str, str]]  # id, name, organisation
 
@@ -30,9 +32,10 @@ class TrendPoint:
     month_start: date
     month_end: date
     clock: str
-    stopped: int
+    stopped: int | None
     pct_within_target: float | None
     pct_within_target_ex: float | None
+    withheld: list[str]  # the fields withheld by disclosure control (each None)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ServiceRisk:
     organisation_id: str
     waiting: int | None
     median_days: int | None
+    p90_days: int | None
     breached_waiting: int | None
     imminent: int | None
     breaches_next_4_weeks: list[int | None]
@@ -67,8 +71,20 @@ async def scope_choices(sessions: async_sessionmaker[AsyncSession]) -> ScopeChoi
                 select(services.c.service_id, services.c.name, services.c.organisation_id).order_by(services.c.name)
             )
         ).all()
+        councils = (
+            await session.execute(
+                select(organisations.c.area_id, organisations.c.name)
+                .where(organisations.c.kind == "local_authority")
+                .order_by(organisations.c.organisation_id)
+            )
+        ).all()
+    areas = sorted({o.area_id for o in orgs})
+    named: dict[str, str] = {}
+    for council in councils:
+        named.setdefault(council.area_id, council.name)
     return ScopeChoices(
-        areas=sorted({o.area_id for o in orgs}),
+        areas=areas,
+        area_names={area: named.get(area, area) for area in areas},
         organisations=[(o.organisation_id, o.name, o.area_id) for o in orgs],
         services=[(s.service_id, s.name, s.organisation_id) for s in svcs],
     )
@@ -87,27 +103,59 @@ def month_windows(day: date, months: int) -> list[Period]:
 
 
 async def trend(
-    scope: Scope, scope_id: str, day: date, months: int, sessions: async_sessionmaker[AsyncSession]
+    scope: Scope,
+    scope_id: str,
+    day: date,
+    months: int,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    viewer: str | None = None,
 ) -> list[TrendPoint]:
-    """Per month and clock the scope's services run: clocks stopped in the month and the share within target."""
+    """Per month and clock the scope's services run: clocks stopped in the month and the share within target, under
+    disclosure control over the area's services, organisations and the area, month by month and over the months
+    together (``viewer``, an organisation, sees its own services and itself in full)."""
     windows = month_windows(day, months)
     async with sessions() as session:
         in_scope = await store.scope_services(session, scope, scope_id)
         if not in_scope:
             raise UnknownScope(scope_id)
-        stops = await facts.stops_between(session, list(in_scope), windows[0].start, day)
-    kinds = sorted({kind.value for service in in_scope.values() for kind in service.clocks})
+        area_id, organisation_of = await organisations_of(session, scope, scope_id)
+        in_area = {**await store.scope_services(session, Scope.AREA, area_id), **in_scope}
+        stops = await facts.stops_between(session, list(in_area), windows[0].start, day)
+    tallies = {service_id: [Tally(w.end, w) for w in windows] for service_id in in_area}
+    for service_id, service in in_area.items():  # a service whose organisation is not known yet stands alone
+        organisation_of.setdefault(service_id, scope_id if scope is Scope.ORGANISATION else f"unknown-{service_id}")
+        for tally in tallies[service_id]:
+            for runs in service.clocks:
+                tally.clock(runs.value)
+    starts = [w.start for w in windows]
+    for service_id, clock, on, outcome, exception, n in stops:
+        tallies[service_id][bisect_right(starts, on) - 1].stopped_in_period(clock, outcome, exception, n)
+    per_service = {
+        service_id: [{k: (f.stopped, f.met, f.stopped_ex, f.met_ex) for k, f in t.clocks.items()} for t in months_of]
+        for service_id, months_of in tallies.items()
+    }
+    controlled = Controlled.of(trend_table(area_id, per_service, organisation_of)).for_viewer(viewer)
+    node = node_id(scope, scope_id)
+    cells = controlled.table.cells[node]
+    kinds = sorted({k.value for service in in_scope.values() for k in service.clocks})
     points = []
-    for window in windows:
-        tally = Tally(window.end, window)
+    for i, window in enumerate(windows):
         for kind in kinds:
-            tally.clock(kind)
-        for kind, on, outcome, exception, n in stops:
-            if on in window:
-                tally.stopped_in_period(kind, outcome, exception, n)
-        for kind, f in sorted(tally.clocks.items()):
+            w = Withheld(controlled, node)
+            p = f"month.{i}.clock.{kind}."
+            stopped, met = cells.value(p + "stopped"), cells.value(p + "met")
+            stopped_ex, met_ex = cells.value(p + "stopped_ex"), cells.value(p + "met_ex")
             points.append(
-                TrendPoint(window.start, window.end, kind, f.stopped, f.pct_within_target, f.pct_within_target_ex)
+                TrendPoint(
+                    window.start,
+                    window.end,
+                    kind,
+                    stopped=w("stopped", p + "stopped", stopped),
+                    pct_within_target=w("pct_within_target", p + "pct", percent(met, stopped)),
+                    pct_within_target_ex=w("pct_within_target_ex", p + "pct_ex", percent(met_ex, stopped_ex)),
+                    withheld=w.paths,
+                )
             )
     return points
 
@@ -147,6 +195,7 @@ async def services_by_risk(
                 organisation_id=names.get(service_id, ("", ""))[1],
                 waiting=w("waiting", "waiting", waiting.waiting),
                 median_days=w("median_days", "waiting.median", waiting.median_days),
+                p90_days=w("p90_days", "waiting.p90", waiting.p90_days),
                 breached_waiting=w("breached_waiting", "clocks.breached", breached),
                 imminent=w("imminent", "clocks.imminent", imminent),
                 breaches_next_4_weeks=[
