@@ -25,7 +25,7 @@ from send_shared.outbox.relay import LostRecords
 KEY = "ref-heal"
 
 
-async def _recreate(bootstrap: str, topic: str) -> None:
+async def _delete(bootstrap: str, topic: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -33,6 +33,10 @@ async def _recreate(bootstrap: str, topic: str) -> None:
     finally:
         await admin.close()
     await asyncio.sleep(0.2)
+
+
+async def _recreate(bootstrap: str, topic: str) -> None:
+    await _delete(bootstrap, topic)
     await create_topics(bootstrap, topic, partitions=1)
 
 
@@ -190,13 +194,7 @@ async def test_a_topic_that_kept_nothing_is_made_afresh_so_writes_taken_while_it
     """The embedded broker takes writes for a deleted topic and, once the topic is created again, serves
     them at its offsets. The owner makes such a topic afresh (create, delete, create) and then heals it."""
     topic, ids = await _published(any_engine, kafka_bootstrap, 3)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
-    await asyncio.sleep(0.2)
+    await _delete(kafka_bootstrap, topic)
     producer = new_producer(kafka_bootstrap, client_id="heal-test")
     await producer.start()
     try:  # the relay wrote to the deleted topic before the watch saw it gone

@@ -98,6 +98,15 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
+def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
+    return NewTopic(
+        name=spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=replication_factor,
+        topic_configs=dict(spec.configs),
+    )
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Sequence[TopicSpec] | Mapping[str, int], *, replication_factor: int = 1
 ) -> list[str]:
@@ -107,16 +116,7 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=replication_factor,
-                topic_configs=dict(spec.configs),
-            )
-            for spec in specs
-            if spec.name not in existing
-        ]
+        wanted = [_new_topic(spec, replication_factor) for spec in specs if spec.name not in existing]
         if wanted:
             taken: set[str] = set()
             with contextlib.suppress(TopicAlreadyExistsError):  # another service created it meanwhile
@@ -147,15 +147,7 @@ async def recreate_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
     await admin.start()
     try:
-        new = [
-            NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=replication_factor,
-                topic_configs=dict(spec.configs),
-            )
-            for spec in specs
-        ]
+        new = [_new_topic(spec, replication_factor) for spec in specs]
         names = {t.name for t in new}
         unlisted = [t for t in new if t.name not in set(await admin.list_topics())]
         if unlisted:  # a topic the broker does not list cannot be deleted, nor what it took for it
