@@ -130,12 +130,7 @@ def tally_cells(tally: Tally, *, rtt_published: bool) -> Cells:
         for week, n in enumerate(k.upcoming[1:], start=2):
             c.add(f"{p}upcoming.{week}", n, publish=False)  # published only summed over clocks
         c.aliases[p + "upcoming.1"] = p + "imminent"  # due within 7 days = due in the first week
-        c.complement(p + "stopped", p + "met", p + "not_met")
-        c.complement(p + "stopped_ex", p + "met_ex", p + "not_met_ex")
-        c.complement(p + "stopped", p + "stopped_ex", p + "stopped_exception")
-        c.complement(p + "met", p + "met_ex", p + "met_exception")
-        c.derived[p + "pct"] = (p + "met", p + "stopped")
-        c.derived[p + "pct_ex"] = (p + "met_ex", p + "stopped_ex")
+        _stop_relations(c, p)
     kinds = sorted(tally.clocks)
     sums = {"breached": "breached", "imminent": "imminent", "stopped": "stopped", "met": "met"}
     sums |= {f"upcoming.{week}": f"upcoming.{week}" for week in range(2, UPCOMING_WEEKS + 1)}
@@ -165,6 +160,16 @@ def tally_cells(tally: Tally, *, rtt_published: bool) -> Cells:
     return c
 
 
+def _stop_relations(c: Cells, p: str) -> None:
+    """What a clock's stop counts (under prefix ``p``) give away about each other, and the percentages on them."""
+    c.complement(p + "stopped", p + "met", p + "not_met")
+    c.complement(p + "stopped_ex", p + "met_ex", p + "not_met_ex")
+    c.complement(p + "stopped", p + "stopped_ex", p + "stopped_exception")
+    c.complement(p + "met", p + "met_ex", p + "met_exception")
+    c.derived[p + "pct"] = (p + "met", p + "stopped")
+    c.derived[p + "pct_ex"] = (p + "met_ex", p + "stopped_ex")
+
+
 Stops = tuple[int, int, int, int]  # per clock: stopped, met, stopped excluding exceptions, met excluding them
 STOP_MEASURES = ("stopped", "met", "stopped_ex", "met_ex")
 
@@ -176,12 +181,7 @@ def stops_cells(stops: Mapping[str, Stops], c: Cells | None = None, prefix: str 
         p = f"{prefix}clock.{kind}."
         for name, value in zip(STOP_MEASURES, counts, strict=True):
             c.add(p + name, value)
-        c.complement(p + "stopped", p + "met", p + "not_met")
-        c.complement(p + "stopped_ex", p + "met_ex", p + "not_met_ex")
-        c.complement(p + "stopped", p + "stopped_ex", p + "stopped_exception")
-        c.complement(p + "met", p + "met_ex", p + "met_exception")
-        c.derived[p + "pct"] = (p + "met", p + "stopped")
-        c.derived[p + "pct_ex"] = (p + "met_ex", p + "stopped_ex")
+        _stop_relations(c, p)
     return c
 
 
