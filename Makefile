@@ -3,34 +3,47 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock shared/pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
-PACKAGES := -e shared -e services/referrals -e services/waitlists -e services/notifications
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock shared/pyproject.toml devkit/pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
+PACKAGES := -e shared -e devkit -e services/referrals -e services/waitlists -e services/notifications
 PYTEST_ARGS ?=
 
-AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
+NODE_PACKAGES := axe-core@4.14.1 @asyncapi/parser@3.6.6
+NODE_TOOLS := $(VENV)/node/.installed-$(shell echo $(NODE_PACKAGES) | sha1sum | cut -c1-12)
 
-.PHONY: axe promtool install run test lint fmt contracts bench clean lock asyncapi browser help
+.PHONY: node-tools promtool install run test lint fmt contracts bench clean lock asyncapi browser help
 
 help:
-	@echo "make run    start broker + all three services on this machine (data in ./var)"
-	@echo "make test   install, lint, check architecture contracts, run every test"
-	@echo "make lint | fmt | bench | clean | lock | asyncapi"
+	@echo "make run          start the broker, an SMTP sink and all three services on this machine (data in ./var);"
+	@echo "                  ports: SEND_REFERRALS_PORT, SEND_WAITLISTS_PORT, SEND_NOTIFICATIONS_PORT, SEND_BROKER_PORT,"
+	@echo "                  SEND_SMTP_PORT; DEMO_DATA=0 skips the demo history"
+	@echo "make test         install, lint, check the architecture contracts, run every test (PYTEST_ARGS=... to narrow)"
+	@echo "make install      create .venv and install the development lock and the packages"
+	@echo "make lint         ruff and mypy --strict"
+	@echo "make fmt          let ruff fix and format"
+	@echo "make contracts    import-linter: layers, pure domains, no service imports another"
+	@echo "make bench        benchmarks (QUICK=1 for about two minutes); results in bench/results/"
+	@echo "make asyncapi     regenerate docs/asyncapi.yaml from the event schemas"
+	@echo "make lock         recompile requirements.lock (runtime) and requirements-dev.lock (development), hashed"
+	@echo "make browser      Debian's Chromium for the dashboard's browser test"
+	@echo "make promtool     Prometheus's promtool, to check the alert rules"
+	@echo "make node-tools   axe-core and @asyncapi/parser, pinned, into .venv/node"
+	@echo "make clean        remove var/, test artefacts and caches"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(PACKAGES)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
 
 run: install
-	$(PY) -m send_shared.devstack
+	$(PY) -m send_devkit.devstack
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared/src services/referrals/src services/waitlists/src services/notifications/src
+	$(VENV)/bin/mypy shared/src devkit/src services/referrals/src services/waitlists/src services/notifications/src
 
 contracts: install
 	$(VENV)/bin/lint-imports --no-cache
@@ -39,7 +52,7 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint contracts browser promtool axe
+test: lint contracts browser promtool node-tools
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Debian's Chromium for the dashboard's browser test (Playwright cannot download its own here).
@@ -54,14 +67,16 @@ promtool: install
 	  dpkg-deb -x prometheus_*.deb x) && cp $$d/x/usr/bin/promtool $(VENV)/bin/promtool; rm -rf $$d; \
 	  test -x $(VENV)/bin/promtool; } || echo "warning: promtool not available; its checks will be skipped"
 
-# axe-core for the dashboard's accessibility scan, pinned, into the git-ignored venv (no lock file written).
-axe: $(AXE)
-$(AXE):
+# Node tools, pinned, into the git-ignored venv (no lock file written): axe-core for the dashboard's
+# accessibility scan, @asyncapi/parser to validate docs/asyncapi.yaml. One npm call: npm prunes what it did not install.
+node-tools: $(NODE_TOOLS)
+$(NODE_TOOLS):
 	@command -v npm >/dev/null && npm install --silent --no-save --no-package-lock --no-audit --no-fund \
-	  --prefix $(VENV)/node axe-core@4.14.1 >/dev/null || echo "warning: axe-core not installed; the dashboard browser test will fail its accessibility scan"
+	  --prefix $(VENV)/node $(NODE_PACKAGES) >/dev/null && rm -f $(VENV)/node/.installed-* && touch $@ || \
+	  echo "warning: Node tools not installed; the dashboard's accessibility scan and the AsyncAPI parser test will fail"
 
 asyncapi: install
-	$(PY) -m send_shared.events.asyncapi > docs/asyncapi.yaml
+	$(PY) -m send_devkit.asyncapi > docs/asyncapi.yaml
 
 bench: install
 	$(PY) bench/run.py $(if $(QUICK),--quick,)
@@ -69,6 +84,7 @@ bench: install
 lock:
 	$(PYTHON) -m venv /tmp/send-uv && /tmp/send-uv/bin/pip install --quiet uv==0.13.8
 	/tmp/send-uv/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements.in -o requirements.lock
+	/tmp/send-uv/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements-dev.in -o requirements-dev.lock
 
 clean:
 	rm -rf var test-artefacts .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -11,7 +11,7 @@ from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.facts import derive
 from waitlists.domain.metrics import Period, Tally, clocks_on
 from waitlists.domain.timeline import StatusChange, Timeline
-from waitlists.entrypoints.api import _clock_out
+from waitlists.entrypoints.clocks import clock_out
 
 D = date.fromisoformat
 CAMHS = ServiceClocks((ClockKind.CYPMH_4W,))
@@ -145,7 +145,7 @@ CASES = [
 for name, service, t, day, start in CASES:
     print("==", name, "| as_of", day)
     view = (
-        [_clock_out(c, D(day)).model_dump(mode="json") for c in clocks_on(t, service, D(day))]
+        [clock_out(c, D(day)).model_dump(mode="json") for c in clocks_on(t, service, D(day))]
         if not t.in_error
         else None
     )

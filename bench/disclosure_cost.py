@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from send_shared.db import bulk_insert, create_engine, session_factory
-from waitlists.adapters import facts
+from waitlists.adapters.facts import SqlFacts
 from waitlists.adapters.orm import (
     clock_spells,
     clock_stops,
@@ -39,8 +39,9 @@ from waitlists.adapters.orm import (
     services,
     waiting_spells,
 )
-from waitlists.adapters.timelines import Scope
+from waitlists.adapters.unit_of_work import SqlUnitOfWork
 from waitlists.domain import disclosure
+from waitlists.domain.scope import Scope
 from waitlists.entrypoints.cli import main as cli_main
 from waitlists.service_layer import dashboard
 from waitlists.service_layer.reporting import FigureRequest, controlled_figures
@@ -120,12 +121,12 @@ class Split:
         self.protect_calls = 0
 
     def __enter__(self) -> Split:
-        self._tallies, self._protect = facts.tallies, disclosure.protect
+        self._tallies, self._protect = SqlFacts.tallies, disclosure.protect
 
-        async def tallies(*args: Any, **kwargs: Any) -> Any:
+        async def tallies(repository: SqlFacts, *args: Any, **kwargs: Any) -> Any:
             t = time.perf_counter()
             try:
-                return await self._tallies(*args, **kwargs)
+                return await self._tallies(repository, *args, **kwargs)
             finally:
                 self.sql += time.perf_counter() - t
 
@@ -137,12 +138,12 @@ class Split:
                 self.protect += time.perf_counter() - t
                 self.protect_calls += 1
 
-        facts.tallies = tallies  # type: ignore[assignment]
+        SqlFacts.tallies = tallies  # type: ignore[method-assign, assignment]
         disclosure.protect = protect
         return self
 
     def __exit__(self, *exc: object) -> None:
-        facts.tallies, disclosure.protect = self._tallies, self._protect  # type: ignore[assignment]
+        SqlFacts.tallies, disclosure.protect = self._tallies, self._protect  # type: ignore[method-assign]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -152,14 +153,14 @@ def pct(values: list[float], q: float) -> float:
 
 async def measure(url: str, repeats: int, scopes: int) -> dict[str, Any]:
     engine = create_engine(url)
-    sessions = session_factory(engine)
+    uow = SqlUnitOfWork(session_factory(engine))
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
-        "figures_area": lambda: controlled_figures(FigureRequest(Scope.AREA, AREA, AS_OF), sessions),
-        "figures_organisation": lambda: controlled_figures(FigureRequest(Scope.ORGANISATION, "org-0", AS_OF), sessions),
-        "figures_service": lambda: controlled_figures(FigureRequest(Scope.SERVICE, "svc-0-0", AS_OF), sessions),
-        "services_by_risk_area": lambda: dashboard.services_by_risk(Scope.AREA, AREA, AS_OF, sessions),
-        "trend_area_12m": lambda: dashboard.trend(Scope.AREA, AREA, AS_OF, 12, sessions),
-        "trend_service_12m": lambda: dashboard.trend(Scope.SERVICE, "svc-0-0", AS_OF, 12, sessions),
+        "figures_area": lambda: controlled_figures(FigureRequest(Scope.AREA, AREA, AS_OF), uow),
+        "figures_organisation": lambda: controlled_figures(FigureRequest(Scope.ORGANISATION, "org-0", AS_OF), uow),
+        "figures_service": lambda: controlled_figures(FigureRequest(Scope.SERVICE, "svc-0-0", AS_OF), uow),
+        "services_by_risk_area": lambda: dashboard.services_by_risk(Scope.AREA, AREA, AS_OF, uow),
+        "trend_area_12m": lambda: dashboard.trend(Scope.AREA, AREA, AS_OF, 12, uow),
+        "trend_service_12m": lambda: dashboard.trend(Scope.SERVICE, "svc-0-0", AS_OF, 12, uow),
     }
     found: dict[str, Any] = {"scopes": scopes}
     try:

@@ -8,7 +8,7 @@ area has its council's EHC needs assessment service, a CAMHS provider (core and 
 disorders), a multi-academy trust's educational psychology and speech and language
 therapy, and a voluntary family support service, with the clocks of the seeded demo area.
 Areas differ in size (a seeded log-normal spread). Referral histories follow the demo's
-proportions (`send_shared.demo.plan_steps`): which services schools refer to, rejection,
+proportions (`send_devkit.demo.plan_steps`): which services schools refer to, rejection,
 hand-off and hold rates, EHC outcomes. One child in seven has a second referral in the
 same area, and a hand-off to the EHC service opens the child's onward referral there.
 The same seed and end date give the same events, byte for byte.
@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from send_shared.demo import NEEDS, WEIGHTS, plan_steps
+from send_devkit.demo import NEEDS, WEIGHTS, plan_steps
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,

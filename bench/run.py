@@ -33,17 +33,17 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import MetaData, select, text
 
-from send_shared.auth import mint_token
-from send_shared.broker import EmbeddedBroker, free_port
+from send_devkit.broker import EmbeddedBroker, free_port
+from send_devkit.demo import nhs_number
+from send_devkit.devstack import DevStack
+from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
+from send_devkit.tokens import mint_token
 from send_shared.db import create_engine
-from send_shared.demo import nhs_number
-from send_shared.devstack import DevStack
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
 from send_shared.kafka import OutgoingRecord, ensure_topics, fetch_to_end, new_producer, publish_all
 from send_shared.outbox import OutboxRelay, OutboxWriter, define_outbox_tables
 from send_shared.store_replay import send_markers
-from send_shared.testing import LOCAL_POSTGRES, PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -159,6 +159,7 @@ async def replay_figure(database_url: str, bootstrap: str, topic: str, events: i
     """Events/s for a waitlists rebuild from the dataset's topic (replay and every fact), against a bare
     consumer reading the same topic; leaves the rebuilt projection in ``database_url`` for figure 5."""
     from waitlists.adapters.orm import metadata as waitlists_metadata
+    from waitlists.adapters.projection_store import SqlProjectionStore
     from waitlists.service_layer.rebuild import rebuild
 
     bare = await bare_read(bootstrap, topic)
@@ -167,7 +168,7 @@ async def replay_figure(database_url: str, bootstrap: str, topic: str, events: i
         await conn.run_sync(waitlists_metadata.create_all)
     gc.collect()  # what the generator and earlier figures left is not the rebuild's
     reset_peak_rss()
-    report = await rebuild(engine, bootstrap_servers=bootstrap, reply_topic=topic)
+    report = await rebuild(SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=topic)
     await engine.dispose()
     assert report.events == events, report
     assert report.skipped == 0, report
@@ -370,8 +371,7 @@ def peak_rss_mb(pid: int) -> float | None:
 def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work: Path) -> dict[str, Any]:
     """From the API's response to (a) the waitlists projection holding the referral and (b) the webhook
     arriving at a local receiver, at each offered rate of new referrals per second (one system, warmed up)."""
-    sys.path.insert(0, str(ROOT / "services/notifications/tests/integration"))
-    from receiver import Receiver
+    from send_devkit.webhook_receiver import Receiver
 
     urls = {name: pg.new_database(f"bench_{name}") for name in ("referrals", "waitlists", "notifications")}
     ports = {name: free_port() for name in urls}

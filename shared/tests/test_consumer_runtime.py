@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -411,3 +413,37 @@ async def test_an_unreachable_database_holds_the_partition_instead_of_parking(pg
     assert s.outcomes("dead_lettered") == 0
     assert s.handler.attempts[outage.id] == 8  # seven failed attempts, more than max_attempts, then success
     assert s.handler.applied == [(key, 1), (key, 2)]
+
+
+def test_dead_letter_cli_says_plainly_when_the_broker_is_down() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "send_shared.consumer.dlq_cli",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "list",
+            "--group",
+            "g",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.startswith("send-dlq: cannot reach the broker at 127.0.0.1:1"), run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 1
+
+
+async def test_dead_letter_cli_says_when_there_are_no_dead_letters(kafka_bootstrap: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "send_shared.consumer.dlq_cli", "--bootstrap-servers", kafka_bootstrap,
+        "list", "--group", f"empty-{uuid.uuid4().hex[:8]}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0 and out == b""
+    assert err.decode().startswith("no dead letters for group empty-")

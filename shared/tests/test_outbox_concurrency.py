@@ -209,6 +209,7 @@ async def test_concurrent_writers_two_relays_postgres(pg_engine: AsyncEngine, ka
     finally:
         await second.dispose()
     print("two relays, postgresql:", stats)
+    assert all(stats["per_relay"]), f"one relay published nothing, so nothing was shared: {stats['per_relay']}"
 
 
 async def test_concurrent_writers_one_relay_sqlite(tmp_path: Path, kafka_bootstrap: str) -> None:

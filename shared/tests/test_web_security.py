@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ValidationError
 
-from send_shared.auth import Principal, Role, TokenVerifier, mint_token, principal_dependency, require_roles
+from send_devkit.tokens import mint_token
+from send_shared.auth import CurrentPrincipal, Principal, Role, TokenVerifier, require_roles
 from send_shared.settings import ServiceSettings
 from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
@@ -115,10 +116,10 @@ async def test_a_slow_jwks_fetch_leaves_the_event_loop_free(jwks_server: tuple[s
 
 
 def limited_app(**limits: Any) -> FastAPI:
-    verifier = TokenVerifier(settings(**limits))
     app = FastAPI()
+    app.state.verifier = TokenVerifier(settings(**limits))
     install_problem_handlers(app)
-    caller = Annotated[Principal, Depends(require_roles(verifier, Role.REFERRER))]
+    caller = Annotated[Principal, Depends(require_roles(Role.REFERRER))]
 
     @app.get("/things")
     async def read(who: caller) -> dict[str, str]:
@@ -128,10 +129,8 @@ def limited_app(**limits: Any) -> FastAPI:
     async def write(who: caller) -> dict[str, str]:
         return {"org": who.organisation_id}
 
-    anyone = Annotated[Principal, Depends(principal_dependency(verifier))]
-
     @app.get("/me")
-    async def me(who: anyone) -> dict[str, str]:
+    async def me(who: CurrentPrincipal) -> dict[str, str]:
         return {"org": who.organisation_id}
 
     return app

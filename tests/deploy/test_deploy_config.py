@@ -229,8 +229,13 @@ class Stage:
         return [i.args for i in self.instructions if i.keyword == keyword]
 
 
-def dockerfile_stages(path: Path) -> list[Stage]:
-    """A small Dockerfile reader: continuation lines joined, comments dropped, split into stages."""
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def dockerfile_stages(path: Path, build_args: dict[str, str]) -> list[Stage]:
+    """A small Dockerfile reader: continuation lines joined, comments dropped, split into stages, and
+    ``${NAME}`` of every declared ARG replaced by its build argument (or the ARG's default), as BuildKit
+    does within the stage that declares it."""
     logical: list[str] = []
     pending = ""
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -244,6 +249,7 @@ def dockerfile_stages(path: Path) -> list[Stage]:
         pending = ""
     assert not pending, f"{path}: dangling line continuation"
     stages: list[Stage] = []
+    declared: dict[str, str] = {}
     for line in logical:
         keyword, _, args = line.strip().partition(" ")
         keyword, args = keyword.upper(), args.strip()
@@ -251,10 +257,20 @@ def dockerfile_stages(path: Path) -> list[Stage]:
             words = [w for w in args.split() if not w.startswith("--")]
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             stages.append(Stage(base=words[0], name=name))
+            declared = {}
+        elif keyword == "ARG":
+            name, _, default = args.partition("=")
+            declared[name] = build_args.get(name, default)
         else:
             assert stages, f"{path}: {keyword} before FROM"
+            for name, value in declared.items():
+                args = args.replace("${" + name + "}", value)
             stages[-1].instructions.append(Instruction(keyword, args))
     return stages
+
+
+def compose_build_args(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in compose_raw()["services"][service]["build"].get("args", {}).items()}
 
 
 def exec_form(args: str) -> list[str]:
@@ -403,7 +419,8 @@ def test_compose_runs_the_whole_stack() -> None:
         assert depends_on["kafka"]["condition"] == "service_healthy"
         build = services[name]["build"]
         assert build["context"] == "."
-        assert (ROOT / build["dockerfile"]) == ROOT / "services" / name / "Dockerfile"
+        assert ROOT / build.get("dockerfile", "Dockerfile") == DOCKERFILE, "one Dockerfile builds every service"
+        assert build["args"]["SERVICE"] == name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,8 +478,8 @@ def all_images() -> list[tuple[str, str]]:
             reference = f"{image.get('newName', image['name'])}@{image['digest']}"
         images.append((f"kustomization.yaml:{image['name']}", reference))
     for service in SERVICES:
-        for stage in dockerfile_stages(ROOT / "services" / service / "Dockerfile"):
-            images.append((f"services/{service}/Dockerfile", stage.base))
+        for stage in dockerfile_stages(DOCKERFILE, compose_build_args(service)):
+            images.append((f"Dockerfile ({service})", stage.base))
     return images
 
 
@@ -748,7 +765,7 @@ def test_postgres_creates_a_database_per_service() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile_of_a_service(service: str) -> None:
-    stages = dockerfile_stages(ROOT / "services" / service / "Dockerfile")
+    stages = dockerfile_stages(DOCKERFILE, compose_build_args(service))
     stage_names = {s.name for s in stages if s.name}
     bases = [s.base for s in stages if s.base not in stage_names]
     assert bases, "no base image"
@@ -783,7 +800,7 @@ def test_dockerfile_of_a_service(service: str) -> None:
 
     entrypoint = exec_form(final.all("ENTRYPOINT")[-1]) if final.all("ENTRYPOINT") else []
     cmd = exec_form(final.all("CMD")[-1]) if final.all("CMD") else []
-    command = " ".join(entrypoint + cmd)
+    command = " ".join(entrypoint + cmd).replace('"$SERVICE"', env["SERVICE"])
     migrate = re.search(rf"python -m {service} migrate\b", command)
     serve = re.search(rf"python -m {service} serve\b", command)
     assert migrate, f"{service}: the image does not migrate: {command!r}"

@@ -31,15 +31,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
-from send_shared.auth import mint_token
-from send_shared.broker import EmbeddedBroker, free_port
+from send_devkit.broker import EmbeddedBroker, free_port
+from send_devkit.demo import nhs_number
+from send_devkit.devstack import DevStack
+from send_devkit.testing import PostgresServer
+from send_devkit.tokens import mint_token
+from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine
-from send_shared.demo import nhs_number
-from send_shared.devstack import DevStack
-from send_shared.testing import PostgresServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/notifications/tests/integration"))
-from receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SERVICES = ("referrals", "waitlists", "notifications")
@@ -297,7 +295,7 @@ def detections_after(stack: DevStack, since: float) -> float | None:
             if '"detection"' not in line:
                 continue
             record = json.loads(line)
-            at = datetime.strptime(record["time"], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # logging's local time
+            at = datetime.fromisoformat(record["time"]).timestamp()  # ISO 8601 with its offset
             if at >= since:
                 found.append(at - since)
     return min(found, default=None)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from send_shared.auth import mint_token
-from send_shared.broker import free_port
-from send_shared.demo import load
-from send_shared.devstack import DevStack
+from send_devkit.broker import free_port
+from send_devkit.demo import load, nhs_number
+from send_devkit.devstack import DevStack
+from send_devkit.tokens import mint_token
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "test-artefacts"
-AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make axe` (pinned 4.14.1)
+AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make node-tools` (pinned 4.14.1)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 needs_chromium = pytest.mark.skipif(
@@ -48,23 +53,31 @@ def api_figures(stack: DevStack, path: str) -> dict[str, object]:
     raise AssertionError(response.text)
 
 
+def sign_in(page: Any, base: str, then: str) -> None:
+    """Through the development sign-in page, as a person would (the token never appears in a URL)."""
+    page.goto(f"{base}/signin?{urlencode({'next': then})}")
+    page.select_option("#organisation", "org-northshire-la")
+    page.check("input[name=role][value=ops]")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{then.split('?')[0]}**")
+
+
 @needs_chromium
 def test_dashboard_shows_the_apis_figures_and_filters(stack: DevStack) -> None:
     from playwright.sync_api import sync_playwright
 
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    token = mint_token("org-northshire-la", "ops")
     # Let the projection settle: the same figures twice in a row.
     previous, figures = None, api_figures(stack, f"/v1/metrics/area/la-northshire?as_of={yesterday}")
     while figures != previous:
         asyncio.run(asyncio.sleep(1))
         previous, figures = figures, api_figures(stack, f"/v1/metrics/area/la-northshire?as_of={yesterday}")
-    url = f"{stack.url('waitlists')}/dashboard/?scope=area&scope_id=la-northshire&as_of={yesterday}#token={token}"
+    base = stack.url("waitlists")
     ARTEFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(url)
+        sign_in(page, base, f"/dashboard/?scope=area&scope_id=la-northshire&as_of={yesterday}")
         page.wait_for_selector("body[data-loaded]", timeout=20_000)
         waiting = figures["waiting"]  # type: ignore[index]
         withheld = set(figures["withheld"])  # type: ignore[arg-type]
@@ -85,7 +98,7 @@ def test_dashboard_shows_the_apis_figures_and_filters(stack: DevStack) -> None:
 
         page.select_option("#scope", "service")
         page.select_option("#scope-id", "svc-camhs-core")
-        page.focus("button[type=submit]")
+        page.focus("#filters button[type=submit]")
         page.keyboard.press("Enter")
         page.wait_for_selector("body[data-loaded*='svc-camhs-core']", timeout=20_000)
         service = api_figures(stack, f"/v1/metrics/service/svc-camhs-core?as_of={yesterday}")
@@ -145,7 +158,6 @@ def test_dashboard_shows_every_figure_of_section_5_readably(stack: DevStack) -> 
     def share(value: object, path: str) -> str:
         return "withheld" if path in withheld else pct_text(value)
 
-    token = mint_token("org-northshire-la", "ops")
     base = stack.url("waitlists")
     ARTEFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -157,7 +169,7 @@ def test_dashboard_shows_every_figure_of_section_5_readably(stack: DevStack) -> 
         page.on(
             "request", lambda r: elsewhere.append(r.url) if not r.url.startswith((base, "blob:", "data:")) else None
         )
-        page.goto(f"{base}/dashboard/?{query}#token={token}")
+        sign_in(page, base, f"/dashboard/?{query}")
         page.wait_for_selector("body[data-loaded]", timeout=20_000)
 
         # Names people read: the area by its council's name, clocks in words.
@@ -260,13 +272,13 @@ def test_dashboard_shows_every_figure_of_section_5_readably(stack: DevStack) -> 
             page.add_script_tag(path=str(AXE))
             assert page.evaluate("async () => (await axe.run()).violations.map(v => v.id)") == []
         else:
-            pytest.fail("axe-core is missing: run `make axe`")
+            pytest.fail("axe-core is missing: run `make node-tools`")
         assert elsewhere == []
 
         # At 390 px wide nothing scrolls sideways.
         phone = context.new_page()
         phone.set_viewport_size({"width": 390, "height": 844})
-        phone.goto(f"{base}/dashboard/?{query}#token={token}")
+        phone.goto(f"{base}/dashboard/?{query}")  # the same browser: already signed in
         phone.wait_for_selector("body[data-loaded]", timeout=20_000)
         for summary in phone.locator("details summary").all():
             summary.click()  # the tables behind the charts, open
@@ -279,7 +291,6 @@ def test_dashboard_shows_every_figure_of_section_5_readably(stack: DevStack) -> 
 def test_dashboard_defaults_to_the_london_date_and_handles_withheld_and_empty_trends(stack: DevStack) -> None:
     from playwright.sync_api import Route, sync_playwright
 
-    token = mint_token("org-northshire-la", "ops")
     base = stack.url("waitlists")
     api_figures(stack, "/v1/dashboard/scopes")
     with sync_playwright() as p:
@@ -288,7 +299,7 @@ def test_dashboard_defaults_to_the_london_date_and_handles_withheld_and_empty_tr
         page = context.new_page()
         # 23:30 UTC on 30 June is already 1 July in London (BST).
         page.clock.set_fixed_time(datetime(2026, 6, 30, 23, 30, tzinfo=UTC))
-        page.goto(f"{base}/dashboard/?scope=area&scope_id=la-northshire#token={token}")
+        sign_in(page, base, "/dashboard/?scope=area&scope_id=la-northshire")
         assert page.input_value("#as-of") == "2026-07-01"
 
         # Trend points whose values disclosure control withholds show as "withheld", never as 0.
@@ -304,7 +315,7 @@ def test_dashboard_defaults_to_the_london_date_and_handles_withheld_and_empty_tr
             route.fulfill(json=points)
 
         page.route("**/v1/dashboard/trend*", withheld_trend)
-        page.goto(f"{base}/dashboard/?scope=area&scope_id=la-northshire&as_of=2026-06-30#token={token}")
+        page.goto(f"{base}/dashboard/?scope=area&scope_id=la-northshire&as_of=2026-06-30")
         page.wait_for_selector("body[data-loaded]", timeout=20_000)
         page.click("#chart-trend summary")
         cells = page.locator("#chart-trend tbody td").all_text_contents()
@@ -317,7 +328,94 @@ def test_dashboard_defaults_to_the_london_date_and_handles_withheld_and_empty_tr
         page.unroute("**/v1/dashboard/trend*")
         none = [{**month, "stopped": 0, "pct_within_target": None, "pct_within_target_ex": None}]
         page.route("**/v1/dashboard/trend*", lambda route: route.fulfill(json=none))
-        page.click("button[type=submit]")
+        page.click("#filters button[type=submit]")
         page.wait_for_selector("#chart-trend .empty", timeout=20_000)
         assert "No clocks stopped" in (page.text_content("#chart-trend") or "")
         browser.close()
+
+
+@needs_chromium
+def test_swagger_ui_works_offline_authorize_then_try_it_out_submits_a_referral(stack: DevStack) -> None:
+    """A school's developer with no internet: the docs page loads from the service alone, Authorize takes a
+    token, and "Try it out" submits a referral that the API then serves."""
+    from playwright.sync_api import Route, sync_playwright
+
+    base = stack.url("referrals")
+    token = mint_token("org-riverside-primary", "referrer")
+    body = {
+        "service_id": "svc-camhs-core",
+        "child": {"given_name": "Ada", "family_name": "Swagger", "date_of_birth": "2014-06-01",
+                  "nhs_number": nhs_number(random.Random())},
+        "primary_need": "SEMH",
+        "reason": "Submitted from the API docs page.",
+        "urgency": "routine",
+        "consent": {"given_by": "parent", "given_at": "2026-01-05T10:00:00Z", "scope": "Referral to CAMHS"},
+    }  # fmt: skip
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    ARTEFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.route("**/*", offline)
+        page.goto(f"{base}/docs")
+        page.click("button.authorize")
+        page.fill(".auth-container input", token)
+        page.click(".auth-btn-wrapper button.authorize")
+        page.click(".auth-btn-wrapper button.btn-done")
+        operation = page.locator(".opblock-post", has=page.locator(".opblock-summary-path[data-path='/v1/referrals']"))
+        operation.locator(".opblock-summary").click()
+        operation.locator("button.try-out__btn").click()
+        operation.locator("textarea.body-param__text").fill(json.dumps(body))
+        operation.locator("tr[data-param-name='Idempotency-Key'] input").fill(f"swagger-{uuid.uuid4()}")
+        operation.locator("button.execute").click()
+        status = operation.locator(".live-responses-table tbody .response-col_status").first
+        status.wait_for(timeout=20_000)
+        page.screenshot(path=str(ARTEFACTS / "swagger-try-it-out.png"), full_page=False)
+        assert status.text_content().strip() == "201", operation.locator(".live-responses-table").text_content()
+        created = json.loads(operation.locator(".live-responses-table tbody .microlight").first.text_content())
+        browser.close()
+    assert not elsewhere, f"the docs page reached outside the service: {elsewhere}"
+    served = httpx.get(f"{base}/v1/referrals/{created['id']}", headers={"authorization": f"Bearer {token}"})
+    assert served.status_code == 200 and served.json()["child"]["family_name"] == "Swagger"
+
+
+@needs_chromium
+def test_signing_in_and_out_in_the_browser_in_development(stack: DevStack) -> None:
+    """An operations person opens the dashboard, is asked to sign in, picks who they are on the development
+    page, sees the figures, and signs out. No token ever appears in a URL."""
+    from playwright.sync_api import sync_playwright
+
+    base = stack.url("waitlists")
+    api_figures(stack, "/v1/dashboard/scopes")
+    visited: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.on("request", lambda r: visited.append(r.url))
+        page.goto(f"{base}/dashboard/?scope=area&scope_id=la-northshire")
+        page.get_by_role("link", name="Sign in").click()
+        page.wait_for_selector("#organisation")
+        assert page.locator("#organisation option[value='org-northshire-la']").count() == 1
+        page.select_option("#organisation", "org-northshire-la")
+        page.get_by_label("operations staff").check()
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_selector("body[data-loaded]", timeout=20_000)
+        assert page.url.startswith(f"{base}/dashboard/?scope=area&scope_id=la-northshire")
+        cookie = next(c for c in page.context.cookies() if c["name"] == "send_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == "", "the session is out of the page script's reach"
+        page.screenshot(path=str(ARTEFACTS / "dashboard-signed-in.png"))
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_selector("#organisation")
+        page.goto(f"{base}/dashboard/?scope=area&scope_id=la-northshire")
+        page.get_by_role("link", name="Sign in").wait_for()
+        browser.close()
+    assert not [u for u in visited if "token" in u or "eyJ" in u], "a token appeared in a URL"

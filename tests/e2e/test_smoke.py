@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from send_shared.auth import mint_token
-from send_shared.broker import free_port
-from send_shared.devstack import DevStack
+from send_devkit.broker import free_port
+from send_devkit.devstack import DevStack
+from send_devkit.tokens import mint_token
 
 pytestmark = pytest.mark.e2e
 
@@ -106,11 +106,9 @@ def test_a_referral_reaches_a_consumer_in_each_other_service_in_one_trace(stack:
 
 
 def test_an_agency_receives_signed_events_in_order_by_webhook(stack: DevStack) -> None:
-    import sys
     import time as clock
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/notifications/tests/integration"))
-    from receiver import Receiver  # the same real receiver the service's own tests use
+    from send_devkit.webhook_receiver import Receiver  # the same real receiver the service's own tests use
 
     receiver = Receiver().start()
     try:

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from schemathesis.python import asgi
 
-from send_shared.auth import mint_token
+from send_devkit.tokens import mint_token
 from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
@@ -197,16 +197,15 @@ def _referral_changes(
 
 
 async def _feed_waitlists(database_url: str, events: list[CloudEvent]) -> None:
-    from waitlists.adapters.facts import refresh_marked
-    from waitlists.entrypoints.consumers import on_referral_event
+    from waitlists.bootstrap import handle_referral_event, refresh_facts
 
     engine = create_engine(database_url)
     try:
         sessions = session_factory(engine)
         for event in events:
             async with sessions() as session, session.begin():
-                await on_referral_event(event, session)
-                await refresh_marked(session)
+                await handle_referral_event(event, session)
+                await refresh_facts(session)
     finally:
         await engine.dispose()
 
@@ -228,14 +227,16 @@ def _seed_waitlists(database_url: str) -> dict[str, list[str]]:
 
 
 async def _fan_out(database_url: str, events: list[CloudEvent]) -> None:
+    from notifications.adapters.unit_of_work import SqlUnitOfWork
     from notifications.service_layer.fanout import fan_out
 
     engine = create_engine(database_url)
     try:
         sessions = session_factory(engine)
         for event in events:
-            async with sessions() as session, session.begin():
-                await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+            async with SqlUnitOfWork(sessions) as uow:
+                await fan_out(event, uow, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+                await uow.commit()
     finally:
         await engine.dispose()
 

@@ -28,7 +28,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from send_shared.auth import Role, mint_token
+from send_devkit.tokens import mint_token
+from send_shared.auth import Role
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
@@ -129,13 +130,19 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
                 ("GET", "/deliveries"),
                 ("POST", "/deliveries/{delivery_id}/redeliver"),
                 ("POST", "/redeliver"),
+                ("POST", "/retry-now"),
             ]
         },
         ("PUT", "/v1/contacts"): roles(R, RX, ADM),
+        ("GET", "/v1/email-preferences"): roles(R, RX, ADM),
+        ("PUT", "/v1/email-preferences"): roles(R, RX, ADM),
     },
 }
-# Open to everyone by design: liveness, readiness and Prometheus (see README, "What production exposes").
-OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+# Open to everyone by design: liveness, readiness and Prometheus (see README, "What production exposes"),
+# the API docs pages (they hold no data: every call from them needs a token) and browser sign-in.
+OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+              ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
+              ("GET", "/signin"), ("GET", "/signin/callback"), ("POST", "/signin/development"), ("POST", "/signout")}  # fmt: skip
 
 
 def route_table(app: FastAPI) -> set[tuple[str, str]]:
@@ -244,8 +251,7 @@ def directory_events() -> list[CloudEvent]:
 
 
 async def seed_waitlists(app: FastAPI, referral_id: str) -> None:
-    from waitlists.adapters.facts import refresh_marked
-    from waitlists.entrypoints.consumers import on_referral_event
+    from waitlists.bootstrap import handle_referral_event, refresh_facts
 
     events = directory_events()
     now = datetime.now(UTC)
@@ -259,8 +265,8 @@ async def seed_waitlists(app: FastAPI, referral_id: str) -> None:
     sessions = session_factory(app.state.runtime.engine)
     for event in events:
         async with sessions() as session, session.begin():
-            await on_referral_event(event, session)
-            await refresh_marked(session)
+            await handle_referral_event(event, session)
+            await refresh_facts(session)
 
 
 async def register_endpoint(client: httpx.AsyncClient) -> str:
@@ -278,8 +284,9 @@ async def seed_notifications(app: FastAPI, client: httpx.AsyncClient, referral_i
 
     link = "http://referrals.test/v1/referrals/{referral_id}"
     for directory_event in directory_events():
-        async with session_factory(app.state.runtime.engine)() as session, session.begin():
-            await fan_out(directory_event, session, referral_link_template=link)
+        async with app.state.unit_of_work() as uow:
+            await fan_out(directory_event, uow, referral_link_template=link)
+            await uow.commit()
     endpoint_id = await register_endpoint(client)
     now = datetime.now(UTC)
     event = CloudEvent(type=referral_event_type("submitted"), source="/send/referrals", subject=referral_id,
@@ -287,8 +294,9 @@ async def seed_notifications(app: FastAPI, client: httpx.AsyncClient, referral_i
                                             child_ref="c" * 32, referrer_org_id=SCHOOL, service_id=SERVICE,
                                             receiving_org_id=CAMHS, urgency="routine", occurred_at=now,
                                             recorded_at=now).model_dump(mode="json"))  # fmt: skip
-    async with session_factory(app.state.runtime.engine)() as session, session.begin():
-        await fan_out(event, session, referral_link_template=link)
+    async with app.state.unit_of_work() as uow:
+        await fan_out(event, uow, referral_link_template=link)
+        await uow.commit()
     deliveries = await client.get(f"/v1/endpoints/{endpoint_id}/deliveries", headers=Caller(CAMHS, RX).headers)
     assert deliveries.status_code == 200 and deliveries.json(), deliveries.text
     return endpoint_id, int(deliveries.json()[0]["id"])
@@ -399,6 +407,8 @@ async def request_for(system: System, service: str, method: str, path: str, call
         return Call(path, json={"url": "http://127.0.0.1:9/other", "event_types": ["uk.send.referral.accepted.v1"]})
     if path == "/v1/contacts":
         return Call(path, json={"emails": []})
+    if path == "/v1/email-preferences" and method == "PUT":
+        return Call(path, json={"new_referrals": "digest_only", "breach_alerts": True})
     if path == "/v1/endpoints/{endpoint_id}" and method == "PUT":
         body = {"url": "http://127.0.0.1:9/hook", "event_types": ["uk.send.referral.submitted.v1"]}
         return Call(path.format(endpoint_id=endpoint), json=body)

@@ -4,13 +4,11 @@ A token is a JWT whose claims carry the caller's organisation and role:
 ``{"sub": "...", "org": "<organisation id>", "role": "referrer|receiver|ops|admin|platform_admin", "exp": ...}``.
 ``admin`` administers its own organisation (its services, its audit log); ``platform_admin`` keeps the
 directory of organisations and services for everyone and sees no referral.
-Development signs with HS256 and a configured secret (``send-token`` mints one);
+Development signs with HS256 and a configured secret (``send-token`` in the development kit mints one);
 production verifies RS256/ES256 tokens against keys from a JWKS URL.
 """
 
-import argparse
 import asyncio
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +26,7 @@ from send_shared.web.problems import Problem
 from send_shared.web.rate_limits import SAFE_METHODS, RateLimits
 
 DEV_SECRET = DEV_JWT_SECRET
+SESSION_COOKIE = "send_session"  # set by send_shared.web.signin; holds a token like a bearer header's
 
 
 class Role(StrEnum):
@@ -80,6 +79,11 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise _unauthorised(str(exc)) from exc
 
+    @staticmethod
+    def expiry(token: str) -> float:
+        """The ``exp`` of a token already verified (seconds since the epoch)."""
+        return float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
     async def _jwks_key(self, token: str) -> Any:
         assert self._jwks is not None
         kid = str(jwt.get_unverified_header(token).get("kid", ""))
@@ -107,15 +111,11 @@ def _unauthorised(detail: str) -> Problem:
     return Problem(401, "Unauthorised", detail, kind="unauthorised", headers={"WWW-Authenticate": "Bearer"})
 
 
-def mint_token(
-    organisation_id: str,
-    role: Role | str,
-    *,
-    secret: str = DEV_SECRET,
-    audience: str = "send-referrals",
-    subject: str | None = None,
-    ttl_seconds: int = 3600,
+def signed_token(
+    secret: str, organisation_id: str, role: Role | str, *, audience: str, subject: str | None, ttl_seconds: int
 ) -> str:
+    """An HS256 token with the claims this API reads (development and tests; production tokens come from
+    the identity provider)."""
     now = int(time.time())
     claims = {
         "sub": subject or f"user@{organisation_id}",
@@ -128,32 +128,56 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def development_token(settings: ServiceSettings, organisation_id: str, role: Role, *, ttl_seconds: int) -> str:
+    """A token for the development sign-in page; never in production."""
+    if settings.environment == "production" or settings.jwt_secret is None:
+        raise RuntimeError("development tokens are not issued in production")
+    return signed_token(
+        settings.jwt_secret.get_secret_value(), organisation_id, role,
+        audience=settings.jwt_audience, subject=None, ttl_seconds=ttl_seconds,
+    )  # fmt: skip
+
+
 _BEARER = HTTPBearer(auto_error=False, description="A JWT naming the caller's organisation (`org`) and `role`.")
 
 
-def principal_dependency(verifier: TokenVerifier) -> Any:
-    """A FastAPI dependency returning the caller, or a 401 problem; it also spends the caller's
-    organisation's rate limit (writes, or reads), so every authenticated route is limited."""
-
-    async def current_principal(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
-    ) -> Principal:
-        if credentials is None or not credentials.credentials.strip():
-            raise _unauthorised("a bearer token is required")
-        principal = await verifier.verify(credentials.credentials.strip())
-        verifier.limits.spend(principal.organisation_id, write=request.method not in SAFE_METHODS)
-        return principal
-
-    return current_principal
+def token_verifier(request: Request) -> TokenVerifier:
+    """The app's verifier (``app.state.verifier``, set by ``create_app``); tests may override this."""
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
 
 
-def require_roles(verifier: TokenVerifier, *roles: Role) -> Any:
-    current = principal_dependency(verifier)
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    verifier: Annotated[TokenVerifier, Depends(token_verifier)],
+) -> Principal:
+    """The caller, or a 401 problem; it also spends the caller's organisation's rate limit (writes, or
+    reads), so every authenticated route is limited. Tests override this to act as anyone. A signed-in
+    browser's session cookie stands for the bearer token on reads only (a cross-site form cannot write)."""
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token and request.method in SAFE_METHODS:
+        token = request.cookies.get(SESSION_COOKIE, "").strip()
+    if not token:
+        raise _unauthorised("a bearer token is required")
+    principal = await verifier.verify(token)
+    verifier.limits.spend(principal.organisation_id, write=request.method not in SAFE_METHODS)
+    return principal
 
-    async def check(principal: Annotated[Principal, Depends(current)]) -> Principal:
-        if principal.role not in roles:
-            raise Problem(403, "Forbidden", f"role {principal.role.value} may not do this", kind="forbidden")
-        return principal
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+PrincipalCheck = Callable[..., Awaitable[Principal]]
+
+
+def ensure_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        raise Problem(403, "Forbidden", f"role {principal.role.value} may not do this", kind="forbidden")
+    return principal
+
+
+def require_roles(*roles: Role) -> PrincipalCheck:
+    async def check(principal: CurrentPrincipal) -> Principal:
+        return ensure_role(principal, roles)
 
     return check
 
@@ -161,35 +185,48 @@ def require_roles(verifier: TokenVerifier, *roles: Role) -> Any:
 OrganisationLookup = Callable[[str], Awaitable[bool]]
 
 
-def require_known_roles(verifier: TokenVerifier, is_known: OrganisationLookup, *roles: Role) -> Any:
-    """Like ``require_roles``, and the caller's organisation must be in the directory as this service
-    knows it: a token for an organisation nobody registered is refused (403), whatever it claims; an id
-    no directory could hold is refused without asking ``is_known``."""
-    check = require_roles(verifier, *roles)
+def organisation_lookup(request: Request) -> OrganisationLookup:
+    """Whether an organisation is in the directory as this service knows it (``app.state.organisation_lookup``,
+    set by each service's bootstrap)."""
+    lookup: OrganisationLookup = request.app.state.organisation_lookup
+    return lookup
 
-    async def known(principal: Annotated[Principal, Depends(check)]) -> Principal:
-        org = principal.organisation_id
-        if not _DIRECTORY_ID.fullmatch(org) or not await is_known(org):
-            raise Problem(
-                403,
-                "Unknown organisation",
-                "the token's organisation is not in the directory: ask a platform administrator to register it",
-                kind="unknown-organisation",
-            )
-        return principal
+
+async def ensure_known(principal: Principal, is_known: OrganisationLookup) -> Principal:
+    """The caller's organisation must be in the directory as this service knows it: a token for an organisation
+    nobody registered is refused (403), whatever it claims; an id no directory could hold is refused without
+    asking the lookup."""
+    org = principal.organisation_id
+    if not _DIRECTORY_ID.fullmatch(org) or not await is_known(org):
+        raise Problem(
+            403,
+            "Unknown organisation",
+            "the token's organisation is not in the directory: ask a platform administrator to register it",
+            kind="unknown-organisation",
+        )
+    return principal
+
+
+def require_known_roles(*roles: Role) -> PrincipalCheck:
+    """Like ``require_roles``, and the caller's organisation must be in the directory (``ensure_known``)."""
+    check = require_roles(*roles)
+
+    async def known(
+        principal: Annotated[Principal, Depends(check)],
+        is_known: Annotated[OrganisationLookup, Depends(organisation_lookup)],
+    ) -> Principal:
+        return await ensure_known(principal, is_known)
 
     return known
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="send-token", description="Mint a development bearer token.")
-    parser.add_argument("--org", required=True, help="organisation id")
-    parser.add_argument("--role", required=True, choices=[r.value for r in Role])
-    parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
-    args = parser.parse_args(argv)
-    secret = os.environ.get("JWT_SECRET", DEV_SECRET)
-    print(mint_token(args.org, args.role, secret=secret, ttl_seconds=args.ttl))
-
-
-if __name__ == "__main__":
-    main()
+async def session_principal(request: Request, verifier: TokenVerifier) -> Principal | None:
+    """Who a browser's session cookie says is signed in; None without a cookie or with one no longer valid
+    (a page then sends the person to sign in rather than answering 401)."""
+    token = request.cookies.get(SESSION_COOKIE, "").strip()
+    if not token:
+        return None
+    try:
+        return await verifier.verify(token)
+    except Problem:
+        return None

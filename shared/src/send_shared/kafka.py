@@ -17,6 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
+from send_shared.kafka_connection import client_options
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class OutgoingRecord:
 
 def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
@@ -55,7 +57,7 @@ def new_consumer(
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
@@ -112,7 +114,7 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics; existing ones are left as they are. Returns the names it created."""
     specs = [TopicSpec(n, p) for n, p in topics.items()] if isinstance(topics, Mapping) else list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers), client_id="topic-setup")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -144,7 +146,7 @@ async def recreate_topics(
     longer lists them. For a topic that kept nothing: the embedded broker takes writes for a topic it
     does not list, keeps them when the topic is created, and serves them at the new topic's offsets,
     hiding what is written there later. Deleting a listed topic removes them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-setup")
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers), client_id="topic-setup")
     await admin.start()
     try:
         new = [_new_topic(spec, replication_factor) for spec in specs]

@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from aiokafka.structs import ConsumerRecord
 
+from send_shared.kafka_connection import client_options
+
 
 class Seen(Enum):
     FOUND = "found"
@@ -63,7 +65,7 @@ class LogProbe:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+                **client_options(self.bootstrap_servers),
                 group_id=None,
                 client_id=self.client_id,
                 enable_auto_commit=False,
@@ -175,7 +177,7 @@ class LogProbe:
             try:
                 if self._reader is None:
                     self._reader = AIOKafkaConsumer(
-                        bootstrap_servers=self.bootstrap_servers,
+                        **client_options(self.bootstrap_servers),
                         group_id=None,
                         client_id=f"{self.client_id}-reader",
                         enable_auto_commit=False,

@@ -21,6 +21,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from send_shared.auth import TokenVerifier
 from send_shared.consumer.positions import ConsumerPositions
 from send_shared.consumer.runtime import BeforeCommit, ConsumerRuntime, Handler
 from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
@@ -35,6 +36,8 @@ from send_shared.outbox.healer import BrokerUnavailable, OutboxHealer
 from send_shared.outbox.relay import OutboxRelay
 from send_shared.outbox.table import OutboxTables
 from send_shared.settings import ServiceSettings
+from send_shared.web.access_log import AccessLog
+from send_shared.web.docs import install_api_docs
 from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import install_metrics, ops_router
@@ -369,18 +372,19 @@ def create_app(
     settings = runtime.settings
     docs = settings.serves_api_docs
     app = FastAPI(
-        title=title,
-        description=description,
-        version=version,
-        lifespan=runtime.lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        title=title, description=description, version=version, lifespan=runtime.lifespan, docs_url=None, redoc_url=None
     )
+    if docs:
+        install_api_docs(app)
+    app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings)
     install_problem_handlers(app)
     document_problems(app)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, per_path=body_limits)
-    app.add_middleware(SecurityHeaders, pages=page_policies)  # outermost of the app's own: a 413 gets them too
+    app.add_middleware(SecurityHeaders, pages=page_policies)  # outside the limits: a 413 gets them too
+    if settings.access_log:
+        app.add_middleware(AccessLog)  # outermost: its duration covers everything
     app.include_router(
         ops_router(
             {"database": runtime.database_answers, "broker": runtime.broker_answers},

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from send_shared.kafka_connection import KafkaConnection
 
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 section 3.2: a key at least as long as the hash output
 DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"  # noqa: S105 - refused in production
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(KafkaConnection):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     service_name: str = Field(description="Logical service name; used in logs, traces and the CloudEvents source.")
@@ -29,7 +31,6 @@ class ServiceSettings(BaseSettings):
         description="SQLAlchemy async URL: postgresql+asyncpg://user@host:5432/db or sqlite+aiosqlite:///var/x.db"
     )
     db_pool_size: int = Field(10, ge=1, description="Connection pool size (PostgreSQL only).")
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers.")
     kafka_topic_partitions: int = Field(4, ge=1, description="Partitions for topics this service creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics this service creates.")
     kafka_min_insync_replicas: int = Field(
@@ -56,6 +57,7 @@ class ServiceSettings(BaseSettings):
         None, description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans stay in-process."
     )
     log_level: str = Field("INFO", description="Root log level.")
+    access_log: bool = Field(True, description="Log one JSON line per HTTP request (probes and scrapes excepted).")
     max_request_bytes: int = Field(
         1_048_576, ge=1024, description="Larger request bodies are refused with 413 (CSV imports have their own limit)."
     )
@@ -91,9 +93,24 @@ class ServiceSettings(BaseSettings):
         None,
         description="Serve /docs and /redoc (default: on, except in production). /openapi.json is always served.",
     )
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer for browser sign-in (discovery at /.well-known/openid-configuration)."
+    )
+    oidc_client_id: str | None = Field(None, description="This service's client id at the identity provider.")
+    oidc_client_secret: SecretStr | None = Field(None, description="Client secret, if the provider gave one.")
+    oidc_scope: str = Field("openid", description="Scopes asked for at sign-in.")
+    public_url: str | None = Field(
+        None, description="Public base URL of this service, e.g. https://waitlists.example.org (sign-in callbacks)."
+    )
     metrics_token: SecretStr | None = Field(
         None, description="When set, /metrics asks for `Authorization: Bearer <token>` (Prometheus bearer_token)."
     )
+
+    @model_validator(mode="after")
+    def _signin_is_complete(self) -> ServiceSettings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_ISSUER needs OIDC_CLIENT_ID")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> ServiceSettings:

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from send_shared.db import upsert_insert
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.kafka import OutgoingRecord, TopicSpec, ensure_topics, new_producer, publish_all
+from send_shared.kafka_connection import client_options
 from send_shared.kafka_link import ProducerSource
 from send_shared.outbox.table import OutboxTables
 
@@ -305,7 +306,7 @@ async def read_replay(
     ``IncompleteReplay`` if a partition holds fewer or more events than its marker says, and
     ``TimeoutError`` if nothing arrives for ``idle_timeout`` seconds (the producer is not running)."""
     started = time.monotonic()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(bootstrap_servers), group_id=None, enable_auto_commit=False,
                                 max_poll_records=batch, fetch_max_bytes=64 * 1024 * 1024, fetch_max_wait_ms=50)  # fmt: skip
     await consumer.start()
     try:
@@ -354,7 +355,7 @@ def _is_marker(headers: Sequence[tuple[str, bytes | None]]) -> bool:
 
 
 async def delete_topic(bootstrap_servers: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="store-replay")
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers), client_id="store-replay")
     await admin.start()
     try:
         with contextlib.suppress(Exception):
@@ -364,7 +365,7 @@ async def delete_topic(bootstrap_servers: str, topic: str) -> None:
 
 
 async def _partitions(bootstrap_servers: str, topic: str) -> int | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="store-replay")
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers), client_id="store-replay")
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -30,6 +33,21 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> None:
     trace.set_tracer_provider(provider)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _JsonLines(JsonFormatter):
+    """ISO 8601 times in UTC with their offset, and no terminal colour codes (uvicorn adds a coloured copy of
+    some messages as ``color_message``)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data.pop("color_message", None)
+        return {k: _ANSI.sub("", v) if isinstance(v, str) else v for k, v in log_data.items()}
+
+
 class _TraceIdFilter(logging.Filter):
     def __init__(self, service_name: str) -> None:
         super().__init__()
@@ -45,10 +63,11 @@ class _TraceIdFilter(logging.Filter):
 
 
 def setup_logging(service_name: str, level: str = "INFO") -> None:
-    """One JSON object per line on stdout: time, level, logger, message, service, trace_id, span_id, extras."""
+    """One JSON object per line on stdout: time (ISO 8601, UTC), level, logger, message, service, trace_id,
+    span_id, extras."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
-        JsonFormatter(
+        _JsonLines(
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -58,7 +77,8 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access", "alembic.runtime.migration"):
+    # httpx logs every request URL at INFO: webhook URLs can carry their owners' tokens.
+    for noisy in ("aiokafka", "uvicorn.access", "alembic.runtime.migration", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

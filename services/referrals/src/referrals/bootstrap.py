@@ -8,12 +8,12 @@ from functools import partial
 from fastapi import FastAPI
 
 from referrals.adapters.orm import inbox, outbox, positions, store_replay_requests
-from referrals.entrypoints.admin_api import build_admin_router
-from referrals.entrypoints.api import build_router
-from referrals.service_layer.directory import seed_if_empty
-from referrals.service_layer.unit_of_work import SqlUnitOfWork
+from referrals.adapters.seed import seed_file
+from referrals.adapters.unit_of_work import SqlUnitOfWork
+from referrals.entrypoints.routers import ROUTERS
+from referrals.service_layer.directory import is_registered, seed_if_empty
+from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from referrals.settings import ReferralsSettings
-from send_shared.auth import TokenVerifier
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.store_replay import StoreReplayServer, request_topic
@@ -28,10 +28,12 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
     setup_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
     runtime = ServiceRuntime(settings, outbox=outbox, owned_topics=[Topics.REFERRAL_EVENTS])
-    make_uow = partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source)
+    make_uow: UnitOfWorkFactory = partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source)
 
     async def seed_directory() -> None:
-        if settings.seed_directory and (added := await seed_if_empty(make_uow(), source=settings.event_source)):
+        if not settings.seed_directory:
+            return
+        if added := await seed_if_empty(*seed_file(), make_uow(), source=settings.event_source):
             log.info("directory seeded", extra={"entries": added})
 
     runtime.startup.append(seed_directory)
@@ -61,16 +63,13 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
         description="Submit, follow and move referrals of children with SEND between organisations.",
         body_limits={"/v1/referrals/import": settings.max_import_bytes},
     )
-    verifier = TokenVerifier(settings)
-    app.include_router(
-        build_router(
-            make_uow=make_uow, verifier=verifier, child_ref_key=settings.child_ref_key.get_secret_value().encode()
-        )
-    )
-    app.include_router(
-        build_admin_router(
-            make_uow=make_uow, sessions=runtime.sessions, verifier=verifier, event_source=settings.event_source
-        )
-    )
+
+    async def organisation_lookup(organisation_id: str) -> bool:
+        return await is_registered(organisation_id, make_uow())
+
+    app.state.uow_factory = make_uow
+    app.state.organisation_lookup = organisation_lookup
+    for router in ROUTERS:
+        app.include_router(router)
     app.state.runtime = runtime
     return app

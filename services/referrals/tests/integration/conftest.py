@@ -15,7 +15,7 @@ from referrals.adapters.orm import outbox
 from referrals.bootstrap import build_app
 from referrals.entrypoints.cli import main as cli_main
 from referrals.settings import ReferralsSettings
-from send_shared.auth import mint_token
+from send_devkit.tokens import mint_token
 
 SCHOOL = "org-riverside-primary"
 CAMHS = "org-northshire-camhs"

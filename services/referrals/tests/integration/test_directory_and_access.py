@@ -138,7 +138,7 @@ async def test_authorisation_matrix(
 
 
 async def test_forged_and_expired_tokens_are_401(client: httpx.AsyncClient) -> None:
-    from send_shared.auth import mint_token
+    from send_devkit.tokens import mint_token
 
     forged = mint_token(SCHOOL, "referrer", secret="not-the-secret-but-long-enough-for-hs256-use")
     expired = mint_token(SCHOOL, "referrer", ttl_seconds=-10)

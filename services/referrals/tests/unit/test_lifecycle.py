@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from referrals.domain.codes import Urgency
 from referrals.domain.lifecycle import FINAL, Actor, Status, allowed_moves
 from referrals.domain.model import IllegalMove, MissingDetail, MoveDetails, NotYourMove, Referral
 
@@ -29,7 +30,7 @@ def new_referral() -> Referral:
         referrer_org_id="school",
         service_id="svc",
         receiving_org_id="camhs",
-        urgency="routine",
+        urgency=Urgency.ROUTINE,
         referred_at=NOW,
         recorded_at=NOW,
     )

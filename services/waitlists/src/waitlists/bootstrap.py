@@ -6,21 +6,37 @@ import asyncio
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.auth import TokenVerifier
+from send_shared.auth import Role
+from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.telemetry import setup_logging, setup_tracing
-from waitlists.adapters import facts
+from send_shared.web.signin import signin_router
 from waitlists.adapters.orm import inbox, outbox, positions
-from waitlists.entrypoints.api import build_router
-from waitlists.entrypoints.consumers import CONSUMER_GROUP, on_referral_event
-from waitlists.entrypoints.dashboard_api import build_dashboard_router, dashboard_page
+from waitlists.adapters.unit_of_work import JoinedUnitOfWork, SqlUnitOfWork
+from waitlists.entrypoints import dashboard
+from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.entrypoints.headers import DASHBOARD_POLICY
 from waitlists.entrypoints.prometheus import run_refresher
+from waitlists.entrypoints.routers import ROUTERS
 from waitlists.service_layer.alerting import run_alert_scheduler
-from waitlists.service_layer.rebuild import backfill_facts
+from waitlists.service_layer.dashboard import signin_organisations
+from waitlists.service_layer.projection import CONSUMER_GROUP, backfill_facts, refresh_marked_facts
+from waitlists.service_layer.reporting import organisation_known
+from waitlists.service_layer.unit_of_work import UnitOfWorkFactory
 from waitlists.settings import WaitlistsSettings
+
+
+async def handle_referral_event(event: CloudEvent, session: AsyncSession) -> None:
+    """The consumer's handler, in the consumer runtime's transaction."""
+    await on_referral_event(event, JoinedUnitOfWork(session))
+
+
+async def refresh_facts(session: AsyncSession) -> None:
+    """The consumer's step before each commit: the facts of what the transaction's events touched."""
+    await refresh_marked_facts(JoinedUnitOfWork(session))
 
 
 def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
@@ -33,26 +49,27 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         owned_topics=[Topics.WAITLIST_ALERTS],
         consumers=[
             ConsumerSpec(
-                CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], on_referral_event, inbox, positions, facts.refresh_marked
+                CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], handle_referral_event, inbox, positions, refresh_facts
             )
         ],
     )
-    scheduler = partial(
-        run_alert_scheduler,
-        runtime.sessions,
-        interval=settings.alert_scan_seconds,
-        lead_days=settings.alert_lead_days,
-        source=settings.event_source,
-    )
+    uows: UnitOfWorkFactory = partial(SqlUnitOfWork, runtime.sessions)
 
     async def alert_scheduler(stop: asyncio.Event) -> None:
-        await scheduler(stop)
+        await run_alert_scheduler(uows, stop, interval=settings.alert_scan_seconds,
+                                  lead_days=settings.alert_lead_days, source=settings.event_source)  # fmt: skip
 
     async def gauges(stop: asyncio.Event) -> None:
-        await run_refresher(runtime.sessions, stop, interval=settings.gauge_refresh_seconds)
+        await run_refresher(uows, stop, interval=settings.gauge_refresh_seconds)
 
     async def backfill() -> None:
-        await backfill_facts(runtime.sessions)
+        await backfill_facts(uows)
+
+    async def directory_member(organisation_id: str) -> bool:
+        return await organisation_known(organisation_id, uows())
+
+    async def who_may_sign_in() -> list[tuple[str, str]]:
+        return await signin_organisations(uows())
 
     runtime.startup.append(backfill)
     runtime.workers.append(("alert-scheduler", alert_scheduler))
@@ -63,9 +80,11 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         description="Waiting times, statutory clocks and handoff gaps, built from referral events. No personal data.",
         page_policies={"/dashboard": DASHBOARD_POLICY},
     )
-    verifier = TokenVerifier(settings)
-    app.include_router(build_router(sessions=runtime.sessions, verifier=verifier))
-    app.include_router(build_dashboard_router(sessions=runtime.sessions, verifier=verifier))
-    app.mount("/dashboard", dashboard_page(), name="dashboard")
+    app.state.unit_of_work = uows
+    app.state.organisation_lookup = directory_member
+    for router in ROUTERS:
+        app.include_router(router)
+    app.include_router(signin_router(settings, who_may_sign_in, landing="/dashboard/", roles=(Role.OPS, Role.ADMIN)))
+    app.mount("/dashboard", dashboard.page(), name="dashboard")
     app.state.runtime = runtime
     return app

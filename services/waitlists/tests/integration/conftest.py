@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from send_shared.auth import mint_token
+from send_devkit.tokens import mint_token
 from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
@@ -23,10 +23,8 @@ from send_shared.events.schemas import (
     ServiceV1,
     referral_event_type,
 )
-from waitlists.adapters.facts import refresh_marked
-from waitlists.bootstrap import build_app
+from waitlists.bootstrap import build_app, handle_referral_event, refresh_facts
 from waitlists.entrypoints.cli import main as cli_main
-from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.settings import WaitlistsSettings
 
 _ids = itertools.count(1)
@@ -52,8 +50,8 @@ async def feed(engine: AsyncEngine, *events: CloudEvent) -> None:
     sessions = session_factory(engine)
     for event in events:
         async with sessions() as session, session.begin():
-            await on_referral_event(event, session)
-            await refresh_marked(session)
+            await handle_referral_event(event, session)
+            await refresh_facts(session)
 
 
 def directory_events(version: int = 1) -> list[CloudEvent]:

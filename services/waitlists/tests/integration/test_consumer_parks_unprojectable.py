@@ -18,9 +18,8 @@ from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.topics import Topics
 from send_shared.inbox import Inbox
 from send_shared.kafka import ensure_topics, new_producer
-from waitlists.adapters.facts import refresh_marked
 from waitlists.adapters.orm import inbox, positions, referral_changes, waiting_spells
-from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.bootstrap import handle_referral_event, refresh_facts
 
 from .conftest import directory_events, feed, referral_events
 
@@ -70,8 +69,8 @@ async def test_events_dated_outside_the_calendar_are_parked_and_the_next_are_app
             headers, value = encode_kafka(event)
             await producer.send_and_wait(topic, value=value, key=b"one-partition", headers=headers)
         runtime = ConsumerRuntime(
-            bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=on_referral_event,
-            engine=engine, before_commit=refresh_marked, inbox=Inbox(inbox, group),
+            bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=handle_referral_event,
+            engine=engine, before_commit=refresh_facts, inbox=Inbox(inbox, group),
             positions=ConsumerPositions(positions, group), producer=producer, max_attempts=3,
             backoff_initial=0.05, backoff_max=0.2, session_timeout_ms=6000, heartbeat_interval_ms=1000,
         )  # fmt: skip

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import ORGANISATION_UPSERTED, SERVICE_UPSERTED, OrganisationV1, ServiceV1
-from waitlists.adapters.facts import refresh_marked
-from waitlists.adapters.timelines import Scope
-from waitlists.entrypoints.consumers import on_referral_event
+from waitlists.adapters.unit_of_work import SqlUnitOfWork
+from waitlists.bootstrap import handle_referral_event, refresh_facts
+from waitlists.domain.scope import Scope
 from waitlists.service_layer.reporting import FigureRequest, figures_for
 
 from ..unit import oracle, shapes
@@ -64,14 +64,14 @@ async def test_sql_figures_equal_the_rules(engine: AsyncEngine) -> None:
     # the facts of the children it touched once, as the live consumer does.
     async with sessions() as session, session.begin():
         for event in directory():
-            await on_referral_event(event, session)
-        await refresh_marked(session)
+            await handle_referral_event(event, session)
+        await refresh_facts(session)
     for start in range(0, len(referrals), 60):
         async with sessions() as session, session.begin():
             for r in referrals[start : start + 60]:
                 for event in events_of(r):
-                    await on_referral_event(event, session)
-            await refresh_marked(session)
+                    await handle_referral_event(event, session)
+            await refresh_facts(session)
     # Reporting dates: the histories' own dates moved a little either way (where figures change),
     # one before everything and one long after.
     change_days = sorted({c.on for r in referrals for c in r.changes})
@@ -91,5 +91,5 @@ async def test_sql_figures_equal_the_rules(engine: AsyncEngine) -> None:
         ]
         for scope, scope_id, ids in scopes:
             expected = oracle.figures(walks, SERVICES, ids, day, period_start)
-            found = await figures_for(FigureRequest(scope, scope_id, day, period_start), sessions)
+            found = await figures_for(FigureRequest(scope, scope_id, day, period_start), SqlUnitOfWork(sessions))
             assert shapes.plain(found) == expected, (scope, scope_id, day, period_start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import httpx
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from send_shared.db import session_factory
 from waitlists.adapters.orm import alerts_sent, outbox, referrals, services
+from waitlists.adapters.unit_of_work import SqlUnitOfWork
 from waitlists.service_layer.alerting import raise_due_alerts
 
 from .conftest import as_org, directory_events, feed, ops, referral_events
@@ -103,11 +105,11 @@ async def test_each_alert_fires_once_through_the_outbox(engine: AsyncEngine) -> 
     await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05")))
     sessions = session_factory(engine)
     # Breach date 3 Feb: imminent from 27 Jan, breached from 3 Feb.
-    assert await raise_due_alerts(sessions, today=date(2026, 1, 20), lead_days=7, source="/t") == 0
-    assert await raise_due_alerts(sessions, today=date(2026, 1, 27), lead_days=7, source="/t") == 1
-    assert await raise_due_alerts(sessions, today=date(2026, 1, 28), lead_days=7, source="/t") == 0
-    assert await raise_due_alerts(sessions, today=date(2026, 2, 3), lead_days=7, source="/t") == 1
-    assert await raise_due_alerts(sessions, today=date(2026, 2, 4), lead_days=7, source="/t") == 0
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 1, 20), lead_days=7, source="/t") == 0
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 1, 27), lead_days=7, source="/t") == 1
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 1, 28), lead_days=7, source="/t") == 0
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 2, 3), lead_days=7, source="/t") == 1
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 2, 4), lead_days=7, source="/t") == 0
     assert await scalar(engine, select(func.count()).select_from(alerts_sent)) == 2
     async with engine.connect() as conn:
         types = [
@@ -122,7 +124,7 @@ async def test_waiting_list_gauges_on_metrics(engine: AsyncEngine, api: httpx.As
 
     await feed(engine, *directory_events())
     await feed(engine, *referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05")))
-    await refresh(session_factory(engine))
+    await refresh(partial(SqlUnitOfWork, session_factory(engine)))
     text = (await api.get("/metrics")).text
     # One referral waiting: withheld on /metrics as in the API, gauges and histogram alike.
     assert 'waitlist_waiting_referrals{service="svc-camhs"}' not in text
@@ -131,7 +133,7 @@ async def test_waiting_list_gauges_on_metrics(engine: AsyncEngine, api: httpx.As
     assert 'waitlist_waiting_referrals{service="svc-slt"} 0.0' in text  # nothing waiting is no secret
     for i in range(2, 6):
         await feed(engine, *referral_events(f"r{i}", f"c{i}", "svc-camhs", ("submitted", "2026-01-05")))
-    await refresh(session_factory(engine))
+    await refresh(partial(SqlUnitOfWork, session_factory(engine)))
     text = (await api.get("/metrics")).text
     assert 'waitlist_waiting_referrals{service="svc-camhs"} 5.0' in text
     assert 'waitlist_waiting_weeks_bucket{le="+Inf",service="svc-camhs"} 5.0' in text
@@ -184,7 +186,7 @@ async def test_csv_exports_in_the_official_layouts(engine: AsyncEngine, api: htt
 
 
 async def test_an_event_arriving_after_the_breach_alert_corrects_the_figures(engine: AsyncEngine) -> None:
-    from waitlists.adapters.timelines import Scope
+    from waitlists.domain.scope import Scope
     from waitlists.service_layer.reporting import FigureRequest, figures_for
 
     await feed(engine, *directory_events())
@@ -198,14 +200,20 @@ async def test_an_event_arriving_after_the_breach_alert_corrects_the_figures(eng
     )
     await feed(engine, submitted, accepted)
     sessions = session_factory(engine)
-    assert await raise_due_alerts(sessions, today=date(2026, 2, 5), lead_days=7, source="/t") == 1  # breached on 3 Feb
+    assert (
+        await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 2, 5), lead_days=7, source="/t") == 1
+    )  # breached on 3 Feb
     await feed(engine, started)  # recorded late: support had started on 1 Feb, inside the 28 days
-    assert await raise_due_alerts(sessions, today=date(2026, 2, 6), lead_days=7, source="/t") == 0
-    f = await figures_for(FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 6), date(2026, 1, 1)), sessions)
+    assert await raise_due_alerts(SqlUnitOfWork(sessions), today=date(2026, 2, 6), lead_days=7, source="/t") == 0
+    f = await figures_for(
+        FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 6), date(2026, 1, 1)), SqlUnitOfWork(sessions)
+    )
     clock = f.clocks["cypmh_4w"]
     assert (clock.stopped, clock.met, clock.breached_waiting) == (1, 1, 0)
     # The figures for 5 Feb are corrected too: business time, not recording time, decides.
-    then = await figures_for(FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 5), date(2026, 1, 1)), sessions)
+    then = await figures_for(
+        FigureRequest(Scope.SERVICE, "svc-camhs", date(2026, 2, 5), date(2026, 1, 1)), SqlUnitOfWork(sessions)
+    )
     assert then.clocks["cypmh_4w"].met == 1
 
 

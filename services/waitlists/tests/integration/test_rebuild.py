@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,7 +23,6 @@ from send_shared.events.envelope import encode_kafka
 from send_shared.inbox import Inbox
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
 from send_shared.store_replay import IncompleteReplay, send_markers
-from waitlists.adapters.facts import derive_everything, refresh_marked
 from waitlists.adapters.orm import (
     FACT_TABLES,
     inbox,
@@ -33,9 +33,12 @@ from waitlists.adapters.orm import (
     referrals,
     services,
 )
-from waitlists.adapters.timelines import Scope
-from waitlists.entrypoints.consumers import on_referral_event
-from waitlists.service_layer.rebuild import RebuildRefused, backfill_facts, rebuild
+from waitlists.adapters.projection_store import SqlProjectionStore
+from waitlists.adapters.unit_of_work import SqlUnitOfWork
+from waitlists.bootstrap import handle_referral_event, refresh_facts
+from waitlists.domain.scope import Scope
+from waitlists.service_layer.projection import backfill_facts, derive_everything
+from waitlists.service_layer.rebuild import RebuildRefused, rebuild
 from waitlists.service_layer.reporting import FigureRequest, figures_for
 
 from .conftest import directory_events, referral_events
@@ -63,7 +66,7 @@ async def snapshot(engine: AsyncEngine) -> dict[str, Any]:
             rows = (await conn.execute(select(table))).all()
             found[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
     figures = await figures_for(
-        FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), session_factory(engine)
+        FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), SqlUnitOfWork(session_factory(engine))
     )
     found["figures"] = repr(figures)
     return found
@@ -101,8 +104,8 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await publish_all(producer, records)
         distinct = len({e.id for e in events})
         runtime = ConsumerRuntime(
-            bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=on_referral_event,
-            before_commit=refresh_marked, engine=engine, inbox=Inbox(inbox, group),
+            bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=handle_referral_event,
+            before_commit=refresh_facts, engine=engine, inbox=Inbox(inbox, group),
             positions=ConsumerPositions(positions, group), producer=producer,
         )  # fmt: skip
         stop = asyncio.Event()
@@ -120,7 +123,7 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await producer.stop()
     live = await snapshot(engine)
     assert len(live["referral_changes"]) == 14
-    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+    report = await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
     assert (report.events, report.skipped, report.referrals) == (len(events), 1, 5)
     assert ("svc-slt", "70") in {(row[0], row[4]) for row in live["services"]}
     assert await snapshot(engine) == live
@@ -135,8 +138,8 @@ async def project(engine: AsyncEngine) -> None:
     sessions = session_factory(engine)
     for event in history():
         async with sessions() as session, session.begin():
-            await on_referral_event(event, session)
-            await refresh_marked(session)
+            await handle_referral_event(event, session)
+            await refresh_facts(session)
 
 
 async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(engine: AsyncEngine, kafka_bootstrap: str) -> None:
@@ -159,7 +162,7 @@ async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(engine: Async
         await producer.stop()
     before = await snapshot(engine)
     with pytest.raises(IncompleteReplay, match=r"\[0\] held"):
-        await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
     assert await snapshot(engine) == before
 
 
@@ -175,9 +178,11 @@ async def test_a_rebuild_that_would_lose_referrals_is_refused(engine: AsyncEngin
     finally:
         await producer.stop()
     with pytest.raises(RebuildRefused, match="holds 4 referrals and the projection 5"):
-        await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
     assert await snapshot(engine) == before
-    report = await rebuild(engine, bootstrap_servers=kafka_bootstrap, reply_topic=reply, allow_fewer=True)
+    report = await rebuild(
+        SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply, allow_fewer=True
+    )
     assert report.referrals == 4
 
 
@@ -187,17 +192,19 @@ async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: 
     sessions = session_factory(engine)
     for event in history():  # the old consumer: timelines only
         async with sessions() as session, session.begin():
-            await on_referral_event(event, session)
+            await handle_referral_event(event, session)
             session.info.clear()
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(FACT_TABLES[0]))).scalar_one() == 0
-    await backfill_facts(sessions)
+    await backfill_facts(partial(SqlUnitOfWork, sessions))
     backfilled = await snapshot(engine)
     async with engine.begin() as conn:
         for table in FACT_TABLES:
             await conn.execute(table.delete())
-    await derive_everything(sessions)
+    await derive_everything(partial(SqlUnitOfWork, sessions))
     assert await snapshot(engine) == backfilled
-    figures = await figures_for(FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), sessions)
+    figures = await figures_for(
+        FigureRequest(Scope.AREA, "la-test", date(2026, 6, 1), date(2026, 1, 1)), SqlUnitOfWork(sessions)
+    )
     assert figures.waiting.waiting == 1  # r3 at SLT; r1 started, r2 rejected, r4 completed, r5 in error
     assert figures.handoff_gaps.closed == 1  # c2: rejected at CAMHS on 20 Jan, accepted at SLT on 25 Jan

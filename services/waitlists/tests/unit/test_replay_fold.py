@@ -1,4 +1,4 @@
-"""The rebuild's in-memory fold keeps the live consumer's rules: first copy of a repeated event, newest
+"""The rebuild's in-memory fold applies the live consumer's rules: first copy of a repeated event, newest
 directory entry, fixed facts from the first event seen, and invalid records skipped."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_changes_settle_in_version_order_and_a_repeat_keeps_its_first_copy() -> 
     repeat = change("r1", 2, "rejected", "2026-01-13")  # same version again: the consumer keeps the first
     found = fold(first, change("r1", 1, "submitted", "2026-01-05"), repeat).result()
     changes = found.referrals["r1"].changes
-    assert [(c[0], c[1], c[3]) for c in changes] == [
+    assert [(c.version, c.status, c.occurred_on) for c in changes] == [
         (1, "submitted", date(2026, 1, 5)),
         (2, "accepted", date(2026, 1, 12)),
     ]
@@ -97,7 +97,7 @@ def test_facts_come_with_the_childs_other_referrals_as_the_journey() -> None:
         change("r3", 2, "entered_in_error", "2026-02-02", child="c2"),
     ).result()
     chunks = list(found.chunks(2))
-    assert [[rid for rid, _ in chunk] for chunk in chunks] == [["r1", "r2"], ["r3"]]
+    assert [[r.referral_id for r in chunk] for chunk in chunks] == [["r1", "r2"], ["r3"]]
     facts = {f.referral_id: f for chunk in chunks for f in found.facts(chunk)}
     assert set(facts) == {"r1", "r2"}  # r3 was entered in error: out of every figure
     gap = facts["r1"].gap

@@ -14,23 +14,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from send_shared.consumer import deadletter
 from send_shared.events.topics import Topics
 from send_shared.kafka import fetch_to_end, new_producer, publish_all
+from send_shared.kafka_connection import client_options
 
 
 async def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic, from the beginning to its current end (no consumer group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(**client_options(bootstrap_servers), enable_auto_commit=False, group_id=None)
     try:
+        await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
             await consumer._client.force_metadata_update()
@@ -117,14 +120,28 @@ def main(argv: list[str] | None = None) -> None:
     which.add_argument("--all", action="store_true", help="every dead letter not replayed yet")
     again.add_argument("--partition", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "list":
-        rows = asyncio.run(list_dead_letters(args.bootstrap_servers, args.group))
-    else:
-        rows = asyncio.run(
-            replay(
-                args.bootstrap_servers, args.group, offset=args.offset, partition=args.partition, replay_all=args.all
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one-line message below says it all
+    try:
+        if args.command == "list":
+            rows = asyncio.run(list_dead_letters(args.bootstrap_servers, args.group))
+        else:
+            rows = asyncio.run(
+                replay(
+                    args.bootstrap_servers,
+                    args.group,
+                    offset=args.offset,
+                    partition=args.partition,
+                    replay_all=args.all,
+                )
             )
-        )
+    except KafkaError as exc:
+        raise SystemExit(
+            f"send-dlq: cannot reach the broker at {args.bootstrap_servers} ({exc}); is it running? "
+            "Point --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS at it."
+        ) from None
+    if not rows:
+        done = "no dead letters" if args.command == "list" else "nothing to replay: every dead letter was replayed"
+        sys.stderr.write(f"{done} for group {args.group} ({Topics.dead_letter(args.group)})\n")
     for row in rows:
         sys.stdout.write(json.dumps(row) + "\n")
 

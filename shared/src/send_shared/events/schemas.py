@@ -119,6 +119,15 @@ class ClockAlertV1(EventPayload):
     raised_on: date = Field(description="Europe/London date the alert was raised.")
 
 
+WEBHOOK_PING = "uk.send.webhook.ping.v1"
+
+
+class WebhookPingV1(EventPayload):
+    """Data of ``uk.send.webhook.ping.v1``: sent on request to one webhook endpoint, never on Kafka."""
+
+    endpoint_id: str = Field(description="The endpoint being tested (also the CloudEvent subject).")
+
+
 class ContractViolation(ValueError):
     """An event whose attributes disagree with its data (type, subject or version): never worth retrying."""
 

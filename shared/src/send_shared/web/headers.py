@@ -2,8 +2,8 @@
 
 API responses (JSON, CSV, problem details, /metrics) are data, and their policy allows nothing at
 all. A service that serves a page names its own policy for that path (the waitlists dashboard allows
-only its own files). The interactive API docs load Swagger UI from a CDN with an inline script, so
-they keep the other headers but no policy.
+only its own files). The API docs pages set their own policy (``send_shared.web.docs``), which this
+middleware leaves in place.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ COMMON = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
-_DOCS = ("/docs", "/redoc")
 
 
 class SecurityHeaders:
@@ -29,12 +28,10 @@ class SecurityHeaders:
         self.app = app
         self.pages = dict(pages or {})
 
-    def policy_for(self, path: str) -> str | None:
+    def policy_for(self, path: str) -> str:
         for prefix, policy in self.pages.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return policy
-        if path.startswith(_DOCS):
-            return None
         return DATA_POLICY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,8 +45,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in COMMON.items():
                     headers.setdefault(name, value)
-                if policy is not None:
-                    headers.setdefault("content-security-policy", policy)
+                headers.setdefault("content-security-policy", policy)
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -1,10 +1,19 @@
-"""Domain events to public CloudEvents. Only coded, non-identifying data crosses this line."""
+"""Domain events and directory changes to public CloudEvents. Only coded, non-identifying data crosses
+this line."""
 
 from __future__ import annotations
 
+from referrals.domain.directory import Organisation, Service
 from referrals.domain.model import Referral, StatusChanged
 from send_shared.events.envelope import CloudEvent
-from send_shared.events.schemas import ReferralEventV1, referral_event_type
+from send_shared.events.schemas import (
+    ORGANISATION_UPSERTED,
+    SERVICE_UPSERTED,
+    OrganisationV1,
+    ReferralEventV1,
+    ServiceV1,
+    referral_event_type,
+)
 
 
 def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, event_id: str) -> CloudEvent:
@@ -41,3 +50,30 @@ def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, ev
         data=payload.model_dump(mode="json"),
         extensions={"referralversion": str(change.version)},
     )
+
+
+def organisation_event(org: Organisation, source: str) -> CloudEvent:
+    data = OrganisationV1(
+        organisation_id=org.id,
+        version=org.version,
+        name=org.name,
+        kind=org.kind.value,
+        area_id=org.area_id,
+        trust_id=org.trust_id,
+    )
+    return CloudEvent(type=ORGANISATION_UPSERTED, source=source, subject=org.id, data=data.model_dump(mode="json"))
+
+
+def service_event(service: Service, source: str) -> CloudEvent:
+    data = ServiceV1(
+        service_id=service.id,
+        version=service.version,
+        organisation_id=service.organisation_id,
+        name=service.name,
+        needs=[n.value for n in service.needs],
+        urgencies=[u.value for u in service.urgencies],
+        clocks=[c.value for c in service.clocks],
+        target_days=service.target_days,
+        active=service.active,
+    )
+    return CloudEvent(type=SERVICE_UPSERTED, source=source, subject=service.id, data=data.model_dump(mode="json"))

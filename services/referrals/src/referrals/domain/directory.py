@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.errors import DomainError
+
 
 class OrganisationKind(StrEnum):
     SCHOOL = "school"
@@ -43,9 +46,9 @@ class Service:
     id: str
     organisation_id: str
     name: str
-    needs: tuple[str, ...]
-    urgencies: tuple[str, ...]
-    clocks: tuple[str, ...]
+    needs: tuple[NeedCode, ...]
+    urgencies: tuple[Urgency, ...]
+    clocks: tuple[Clock, ...]
     target_days: int | None = None
     active: bool = True
     version: int = 0
@@ -53,3 +56,16 @@ class Service:
     @property
     def is_ehc(self) -> bool:
         return any(c.startswith("ehc_") for c in self.clocks)
+
+
+class DirectoryConflict(DomainError):
+    """A directory entry breaks a rule of the directory; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_service(service: Service) -> None:
+    if Clock.SERVICE_TARGET in service.clocks and service.target_days is None:
+        raise DirectoryConflict("target_days", "a service_target clock needs target_days")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from referrals.domain.codes import EHC_OUTCOMES, HoldReason, Outcome, RejectionReason
+from referrals.domain.codes import EHC_OUTCOMES, HoldReason, NeedCode, Outcome, RejectionReason, Urgency
+from referrals.domain.directory import Service
+from referrals.domain.errors import DomainError
 from referrals.domain.lifecycle import FINAL, Actor, Status, actor_may_move, allowed_moves
-
-
-class DomainError(Exception):
-    """A rule of the domain was broken."""
 
 
 class IllegalMove(DomainError):
@@ -33,6 +32,36 @@ class MissingDetail(DomainError):
         super().__init__(message)
         self.field = field
         self.rule = rule
+
+
+class UrgencyNotOffered(MissingDetail):
+    def __init__(self, service: Service) -> None:
+        super().__init__("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
+
+
+class DuplicateReferral(DomainError):
+    """The child already has an open referral at the service: one open referral per child and service."""
+
+    def __init__(self, existing: Referral) -> None:
+        super().__init__("this child already has an open referral at this service")
+        self.existing = existing
+
+
+def check_urgency_offered(service: Service, urgency: Urgency) -> None:
+    if urgency not in service.urgencies:
+        raise UrgencyNotOffered(service)
+
+
+def check_no_open_duplicate(open_referrals: Iterable[Referral], service_id: str) -> None:
+    """``open_referrals`` are the child's open referrals."""
+    for other in open_referrals:
+        if other.service_id == service_id:
+            raise DuplicateReferral(other)
+
+
+def check_not_in_future(occurred_at: datetime, now: datetime) -> None:
+    if occurred_at > now:
+        raise MissingDetail("occurred_at", "not_in_future", "occurred_at must not be in the future")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +89,11 @@ class StatusChanged:
     occurred_at: datetime
     recorded_at: datetime
     actor: Actor
-    details: MoveDetails = MoveDetails()
-    linked_referral_id: str | None = None
-    recorded_by: str | None = None
+    recorded_by: str
     """The organisation that recorded the move (an import or a hand-off may record a move whose actor is the
     other party's role); history shows it, never the other party."""
+    details: MoveDetails = MoveDetails()
+    linked_referral_id: str | None = None
 
 
 def check_details(target: Status, d: MoveDetails, *, is_ehc: bool) -> None:
@@ -109,10 +138,10 @@ class Referral:
     referrer_org_id: str
     service_id: str
     receiving_org_id: str
-    urgency: str
+    urgency: Urgency
     referred_at: datetime
-    primary_need: str = "OTH"
-    secondary_need: str | None = None
+    primary_need: NeedCode = NeedCode.OTH
+    secondary_need: NeedCode | None = None
     is_ehc: bool = False
     status: Status = Status.SUBMITTED
     held_from: Status | None = None
@@ -133,11 +162,11 @@ class Referral:
         referrer_org_id: str,
         service_id: str,
         receiving_org_id: str,
-        urgency: str,
+        urgency: Urgency,
         referred_at: datetime,
         recorded_at: datetime,
-        primary_need: str = "OTH",
-        secondary_need: str | None = None,
+        primary_need: NeedCode = NeedCode.OTH,
+        secondary_need: NeedCode | None = None,
         is_ehc: bool = False,
         linked_from_id: str | None = None,
         parallel_referral_ids: tuple[str, ...] = (),
@@ -253,6 +282,20 @@ class Referral:
         return (role == Actor.REFERRER.value and organisation_id == self.referrer_org_id) or (
             role == Actor.RECEIVER.value and organisation_id == self.receiving_org_id
         )
+
+    def actor_for(self, organisation_id: str, role: str, target: Status) -> Actor:
+        """The party the caller acts as: the referrer role of the referring organisation or the receiver role of
+        the receiving one; anyone else may make no move."""
+        if role == Actor.REFERRER.value and organisation_id == self.referrer_org_id:
+            return Actor.REFERRER
+        if role == Actor.RECEIVER.value and organisation_id == self.receiving_org_id:
+            return Actor.RECEIVER
+        raise NotYourMove(Actor.REFERRER if role == Actor.REFERRER.value else Actor.RECEIVER, target)
+
+    def check_onward_service(self, service_id: str, field: str) -> None:
+        """A hand-off or re-referral goes to another service."""
+        if service_id == self.service_id:
+            raise MissingDetail(field, "different_service", "the onward service must be another service")
 
     def linked_copy(
         self,

@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from referrals.domain.codes import HoldReason, NeedCode, Urgency
+from referrals.domain.lifecycle import Status
 from referrals.entrypoints.schemas import (
     ChildIn,
     ConsentIn,
@@ -54,7 +55,7 @@ from referrals.entrypoints.schemas import (
 )
 
 MAX_ROWS = 10_000
-IMPORTABLE_STATUSES = ("submitted", "acknowledged", "accepted", "scheduled", "on_hold")
+IMPORTABLE_STATUSES = (Status.SUBMITTED, Status.ACKNOWLEDGED, Status.ACCEPTED, Status.SCHEDULED, Status.ON_HOLD)
 COLUMNS = (
     "service_id", "referrer_org_id", "nhs_number", "upn", "given_name", "family_name", "date_of_birth",
     "primary_need", "secondary_need", "urgency", "reason", "consent_given_by", "consent_given_at", "consent_scope",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_valid_upn
+from referrals.domain.child import Consent, PersonalDetails, is_valid_nhs_number, is_valid_upn
 from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.history import HistoryRecord
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 from send_shared.events.schemas import DIRECTORY_ID_PATTERN
@@ -180,8 +181,6 @@ class ReferralCreate(BaseModel):
     referred_at: PastInstant | None = Field(None, description="Business time of the referral; defaults to now.")
 
     def person(self) -> PersonalDetails:
-        from referrals.domain.child import Consent
-
         return PersonalDetails(
             given_name=self.child.given_name,
             family_name=self.child.family_name,
@@ -339,5 +338,5 @@ class HistoryEntry(BaseModel):
     recorded_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> HistoryEntry:
-        return cls.model_validate(dict(row))
+    def of(cls, record: HistoryRecord) -> HistoryEntry:
+        return cls.model_validate(record, from_attributes=True)

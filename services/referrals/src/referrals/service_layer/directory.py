@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from referrals.adapters.directory import seed_file
-from referrals.domain.directory import Organisation, Service
-from referrals.domain.model import DomainError
+from collections.abc import Sequence
+
+from referrals.adapters.event_mapping import organisation_event, service_event
+from referrals.domain.directory import DirectoryConflict, Organisation, OrganisationKind, Service, check_service
+from referrals.domain.errors import DomainError
+from referrals.service_layer.errors import UnknownService
+from referrals.service_layer.repositories import DirectoryRepository
 from referrals.service_layer.unit_of_work import UnitOfWork
-from send_shared.events.envelope import CloudEvent
-from send_shared.events.schemas import ORGANISATION_UPSERTED, SERVICE_UPSERTED, OrganisationV1, ServiceV1
-
-
-class DirectoryConflict(DomainError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class NotOwner(DomainError):
     """An organisation's admin tried to change a service of another organisation."""
 
 
+async def find_service(directory: DirectoryRepository, service_id: str, field: str) -> Service:
+    """The active service, or UnknownService naming the request's ``field``."""
+    service = await directory.service(service_id)
+    if service is None:
+        raise UnknownService(field, service_id)
+    return service
+
+
 async def upsert_organisation(org: Organisation, uow: UnitOfWork, *, source: str) -> Organisation:
     async with uow:
         saved = await _save_organisation(org, uow)
-        uow.emit(_organisation_event(saved, source), saved.id)
+        uow.emit(organisation_event(saved, source), saved.id)
         await uow.commit()
     return saved
 
@@ -31,27 +35,31 @@ async def upsert_organisation(org: Organisation, uow: UnitOfWork, *, source: str
 async def upsert_service(service: Service, uow: UnitOfWork, *, source: str, owner: str | None = None) -> Service:
     """Registers or changes a service; with ``owner`` (an organisation's admin), only a service that is and
     stays that organisation's, checked in the same transaction as the change."""
+    if owner is not None and service.organisation_id != owner:
+        raise NotOwner("an organisation's admin registers services of its own organisation only")
+    check_service(service)
     async with uow:
         if owner is not None:
             current = await uow.directory.service(service.id, include_inactive=True)
-            if service.organisation_id != owner or (current is not None and current.organisation_id != owner):
+            if current is not None and current.organisation_id != owner:
                 raise NotOwner("an organisation's admin changes its own organisation's services only")
         saved = await _save_service(service, uow)
-        uow.emit(_service_event(saved, source), saved.id)
+        uow.emit(service_event(saved, source), saved.id)
         await uow.commit()
     return saved
 
 
-async def seed_if_empty(uow: UnitOfWork, *, source: str) -> int:
-    """Loads the seed file into an empty directory (first start); returns how many entries it added."""
-    orgs, services = seed_file()
+async def seed_if_empty(
+    orgs: Sequence[Organisation], services: Sequence[Service], uow: UnitOfWork, *, source: str
+) -> int:
+    """Loads the seed directory into an empty directory (first start); returns how many entries it added."""
     async with uow:
         if await uow.directory.all_organisations():
             return 0
         for org in orgs:
-            uow.emit(_organisation_event(await _save_organisation(org, uow), source), org.id)
+            uow.emit(organisation_event(await _save_organisation(org, uow), source), org.id)
         for service in services:
-            uow.emit(_service_event(await _save_service(service, uow), source), service.id)
+            uow.emit(service_event(await _save_service(service, uow), source), service.id)
         await uow.commit()
     return len(orgs) + len(services)
 
@@ -59,7 +67,7 @@ async def seed_if_empty(uow: UnitOfWork, *, source: str) -> int:
 async def _save_organisation(org: Organisation, uow: UnitOfWork) -> Organisation:
     if org.trust_id:
         trust = await uow.directory.organisation(org.trust_id)
-        if trust is None or trust.kind != "trust":
+        if trust is None or trust.kind is not OrganisationKind.TRUST:
             raise DirectoryConflict("trust_id", "trust_id must name an organisation of kind trust")
     return await uow.directory.save_organisation(org)
 
@@ -73,28 +81,16 @@ async def _save_service(service: Service, uow: UnitOfWork) -> Service:
     return await uow.directory.save_service(service)
 
 
-def _organisation_event(org: Organisation, source: str) -> CloudEvent:
-    data = OrganisationV1(
-        organisation_id=org.id,
-        version=org.version,
-        name=org.name,
-        kind=org.kind.value,
-        area_id=org.area_id,
-        trust_id=org.trust_id,
-    )
-    return CloudEvent(type=ORGANISATION_UPSERTED, source=source, subject=org.id, data=data.model_dump(mode="json"))
+async def all_organisations(uow: UnitOfWork) -> list[Organisation]:
+    async with uow:
+        return await uow.directory.all_organisations()
 
 
-def _service_event(service: Service, source: str) -> CloudEvent:
-    data = ServiceV1(
-        service_id=service.id,
-        version=service.version,
-        organisation_id=service.organisation_id,
-        name=service.name,
-        needs=list(service.needs),
-        urgencies=list(service.urgencies),
-        clocks=list(service.clocks),
-        target_days=service.target_days,
-        active=service.active,
-    )
-    return CloudEvent(type=SERVICE_UPSERTED, source=source, subject=service.id, data=data.model_dump(mode="json"))
+async def all_services(uow: UnitOfWork) -> list[Service]:
+    async with uow:
+        return await uow.directory.all_services()
+
+
+async def is_registered(organisation_id: str, uow: UnitOfWork) -> bool:
+    async with uow:
+        return await uow.directory.organisation(organisation_id) is not None

@@ -6,13 +6,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
-from referrals.adapters.repository import StoredResponse
 from referrals.domain.child import PersonalDetails, child_reference
+from referrals.domain.codes import HoldReason, NeedCode, Urgency
+from referrals.domain.errors import DomainError
+from referrals.domain.idempotency import StoredResponse
 from referrals.domain.lifecycle import Actor, Status, actor_may_move
-from referrals.domain.model import DomainError, MoveDetails, Referral
-from referrals.service_layer.services import Caller, Idempotency, IdempotencyKeyReused
+from referrals.domain.model import (
+    DuplicateReferral,
+    MissingDetail,
+    MoveDetails,
+    Referral,
+    check_no_open_duplicate,
+    check_urgency_offered,
+)
+from referrals.service_layer.callers import Caller
+from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
 
 
@@ -24,15 +33,15 @@ class ImportedReferral:
     service_id: str
     referrer_org_id: str | None
     person: PersonalDetails
-    primary_need: str
-    secondary_need: str | None
-    urgency: str
+    primary_need: NeedCode
+    secondary_need: NeedCode | None
+    urgency: Urgency
     referred_at: datetime
     status: Status
     accepted_at: datetime | None
     status_at: datetime | None
     appointment_at: datetime | None
-    hold_reason: str | None
+    hold_reason: HoldReason | None
     expected_resume: date | None
 
 
@@ -58,18 +67,15 @@ async def import_referrals(
     *,
     idempotency: Idempotency,
     earlier_problems: Sequence[ImportProblem] = (),
-) -> tuple[int, dict[str, Any]]:
+) -> StoredResponse:
     """Checks every row against the directory and the open referrals, adding to the problems the
     file's own validation found; imports only if there are none at all."""
     now = datetime.now(UTC)
     problems: list[ImportProblem] = list(earlier_problems)
     async with uow:
-        stored = await uow.referrals.stored_response(caller.organisation_id, idempotency.key)
-        if stored is not None:
-            if stored.request_hash != idempotency.request_hash:
-                raise IdempotencyKeyReused(idempotency.key)
-            return stored.status_code, stored.body
-        open_by_child: dict[str, list[tuple[str, str]]] = {}
+        if stored := await earlier_response(uow, caller, idempotency):
+            return stored
+        open_by_child: dict[str, list[Referral]] = {}
         created: list[Referral] = []
         for row in rows:
             referral = await _build(row, caller, uow, child_ref_key, open_by_child, problems, now)
@@ -80,11 +86,9 @@ async def import_referrals(
         for row, referral in zip(rows, created, strict=True):
             await uow.referrals.add(referral, row.person)
         body = {"imported": len(created), "referral_ids": [r.id for r in created]}
-        await uow.referrals.store_response(
-            caller.organisation_id, idempotency.key, StoredResponse(idempotency.request_hash, 201, body)
-        )
+        response = await remember(uow, caller, idempotency, 201, body)
         await uow.commit()
-    return 201, body
+    return response
 
 
 async def _build(
@@ -92,7 +96,7 @@ async def _build(
     caller: Caller,
     uow: UnitOfWork,
     child_ref_key: bytes,
-    open_by_child: dict[str, list[tuple[str, str]]],
+    open_by_child: dict[str, list[Referral]],
     problems: list[ImportProblem],
     now: datetime,
 ) -> Referral | None:
@@ -133,16 +137,19 @@ async def _build(
                 f"the receiving service imports its own waiting list",
             )
             return None
-    if row.urgency not in service.urgencies:
-        problem("urgency", "offered_by_service", f"{service.name} takes {', '.join(service.urgencies)}")
+    try:
+        check_urgency_offered(service, row.urgency)
+    except MissingDetail as exc:
+        problem(exc.field, exc.rule, str(exc))
         return None
     child_ref = child_reference(row.person.identifier, child_ref_key)
     if child_ref not in open_by_child:
-        open_by_child[child_ref] = [(r.id, r.service_id) for r in await uow.referrals.open_for_child(child_ref)]
+        open_by_child[child_ref] = await uow.referrals.open_for_child(child_ref)
     siblings = open_by_child[child_ref]
-    if any(service_id == service.id for _, service_id in siblings):
-        problem("nhs_number" if row.person.nhs_number else "upn", "no_open_duplicate",
-                "this child already has an open referral at this service")  # fmt: skip
+    try:
+        check_no_open_duplicate(siblings, service.id)
+    except DuplicateReferral as exc:
+        problem("nhs_number" if row.person.nhs_number else "upn", "no_open_duplicate", str(exc))
         return None
     referral = Referral.submit(
         id=str(uuid.uuid4()),
@@ -156,7 +163,7 @@ async def _build(
         primary_need=row.primary_need,
         secondary_need=row.secondary_need,
         is_ehc=service.is_ehc,
-        parallel_referral_ids=tuple(sorted(i for i, _ in siblings)),
+        parallel_referral_ids=tuple(sorted(r.id for r in siblings)),
         recorded_by=caller.organisation_id,
     )
     try:
@@ -172,7 +179,7 @@ async def _build(
     except DomainError as exc:
         problem(getattr(exc, "field", "status"), getattr(exc, "rule", "legal_move"), str(exc))
         return None
-    siblings.append((referral.id, service.id))
+    siblings.append(referral)
     return referral
 
 

@@ -1,4 +1,4 @@
-"""Keeps the date-ranged fact tables in step with the timelines, and adds them up for a date.
+"""The date-ranged fact tables: written as ``domain.facts`` derives them, and added up for a date.
 
 Writes replace every fact of the referrals concerned (a child's referrals depend on each other
 through handoff gaps). Reads are grouped in SQL, so a request reads one row per distinct value
@@ -7,7 +7,7 @@ rather than one per referral, and the counting rules are applied by ``domain.met
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,10 +25,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from send_shared.db import bulk_insert, dialect_name
-from waitlists.adapters import timelines as store
 from waitlists.adapters.orm import (
     FACT_TABLES,
     alerts_sent,
@@ -36,76 +35,44 @@ from waitlists.adapters.orm import (
     clock_stops,
     handoff_gaps,
     referral_outcomes,
-    referrals,
     waiting_spells,
 )
-from waitlists.domain.clocks import ServiceClocks
-from waitlists.domain.facts import ReferralFacts, StopOutcome, derive
+from waitlists.domain.alerts import AlertKind
+from waitlists.domain.clocks import ClockKind, ServiceClocks
+from waitlists.domain.facts import ReferralFacts, StopCount, StopOutcome
 from waitlists.domain.metrics import FLOW_WEEKS, Period, Tally
-from waitlists.domain.timeline import Timeline
+from waitlists.domain.timeline import Status
 
 _CHUNK = 500
-# Set on a session by the consumer's handler; the refresh runs once per transaction, before commit.
-DIRTY_CHILDREN = "waitlists.dirty_children"
-DIRTY_SERVICES = "waitlists.dirty_services"
 
 
-def mark_child(session: AsyncSession, child_ref: str) -> None:
-    session.info.setdefault(DIRTY_CHILDREN, set()).add(child_ref)
+class SqlFacts:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
+    async def any(self) -> bool:
+        found = await self._session.execute(select(referral_outcomes.c.referral_id).limit(1))
+        return found.first() is not None
 
-def mark_service(session: AsyncSession, service_id: str) -> None:
-    session.info.setdefault(DIRTY_SERVICES, set()).add(service_id)
+    async def replace(self, referral_ids: Sequence[str], found: Sequence[ReferralFacts]) -> None:
+        """Every fact of these referrals replaced by ``found``."""
+        await _delete(self._session, referral_ids)
+        await insert(self._session, found)
 
+    async def add(self, found: Sequence[ReferralFacts]) -> None:
+        await insert(self._session, found)
 
-async def refresh_marked(session: AsyncSession) -> None:
-    children: set[str] = session.info.pop(DIRTY_CHILDREN, set())
-    marked_services: set[str] = session.info.pop(DIRTY_SERVICES, set())
-    if marked_services:
-        rows = await session.execute(
-            select(referrals.c.child_ref).where(referrals.c.service_id.in_(marked_services)).distinct()
-        )
-        children.update(rows.scalars())
-    await refresh_children(session, children)
+    async def tallies(self, in_scope: Mapping[str, ServiceClocks], day: date, period: Period) -> dict[str, Tally]:
+        return await _tallies(self._session, in_scope, day, period)
 
+    async def children_on_several_lists(self, service_ids: Sequence[str], day: date) -> int:
+        return await _children_on_several_lists(self._session, service_ids, day)
 
-async def refresh_children(session: AsyncSession, child_refs: Collection[str]) -> None:
-    """Re-derives every fact of these children's referrals."""
-    if not child_refs:
-        return
-    journeys = await store.timelines_for_children(session, sorted(child_refs))
-    clocks = await store.service_clocks(session, {t.service_id for j in journeys.values() for t in j})
-    await _delete(session, [t.referral_id for j in journeys.values() for t in j])
-    await insert(session, derive_journeys(journeys, clocks))
+    async def stops_between(self, service_ids: Sequence[str], first: date, last: date) -> list[StopCount]:
+        return await _stops_between(self._session, service_ids, first, last)
 
-
-async def derive_everything(sessions: async_sessionmaker[AsyncSession], chunk: int = 5000) -> int:
-    """Derives the facts of every referral into empty fact tables, ``chunk`` children per transaction
-    read as one range. Returns how many referrals have facts."""
-    derived = 0
-    after: str | None = None
-    async with sessions() as session:
-        clocks = await store.all_service_clocks(session)
-    while True:
-        async with sessions() as session, session.begin():
-            journeys, after = await store.journeys_after(session, after, chunk)
-            if after is None:
-                return derived
-            found = derive_journeys(journeys, clocks)
-            await insert(session, found)
-        derived += len(found)
-
-
-def derive_journeys(
-    journeys: Mapping[str, Sequence[Timeline]], clocks: Mapping[str, ServiceClocks]
-) -> list[ReferralFacts]:
-    found: list[ReferralFacts] = []
-    for journey in journeys.values():
-        for timeline in journey:
-            facts = derive(timeline, clocks.get(timeline.service_id, ServiceClocks(())), journey)
-            if facts is not None:
-                found.append(facts)
-    return found
+    async def due_for_alert(self, day: date, lead_days: int) -> list[str]:
+        return await _due_for_alert(self._session, day, lead_days)
 
 
 async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
@@ -162,7 +129,7 @@ def _days(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[int]
     return cast(func.julianday(later) - func.julianday(earlier), Integer)
 
 
-async def tallies(
+async def _tallies(
     session: AsyncSession, in_scope: Mapping[str, ServiceClocks], day: date, period: Period
 ) -> dict[str, Tally]:
     """One tally per service for ``day`` and ``period``, listing every clock the service runs; add
@@ -228,7 +195,7 @@ async def _flow_reads(
         .group_by(ro.c.service_id, ro.c.closed_status, ro.c.closed_reason, ro.c.before_support)
     )
     for r in rows:
-        found[r.service_id].closed_in_period(r.closed_status, r.closed_reason, r.before_support, r.n)
+        found[r.service_id].closed_in_period(Status(r.closed_status), r.closed_reason, r.before_support, r.n)
 
     # A gap closed in the period counts its length; one still open on the day, how long it has been open.
     closed = hg.c.closed_on <= day
@@ -259,7 +226,7 @@ async def _flow_reads(
         found[r.service_id].flow(r.kind, r.weeks_back, r.n)
 
 
-async def children_on_several_lists(session: AsyncSession, service_ids: Sequence[str], day: date) -> int:
+async def _children_on_several_lists(session: AsyncSession, service_ids: Sequence[str], day: date) -> int:
     ws = waiting_spells
     several = (
         select(ws.c.child_ref)
@@ -273,9 +240,7 @@ async def children_on_several_lists(session: AsyncSession, service_ids: Sequence
     return int((await session.execute(select(func.count()).select_from(several))).scalar_one())
 
 
-async def stops_between(
-    session: AsyncSession, service_ids: Sequence[str], first: date, last: date
-) -> list[tuple[str, str, date, StopOutcome, bool, int]]:
+async def _stops_between(session: AsyncSession, service_ids: Sequence[str], first: date, last: date) -> list[StopCount]:
     """Clock stops from ``first`` to ``last``, counted by service, clock, day, outcome and exception."""
     st = clock_stops
     rows = await session.execute(
@@ -283,17 +248,20 @@ async def stops_between(
         .where(st.c.service_id.in_(service_ids), st.c.stopped_on.between(first, last))
         .group_by(st.c.service_id, st.c.clock, st.c.stopped_on, st.c.outcome, st.c.exception)
     )
-    return [(r.service_id, r.clock, r.stopped_on, StopOutcome(r.outcome), r.exception, r.n) for r in rows]
+    return [
+        StopCount(r.service_id, ClockKind(r.clock), r.stopped_on, StopOutcome(r.outcome), r.exception, r.n)
+        for r in rows
+    ]
 
 
-async def due_for_alert(session: AsyncSession, day: date, lead_days: int) -> list[str]:
+async def _due_for_alert(session: AsyncSession, day: date, lead_days: int) -> list[str]:
     """Referrals with a clock running on ``day`` that breaches within ``lead_days`` or already has,
     less those whose breach has already been announced."""
     cs = clock_spells
     announced = exists().where(
         alerts_sent.c.referral_id == cs.c.referral_id,
         alerts_sent.c.clock == cs.c.clock,
-        alerts_sent.c.kind == "breached",
+        alerts_sent.c.kind == AlertKind.BREACHED.value,
     )
     rows = await session.execute(
         select(cs.c.referral_id)

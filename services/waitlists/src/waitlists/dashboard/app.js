@@ -34,23 +34,27 @@ const reasonName = (code) => REASON_NAMES[code] || readable(code);
 let scopes = null;
 let names = { area: new Map(), organisation: new Map(), service: new Map() };
 
-function token() {
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (fromHash) {
-    sessionStorage.setItem("token", fromHash);
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  return $("#token").value.trim() || sessionStorage.getItem("token") || "";
-}
+// Signed in through /signin: the session cookie travels with every same-origin request; the token is never in
+// a URL or in this script's reach.
+class SignedOut extends Error {}
 
 async function request(path) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${token()}` } });
+  const response = await fetch(path, { credentials: "same-origin" });
+  if (response.status === 401) throw new SignedOut("sign in to see the figures");
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
     throw new Error(`${response.status}: ${detail}`);
   }
   return response;
+}
+
+function showSignIn() {
+  const next = location.pathname + location.search;
+  const link = element("a", { href: `/signin?${new URLSearchParams({ next })}` }, "Sign in");
+  statusLine.className = "error";
+  statusLine.replaceChildren("You are not signed in. ", link, " to see the figures.");
+  $("#signout").hidden = true;
 }
 const api = async (path) => (await request(path)).json();
 
@@ -413,7 +417,7 @@ function renderDownloads(params) {
   }));
 }
 
-// The exports need the bearer token, which a plain link cannot send: fetch, then save what came back.
+// Fetched, then saved, so that a failure is told on the page rather than as a broken download.
 $("#downloads").addEventListener("click", async (event) => {
   const link = event.target.closest("a[data-download]");
   if (!link) return;
@@ -507,24 +511,25 @@ async function start() {
   const query = new URLSearchParams(location.search);
   $("#as-of").value = query.get("as_of") || londonToday();
   if (query.get("scope")) $("#scope").value = query.get("scope");
-  token();
   try {
     await loadScopes();
+    $("#signout").hidden = false;
     await load();
   } catch (error) {
+    if (error instanceof SignedOut) return showSignIn();
     statusLine.className = "error";
-    statusLine.textContent = `Could not load figures (${error.message}). Paste an ops token and press “Show figures”.`;
+    statusLine.textContent = `Could not load figures (${error.message}).`;
   }
 }
 
 $("#scope").addEventListener("change", () => { if (scopes) fillScopeIds(); });
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  if ($("#token").value.trim()) sessionStorage.setItem("token", $("#token").value.trim());
   try {
     if (!scopes) await loadScopes();
     await load();
   } catch (error) {
+    if (error instanceof SignedOut) return showSignIn();
     statusLine.className = "error";
     statusLine.textContent = `Could not load figures (${error.message}).`;
   }

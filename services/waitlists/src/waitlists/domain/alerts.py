@@ -31,3 +31,14 @@ def due_alerts(clocks: list[Clock], today: date, lead_days: int) -> list[DueAler
         elif clock.state is ClockState.BREACHED and clock.stopped_on is None:
             due.append(DueAlert(AlertKind.BREACHED, clock))
     return due
+
+
+@dataclass(frozen=True, slots=True)
+class ClockAlert:
+    """A due alert as it is published: with the referral's service and the two organisations it is between."""
+
+    due: DueAlert
+    service_id: str
+    receiving_org_id: str
+    referrer_org_id: str
+    raised_on: date

@@ -23,7 +23,20 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from waitlists.domain.timeline import EHC_EXCEPTIONS, FAMILY_HOLDS, StatusChange, Timeline, add_days, date_after
+from waitlists.domain.timeline import (
+    ACCEPTED,
+    COMPLETED,
+    EHC_EXCEPTIONS,
+    FAMILY_HOLDS,
+    IN_PROGRESS,
+    ON_HOLD,
+    REJECTED,
+    Status,
+    StatusChange,
+    Timeline,
+    add_days,
+    date_after,
+)
 
 IMMINENT_DAYS = 7
 
@@ -75,7 +88,9 @@ class ClockState(StrEnum):
     STOPPED = "stopped"  # ended before its own stop: neither met nor breached
 
 
-_ENDING = frozenset({"rejected", "withdrawn", "handed_off", "entered_in_error"})
+_ENDING = frozenset({Status.REJECTED, Status.WITHDRAWN, Status.HANDED_OFF, Status.ENTERED_IN_ERROR})
+_DECIDED = frozenset({ACCEPTED, REJECTED})
+_TREATED = frozenset({IN_PROGRESS, COMPLETED})  # support started, or completed before it
 _FIXED_TARGETS = {
     ClockKind.EHC_DECISION_6W: 42,
     ClockKind.EHC_NO_PLAN_16W: 112,
@@ -128,17 +143,17 @@ class Clock:
 
 def _stops(kind: ClockKind, change: StatusChange) -> bool:
     if kind is ClockKind.EHC_DECISION_6W:
-        return change.status in ("accepted", "rejected")
+        return change.status in _DECIDED
     if kind is ClockKind.EHC_PLAN_20W:
-        return change.status == "completed" and change.outcome_code == "plan_issued"
+        return change.status == COMPLETED and change.outcome_code == "plan_issued"
     if kind is ClockKind.EHC_NO_PLAN_16W:
-        return change.status == "completed" and change.outcome_code == "no_plan"
+        return change.status == COMPLETED and change.outcome_code == "no_plan"
     # Treatment or support started, or completed before it: a non-treatment clock stop.
-    return change.status in ("in_progress", "completed")
+    return change.status in _TREATED
 
 
 def _applies(kind: ClockKind, known: tuple[StatusChange, ...]) -> bool:
-    no_plan = any(c.status == "completed" and c.outcome_code == "no_plan" for c in known)
+    no_plan = any(c.status == COMPLETED and c.outcome_code == "no_plan" for c in known)
     if kind is ClockKind.EHC_NO_PLAN_16W:
         return no_plan
     if kind is ClockKind.EHC_PLAN_20W:
@@ -149,7 +164,7 @@ def _applies(kind: ClockKind, known: tuple[StatusChange, ...]) -> bool:
 def _exception(kind: ClockKind, known: tuple[StatusChange, ...], until: date | None) -> bool:
     """An EHC clock with a statutory exception hold dated on or before its stop (any, while it runs)."""
     return kind.is_ehc and any(
-        c.status == "on_hold" and c.reason_code in EHC_EXCEPTIONS and (until is None or c.on <= until) for c in known
+        c.status == ON_HOLD and c.reason_code in EHC_EXCEPTIONS and (until is None or c.on <= until) for c in known
     )
 
 
@@ -173,7 +188,7 @@ def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int
         return due if due is not None and due <= on else None
 
     for change in known[1:]:
-        family_hold = pauses and change.status == "on_hold" and change.reason_code in FAMILY_HOLDS
+        family_hold = pauses and change.status == ON_HOLD and change.reason_code in FAMILY_HOLDS
         if paused_since is not None and not family_hold:
             paused_days += (change.on - paused_since).days
             paused_since = None

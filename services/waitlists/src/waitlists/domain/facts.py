@@ -20,14 +20,24 @@ that precedes the one before), which is what lets a stop, once seen, stand for g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
 from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, clock_on
-from waitlists.domain.timeline import CLOSED_BEFORE_SUPPORT, FAMILY_HOLDS, Timeline, add_days, waiting_days
+from waitlists.domain.timeline import (
+    ACCEPTED,
+    CLOSED_BEFORE_SUPPORT,
+    FAMILY_HOLDS,
+    IN_PROGRESS,
+    ON_HOLD,
+    Status,
+    Timeline,
+    add_days,
+    waiting_days,
+)
 
 OPEN_END = date.max
 
@@ -36,6 +46,18 @@ class StopOutcome(StrEnum):
     MET = "met"
     LATE = "late"
     ENDED = "ended"  # rejected, withdrawn, handed off before its own stop
+
+
+@dataclass(frozen=True, slots=True)
+class StopCount:
+    """How many clocks of a kind stopped at a service on a day, with one outcome, exceptions or not."""
+
+    service_id: str
+    clock: ClockKind
+    stopped_on: date
+    outcome: StopOutcome
+    exception: bool
+    n: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +100,7 @@ class Outcome:
     submitted_on: date
     started_on: date | None
     closed_on: date | None
-    closed_status: str | None
+    closed_status: Status | None
     closed_reason: str | None
     before_support: bool
 
@@ -116,7 +138,7 @@ def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]
             continue
         waited = waiting_days(timeline, valid_from, pauses)
         last = timeline.known_on(valid_from)[-1]
-        if pauses and last.status == "on_hold" and last.reason_code in FAMILY_HOLDS:
+        if pauses and last.status == ON_HOLD and last.reason_code in FAMILY_HOLDS:
             spells.append(WaitingSpell(valid_from, valid_to, None, waited))
         else:
             spells.append(WaitingSpell(valid_from, valid_to, add_days(valid_from, -waited), None))
@@ -146,12 +168,12 @@ def clock_facts(
 
 def outcome(timeline: Timeline) -> Outcome:
     assert timeline.submitted_on is not None
-    started = timeline.reached("in_progress")
+    started = timeline.reached(IN_PROGRESS)
     final = timeline.first_final()
     before_support = (
         final is not None
         and final.status in CLOSED_BEFORE_SUPPORT
-        and timeline.reached("in_progress", by=final.on) is None
+        and timeline.reached(IN_PROGRESS, by=final.on) is None
     )
     return Outcome(
         submitted_on=timeline.submitted_on,
@@ -176,7 +198,7 @@ def handoff_gap(timeline: Timeline, journey: Sequence[Timeline]) -> HandoffGap |
         and not other.in_error
         and other.submitted_on is not None
         and other.submitted_on >= final.on
-        and (accepted := other.reached("accepted")) is not None
+        and (accepted := other.reached(ACCEPTED)) is not None
     ]
     return HandoffGap(final.on, min(acceptances, default=OPEN_END))
 
@@ -196,6 +218,19 @@ def derive(timeline: Timeline, service: ServiceClocks, journey: Sequence[Timelin
         clock_stops=stops,
         gap=handoff_gap(timeline, journey),
     )
+
+
+def derive_journeys(
+    journeys: Mapping[str, Sequence[Timeline]], clocks: Mapping[str, ServiceClocks]
+) -> list[ReferralFacts]:
+    """The facts of every referral of these children (journeys by child), each with its child's others."""
+    found: list[ReferralFacts] = []
+    for journey in journeys.values():
+        for timeline in journey:
+            facts = derive(timeline, clocks.get(timeline.service_id, ServiceClocks(())), journey)
+            if facts is not None:
+                found.append(facts)
+    return found
 
 
 def _merge(spells: list[Spell]) -> list[Spell]:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from waitlists.domain.clocks import IMMINENT_DAYS, Clock, ServiceClocks, clock_on
 from waitlists.domain.facts import StopOutcome
 from waitlists.domain.stats import nearest_rank, percent
-from waitlists.domain.timeline import Timeline
+from waitlists.domain.timeline import Status, Timeline
 
 BUCKETS = (("0-4", 0, 4), ("4-18", 4, 18), ("18-52", 18, 52), ("52+", 52, None))
 LONG_WAIT_WEEKS = (52, 65, 78, 104)
@@ -116,7 +116,7 @@ class Tally:
     period: Period
     waiting_days: Counter[int] = field(default_factory=Counter)
     clocks: dict[str, ClockFigures] = field(default_factory=dict)
-    closures: Counter[tuple[str, str | None, bool]] = field(default_factory=Counter)
+    closures: Counter[tuple[Status, str | None, bool]] = field(default_factory=Counter)
     gaps_closed: Counter[int] = field(default_factory=Counter)
     gaps_open: Counter[int] = field(default_factory=Counter)
     flows: dict[str, Counter[int]] = field(default_factory=lambda: {k: Counter() for k in FLOWS})
@@ -158,7 +158,7 @@ class Tally:
             f.stopped_ex += n
             f.met_ex += met
 
-    def closed_in_period(self, status: str, reason: str | None, before_support: bool, n: int = 1) -> None:
+    def closed_in_period(self, status: Status, reason: str | None, before_support: bool, n: int = 1) -> None:
         self.closures[(status, reason, before_support)] += n
 
     def gap_closed(self, days: int, n: int = 1) -> None:
@@ -221,7 +221,7 @@ def figures(tally: Tally, children_on_several_lists: int) -> Figures:
     reasons: Counter[str] = Counter()
     before_support = 0
     for (status, reason, support), n in tally.closures.items():
-        if status == "rejected":
+        if status == Status.REJECTED:
             reasons[reason or "unknown"] += n
         before_support += n * support
     closed = sum(tally.closures.values())

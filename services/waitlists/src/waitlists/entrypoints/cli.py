@@ -13,13 +13,14 @@ from send_shared.db import create_engine
 from send_shared.events.topics import Topics
 from send_shared.service import service_cli
 from send_shared.store_replay import IncompleteReplay, delete_topic, request_replay
-from waitlists.entrypoints.consumers import CONSUMER_GROUP
+from waitlists.service_layer.projection import CONSUMER_GROUP
 from waitlists.settings import WaitlistsSettings
 
 REBUILD_HELP = "rebuild the projection from the referrals service's event store (consumer stopped)"
 
 
 def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
+    from waitlists.adapters.projection_store import SqlProjectionStore
     from waitlists.service_layer.rebuild import RebuildRefused
     from waitlists.service_layer.rebuild import rebuild as run
 
@@ -44,7 +45,7 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
                 )  # fmt: skip
                 try:
                     report = await run(
-                        engine, bootstrap_servers=bootstrap, reply_topic=request.reply_topic,
+                        SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=request.reply_topic,
                         request_id=request.request_id, allow_fewer=args.allow_fewer, idle_timeout=args.wait,
                     )  # fmt: skip
                 finally:

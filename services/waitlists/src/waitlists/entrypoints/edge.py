@@ -19,13 +19,11 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from send_shared.auth import OrganisationLookup
 from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 from send_shared.web.problems import Problem
-from waitlists.adapters.timelines import organisation_known
-from waitlists.domain.timeline import LONDON
+from waitlists.domain.scope import Scope
+from waitlists.domain.timeline import london_today
 
 ID_PATTERN = DIRECTORY_ID_PATTERN
 REFERRAL_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,35}$"
@@ -37,13 +35,9 @@ ScopeIdQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=ID_PATT
 ReferralIdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=REFERRAL_ID_PATTERN)]
 
 
-def today() -> date:
-    return datetime.now(LONDON).date()
-
-
 def latest_report_date() -> date:
     """A year after today (28 February for a 29 February)."""
-    now = today()
+    now = london_today()
     try:
         return now.replace(year=now.year + 1)
     except ValueError:
@@ -78,17 +72,11 @@ def validation_problem(field: str, rule: str, message: str) -> Problem:
 
 
 def as_of_or_today(value: date | None) -> date:
-    day = value or today()
-    if day > today():
+    day = value or london_today()
+    if day > london_today():
         raise validation_problem("as_of", "not_in_future", "as_of must not be in the future")
     return day
 
 
-def directory_member(sessions: async_sessionmaker[AsyncSession]) -> OrganisationLookup:
-    """Whether an organisation is in the directory as waitlists has it from the directory's events."""
-
-    async def is_known(organisation_id: str) -> bool:
-        async with sessions() as session:
-            return await organisation_known(session, organisation_id)
-
-    return is_known
+def not_found(scope: Scope, scope_id: str) -> Problem:
+    return Problem(404, "Not found", f"no {scope.value} {scope_id!r} is known", kind="not-found")

@@ -11,21 +11,15 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from prometheus_client.core import REGISTRY, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from waitlists.adapters import facts
-from waitlists.adapters import timelines as store
-from waitlists.adapters.orm import organisations
-from waitlists.adapters.timelines import Scope
-from waitlists.domain.disclosure import Controlled, Level, Table, area_table, node_id
-from waitlists.domain.metrics import Period, Tally, waiting_figures
-from waitlists.service_layer import reporting
-from waitlists.service_layer.alerting import london_today
+from waitlists.domain.disclosure import Controlled, Level, node_id
+from waitlists.domain.metrics import Tally, waiting_figures
+from waitlists.domain.timeline import london_today
+from waitlists.service_layer.gauges import service_gauges
+from waitlists.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 _WEEK_BUCKETS = (("4", "0-4"), ("18", "4-18"), ("52", "18-52"), ("+Inf", "52+"))
@@ -88,28 +82,14 @@ with contextlib.suppress(ValueError):  # registered once per process
     REGISTRY.register(COLLECTOR)
 
 
-async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Every service's figures, with the disclosure control of the API's area figures for today: a gauge
-    whose value is withheld there is not published here."""
-    today = london_today()
-    period = Period(today - timedelta(days=364), today)
-    async with sessions() as session:
-        in_scope = await store.all_service_clocks(session)
-        tallies = await facts.tallies(session, in_scope, today, period)
-        areas = {r.area_id for r in await session.execute(select(organisations.c.area_id).distinct())}
-        table = Table()
-        for area_id in sorted(areas):
-            _, organisation_of = await reporting.organisations_of(session, Scope.AREA, area_id)
-            mine = {s: tallies[s] for s in organisation_of if s in tallies}
-            part = area_table(area_id, mine, organisation_of, Tally(today, period))
-            table.nodes |= part.nodes
-            table.cells |= part.cells
-    COLLECTOR.controlled = Controlled.of(table)
-    COLLECTOR.tallies = tallies
+async def refresh(uows: UnitOfWorkFactory) -> None:
+    found = await service_gauges(uows(), london_today())
+    COLLECTOR.controlled = found.controlled
+    COLLECTOR.tallies = found.tallies
 
 
-async def run_refresher(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, *, interval: float) -> None:
+async def run_refresher(uows: UnitOfWorkFactory, stop: asyncio.Event, *, interval: float) -> None:
     while not stop.is_set():
-        await refresh(sessions)
+        await refresh(uows)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)

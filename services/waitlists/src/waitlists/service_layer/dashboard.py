@@ -6,25 +6,21 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from waitlists.adapters import facts
-from waitlists.adapters import timelines as store
-from waitlists.adapters.orm import organisations, services
-from waitlists.adapters.timelines import Scope
+from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.disclosure import Controlled, Level, Withheld, node_id, trend_table
 from waitlists.domain.metrics import UPCOMING_WEEKS, Period, Tally, waiting_figures
+from waitlists.domain.scope import Scope
 from waitlists.domain.stats import percent
-from waitlists.service_layer.reporting import UnknownScope, area_controls, organisations_of
+from waitlists.service_layer.reporting import UnknownScope, area_controls
+from waitlists.service_layer.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
 class ScopeChoices:
     areas: list[str]
     area_names: dict[str, str]  # the name of the area's local authority (directory events name no area)
-    organisations: list[tuple[str, str, str]]  # id, name, area
-    services: list[tuple[str, str, str]]  # id, name, organisation
+    organisations: list[OrganisationEntry]  # in name order
+    services: list[ServiceEntry]  # in name order
 
 
 @dataclass(frozen=True)
@@ -55,29 +51,13 @@ class ServiceRisk:
     # the visible ones do not (ties broken by id)
 
 
-async def scope_choices(sessions: async_sessionmaker[AsyncSession]) -> ScopeChoices:
+async def scope_choices(uow: UnitOfWork) -> ScopeChoices:
     """The organisations that run services, their areas, and the services. Schools refer but receive
     nothing: listing the country's schools would make the filter useless and the page slow."""
-    async with sessions() as session:
-        orgs = (
-            await session.execute(
-                select(organisations.c.organisation_id, organisations.c.name, organisations.c.area_id)
-                .where(organisations.c.organisation_id.in_(select(services.c.organisation_id)))
-                .order_by(organisations.c.name)
-            )
-        ).all()
-        svcs = (
-            await session.execute(
-                select(services.c.service_id, services.c.name, services.c.organisation_id).order_by(services.c.name)
-            )
-        ).all()
-        councils = (
-            await session.execute(
-                select(organisations.c.area_id, organisations.c.name)
-                .where(organisations.c.kind == "local_authority")
-                .order_by(organisations.c.organisation_id)
-            )
-        ).all()
+    async with uow:
+        orgs = await uow.directory.providers()
+        svcs = await uow.directory.services()
+        councils = await uow.directory.local_authorities()
     areas = sorted({o.area_id for o in orgs})
     named: dict[str, str] = {}
     for council in councils:
@@ -85,8 +65,8 @@ async def scope_choices(sessions: async_sessionmaker[AsyncSession]) -> ScopeChoi
     return ScopeChoices(
         areas=areas,
         area_names={area: named.get(area, area) for area in areas},
-        organisations=[(o.organisation_id, o.name, o.area_id) for o in orgs],
-        services=[(s.service_id, s.name, s.organisation_id) for s in svcs],
+        organisations=orgs,
+        services=list(svcs.values()),
     )
 
 
@@ -107,7 +87,7 @@ async def trend(
     scope_id: str,
     day: date,
     months: int,
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitOfWork,
     *,
     viewer: str | None = None,
 ) -> list[TrendPoint]:
@@ -115,13 +95,13 @@ async def trend(
     disclosure control over the area's services, organisations and the area, month by month and over the months
     together (``viewer``, an organisation, sees its own services and itself in full)."""
     windows = month_windows(day, months)
-    async with sessions() as session:
-        in_scope = await store.scope_services(session, scope, scope_id)
+    async with uow:
+        in_scope = await uow.directory.scope_services(scope, scope_id)
         if not in_scope:
             raise UnknownScope(scope_id)
-        area_id, organisation_of = await organisations_of(session, scope, scope_id)
-        in_area = {**await store.scope_services(session, Scope.AREA, area_id), **in_scope}
-        stops = await facts.stops_between(session, list(in_area), windows[0].start, day)
+        area_id, organisation_of = await uow.directory.area_services(scope, scope_id)
+        in_area = {**await uow.directory.scope_services(Scope.AREA, area_id), **in_scope}
+        stops = await uow.facts.stops_between(list(in_area), windows[0].start, day)
     tallies = {service_id: [Tally(w.end, w) for w in windows] for service_id in in_area}
     for service_id, service in in_area.items():  # a service whose organisation is not known yet stands alone
         organisation_of.setdefault(service_id, scope_id if scope is Scope.ORGANISATION else f"unknown-{service_id}")
@@ -129,8 +109,10 @@ async def trend(
             for runs in service.clocks:
                 tally.clock(runs.value)
     starts = [w.start for w in windows]
-    for service_id, clock, on, outcome, exception, n in stops:
-        tallies[service_id][bisect_right(starts, on) - 1].stopped_in_period(clock, outcome, exception, n)
+    for stop in stops:
+        tallies[stop.service_id][bisect_right(starts, stop.stopped_on) - 1].stopped_in_period(
+            stop.clock.value, stop.outcome, stop.exception, stop.n
+        )
     per_service = {
         service_id: [{k: (f.stopped, f.met, f.stopped_ex, f.met_ex) for k, f in t.clocks.items()} for t in months_of]
         for service_id, months_of in tallies.items()
@@ -161,23 +143,14 @@ async def trend(
 
 
 async def services_by_risk(
-    scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
+    scope: Scope, scope_id: str, day: date, uow: UnitOfWork, *, viewer: str | None = None
 ) -> list[ServiceRisk]:
-    async with sessions() as session:
-        in_scope = await store.scope_services(session, scope, scope_id)
+    async with uow:
+        in_scope = await uow.directory.scope_services(scope, scope_id)
         if not in_scope:
             raise UnknownScope(scope_id)
-        names = {
-            r.service_id: (r.name, r.organisation_id)
-            for r in await session.execute(
-                select(services.c.service_id, services.c.name, services.c.organisation_id).where(
-                    services.c.service_id.in_(in_scope)
-                )
-            )
-        }
-        controlled, per_service = await area_controls(
-            session, scope, scope_id, day, Period(day - timedelta(days=364), day)
-        )
+        names = {s.service_id: (s.name, s.organisation_id) for s in (await uow.directory.services(in_scope)).values()}
+        controlled, per_service = await area_controls(uow, scope, scope_id, day, Period(day - timedelta(days=364), day))
     controlled = controlled.for_viewer(viewer)
     rows = []
     for service_id in in_scope:
@@ -212,3 +185,11 @@ async def services_by_risk(
             )
         )
     return sorted(rows, key=lambda r: (r.risk, r.service_id), reverse=True)
+
+
+async def signin_organisations(uow: UnitOfWork) -> list[tuple[str, str]]:
+    """Who may sign in to the dashboard in development: the organisations that run services and the local
+    authorities, as (id, name)."""
+    async with uow:
+        found = [*await uow.directory.providers(), *await uow.directory.local_authorities()]
+    return sorted({(o.organisation_id, o.name) for o in found}, key=lambda o: o[1])

@@ -13,21 +13,17 @@ over a withheld count); ``z`` means not applicable (nothing to divide by). The c
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from waitlists.adapters import timelines as store
-from waitlists.adapters.timelines import Scope
 from waitlists.domain.clocks import ClockKind
 from waitlists.domain.disclosure import RTT_WEEKS, WITHHELD_CSV, Controlled, Level, node_id
 from waitlists.domain.metrics import ClockFigures, Period
+from waitlists.domain.scope import Scope
 from waitlists.domain.stats import percent
 from waitlists.service_layer.reporting import area_controls
+from waitlists.service_layer.unit_of_work import UnitOfWork
 
 EHC_COLUMNS = (
     "time_period", "area_id", "service_id", "plans_issued", "plans_issued_within_20_weeks",
@@ -45,23 +41,21 @@ def _cell(controlled: Controlled, node: str, name: str, value: object) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def _csv(header: Sequence[str], rows: list[list[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
+@dataclass(frozen=True)
+class Sheet:
+    """An export's header and rows, every cell written as the official statistics write it."""
+
+    header: tuple[str, ...]
+    rows: list[list[str]]
 
 
-async def ehc_timeliness(
-    area_id: str, year: int, today: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
-) -> str:
+async def ehc_timeliness(area_id: str, year: int, today: date, uow: UnitOfWork, *, viewer: str | None = None) -> Sheet:
     period = Period(date(year, 1, 1), min(date(year, 12, 31), today))
     rows = []
-    async with sessions() as session:
-        in_scope = await store.scope_services(session, Scope.AREA, area_id)
+    async with uow:
+        in_scope = await uow.directory.scope_services(Scope.AREA, area_id)
         runs_plan_clock = {s: c for s, c in in_scope.items() if ClockKind.EHC_PLAN_20W in c.clocks}
-        controlled, per_service = await area_controls(session, Scope.AREA, area_id, period.end, period)
+        controlled, per_service = await area_controls(uow, Scope.AREA, area_id, period.end, period)
     controlled = controlled.for_viewer(viewer)
     kind = ClockKind.EHC_PLAN_20W.value
     for service_id in runs_plan_clock:
@@ -74,21 +68,19 @@ async def ehc_timeliness(
         rows.append([str(year), area_id, service_id, cell("stopped", f.stopped), cell("met", f.met),
                      cell("pct", percent(f.met, f.stopped)), cell("stopped_ex", f.stopped_ex),
                      cell("met_ex", f.met_ex), cell("pct_ex", percent(f.met_ex, f.stopped_ex))])  # fmt: skip
-    return _csv(EHC_COLUMNS, rows)
+    return Sheet(EHC_COLUMNS, rows)
 
 
 async def rtt_distribution(
-    scope: Scope, scope_id: str, day: date, sessions: async_sessionmaker[AsyncSession], *, viewer: str | None = None
-) -> str:
+    scope: Scope, scope_id: str, day: date, uow: UnitOfWork, *, viewer: str | None = None
+) -> Sheet:
     header = ["as_of", "service_id", "total_waiting", "within_18_weeks", "pc_within_18_weeks"]
     header += [f"weeks_{w}_{w + 1}" for w in range(RTT_WEEKS)] + [f"weeks_{RTT_WEEKS}_plus"]
     rows = []
-    async with sessions() as session:
-        in_scope = await store.scope_services(session, scope, scope_id)
+    async with uow:
+        in_scope = await uow.directory.scope_services(scope, scope_id)
         # The figures' own default period, so that the pattern of withheld cells is the API's.
-        controlled, per_service = await area_controls(
-            session, scope, scope_id, day, Period(day - timedelta(days=364), day)
-        )
+        controlled, per_service = await area_controls(uow, scope, scope_id, day, Period(day - timedelta(days=364), day))
     controlled = controlled.for_viewer(viewer)
     for service_id in in_scope:
         tally = per_service[service_id]
@@ -101,4 +93,4 @@ async def rtt_distribution(
         bands = [_cell(controlled, node, f"rtt.{w}", weeks.get(w, 0)) for w in range(RTT_WEEKS)]
         bands.append(_cell(controlled, node, "dist.52+", sum(n for w, n in weeks.items() if w >= RTT_WEEKS)))
         rows.append([day.isoformat(), service_id, _cell(controlled, node, "waiting", total), _cell(controlled, node, "rtt.within18", within), _cell(controlled, node, "rtt.pct_within18", percent(within, total)), *bands])  # fmt: skip
-    return _csv(header, rows)
+    return Sheet(tuple(header), rows)

@@ -1,0 +1,1 @@
+"""Development kit: what `make run`, `make test` and `make bench` use and production images never install."""

@@ -1,0 +1,105 @@
+"""The directory of organisations and services, in its tables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from referrals.adapters.orm import directory_services, organisations
+from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
+
+
+class SqlDirectoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def service(self, service_id: str, *, include_inactive: bool = False) -> Service | None:
+        query = select(directory_services).where(directory_services.c.id == service_id)
+        if not include_inactive:
+            query = query.where(directory_services.c.active)
+        row = (await self.session.execute(query)).mappings().first()
+        return _service_from_row(row) if row else None
+
+    async def organisation(self, organisation_id: str) -> Organisation | None:
+        row = (
+            (await self.session.execute(select(organisations).where(organisations.c.id == organisation_id)))
+            .mappings()
+            .first()
+        )
+        return _organisation_from_row(row) if row else None
+
+    async def all_services(self) -> list[Service]:
+        rows = (await self.session.execute(select(directory_services).order_by(directory_services.c.id))).mappings()
+        return [_service_from_row(r) for r in rows]
+
+    async def all_organisations(self) -> list[Organisation]:
+        rows = (await self.session.execute(select(organisations).order_by(organisations.c.id))).mappings()
+        return [_organisation_from_row(r) for r in rows]
+
+    async def save_organisation(self, org: Organisation) -> Organisation:
+        """Insert or replace; returns it with its new version."""
+        current = await self.organisation(org.id)
+        version = 1 if current is None else current.version + 1
+        values = {
+            "name": org.name,
+            "kind": org.kind.value,
+            "area_id": org.area_id,
+            "trust_id": org.trust_id,
+            "version": version,
+        }
+        if current is None:
+            await self.session.execute(insert(organisations).values(id=org.id, **values))
+        else:
+            await self.session.execute(update(organisations).where(organisations.c.id == org.id).values(**values))
+        return replace(org, version=version)
+
+    async def save_service(self, service: Service) -> Service:
+        """Insert or replace; returns it with its new version."""
+        current = await self.service(service.id, include_inactive=True)
+        version = 1 if current is None else current.version + 1
+        values = {
+            "organisation_id": service.organisation_id,
+            "name": service.name,
+            "needs": list(service.needs),
+            "urgencies": list(service.urgencies),
+            "clocks": list(service.clocks),
+            "target_days": service.target_days,
+            "active": service.active,
+            "version": version,
+        }
+        if current is None:
+            await self.session.execute(insert(directory_services).values(id=service.id, **values))
+        else:
+            await self.session.execute(
+                update(directory_services).where(directory_services.c.id == service.id).values(**values)
+            )
+        return replace(service, version=version)
+
+
+def _service_from_row(row: Any) -> Service:
+    return Service(
+        id=row["id"],
+        organisation_id=row["organisation_id"],
+        name=row["name"],
+        needs=tuple(NeedCode(n) for n in row["needs"]),
+        urgencies=tuple(Urgency(u) for u in row["urgencies"]),
+        clocks=tuple(Clock(c) for c in row["clocks"]),
+        target_days=row["target_days"],
+        active=row["active"],
+        version=row["version"],
+    )
+
+
+def _organisation_from_row(row: Any) -> Organisation:
+    return Organisation(
+        id=row["id"],
+        name=row["name"],
+        kind=OrganisationKind(row["kind"]),
+        area_id=row["area_id"],
+        trust_id=row["trust_id"],
+        version=row["version"],
+    )

@@ -1,0 +1,37 @@
+"""The seed directory a new installation starts with (a packaged JSON file)."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
+
+
+def seed_file() -> tuple[list[Organisation], list[Service]]:
+    """The realistic small area a new installation starts with."""
+    doc = json.loads(files("referrals").joinpath("seed/directory.json").read_text())
+    orgs = [
+        Organisation(
+            id=o["id"],
+            name=o["name"],
+            kind=OrganisationKind(o["kind"]),
+            area_id=o["area_id"],
+            trust_id=o.get("trust_id"),
+        )
+        for o in doc["organisations"]
+    ]
+    services = [
+        Service(
+            id=s["id"],
+            organisation_id=s["organisation_id"],
+            name=s["name"],
+            needs=tuple(NeedCode(n) for n in s["needs"]),
+            urgencies=tuple(Urgency(u) for u in s["urgencies"]),
+            clocks=tuple(Clock(c) for c in s["clocks"]),
+            target_days=s.get("target_days"),
+        )
+        for s in doc["services"]
+    ]
+    return orgs, services

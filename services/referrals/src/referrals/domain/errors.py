@@ -1,0 +1,5 @@
+"""The root of every broken rule of the domain."""
+
+
+class DomainError(Exception):
+    """A rule of the domain was broken."""

@@ -1,0 +1,14 @@
+"""One router per feature of the referrals API."""
+
+from fastapi import APIRouter
+
+from referrals.entrypoints.routers import audit, directory, importing, moves, reading, submission
+
+ROUTERS: tuple[APIRouter, ...] = (
+    submission.router,
+    reading.router,
+    moves.router,
+    importing.router,
+    directory.router,
+    audit.router,
+)

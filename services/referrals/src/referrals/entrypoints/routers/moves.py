@@ -1,0 +1,83 @@
+"""Moving a referral to a new status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from referrals.domain.model import DuplicateReferral, IllegalMove, MissingDetail, MoveDetails, NotYourMove
+from referrals.entrypoints.dependencies import Party, Uow, caller_of
+from referrals.entrypoints.preconditions import etag, parse_if_match
+from referrals.entrypoints.problems import PROBLEM_RESPONSES, duplicate, forbidden, missing_detail, not_found
+from referrals.entrypoints.routers.reading import ReferralId
+from referrals.entrypoints.schemas import ReferralOut, StatusChange
+from referrals.service_layer.errors import NotFound, VersionMismatch
+from referrals.service_layer.moves import MoveReferral, move_referral
+from send_shared.web.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "/referrals/{referral_id}/status",
+    response_model=ReferralOut,
+    summary="Move a referral to a new status",
+    responses={
+        409: {"description": "Illegal move: names the current status and the allowed moves"},
+        412: {"description": "If-Match is not the current version"},
+        428: {"description": "If-Match missing"},
+    },
+)
+async def move(
+    referral_id: ReferralId,
+    body: StatusChange,
+    caller: Party,
+    request: Request,
+    response: Response,
+    uow: Uow,
+    if_match: Annotated[str | None, Header(alias="If-Match", description="The referral's ETag, as last read.")] = None,
+) -> ReferralOut:
+    expected = parse_if_match(if_match)
+    try:
+        referral = await move_referral(
+            MoveReferral(
+                caller=caller_of(caller),
+                referral_id=referral_id,
+                target=body.status,
+                expected_version=expected,
+                occurred_at=body.occurred_at,
+                details=MoveDetails(
+                    reason_code=body.reason_code,
+                    explanation=body.explanation,
+                    signposted_service_id=body.signposted_service_id,
+                    rereferral_service_id=body.rereferral_service_id,
+                    target_service_id=body.target_service_id,
+                    appointment_at=body.appointment_at,
+                    expected_resume=body.expected_resume,
+                    outcome_code=body.outcome_code,
+                ),
+            ),
+            uow,
+        )
+    except NotFound as exc:
+        raise not_found() from exc
+    except VersionMismatch as exc:
+        raise Problem(412, "Precondition failed", str(exc), kind="stale-version", current_version=exc.current) from exc
+    except IllegalMove as exc:
+        raise Problem(
+            409,
+            "Illegal move",
+            str(exc),
+            kind="illegal-move",
+            current_status=exc.current.value,
+            allowed_moves=exc.allowed,
+        ) from exc
+    except NotYourMove as exc:
+        raise forbidden(str(exc)) from exc
+    except DuplicateReferral as exc:
+        raise duplicate(exc, caller, request) from exc
+    except MissingDetail as exc:
+        raise missing_detail(exc) from exc
+    response.headers["ETag"] = etag(referral.version)
+    return ReferralOut.of(referral)

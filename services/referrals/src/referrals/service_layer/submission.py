@@ -1,0 +1,68 @@
+"""Submitting a referral."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from referrals.domain.child import PersonalDetails, child_reference
+from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.idempotency import StoredResponse
+from referrals.domain.model import Referral, check_no_open_duplicate, check_urgency_offered
+from referrals.service_layer.callers import Caller
+from referrals.service_layer.directory import find_service
+from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
+from referrals.service_layer.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class SubmitReferral:
+    caller: Caller
+    service_id: str
+    person: PersonalDetails
+    urgency: Urgency
+    primary_need: NeedCode
+    secondary_need: NeedCode | None
+    referred_at: datetime | None = None
+
+
+async def submit_referral(
+    cmd: SubmitReferral,
+    uow: UnitOfWork,
+    child_ref_key: bytes,
+    *,
+    idempotency: Idempotency,
+    render: Callable[[Referral], dict[str, Any]],
+) -> StoredResponse:
+    """Creates the referral and returns its response (``render``), stored under the Idempotency-Key; or the
+    response stored under that key before."""
+    now = datetime.now(UTC)
+    async with uow:
+        if stored := await earlier_response(uow, cmd.caller, idempotency):
+            return stored
+        service = await find_service(uow.directory, cmd.service_id, "service_id")
+        check_urgency_offered(service, cmd.urgency)
+        child_ref = child_reference(cmd.person.identifier, child_ref_key)
+        open_referrals = await uow.referrals.open_for_child(child_ref)
+        check_no_open_duplicate(open_referrals, service.id)
+        referral = Referral.submit(
+            id=str(uuid.uuid4()),
+            child_ref=child_ref,
+            referrer_org_id=cmd.caller.organisation_id,
+            service_id=service.id,
+            receiving_org_id=service.organisation_id,
+            urgency=cmd.urgency,
+            referred_at=cmd.referred_at or now,
+            recorded_at=now,
+            primary_need=cmd.primary_need,
+            secondary_need=cmd.secondary_need,
+            is_ehc=service.is_ehc,
+            parallel_referral_ids=tuple(sorted(o.id for o in open_referrals)),
+        )
+        await uow.referrals.add(referral, cmd.person)
+        response = await remember(uow, cmd.caller, idempotency, 201, render(referral))
+        await uow.commit()
+    return response

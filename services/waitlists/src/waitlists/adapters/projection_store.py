@@ -1,0 +1,107 @@
+"""The projection replaced as a whole by a rebuild's (``service_layer.rebuild``).
+
+On PostgreSQL the new tables are built beside the live ones, in a schema of their own, indexed and analysed,
+then swapped in by renames in one short transaction, so readers wait only for the swap, never for the build.
+On SQLite the load is one transaction, and readers (WAL) keep reading the old tables until it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.schema import CreateTable
+
+from send_shared.db import bulk_insert
+from waitlists.adapters.facts import insert as insert_facts
+from waitlists.adapters.orm import FACT_TABLES, organisations, referral_changes, referrals, services
+from waitlists.domain.projection import HeldProjection
+
+log = logging.getLogger(__name__)
+PROJECTION = (referral_changes, referrals, services, organisations, *FACT_TABLES)
+_CHUNK = 5_000  # referrals per round of COPY
+LOCK_WAIT = timedelta(seconds=30)
+BUILD_SCHEMA = "waitlists_rebuild"
+RETIRED_SCHEMA = "waitlists_retired"
+
+
+class SqlProjectionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def referrals_held(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(referrals))).scalar_one())
+
+    async def replace(self, held: HeldProjection) -> None:
+        if self._engine.dialect.name == "postgresql":
+            await _build_beside_and_swap(self._engine, held)
+        else:
+            await _load_in_place(self._engine, held)
+
+
+async def _load_in_place(engine: AsyncEngine, held: HeldProjection) -> None:
+    indexes = [index for table in PROJECTION for index in table.indexes]
+    async with engine.begin() as conn:
+        for table in PROJECTION:
+            await conn.execute(delete(table))
+        for index in indexes:
+            await conn.run_sync(index.drop, checkfirst=True)
+        await _fill(conn, held)
+        for index in indexes:
+            await conn.run_sync(index.create)
+        for table in PROJECTION:
+            await conn.execute(text(f"ANALYZE {table.name}"))
+
+
+async def _build_beside_and_swap(engine: AsyncEngine, held: HeldProjection) -> None:
+    async with engine.begin() as conn:
+        live_schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {BUILD_SCHEMA}"))
+        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
+        for table in PROJECTION:  # without indexes: cheaper to build them once the rows are in
+            await side.execute(CreateTable(table, include_foreign_key_constraints=[]))
+        await _fill(side, held)
+        for table in PROJECTION:
+            for index in table.indexes:
+                await side.run_sync(index.create)
+    async with engine.connect() as conn:
+        # VACUUM also marks the pages all-visible, so the covering indexes answer without the tables.
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in PROJECTION:
+            await autocommit.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT.seconds}s'"))
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {RETIRED_SCHEMA} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {RETIRED_SCHEMA}"))
+        for table in PROJECTION:
+            await conn.execute(text(f'ALTER TABLE "{live_schema}".{table.name} SET SCHEMA {RETIRED_SCHEMA}'))
+            await conn.execute(text(f'ALTER TABLE {BUILD_SCHEMA}.{table.name} SET SCHEMA "{live_schema}"'))
+        await conn.execute(text(f"DROP SCHEMA {RETIRED_SCHEMA} CASCADE"))
+        await conn.execute(text(f"DROP SCHEMA {BUILD_SCHEMA}"))
+    log.info("rebuilt projection swapped in", extra={"swap_seconds": round(time.perf_counter() - started, 3)})
+
+
+async def _fill(conn: AsyncConnection, held: HeldProjection) -> None:
+    orgs = [(o.organisation_id, o.name, o.kind, o.area_id, o.version) for o in held.organisations.values()]
+    await bulk_insert(conn, organisations, orgs)
+    if held.services:  # executemany, not COPY: the clocks are JSON, which the driver encodes
+        await conn.execute(insert(services), [
+            {"service_id": s.service_id, "organisation_id": s.organisation_id, "name": s.name, "clocks": list(s.clocks),
+             "target_days": s.target_days, "active": s.active, "version": s.version} for s in held.services.values()
+        ])  # fmt: skip
+    for chunk in held.chunks(_CHUNK):
+        latest = [(r.referral_id, r.child_ref, r.service_id, r.receiving_org_id, r.referrer_org_id, r.urgency,
+                   r.latest.version, r.latest.status.value) for r in chunk]  # fmt: skip
+        await bulk_insert(conn, referrals, latest)
+        await bulk_insert(conn, referral_changes, [
+            (r.referral_id, c.version, c.status.value, c.occurred_at, c.occurred_on, c.reason_code, c.outcome_code)
+            for r in chunk for c in r.changes
+        ])  # fmt: skip
+        await insert_facts(conn, held.facts(chunk))

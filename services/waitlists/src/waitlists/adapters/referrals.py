@@ -1,0 +1,146 @@
+"""Referrals in the projection: what is held of each (written back after ``domain.projection.project``),
+and their timelines read back, one referral, a child's journey, or a range of children at a time."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from send_shared.db import upsert_insert
+from waitlists.adapters.orm import referral_changes, referrals
+from waitlists.domain.access import Parties
+from waitlists.domain.projection import ProjectedReferral, RecordedChange
+from waitlists.domain.timeline import Status, StatusChange, Timeline
+
+_CHUNK = 500
+
+
+class SqlReferrals:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._held: dict[str, set[int]] = {}  # versions already stored, by referral read through ``get``
+
+    async def get(self, referral_id: str) -> ProjectedReferral | None:
+        r, c = referrals, referral_changes
+        rows = (
+            await self._session.execute(
+                select(
+                    r.c.child_ref,
+                    r.c.service_id,
+                    r.c.receiving_org_id,
+                    r.c.referrer_org_id,
+                    r.c.urgency,
+                    c.c.version,
+                    c.c.status,
+                    c.c.occurred_at,
+                    c.c.occurred_on,
+                    c.c.reason_code,
+                    c.c.outcome_code,
+                )
+                .join(c, c.c.referral_id == r.c.referral_id)
+                .where(r.c.referral_id == referral_id)
+                .order_by(c.c.version)
+            )
+        ).all()
+        if not rows:
+            return None
+        changes = tuple(RecordedChange(row.version, Status(row.status), row.occurred_at, row.occurred_on,
+                                       row.reason_code, row.outcome_code) for row in rows)  # fmt: skip
+        self._held[referral_id] = {change.version for change in changes}
+        first = rows[0]
+        return ProjectedReferral(referral_id, first.child_ref, first.service_id, first.receiving_org_id,
+                                 first.referrer_org_id, first.urgency, changes)  # fmt: skip
+
+    async def save(self, referral: ProjectedReferral) -> None:
+        """Writes what ``get`` did not read; idempotent (a change already stored stays as it is)."""
+        held = self._held.setdefault(referral.referral_id, set())
+        new = [c for c in referral.changes if c.version not in held]
+        insert = upsert_insert(self._session)
+        if new:
+            await self._session.execute(
+                insert(referral_changes).on_conflict_do_nothing(),
+                [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
+                  "occurred_at": c.occurred_at, "occurred_on": c.occurred_on, "reason_code": c.reason_code,
+                  "outcome_code": c.outcome_code} for c in new],
+            )  # fmt: skip
+        latest = {"latest_version": referral.latest.version, "latest_status": referral.latest.status.value}
+        await self._session.execute(
+            insert(referrals)
+            .values(referral_id=referral.referral_id, child_ref=referral.child_ref, service_id=referral.service_id,
+                    receiving_org_id=referral.receiving_org_id, referrer_org_id=referral.referrer_org_id,
+                    urgency=referral.urgency, **latest)
+            .on_conflict_do_update(index_elements=[referrals.c.referral_id], set_=latest)
+        )  # fmt: skip
+        held.update(c.version for c in new)
+
+    async def any(self) -> bool:
+        return (await self._session.execute(select(referrals.c.referral_id).limit(1))).first() is not None
+
+    async def children_at(self, service_ids: Collection[str]) -> set[str]:
+        rows = await self._session.execute(
+            select(referrals.c.child_ref).where(referrals.c.service_id.in_(service_ids)).distinct()
+        )
+        return set(rows.scalars())
+
+    async def parties(self, referral_ids: Sequence[str]) -> dict[str, Parties]:
+        rows = await self._session.execute(
+            select(referrals.c.referral_id, referrals.c.referrer_org_id, referrals.c.receiving_org_id).where(
+                referrals.c.referral_id.in_(referral_ids)
+            )
+        )
+        return {r.referral_id: Parties(r.referrer_org_id, r.receiving_org_id) for r in rows}
+
+    async def timeline(self, referral_id: str) -> Timeline | None:
+        found = await self._timelines(referrals.c.referral_id == referral_id)
+        return found[0] if found else None
+
+    async def timelines(self, referral_ids: Sequence[str]) -> list[Timeline]:
+        return await self._timelines(referrals.c.referral_id.in_(referral_ids))
+
+    async def journeys(self, child_refs: Sequence[str]) -> dict[str, list[Timeline]]:
+        """Every referral of these children, by child."""
+        found: list[Timeline] = []
+        for start in range(0, len(child_refs), _CHUNK):
+            found += await self._timelines(referrals.c.child_ref.in_(child_refs[start : start + _CHUNK]))
+        return _journeys(found)
+
+    async def journeys_after(self, after: str | None, children: int) -> tuple[dict[str, list[Timeline]], str | None]:
+        """The journeys of the next ``children`` children (in the database's order of child references) after
+        ``after``, and the last of them: a rebuild walks every journey so, a range read at a time."""
+        refs = select(referrals.c.child_ref).distinct().order_by(referrals.c.child_ref).limit(children)
+        if after is not None:
+            refs = refs.where(referrals.c.child_ref > after)
+        chunk = list((await self._session.execute(refs)).scalars())
+        if not chunk:
+            return {}, None
+        return _journeys(await self._timelines(referrals.c.child_ref.between(chunk[0], chunk[-1]))), chunk[-1]
+
+    async def _timelines(self, condition: ColumnElement[bool]) -> list[Timeline]:
+        r, c = referrals, referral_changes
+        query = (
+            select(r.c.referral_id, r.c.child_ref, r.c.service_id, r.c.urgency, c.c.version, c.c.status,
+                   c.c.occurred_on, c.c.reason_code, c.c.outcome_code)
+            .join(c, c.c.referral_id == r.c.referral_id)
+            .where(condition)
+            .order_by(r.c.referral_id, c.c.version)
+        )  # fmt: skip
+        grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
+        for row in await self._session.execute(query):
+            entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
+            entry[1].append(
+                StatusChange(row.version, Status(row.status), row.occurred_on, row.reason_code, row.outcome_code)
+            )
+        return [
+            Timeline.of(referral_id, child_ref, service_id, urgency, changes)
+            for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
+        ]
+
+
+def _journeys(timelines: Iterable[Timeline]) -> dict[str, list[Timeline]]:
+    journeys: defaultdict[str, list[Timeline]] = defaultdict(list)
+    for timeline in timelines:
+        journeys[timeline.child_ref].append(timeline)
+    return dict(journeys)

@@ -1,0 +1,109 @@
+"""The projection's rules for referral events, once: how one event changes what is held of a referral.
+
+The live consumer (one event at a time, the state read from the database and written back) and the
+rebuild (the whole topic folded in memory) both apply ``project``, so a rebuild holds what the consumer
+built:
+- a referral's fixed facts (child, service, organisations, urgency) come from the first event of it seen;
+- a repeated (referral, version) keeps its first copy;
+- the changes are held in version order, whatever order they arrive in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from waitlists.domain.clocks import ServiceClocks
+from waitlists.domain.directory import OrganisationEntry, ServiceEntry
+from waitlists.domain.facts import ReferralFacts, derive
+from waitlists.domain.timeline import Status, StatusChange, Timeline
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedChange:
+    version: int
+    status: Status
+    occurred_at: datetime
+    occurred_on: date  # the business date of occurred_at
+    reason_code: str | None
+    outcome_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralEvent:
+    referral_id: str
+    child_ref: str
+    service_id: str
+    receiving_org_id: str
+    referrer_org_id: str
+    urgency: str
+    change: RecordedChange
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedReferral:
+    referral_id: str
+    child_ref: str
+    service_id: str
+    receiving_org_id: str
+    referrer_org_id: str
+    urgency: str
+    changes: tuple[RecordedChange, ...]  # version order, one per version
+
+    @property
+    def latest(self) -> RecordedChange:
+        return self.changes[-1]
+
+    def timeline(self) -> Timeline:
+        changes = tuple(StatusChange(c.version, c.status, c.occurred_on, c.reason_code, c.outcome_code)
+                        for c in self.changes)  # fmt: skip
+        return Timeline(self.referral_id, self.child_ref, self.service_id, self.urgency, changes)
+
+    def _with(self, changes: tuple[RecordedChange, ...]) -> ProjectedReferral:
+        return ProjectedReferral(self.referral_id, self.child_ref, self.service_id, self.receiving_org_id,
+                                 self.referrer_org_id, self.urgency, changes)  # fmt: skip
+
+
+def project(current: ProjectedReferral | None, event: ReferralEvent) -> ProjectedReferral:
+    """What is held of the referral once ``event`` is in (``current``: what was held before, None for none)."""
+    change = event.change
+    if current is None:
+        return ProjectedReferral(event.referral_id, event.child_ref, event.service_id, event.receiving_org_id,
+                                 event.referrer_org_id, event.urgency, (change,))  # fmt: skip
+    changes = current.changes
+    if changes[-1].version < change.version:  # the usual case: newer than every version held
+        return current._with((*changes, change))
+    at = bisect_left(changes, change.version, key=lambda c: c.version)
+    if changes[at].version == change.version:
+        return current
+    return current._with((*changes[:at], change, *changes[at:]))
+
+
+@dataclass(frozen=True, slots=True)
+class HeldProjection:
+    """Everything a projection holds, in memory (a rebuild's fold of the whole topic)."""
+
+    referrals: dict[str, ProjectedReferral]
+    services: dict[str, ServiceEntry]
+    organisations: dict[str, OrganisationEntry]
+    by_child: dict[str, list[str]]
+    clocks: dict[str, ServiceClocks]
+
+    def chunks(self, size: int) -> Iterator[list[ProjectedReferral]]:
+        """Every referral in id order (so each index grows at its right edge), ``size`` at a time."""
+        ids = sorted(self.referrals)
+        for start in range(0, len(ids), size):
+            yield [self.referrals[rid] for rid in ids[start : start + size]]
+
+    def facts(self, chunk: list[ProjectedReferral]) -> list[ReferralFacts]:
+        """The facts of a chunk's referrals, each with its child's other referrals as its journey."""
+        found = []
+        for referral in chunk:
+            journey = [self.referrals[other].timeline() for other in self.by_child[referral.child_ref]]
+            own = next(t for t in journey if t.referral_id == referral.referral_id)
+            facts = derive(own, self.clocks.get(referral.service_id, ServiceClocks(())), journey)
+            if facts is not None:
+                found.append(facts)
+        return found

@@ -1,0 +1,69 @@
+"""One referral's clocks: ``GET /v1/referrals/{referral_id}/clocks``."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from send_shared.web.problems import Problem
+from waitlists.domain.clocks import Clock
+from waitlists.entrypoints.dependencies import Reader, UnitOfWorkDep
+from waitlists.entrypoints.edge import ReferralIdPath, ReportDate, as_of_or_today
+from waitlists.service_layer import reporting
+
+router = APIRouter(prefix="/v1", tags=["waitlists"])
+
+
+class ClockStateOut(BaseModel):
+    clock: str
+    target_days: int
+    start: date
+    state: str
+    waiting_days: int
+    stopped_on: date | None
+    breach_date: date | None = Field(
+        description="First day over the target, for a clock still waiting: coming, or past if it breached "
+        "(a hold after it does not move it). None while paused before it."
+    )
+    exception: bool
+    imminent: bool
+    paused: bool = Field(description="On a family-initiated hold on as_of; a clock that breached first stays breached.")
+    breached_on: date | None = Field(description="The day the clock breached, if it has by as_of (waiting or stopped).")
+
+
+@router.get(
+    "/referrals/{referral_id}/clocks",
+    response_model=list[ClockStateOut],
+    summary="A referral's clocks",
+    description="For the referrer and the receiving service's organisation only; to anyone else the "
+    "referral does not exist (404).",
+)
+async def clocks(
+    referral_id: ReferralIdPath,
+    caller: Reader,
+    uow: UnitOfWorkDep,
+    as_of: ReportDate | None = None,
+) -> list[ClockStateOut]:
+    day = as_of_or_today(as_of)
+    found = await reporting.referral_clocks(referral_id, day, uow, viewer=caller.organisation_id)
+    if found is None:
+        raise Problem(404, "Not found", "no such referral", kind="not-found")
+    return [clock_out(c, day) for c in found]
+
+
+def clock_out(c: Clock, day: date) -> ClockStateOut:
+    return ClockStateOut(
+        clock=c.kind.value,
+        target_days=c.target,
+        start=c.start,
+        state=c.state.value,
+        waiting_days=c.waiting_days,
+        stopped_on=c.stopped_on,
+        breach_date=c.breach_date,
+        exception=c.exception,
+        imminent=c.imminent_on(day),
+        paused=c.paused,
+        breached_on=c.breached_on,
+    )
