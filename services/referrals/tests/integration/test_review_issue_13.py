@@ -330,7 +330,8 @@ async def test_audit_since_is_bounded_and_zoned(client: httpx.AsyncClient, since
     ("old", "new", "field"),
     [
         ("2025-02-03T09:00:00Z", "0001-02-03T09:00:00Z", "referred_at"),
-        ("2025-02-03T09:00:00Z", "2025-02-03T09:00:00", "referred_at"),
+        # A time without an offset is UK local time (a school's MIS export, issue #16); one that is no time is refused.
+        ("2025-02-03T09:00:00Z", "03/02/2025 25:00", "referred_at"),
         ("2012-09-30", "1985-09-30", "date_of_birth"),
         ("2025-03-15T10:00:00Z", "9999-03-15T10:00:00Z", "appointment_at"),
     ],

@@ -123,8 +123,13 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await producer.stop()
     live = await snapshot(engine)
     assert len(live["referral_changes"]) == 14
-    report = await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+    steps: list[tuple[str, int]] = []
+    report = await rebuild(
+        SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,
+        progress=lambda step, count: steps.append((step, count)),
+    )  # fmt: skip
     assert (report.events, report.skipped, report.referrals) == (len(events), 1, 5)
+    assert steps == [("read", report.events), ("writing", 5)], "a person waiting is told how far it got"
     assert ("svc-slt", "70") in {(row[0], row[4]) for row in live["services"]}
     assert await snapshot(engine) == live
     async with engine.connect() as conn:  # the swapped-in tables are the models' own: names, indexes, keys

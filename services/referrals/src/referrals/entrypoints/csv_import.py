@@ -1,6 +1,8 @@
 """CSV import of an existing waiting list, with historical business times.
 
-Columns (header row required, order free, UTF-8, comma-separated):
+Columns (header row required, order free, UTF-8, comma-separated). The UK forms school MIS exports write are
+read too: day-first dates, UK local times, codes in any case and the usual MIS column names (see
+``csv_forms``):
 
 | column | required | rule |
 |---|---|---|
@@ -44,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from referrals.domain.codes import HoldReason, NeedCode, Urgency
 from referrals.domain.lifecycle import Status
+from referrals.entrypoints import csv_forms
 from referrals.entrypoints.schemas import (
     ChildIn,
     ConsentIn,
@@ -125,7 +128,8 @@ def parse(content: bytes) -> tuple[list[tuple[int, ImportRow]], list[RowError]]:
         raise CsvRejected([RowError(1, "", "utf8", "the file is not UTF-8")]) from exc
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
-        header = reader.fieldnames or []
+        header = [csv_forms.header(name) for name in reader.fieldnames or []]
+        reader.fieldnames = header
     except csv.Error as exc:
         raise CsvRejected([RowError(1, "", "csv", str(exc))]) from exc
     unknown = [c for c in header if c not in COLUMNS]
@@ -157,7 +161,11 @@ def parse(content: bytes) -> tuple[list[tuple[int, ImportRow]], list[RowError]]:
 
 
 def _nest(record: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: (v.strip() if isinstance(v, str) else v) for k, v in record.items() if v not in (None, "")}
+    flat = {
+        k: (csv_forms.canonical(k, v.strip()) if isinstance(v, str) else v)
+        for k, v in record.items()
+        if v not in (None, "")
+    }
     nested: dict[str, Any] = {k: v for k, v in flat.items() if k not in _CHILD and k not in _CONSENT}
     nested["child"] = {k: v for k, v in flat.items() if k in _CHILD}
     nested["consent"] = {_CONSENT[k]: v for k, v in flat.items() if k in _CONSENT}

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from send_shared.consumer.exclusion import GroupBusy, GroupLock
@@ -47,6 +48,7 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
                     report = await run(
                         SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=request.reply_topic,
                         request_id=request.request_id, allow_fewer=args.allow_fewer, idle_timeout=args.wait,
+                        progress=_ProgressLine(),
                     )  # fmt: skip
                 finally:
                     await delete_topic(bootstrap, request.reply_topic)
@@ -64,6 +66,27 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
         return 0
 
     sys.exit(asyncio.run(main()))
+
+
+class _ProgressLine:
+    """Where a person waits: one line on stderr that counts up on a terminal, a line a second otherwise (the
+    JSON report on stdout stays the only output a script reads)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.started = self.shown = time.monotonic()
+
+    def __call__(self, step: str, count: int) -> None:
+        now = time.monotonic()
+        if step == "read":
+            text = f"reading the store replay: {count:,} events ({count / max(now - self.started, 1e-9):,.0f}/s)"
+        else:
+            text = f"writing the projection: {count:,} referrals"
+        if self.tty:
+            print(f"\r{text}", end="\n" if step != "read" else "", file=sys.stderr, flush=True)
+        elif step != "read" or now - self.shown >= 1:
+            self.shown = now
+            print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -43,6 +43,11 @@ class RebuildReport:
     seconds: float
 
 
+PROGRESS_EVERY = 10_000
+Record = Callable[[Sequence[tuple[str, bytes | None]], bytes | None], None]
+Progress = Callable[[str, int], None]  # (step, count): ("read", events so far) then ("writing", referrals)
+
+
 async def rebuild(
     store: ProjectionStore,
     *,
@@ -51,12 +56,17 @@ async def rebuild(
     request_id: str | None = None,
     allow_fewer: bool = False,
     idle_timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> RebuildReport:
-    """Folds the store replay on ``reply_topic`` and puts the result in place of the projection."""
+    """Folds the store replay on ``reply_topic`` and puts the result in place of the projection; ``progress``
+    hears how far it got (every ``PROGRESS_EVERY`` events read, then each later step)."""
     started = time.perf_counter()
     fold = ReplayFold()
+    tell = progress or (lambda step, count: None)
+    add = fold.add if progress is None else _telling(fold, progress)
     with _no_cycle_collection():
-        await read_replay(bootstrap_servers, reply_topic, fold.add, request_id=request_id, idle_timeout=idle_timeout)
+        await read_replay(bootstrap_servers, reply_topic, add, request_id=request_id, idle_timeout=idle_timeout)
+        tell("read", fold.events)
         events, skipped, folded = fold.events, fold.skipped, fold.result()
         del fold
         held = await store.referrals_held()
@@ -66,6 +76,7 @@ async def rebuild(
                 "rebuilding would lose referrals (allow it only if the projection is known to be wrong)"
             )
         count = len(folded.referrals)
+        tell("writing", count)
         await store.replace(folded)
         del folded  # gigabytes at national size: not held through VACUUM
     report = RebuildReport(events, skipped, count, time.perf_counter() - started)
@@ -86,3 +97,12 @@ def _no_cycle_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _telling(fold: ReplayFold, tell: Progress) -> Record:
+    def add(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> None:
+        fold.add(headers, value)
+        if fold.events % PROGRESS_EVERY == 0:
+            tell("read", fold.events)
+
+    return add
