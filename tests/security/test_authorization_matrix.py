@@ -142,7 +142,10 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
 # the API docs pages (they hold no data: every call from them needs a token) and browser sign-in.
 OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
               ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
-              ("GET", "/signin"), ("GET", "/signin/callback"), ("POST", "/signin/development"), ("POST", "/signout")}  # fmt: skip
+              ("GET", "/signin"), ("GET", "/signin/callback"), ("POST", "/signin/development"), ("POST", "/signout"),
+              # pages read by a signed-in browser only (its session cookie, never a bearer header): their
+              # authorisation is the JSON API's use case, tested in referrals' tests/integration/test_pages.py
+              ("GET", "/referrals/"), ("GET", "/referrals/{referral_id}")}  # fmt: skip
 
 
 def route_table(app: FastAPI) -> set[tuple[str, str]]:

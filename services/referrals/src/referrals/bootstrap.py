@@ -11,13 +11,15 @@ from referrals.adapters.orm import inbox, outbox, positions, store_replay_reques
 from referrals.adapters.seed import seed_file
 from referrals.adapters.unit_of_work import SqlUnitOfWork
 from referrals.entrypoints.routers import ROUTERS
-from referrals.service_layer.directory import is_registered, seed_if_empty
+from referrals.entrypoints.routers.pages import READERS
+from referrals.service_layer.directory import all_organisations, is_registered, seed_if_empty
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from referrals.settings import ReferralsSettings
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.store_replay import StoreReplayServer, request_topic
 from send_shared.telemetry import setup_logging, setup_tracing
+from send_shared.web.signin import signin_router
 
 log = logging.getLogger(__name__)
 STORE_REPLAY_GROUP = "referrals-store-replay"
@@ -67,9 +69,13 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
     async def organisation_lookup(organisation_id: str) -> bool:
         return await is_registered(organisation_id, make_uow())
 
+    async def who_may_sign_in() -> list[tuple[str, str]]:
+        return [(o.id, o.name) for o in await all_organisations(make_uow())]
+
     app.state.uow_factory = make_uow
     app.state.organisation_lookup = organisation_lookup
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(signin_router(settings, who_may_sign_in, landing="/referrals/", roles=READERS))
     app.state.runtime = runtime
     return app

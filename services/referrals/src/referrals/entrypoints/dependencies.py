@@ -31,8 +31,15 @@ def get_uow(request: Request) -> UnitOfWork:
     return factory()
 
 
+def get_uow_factory(request: Request) -> UnitOfWorkFactory:
+    """For a route that runs more than one use case (each its own unit of work)."""
+    factory: UnitOfWorkFactory = request.app.state.uow_factory
+    return factory
+
+
 Settings = Annotated[ReferralsSettings, Depends(get_settings)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+UowFactory = Annotated[UnitOfWorkFactory, Depends(get_uow_factory)]
 
 Anyone = CurrentPrincipal
 # Only these two roles ever read or change a referral, and only for an organisation in the directory; which

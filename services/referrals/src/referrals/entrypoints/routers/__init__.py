@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from referrals.entrypoints.routers import audit, directory, importing, moves, reading, submission
+from referrals.entrypoints.routers import audit, directory, importing, moves, pages, reading, submission
 
 ROUTERS: tuple[APIRouter, ...] = (
     submission.router,
@@ -11,4 +11,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     importing.router,
     directory.router,
     audit.router,
+    pages.router,
 )
