@@ -75,7 +75,11 @@ class DevStack:
         """Where links in emails and webhooks point: at this stack's own ports, whichever were chosen."""
         if "referrals" not in self.ports:
             return {}
-        return {"REFERRAL_URL_TEMPLATE": f"{self.url('referrals')}/v1/referrals/{{referral_id}}"}
+        referrals = self.url("referrals")
+        return {
+            "REFERRAL_URL_TEMPLATE": f"{referrals}/v1/referrals/{{referral_id}}",
+            "REFERRAL_PAGE_URL_TEMPLATE": f"{referrals}/referrals/{{referral_id}}",
+        }
 
     def load_demo_once(self, progress: Callable[[int, int], None] | None = None) -> str | None:
         """On the first start of an empty store, load a year of demo history through the referrals API."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
 
 from send_shared.settings import ServiceSettings
 
@@ -32,5 +35,33 @@ class NotificationsSettings(ServiceSettings):
     smtp_timeout_seconds: float = Field(10.0, gt=0, description="Timeout for connecting and for each SMTP command.")
     mail_from: str = Field("SEND referrals <no-reply@send.localhost>", description="From header of every email.")
     referral_url_template: str = Field(
-        "http://127.0.0.1:8001/v1/referrals/{referral_id}", description="Link to a referral in the referrals API."
+        "http://127.0.0.1:8001/v1/referrals/{referral_id}",
+        description="Link to a referral in the referrals API: webhooks' referrallink, for programs.",
     )
+    referral_page_url_template: str = Field(
+        "http://127.0.0.1:8001/referrals/{referral_id}",
+        description="Link to a referral's page on the referrals service (sign-in, then plain words): in emails, for people.",
+    )
+    new_referral_digest_time: time = Field(
+        time(8, 0),
+        description="Local time of day (HH:MM) of the daily email listing each organisation's new referrals.",
+    )
+    new_referral_digest_timezone: str = Field(
+        "Europe/London", description="IANA time zone of new_referral_digest_time."
+    )
+
+    @field_validator("new_referral_digest_time")
+    @classmethod
+    def _local_time(cls, at: time) -> time:
+        if at.tzinfo is not None:
+            raise ValueError("give the time without a zone: new_referral_digest_timezone says which")
+        return at
+
+    @field_validator("new_referral_digest_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {zone!r}") from error
+        return zone

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import httpx
 import pytest
 
+from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.bootstrap import build_app
 from notifications.entrypoints.cli import main as cli_main
 from notifications.service_layer.fanout import fan_out
 from notifications.settings import NotificationsSettings
-from send_shared.auth import mint_token
+from send_devkit.tokens import mint_token
+from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
@@ -24,8 +28,6 @@ from send_shared.events.schemas import (
     ReferralStatus,
     referral_event_type,
 )
-
-from .receiver import Receiver
 
 SCHOOL, CAMHS, OTHER = "org-school", "org-camhs", "org-other-school"
 LA = "org-la"
@@ -66,11 +68,11 @@ def bearer(org: str, role: str = "receiver") -> dict[str, str]:
 
 
 def referral_event(referral_id: str, version: int, status: str, *, referrer: str = SCHOOL, receiver_org: str = CAMHS,
-                   service: str = "svc-camhs-core") -> CloudEvent:  # fmt: skip
+                   service: str = "svc-camhs-core", urgency: str = "routine") -> CloudEvent:  # fmt: skip
     now = datetime.now(UTC)
     data = ReferralEventV1(
         referral_id=referral_id, version=version, status=ReferralStatus(status), child_ref="c" * 32,
-        referrer_org_id=referrer, service_id=service, receiving_org_id=receiver_org, urgency="routine",
+        referrer_org_id=referrer, service_id=service, receiving_org_id=receiver_org, urgency=urgency,
         occurred_at=now, recorded_at=now,
     )  # fmt: skip
     return CloudEvent(id=f"evt-{next(_ids)}", type=referral_event_type(status), source="/send/referrals",
@@ -79,10 +81,14 @@ def referral_event(referral_id: str, version: int, status: str, *, referrer: str
 
 async def consume(app: object, *events: CloudEvent) -> None:
     """What the consumer does with each event (its inbox aside)."""
-    sessions = session_factory(app.state.runtime.engine)  # type: ignore[attr-defined]
+    await _consume(app.state.unit_of_work, events)  # type: ignore[attr-defined]
+
+
+async def _consume(unit_of_work: Any, events: Iterable[CloudEvent]) -> None:
     for event in events:
-        async with sessions() as session, session.begin():
-            await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+        async with unit_of_work() as uow:
+            await fan_out(event, uow, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+            await uow.commit()
 
 
 def organisation_event(organisation_id: str, version: int = 1, *, kind: str = "camhs") -> CloudEvent:
@@ -96,10 +102,7 @@ def organisation_event(organisation_id: str, version: int = 1, *, kind: str = "c
 async def _consume_into(database_url: str, events: list[CloudEvent]) -> None:
     engine = create_engine(database_url)
     try:
-        sessions = session_factory(engine)
-        for event in events:
-            async with sessions() as session, session.begin():
-                await fan_out(event, session, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+        await _consume(partial(SqlUnitOfWork, session_factory(engine)), events)
     finally:
         await engine.dispose()
 

@@ -18,11 +18,11 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from notifications.adapters.orm import deliveries
-from send_shared.broker import free_port
+from send_devkit.broker import free_port
+from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine
 
 from .conftest import bearer, seed_directory
-from .receiver import Receiver
 from .test_killed_mid_delivery import publish, start, wait_ready
 
 ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"

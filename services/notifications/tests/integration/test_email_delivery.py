@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from notifications.adapters.mailer import MailDeliveryError, SmtpMailer, render
+from notifications.domain.digest import digest_intent
 from notifications.domain.email_policy import EmailIntent, Template, email_intents
-from send_shared.broker import free_port, wait_for_port
+from send_devkit.broker import free_port, wait_for_port
+from send_devkit.smtp_sink import SmtpSink
 from send_shared.events.schemas import (
     CLOCK_BREACH_IMMINENT,
     ClockAlertV1,
@@ -27,7 +29,6 @@ from send_shared.events.schemas import (
     ReferralStatus,
     referral_event_type,
 )
-from send_shared.smtp_sink import SmtpSink
 
 REFERRAL_ID = "3f2a1b2c-0000-4000-8000-000000000001"
 LINKED_ID = "7d00aa11-0000-4000-8000-000000000002"
@@ -94,13 +95,20 @@ EVENTS: dict[Template, tuple[str, dict[str, Any]]] = {
         referral_event(ReferralStatus.HANDED_OFF, linked_referral_id=LINKED_ID),
     ),
     Template.BREACH_IMMINENT: (CLOCK_BREACH_IMMINENT, breach_alert()),
+    Template.NEW_REFERRAL: (
+        referral_event_type("submitted"),
+        referral_event(ReferralStatus.SUBMITTED, urgency="very_urgent", primary_need="SEMH"),
+    ),
 }
+# Every email caused by one event; the digest gathers several (test_the_digest_lists_each_new_referral_with_its_link).
+ONE_EVENT_TEMPLATES = [template for template in Template if template is not Template.NEW_REFERRALS_DIGEST]
 SUBJECTS = {
     Template.ACCEPTED: "Referral accepted by CAMHS core (ref 3f2a1b2c)",
     Template.REJECTED: "Referral not accepted by CAMHS core (ref 3f2a1b2c)",
     Template.SCHEDULED: "Appointment booked with CAMHS core (ref 3f2a1b2c)",
     Template.HANDED_OFF: "Referral passed on by CAMHS core (ref 3f2a1b2c)",
     Template.BREACH_IMMINENT: "Deadline on Sunday 22 March 2026 at EHC needs assessment (ref 3f2a1b2c)",
+    Template.NEW_REFERRAL: "New very urgent referral for CAMHS core (ref 3f2a1b2c)",
 }
 # What each email must tell its reader, in both parts.
 FACTS = {
@@ -113,6 +121,13 @@ FACTS = {
     Template.SCHEDULED: ["Tuesday 14 April 2026 at 2:30pm"],  # 13:30 UTC is 14:30 BST
     Template.HANDED_OFF: ["This referral is now closed", REFERRAL_URL.format(referral_id=LINKED_ID)],
     Template.BREACH_IMMINENT: ["20-week deadline to issue a final EHC plan", "135 days", "140 days"],
+    Template.NEW_REFERRAL: [
+        "CAMHS core has received a new",
+        "very urgent",
+        "SEMH (social, emotional and mental health)",
+        "Tuesday 3 March 2026",
+        "Please review the referral and acknowledge it",
+    ],
 }
 
 
@@ -145,7 +160,7 @@ def rendered(intent: EmailIntent, to: list[str], service_names: dict[str, str] =
     return render(intent, service_names=service_names, referral_url=REFERRAL_URL, mail_from=MAIL_FROM, to=to)
 
 
-@pytest.mark.parametrize("template", list(Template))
+@pytest.mark.parametrize("template", ONE_EVENT_TEMPLATES)
 async def test_every_email_arrives_with_both_parts_a_link_and_no_personal_data(
     sink: SmtpSink, template: Template
 ) -> None:
@@ -181,6 +196,39 @@ async def test_every_email_arrives_with_both_parts_a_link_and_no_personal_data(
             assert secret not in raw
             assert secret not in plain
             assert secret not in html
+
+
+async def test_the_digest_lists_each_new_referral_with_its_link_and_no_personal_data(sink: SmtpSink) -> None:
+    second = "5e6f7a8b-0000-4000-8000-000000000003"
+    new_referrals = [
+        referral_event(ReferralStatus.SUBMITTED, urgency="routine", primary_need="SLCN"),
+        {**referral_event(ReferralStatus.SUBMITTED, primary_need="ASD"), "referral_id": second},
+    ]
+    contexts = [email_intents(referral_event_type("submitted"), data)[0].context for data in new_referrals]
+    digest = digest_intent("org-camhs", date(2026, 3, 4), contexts)
+    assert await mailer_for(sink).send(rendered(digest, ["duty@camhs.example"])) == []
+
+    [path] = sink.messages()
+    raw = path.read_bytes().decode("ascii")
+    message = read(path)
+    assert message["Subject"].strip() == "2 new referrals since the last summary (Wednesday 4 March 2026)"
+    assert message["To"] == "duty@camhs.example"
+    plain, html = parts(message)
+    for referral_id in (REFERRAL_ID, second):
+        link = REFERRAL_URL.format(referral_id=referral_id)
+        assert link in plain
+        assert f'href="{link}"' in html
+    for short_ref, fact in [
+        ("3f2a1b2c", "to CAMHS core: routine, primary need SLCN (speech, language and communication needs)"),
+        ("5e6f7a8b", "to CAMHS core: urgency not given, primary need ASD (autistic spectrum disorder)"),
+    ]:
+        assert f"Referral {short_ref} {fact}, received Tuesday 3 March 2026" in plain
+        assert f"Referral {short_ref}</a> {fact}, received Tuesday 3 March 2026" in html
+    assert "Please review each referral and acknowledge it" in plain
+    assert "Please review each referral and acknowledge it" in html
+    assert '<html lang="en-GB">' in html and "<img" not in html
+    for secret in [*PERSONAL.values(), "chd_9c1e0f"]:
+        assert secret not in raw
 
 
 async def test_the_agency_and_the_school_are_told_different_next_steps(sink: SmtpSink) -> None:
@@ -258,7 +306,7 @@ def test_the_sink_command_runs_until_terminated(tmp_path: Path) -> None:
     port = free_port()
     folder = tmp_path / "mail"
     process = subprocess.Popen(
-        [sys.executable, "-m", "send_shared.smtp_sink", "--dir", str(folder), "--port", str(port)],
+        [sys.executable, "-m", "send_devkit.smtp_sink", "--dir", str(folder), "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 
 from notifications.adapters.orm import held_events
 from notifications.service_layer.fanout import HeldEvents, held_summary, release_overdue
-from send_shared.db import session_factory
+from send_devkit.webhook_receiver import Receiver
 
 from .conftest import consume, referral_event
-from .receiver import Receiver
 from .test_webhooks import dispatching, register, until
 
 
@@ -48,21 +47,23 @@ async def test_a_version_that_never_comes_stops_holding_the_rest_back(
     await register(api, receiver, "/gap")
     await consume(app, referral_event("g1", 1, "submitted"), referral_event("g1", 3, "scheduled"),
                   referral_event("g1", 4, "in_progress"))  # fmt: skip
-    sessions = session_factory(app.state.runtime.engine)
     watch = HeldEvents(
-        sessions, hold_limit=timedelta(hours=1), referral_link_template="{referral_id}", after=lambda: None
+        app.state.unit_of_work,
+        hold_limit=timedelta(hours=1),
+        referral_link_template="{referral_id}",
+        after=lambda: None,
     )
-    async with sessions() as session:
-        count, _waited = await held_summary(session)
+    async with app.state.unit_of_work() as uow:
+        count, _waited = await held_summary(uow)
     assert count == 2
     watch._held = count
     assert watch.status() is not None and watch.status().startswith("healing")  # type: ignore[union-attr]
-    async with sessions() as session, session.begin():
-        assert (
-            await release_overdue(session, hold_limit=timedelta(hours=1), referral_link_template="{referral_id}") == 0
-        )
-    async with sessions() as session, session.begin():
-        assert await release_overdue(session, hold_limit=timedelta(0), referral_link_template="{referral_id}") == 2
+    async with app.state.unit_of_work() as uow:
+        assert await release_overdue(uow, hold_limit=timedelta(hours=1), referral_link_template="{referral_id}") == 0
+        await uow.commit()
+    async with app.state.unit_of_work() as uow:
+        assert await release_overdue(uow, hold_limit=timedelta(0), referral_link_template="{referral_id}") == 2
+        await uow.commit()
     assert await held(app) == 0
     await consume(app, referral_event("g1", 2, "accepted"))  # too late: its successors went on without it
     async with dispatching(app):

@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from send_devkit.webhook_receiver import Receiver
+
 from .conftest import CAMHS, bearer
-from .receiver import Receiver
 
 PROBLEM = "application/problem+json"
 # The rule: an endpoint may subscribe only to types it can receive: referral status events and waitlist alerts.

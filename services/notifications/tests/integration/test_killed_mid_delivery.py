@@ -19,14 +19,14 @@ import pytest
 from sqlalchemy import select
 
 from notifications.adapters.orm import deliveries
-from send_shared.broker import free_port
+from send_devkit.broker import free_port
+from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine
 from send_shared.events.envelope import encode_kafka
 from send_shared.events.topics import Topics
 from send_shared.kafka import OutgoingRecord, ensure_topics, new_producer, publish_all
 
 from .conftest import bearer, referral_event, seed_directory
-from .receiver import Receiver
 
 ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"
 

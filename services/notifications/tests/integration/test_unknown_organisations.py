@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from notifications.adapters.orm import contacts, endpoints, organisations
+from send_devkit.webhook_receiver import Receiver
 
 from .conftest import CAMHS, bearer, consume, organisation_event
-from .receiver import Receiver
 
 PROBLEM = "application/problem+json"
 

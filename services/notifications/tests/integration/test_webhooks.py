@@ -20,11 +20,12 @@ from notifications.adapters.orm import deliveries
 from notifications.adapters.webhook_client import WebhookClient
 from notifications.service_layer.dispatcher import Dispatcher
 from notifications.service_layer.mail import MailWorker
-from send_shared.db import session_factory
-from send_shared.smtp_sink import SmtpSink
+from send_devkit.smtp_sink import SmtpSink
+from send_devkit.webhook_receiver import Received, Receiver
+from send_shared.events.schemas import ReferralEventV1
+from send_shared.events.webhooks import StructuredEvent
 
 from .conftest import CAMHS, OTHER, SCHOOL, bearer, consume, referral_event
-from .receiver import Receiver
 
 FAST = [timedelta(milliseconds=50)] * 7
 
@@ -43,7 +44,7 @@ async def register(
 @asynccontextmanager
 async def dispatching(app: Any, *, timeout: float = 15.0, delays: list[timedelta] = FAST) -> AsyncIterator[Dispatcher]:
     dispatcher = Dispatcher(
-        session_factory(app.state.runtime.engine),
+        app.state.unit_of_work,
         lambda: WebhookClient(require_https=False, allow_private=True, timeout=timeout),
         poll_interval=0.05,
         retry_delays=delays,
@@ -64,6 +65,11 @@ async def until(condition: Any, what: str, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def heard(receiver: Receiver, path: str, referral_id: str) -> list[Received]:
+    """What ``path`` received (and verified) about ``referral_id``."""
+    return [r for r in receiver.received if r.path == path and r.body.get("data", {}).get("referral_id") == referral_id]
+
+
 async def test_signed_events_arrive_verified_and_in_order(app: Any, api: httpx.AsyncClient, receiver: Receiver) -> None:
     endpoint = await register(api, receiver, "/camhs")
     events = [
@@ -76,6 +82,8 @@ async def test_signed_events_arrive_verified_and_in_order(app: Any, api: httpx.A
     assert all(r.verified for r in got), "the standardwebhooks library must accept every signature"
     assert [r.body["data"]["version"] for r in got] == [1, 2, 3, 4]
     assert [r.webhook_id for r in got] == [f"msg_{e.id}" for e in events]
+    for r in got:  # every body is what the published contract (OpenAPI webhooks, AsyncAPI) says
+        StructuredEvent[ReferralEventV1].model_validate(r.body)
     first = got[0].body
     assert first["specversion"] == "1.0" and first["type"] == "uk.send.referral.submitted.v1"
     assert first["referrallink"] == "http://referrals.test/v1/referrals/r1"
@@ -93,24 +101,66 @@ async def test_a_failing_receiver_gets_the_message_once_after_retries(
     started = time.monotonic()
     async with dispatching(app, timeout=1.0):
         await until(lambda: len(receiver.successes("/flaky")) == 1, "one success")
-        await asyncio.sleep(0.3)
-    assert time.monotonic() - started >= 1.0, "Retry-After: 1 was honoured"
-    assert len(receiver.successes("/flaky")) == 1
+        took = time.monotonic() - started
+        await consume(app, referral_event("r2-later", 1, "submitted"))
+        await until(lambda: bool(heard(receiver, "/flaky", "r2-later")), "a later event delivered after the success")
+    assert took >= 1.0, "Retry-After: 1 was honoured"
+    assert [r.answered for r in heard(receiver, "/flaky", "r2")].count(200) == 1, "r2 arrived once"
     log = (await api.get(f"/v1/endpoints/{endpoint['id']}/deliveries", headers=bearer(CAMHS))).json()
-    assert [a["status_code"] for a in log[0]["attempt_log"]] == [500, None, 429, 200]
-    assert "timeout" in log[0]["attempt_log"][1]["error"]
+    r2 = log[-1]  # the oldest delivery (the log is newest first)
+    assert [a["status_code"] for a in r2["attempt_log"]] == [500, None, 429, 200]
+    assert "timeout" in r2["attempt_log"][1]["error"]
+
+
+async def test_retry_now_delivers_at_once_what_waited_hours_for_its_retry(
+    app: Any, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    endpoint = await register(api, receiver, "/fixed")
+    receiver.script["/fixed"] = [503]  # broken once, then fixed
+    await consume(app, referral_event("r-fixed", 1, "submitted"))
+    path = f"/v1/endpoints/{endpoint['id']}"
+    # The API wakes the app's dispatcher; this one would otherwise look again only after a minute.
+    dispatcher = Dispatcher(
+        app.state.unit_of_work, lambda: WebhookClient(require_https=False, allow_private=True, timeout=5),
+        poll_interval=60, retry_delays=[timedelta(hours=2)] * 7,
+    )  # fmt: skip
+    app.state.dispatcher = dispatcher
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await until(lambda: len(receiver.received) == 1, "the first attempt fails")
+        for _ in range(100):  # until the failed attempt is recorded
+            [waiting] = (await api.get(f"{path}/deliveries", headers=bearer(CAMHS))).json()
+            if waiting["attempts"]:
+                break
+            await asyncio.sleep(0.05)
+        assert (waiting["status"], waiting["attempts"]) == ("pending", 1)
+        made_due = await api.post(f"{path}/retry-now", headers=bearer(CAMHS))
+        assert (made_due.status_code, made_due.json()) == (200, {"made_due": 1})
+        await until(lambda: len(receiver.successes("/fixed")) == 1, "delivered at once, not in 2 hours", timeout=10)
+    finally:
+        stop.set()
+        dispatcher.wake.set()
+        await asyncio.wait_for(task, 30)
+    again = await api.post(f"{path}/retry-now", headers=bearer(CAMHS))
+    assert again.json() == {"made_due": 0}
+    foreign = await api.post(f"{path}/retry-now", headers=bearer(OTHER, "referrer"))
+    assert foreign.status_code == 404
 
 
 async def test_410_gone_disables_the_endpoint(app: Any, api: httpx.AsyncClient, receiver: Receiver) -> None:
     endpoint = await register(api, receiver, "/gone")
+    await register(api, receiver, "/witness")
     receiver.script["/gone"] = [410]
     await consume(app, referral_event("r3", 1, "submitted"), referral_event("r3", 2, "accepted"))
     async with dispatching(app):
-        await until(lambda: len(receiver.received) == 1, "one attempt")
-        await asyncio.sleep(0.3)
+        await until(lambda: len(heard(receiver, "/witness", "r3")) == 2, "both versions at a healthy endpoint")
+        await until(lambda: len(receiver.received) == 3, "one attempt at the gone endpoint")
+        await consume(app, referral_event("r3-later", 1, "submitted"))
+        await until(lambda: bool(heard(receiver, "/witness", "r3-later")), "a later event delivered after the 410")
     state = (await api.get(f"/v1/endpoints/{endpoint['id']}", headers=bearer(CAMHS))).json()
     assert (state["status"], state["disabled_reason"]) == ("disabled", "the endpoint answered 410 Gone")
-    assert len(receiver.received) == 1
+    assert [r.body["data"]["version"] for r in receiver.received if r.path == "/gone"] == [1]
 
 
 async def test_a_stuck_endpoint_does_not_delay_a_healthy_one(
@@ -143,8 +193,17 @@ async def test_an_endpoint_hears_only_about_its_own_organisations_referrals(
     assert len(targets) == 1, "only the CAMHS endpoint whose filter matches may receive it"
     async with dispatching(app):
         await until(lambda: len(receiver.successes("/camhs-core")) == 1, "delivered to CAMHS")
-        await asyncio.sleep(0.3)
-    assert not [r for r in receiver.received if r.path in ("/other", "/camhs-ed")]
+        # A later referral that concerns the other school and the eating disorders service reaches both.
+        await consume(
+            app, referral_event("r5-later", 1, "submitted", referrer=OTHER, service="svc-camhs-eating-disorders")
+        )
+        await until(
+            lambda: bool(heard(receiver, "/other", "r5-later") and heard(receiver, "/camhs-ed", "r5-later")),
+            "the later referral delivered to both",
+        )
+    assert not [
+        r for r in receiver.received if r.path in ("/other", "/camhs-ed") and r.body["data"]["referral_id"] == "r5"
+    ]
 
 
 async def test_a_restart_mid_delivery_loses_nothing_and_repeats_only_the_same_message(
@@ -155,7 +214,7 @@ async def test_a_restart_mid_delivery_loses_nothing_and_repeats_only_the_same_me
     events = [referral_event(f"r6-{i}", 1, "submitted") for i in range(8)]
     await consume(app, *events)
     first = Dispatcher(
-        session_factory(app.state.runtime.engine),
+        app.state.unit_of_work,
         lambda: WebhookClient(require_https=False, allow_private=True),
         poll_interval=0.05,
         retry_delays=FAST,
@@ -201,10 +260,11 @@ async def test_ping_pause_resume_redeliver_and_foreign_access(
     assert (await api.post(f"{path}/pause", headers=bearer(OTHER))).status_code == 404
     assert (await api.post(f"{path}/test", headers=bearer(CAMHS))).status_code == 202
     assert (await api.post(f"{path}/pause", headers=bearer(CAMHS))).json()["status"] == "paused"
+    await register(api, receiver, "/ops-witness")
     await consume(app, referral_event("r8", 1, "submitted"))
     async with dispatching(app):
-        await asyncio.sleep(0.5)
-        assert receiver.received == [], "paused: nothing goes out"
+        await until(lambda: bool(heard(receiver, "/ops-witness", "r8")), "delivered to an active endpoint")
+        assert [r for r in receiver.received if r.path == "/ops"] == [], "paused: nothing goes out"
         assert (await api.post(f"{path}/resume", headers=bearer(CAMHS))).json()["status"] == "active"
         await until(lambda: len(receiver.successes("/ops")) == 2, "ping and event after resume")
         log = (await api.get(f"{path}/deliveries", headers=bearer(CAMHS))).json()
@@ -227,14 +287,14 @@ async def test_ping_pause_resume_redeliver_and_foreign_access(
      "https://localhost/hook", "https://192.168.0.10/x", "http://example.org/hook", "https://user:pw@example.org/"],
 )  # fmt: skip
 async def test_unsafe_targets_are_refused_in_production_mode(app: Any, url: str) -> None:
+    from notifications.domain.endpoints import EndpointSpec
     from notifications.domain.subscriptions import UnsafeTarget
-    from notifications.service_layer.endpoints import EndpointService, EndpointSpec, UrlPolicy
+    from notifications.service_layer.endpoints import UrlPolicy, register
 
-    service = EndpointService(
-        session_factory(app.state.runtime.engine), UrlPolicy(True, False), secret_grace=timedelta(hours=1)
-    )
     with pytest.raises(UnsafeTarget):
-        await service.create(CAMHS, EndpointSpec(url, ["*"], [], [], ""))
+        await register(
+            app.state.unit_of_work(), CAMHS, EndpointSpec(url, ("*",), (), (), ""), policy=UrlPolicy(True, False)
+        )
 
 
 async def test_bad_endpoint_input_is_a_problem(api: httpx.AsyncClient) -> None:
@@ -254,7 +314,7 @@ async def test_emails_go_to_the_referrers_contacts_through_smtp(
     await consume(app, referral_event("r9", 1, "submitted"), referral_event("r9", 2, "accepted"))
     with SmtpSink(tmp_path / "mail") as sink:
         mailer = SmtpMailer(host="127.0.0.1", port=sink.port, username=None, password=None, starttls=False, timeout=5)
-        worker = MailWorker(session_factory(app.state.runtime.engine), mailer, mail_from="SEND <no-reply@send.test>",
+        worker = MailWorker(app.state.unit_of_work, mailer, mail_from="SEND <no-reply@send.test>",
                             referral_url="http://referrals.test/v1/referrals/{referral_id}")  # fmt: skip
         assert await worker.send_due() == 1
         (eml,) = sink.messages()

@@ -36,6 +36,8 @@ ALLOWED_KEYS = {
     "waiting_days",
     "raised_on",
     "audience",
+    "urgency",
+    "primary_need",
 }
 
 
@@ -148,7 +150,6 @@ def test_a_breach_that_has_happened_sends_no_email() -> None:
 @pytest.mark.parametrize(
     "status",
     [
-        ReferralStatus.SUBMITTED,
         ReferralStatus.ACKNOWLEDGED,
         ReferralStatus.IN_PROGRESS,
         ReferralStatus.ON_HOLD,
@@ -159,6 +160,17 @@ def test_a_breach_that_has_happened_sends_no_email() -> None:
 )
 def test_other_referral_events_send_no_email(status: ReferralStatus) -> None:
     assert email_intents(referral_event_type(status), referral_event(status)) == []
+
+
+def test_a_submitted_referral_is_new_for_its_receiver_only() -> None:
+    data = {**referral_event(ReferralStatus.SUBMITTED), "urgency": "urgent"}
+    [intent] = email_intents(referral_event_type("submitted"), data)
+    assert (intent.organisation_id, intent.template) == ("org-camhs", Template.NEW_REFERRAL)
+    assert intent.context == {
+        "referral_id": "3f2a1b2c-0000-4000-8000-000000000001", "service_id": "svc-camhs-core",
+        "receiving_org_id": "org-camhs", "urgency": "urgent", "primary_need": "SEMH",
+        "occurred_at": "2026-03-03T10:00:00Z", "audience": "receiver",
+    }  # fmt: skip
 
 
 def test_unknown_event_types_send_no_email() -> None:
@@ -184,6 +196,7 @@ def test_no_organisation_no_email() -> None:
         (referral_event_type("rejected"), referral_event(ReferralStatus.REJECTED, reason_code="duplicate")),
         (referral_event_type("scheduled"), referral_event(ReferralStatus.SCHEDULED)),
         (referral_event_type("handed_off"), referral_event(ReferralStatus.HANDED_OFF)),
+        (referral_event_type("submitted"), referral_event(ReferralStatus.SUBMITTED)),
         (CLOCK_BREACH_IMMINENT, clock_alert("ehc_plan_20w")),
     ],
 )

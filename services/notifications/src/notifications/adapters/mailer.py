@@ -23,6 +23,25 @@ _SUBJECTS = {
     Template.SCHEDULED: ("Appointment booked", "Appointment booked with {service_name}"),
     Template.HANDED_OFF: ("Referral passed to another service", "Referral passed on by {service_name}"),
     Template.BREACH_IMMINENT: ("Waiting time deadline approaching", "Deadline on {breach_day} at {service_name}"),
+    Template.NEW_REFERRAL: ("New referral received", "New {urgency_label} referral for {service_name}"),
+    Template.NEW_REFERRALS_DIGEST: ("New referrals received", "{referral_count} since the last summary ({digest_day})"),
+}
+_URGENCIES = {"routine": "routine", "urgent": "urgent", "very_urgent": "very urgent"}
+# DfE SEN2 primary need codes
+_NEEDS = {
+    "SPLD": "specific learning difficulty",
+    "MLD": "moderate learning difficulty",
+    "SLD": "severe learning difficulty",
+    "PMLD": "profound and multiple learning difficulty",
+    "SEMH": "social, emotional and mental health",
+    "SLCN": "speech, language and communication needs",
+    "HI": "hearing impairment",
+    "VI": "vision impairment",
+    "MSI": "multi-sensory impairment",
+    "PD": "physical disability",
+    "ASD": "autistic spectrum disorder",
+    "OTH": "other difficulty or disability",
+    "NSA": "SEN support but no specialist assessment of type of need",
 }
 _REASONS = {
     "threshold_not_met": "the referral does not meet the service's threshold",
@@ -66,7 +85,8 @@ def render(
     values = _template_values(intent.context, service_names, referral_url)
     heading, subject = _SUBJECTS[intent.template]
     values["heading"] = heading
-    values["subject"] = _one_line(f"{subject.format(**values)} (ref {values['short_ref']})")
+    reference = f" (ref {values['short_ref']})" if values["short_ref"] else ""
+    values["subject"] = _one_line(subject.format(**values) + reference)
     message = EmailMessage()
     message["Subject"] = values["subject"]
     message["From"] = mail_from
@@ -87,17 +107,17 @@ def _template_values(
         return service_names.get(str(service_id), str(service_id)) if service_id else None
 
     def link(key: str) -> str | None:
-        referral_id = context.get(key)
-        return referral_url.format(referral_id=quote(str(referral_id), safe="")) if referral_id else None
+        return _link(referral_url, context.get(key))
 
     reason, clock = context.get("reason_code"), context.get("clock")
     return {
         **context,
-        "short_ref": _short(context.get("referral_id")),
-        "referral_link": link("referral_id"),
+        **_referral_values(context, service_names, referral_url),
+        "referral_lines": [_referral_values(line, service_names, referral_url) for line in _lines(context)],
+        "referral_count": _count(context.get("count"), "new referral") if "count" in context else None,
+        "digest_day": _day(context.get("digest_date")),
         "linked_short_ref": _short(context.get("linked_referral_id")),
         "linked_referral_link": link("linked_referral_id"),
-        "service_name": service("service_id") or "the service",
         "signposted_service_name": service("signposted_service_id"),
         "onward_service_name": service("onward_service_id"),
         "reason_label": _REASONS.get(str(reason), str(reason).replace("_", " ")) if reason else "not given",
@@ -107,6 +127,43 @@ def _template_values(
         "breach_day": _day(context.get("breach_date")),
         "raised_day": _day(context.get("raised_on")),
     }
+
+
+def _referral_values(
+    context: Mapping[str, ContextValue], service_names: Mapping[str, str], referral_url: str
+) -> dict[str, str | None]:
+    """What a new-referral email says about its referral (and a digest about each of its referrals)."""
+    referral_id, service_id = context.get("referral_id"), context.get("service_id")
+    urgency = context.get("urgency")
+    return {
+        "short_ref": _short(referral_id),
+        "referral_link": _link(referral_url, referral_id),
+        "service_name": service_names.get(str(service_id), str(service_id)) if service_id else "the service",
+        "urgency_label": _URGENCIES.get(str(urgency), str(urgency).replace("_", " ")) if urgency else "",
+        "need_label": _need(context.get("primary_need")),
+        "received_on": _day(context.get("occurred_at")),
+    }
+
+
+def _need(code: ContextValue) -> str:
+    """``SEMH (social, emotional and mental health)`` for a known code; an unknown one as it is."""
+    if not code:
+        return "not given"
+    label = _NEEDS.get(str(code).upper())
+    return f"{code} ({label})" if label else str(code)
+
+
+def _link(referral_url: str, referral_id: ContextValue) -> str | None:
+    return referral_url.format(referral_id=quote(str(referral_id), safe="")) if referral_id else None
+
+
+def _lines(context: Mapping[str, ContextValue]) -> list[dict[str, ContextValue]]:
+    referrals = context.get("referrals")
+    return [dict(line) for line in referrals] if isinstance(referrals, list) else []
+
+
+def _count(value: ContextValue, noun: str) -> str:
+    return f"1 {noun}" if value == 1 else f"{value} {noun}s"
 
 
 def _short(referral_id: ContextValue) -> str | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
+    Date,
     Index,
     Integer,
     String,
@@ -130,6 +132,30 @@ emails = Table(
     Column("sent_at", UtcDateTime(), nullable=True),
     UniqueConstraint("event_id", "organisation_id", "template", name="uq_emails_event_organisation_template"),
     Index("ix_emails_due", "status", "next_attempt_at"),
+)
+
+# What each organisation wants emailed (email_preferences.py); an organisation without a row has the defaults.
+email_preferences = Table(
+    "email_preferences",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("new_referrals", String(40), nullable=False),
+    Column("breach_alerts", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# New referrals waiting for their organisation's daily digest; digest_date says which digest took them.
+digest_entries = Table(
+    "digest_entries",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("organisation_id", String(64), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("digest_date", Date, nullable=True),
+    UniqueConstraint("event_id", "organisation_id", name="uq_digest_entries_event_organisation"),
+    Index("ix_digest_entries_waiting", "digest_date", "recorded_at"),
 )
 
 # Per referral, the last version sent on to endpoints and email; and versions that came early, held

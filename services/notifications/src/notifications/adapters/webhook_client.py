@@ -144,6 +144,7 @@ class Attempt:
     error: str | None
     response_excerpt: str | None
     retry_after: str | None
+    error_class: str | None = None  # what failed, for logs: ``error`` may quote the URL
 
 
 class WebhookClient:
@@ -182,7 +183,7 @@ class WebhookClient:
                     url, webhook_id=webhook_id, body=body, secrets_in_use=secrets_in_use, now=now, started=started
                 )
         except TimeoutError:
-            return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None)
+            return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None, "TimeoutError")
 
     async def _attempt(
         self, url: str, *, webhook_id: str, body: str, secrets_in_use: list[str], now: datetime, started: float
@@ -192,7 +193,7 @@ class WebhookClient:
                 url, require_https=self.require_https, allow_private=self.allow_private, resolver=self.resolver
             )
         except UnsafeTarget as exc:
-            return Attempt(None, _ms(started), _clean(f"refused: {exc}")[:_ERROR_CHARS], None, None)
+            return Attempt(None, _ms(started), _clean(f"refused: {exc}")[:_ERROR_CHARS], None, None, "UnsafeTarget")
         token = _PINNED.set(pinned)
         try:
             async with self.http.stream(
@@ -215,10 +216,11 @@ class WebhookClient:
                     excerpt,
                     _clean(retry_after)[:200] if retry_after is not None else None,
                 )
-        except httpx.TimeoutException:
-            return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None)
+        except httpx.TimeoutException as exc:
+            return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None, type(exc).__name__)
         except httpx.HTTPError as exc:
-            return Attempt(None, _ms(started), _clean(f"{type(exc).__name__}: {exc}")[:_ERROR_CHARS], None, None)
+            error = _clean(f"{type(exc).__name__}: {exc}")[:_ERROR_CHARS]
+            return Attempt(None, _ms(started), error, None, None, type(exc).__name__)
         finally:
             _PINNED.reset(token)
 

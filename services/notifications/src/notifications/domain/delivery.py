@@ -9,11 +9,12 @@ single success for 5 days is disabled and its owner told.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any
 
 RETRY_DELAYS = (
     timedelta(seconds=5),
@@ -29,10 +30,72 @@ REQUEST_TIMEOUT_SECONDS = 15.0
 MAX_RETRY_AFTER = timedelta(hours=10)
 
 
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # no attempts left, or the receiver answered 410
+    REFUSED = "refused"  # the endpoint's organisation is not concerned by the message
+
+
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     RETRY = "retry"
     GONE = "gone"  # 410: the receiver asks us to stop
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An event as it is sent to every endpoint it concerns (the webhook body), kept for redelivery."""
+
+    event_id: str
+    event_type: str
+    order_key: str  # the referral's id: one referral's messages go out one after another
+    organisation_ids: tuple[str, ...]
+    body: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int
+    due: int
+    oldest_due_at_active: datetime | None  # the longest-due delivery to an active endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """A delivery waiting to go out, with what its message says and whom it concerns."""
+
+    id: int
+    event_id: str
+    order_key: str
+    attempts: int
+    next_attempt_at: datetime
+    body: dict[str, Any]
+    organisation_ids: tuple[str, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLogEntry:
+    id: int
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    succeeded_at: datetime | None
+    attempt_log: tuple[AttemptRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +154,25 @@ def verdict(
     if status_code == 429:
         delay = max(delay, retry_after(retry_after_header, now) or timedelta(0))
     return Verdict(Outcome.RETRY, now + delay)
+
+
+def webhook_id(event_id: str) -> str:
+    """The same event to the same endpoint always carries the same id."""
+    return f"msg_{event_id}"
+
+
+def first_in_line(pending: Iterable[PendingDelivery], now: datetime) -> list[PendingDelivery]:
+    """Of an endpoint's pending deliveries (oldest first), the first of each referral, if it is due: a later
+    status never overtakes an earlier one at the same endpoint."""
+    seen: set[str] = set()
+    due = []
+    for delivery in pending:
+        if delivery.order_key in seen:
+            continue
+        seen.add(delivery.order_key)
+        if delivery.next_attempt_at <= now:
+            due.append(delivery)
+    return due
 
 
 def should_disable(failing_since: datetime | None, now: datetime) -> bool:

@@ -9,7 +9,9 @@ referral for ever)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Arrival(StrEnum):
@@ -24,3 +26,10 @@ def arrival(last_sent: int, version: int) -> Arrival:
     if version == last_sent + 1:
         return Arrival.NEXT
     return Arrival.EARLY
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    event_id: str
+    version: int
+    event: dict[str, Any]  # the clean CloudEvent, structured mode

@@ -13,7 +13,6 @@ from send_shared.events.schemas import SCHEMAS
 
 REFERRAL_PREFIX = "uk.send.referral."
 ALERT_PREFIX = "uk.send.waitlist."
-PING = "uk.send.webhook.ping.v1"
 MAX_URL_LENGTH = 2000  # endpoints.url is String(2000)
 # The event types an endpoint can receive: the contract's types that concern organisations (the ping is
 # sent to every endpoint on request, whatever it subscribes to).

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TypeVar
 
 from notifications.service_layer.fanout import fan_out
+from notifications.service_layer.unit_of_work import UnitOfWork
 from send_shared.events.envelope import CloudEvent
 
-Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+Transaction = TypeVar("Transaction")  # the consumer's session; only the adapters know its type
 
 
-def event_handler(*, referral_link_template: str, after: Callable[[], None] | None = None) -> Handler:
-    """The consumer's handler; ``after`` is told when deliveries were queued (it wakes the dispatcher)."""
+def event_handler(
+    *,
+    unit_of_work_in: Callable[[Transaction], UnitOfWork],
+    referral_link_template: str,
+    after: Callable[[], None] | None = None,
+) -> Callable[[CloudEvent, Transaction], Awaitable[None]]:
+    """The consumer's handler, run in the consumer's transaction (``unit_of_work_in`` gives the repositories
+    in it); ``after`` is told when deliveries were queued (it wakes the dispatcher)."""
 
-    async def on_event(event: CloudEvent, session: AsyncSession) -> None:
-        if await fan_out(event, session, referral_link_template=referral_link_template) and after is not None:
+    async def on_event(event: CloudEvent, transaction: Transaction) -> None:
+        queued = await fan_out(event, unit_of_work_in(transaction), referral_link_template=referral_link_template)
+        if queued and after is not None:
             after()
 
     return on_event

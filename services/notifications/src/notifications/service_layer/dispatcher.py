@@ -16,18 +16,26 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
 from notifications.adapters.webhook_client import Attempt, WebhookClient
-from notifications.domain.delivery import RETRY_DELAYS, Outcome, should_disable, verdict
+from notifications.domain.delivery import (
+    RETRY_DELAYS,
+    AttemptRecord,
+    DeliveryStatus,
+    Outcome,
+    PendingDelivery,
+    first_in_line,
+    should_disable,
+    verdict,
+    webhook_id,
+)
+from notifications.domain.endpoints import RegisteredEndpoint
 from notifications.domain.subscriptions import EndpointStatus
-from send_shared.db import as_utc
+from notifications.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 ATTEMPTS = Counter("webhook_attempts", "Webhook attempts by result.", ["result"])
@@ -42,15 +50,10 @@ BACKLOG_EVERY_SECONDS = 1.0
 EndpointDisabled = Callable[[str, str, str], Awaitable[None]]  # (endpoint id, organisation id, reason)
 
 
-def webhook_id(event_id: str) -> str:
-    """The same event to the same endpoint always carries the same id."""
-    return f"msg_{event_id}"
-
-
 class Dispatcher:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        unit_of_work: UnitOfWorkFactory,
         client_factory: Callable[[], WebhookClient],
         *,
         poll_interval: float = 0.2,
@@ -59,7 +62,7 @@ class Dispatcher:
         per_endpoint: int = 8,
         stuck_after: float = 60.0,
     ) -> None:
-        self.sessions = sessions
+        self.unit_of_work = unit_of_work
         self.client_factory = client_factory
         self.client = client_factory()  # replaced by a fresh one at each run: a restarted worker gets its own
         self.stuck_after = stuck_after
@@ -70,7 +73,7 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._backlog_read_at = -math.inf
-        self._endpoint_views: dict[str, tuple[float, dict[str, Any] | None]] = {}  # id -> (read at, row)
+        self._endpoint_views: dict[str, tuple[float, _LaneEndpoint | None]] = {}  # id -> (read at, endpoint)
         self._attempted_at = time.monotonic()
         self._due_since: float | None = None  # when the oldest delivery now due fell due (monotonic clock)
 
@@ -108,35 +111,24 @@ class Dispatcher:
             await self.client.close()
 
     async def _endpoints_with_due_work(self) -> list[str]:
-        now = datetime.now(UTC)
-        query = (
-            select(deliveries.c.endpoint_id)
-            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= now,
-                endpoints.c.status == EndpointStatus.ACTIVE.value,
-            )
-            .distinct()
-        )
-        async with self.sessions() as session:
-            return list((await session.execute(query)).scalars())
+        async with self.unit_of_work() as uow:
+            return await uow.deliveries.endpoints_with_due_work(datetime.now(UTC))
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
         different referrals go out side by side, one referral's messages strictly one after another.
-        The endpoint row is read again once it is a second old (across lanes), so a pause or a new
+        The endpoint is read again once it is a second old (across lanes), so a pause or a new
         secret takes effect within a second without a read per delivery or per wake."""
         limit = asyncio.Semaphore(self.per_endpoint)
 
-        async def current() -> dict[str, Any] | None:
-            read_at, row = self._endpoint_views.get(endpoint_id, (-math.inf, None))
+        async def current() -> _LaneEndpoint | None:
+            read_at, endpoint = self._endpoint_views.get(endpoint_id, (-math.inf, None))
             if time.monotonic() - read_at > ENDPOINT_FRESH_SECONDS:
-                row = await self._endpoint(endpoint_id)
-                self._endpoint_views[endpoint_id] = (time.monotonic(), row)
-            return row if row is not None and row["status"] == EndpointStatus.ACTIVE.value else None
+                endpoint = await self._endpoint(endpoint_id)
+                self._endpoint_views[endpoint_id] = (time.monotonic(), endpoint)
+            return endpoint if endpoint is not None and endpoint.as_read.status is EndpointStatus.ACTIVE else None
 
-        async def one(delivery: Any) -> bool:
+        async def one(delivery: PendingDelivery) -> bool:
             async with limit:
                 if stop.is_set():
                     return True
@@ -153,131 +145,88 @@ class Dispatcher:
         except Exception:
             log.exception("webhook lane failed; it restarts on the next round", extra={"endpoint_id": endpoint_id})
 
-    async def _endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
-        async with self.sessions() as session:
-            row = (await session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
-        return dict(row) if row is not None else None
+    async def _endpoint(self, endpoint_id: str) -> _LaneEndpoint | None:
+        async with self.unit_of_work() as uow:
+            endpoint = await uow.endpoints.get(endpoint_id)
+        return _LaneEndpoint(endpoint, endpoint.failing_since) if endpoint is not None else None
 
-    async def _next_deliveries(self, endpoint_id: str) -> list[Any]:
+    async def _next_deliveries(self, endpoint_id: str) -> list[PendingDelivery]:
         """Due deliveries that are first in line for their referral at this endpoint, each with its message."""
-        now = datetime.now(UTC)
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        deliveries.c.id,
-                        deliveries.c.event_id,
-                        deliveries.c.order_key,
-                        deliveries.c.attempts,
-                        deliveries.c.next_attempt_at,
-                        messages.c.body,
-                        messages.c.organisation_ids,
-                        messages.c.received_at,
-                    )
-                    .join(messages, messages.c.event_id == deliveries.c.event_id)
-                    .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
-                    .order_by(deliveries.c.id)
-                    .limit(500)
-                )
-            ).all()
-        seen: set[str] = set()
-        due = []
-        for r in rows:
-            if r.order_key in seen:
-                continue
-            seen.add(r.order_key)
-            if as_utc(r.next_attempt_at) <= now:
-                due.append(r)
-        return due
+        async with self.unit_of_work() as uow:
+            pending = await uow.deliveries.pending_for(endpoint_id, limit=500)
+        return first_in_line(pending, datetime.now(UTC))
 
-    async def _deliver(self, endpoint: dict[str, Any], delivery: Any) -> bool:
+    async def _deliver(self, endpoint: _LaneEndpoint, delivery: PendingDelivery) -> bool:
         """Sends one delivery; returns False when the lane should stop (endpoint no longer active)."""
-        if endpoint["organisation_id"] not in delivery.organisation_ids:
+        target = endpoint.as_read
+        if target.organisation_id not in delivery.organisation_ids:
             # Checked again at delivery time: a message only ever reaches the organisations it concerns.
-            await self._close(delivery.id, "refused")
-            log.error("delivery refused: endpoint's organisation not concerned", extra={"endpoint_id": endpoint["id"]})
+            async with self.unit_of_work() as uow:
+                await uow.deliveries.settle(delivery.id, DeliveryStatus.REFUSED)
+                await uow.commit()
+            log.error("delivery refused: endpoint's organisation not concerned", extra={"endpoint_id": target.id})
             return True
         now = datetime.now(UTC)
         attempt = await self.client.send(
-            endpoint["url"],
+            target.url,
             webhook_id=webhook_id(delivery.event_id),
             body=json.dumps(delivery.body, separators=(",", ":")),
-            secrets_in_use=_secrets(endpoint, now),
+            secrets_in_use=target.secrets_in_use(now),
             now=now,
         )
         return await self._record(endpoint, delivery, attempt)
 
-    async def _record(self, endpoint: dict[str, Any], delivery: Any, attempt: Attempt) -> bool:
+    async def _record(self, endpoint: _LaneEndpoint, delivery: PendingDelivery, attempt: Attempt) -> bool:
         """Records the attempt and its consequence. ``endpoint`` is the lane's copy for this round: the lane
         keeps its ``failing_since`` current, so a success writes to the endpoint only when it ends a failing run."""
         now = datetime.now(UTC)
+        endpoint_id = endpoint.as_read.id
         attempts_made = delivery.attempts + 1
         result = verdict(
             attempt.status_code, attempts_made, now, retry_after_header=attempt.retry_after, delays=self.retry_delays
         )
         ATTEMPTS.labels(result.outcome.value).inc()
         self._attempted_at = time.monotonic()
-        values: dict[str, Any] = {"attempts": attempts_made}
-        if result.outcome is Outcome.SUCCEEDED:
-            values.update(status="succeeded", succeeded_at=now, next_attempt_at=None)
-            EVENT_TO_DELIVERY.observe((now - as_utc(delivery.received_at)).total_seconds())
-        elif result.outcome is Outcome.GONE or result.next_attempt_at is None:
-            values.update(status="failed", next_attempt_at=None)
-        else:
-            values.update(next_attempt_at=result.next_attempt_at)
         disable_reason = None
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                insert(delivery_attempts).values(
-                    delivery_id=delivery.id,
-                    endpoint_id=endpoint["id"],
-                    attempted_at=now,
-                    status_code=attempt.status_code,
-                    latency_ms=attempt.latency_ms,
-                    error=attempt.error,
-                    response_excerpt=attempt.response_excerpt,
-                )
+        next_attempt_at = None
+        async with self.unit_of_work() as uow:
+            record = AttemptRecord(
+                now, attempt.status_code, attempt.latency_ms, attempt.error, attempt.response_excerpt
             )
-            await session.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
+            await uow.deliveries.record_attempt(delivery.id, endpoint_id, record)
             if result.outcome is Outcome.SUCCEEDED:
-                if endpoint["failing_since"] is not None:
-                    await session.execute(
-                        update(endpoints).where(endpoints.c.id == endpoint["id"]).values(failing_since=None)
-                    )
-                    endpoint["failing_since"] = None
+                await uow.deliveries.settle(
+                    delivery.id, DeliveryStatus.SUCCEEDED, attempts=attempts_made, succeeded_at=now
+                )
+                EVENT_TO_DELIVERY.observe((now - delivery.received_at).total_seconds())
+                if endpoint.failing_since is not None:
+                    await uow.endpoints.note_success(endpoint_id)
+                    endpoint.failing_since = None
             else:
-                failing_since = (
-                    await session.execute(
-                        update(endpoints)
-                        .where(endpoints.c.id == endpoint["id"])
-                        .values(failing_since=func.coalesce(endpoints.c.failing_since, now))
-                        .returning(endpoints.c.failing_since)
+                if result.outcome is Outcome.GONE or result.next_attempt_at is None:
+                    await uow.deliveries.settle(delivery.id, DeliveryStatus.FAILED, attempts=attempts_made)
+                else:
+                    next_attempt_at = result.next_attempt_at
+                    await uow.deliveries.settle(
+                        delivery.id, DeliveryStatus.PENDING, attempts=attempts_made, next_attempt_at=next_attempt_at
                     )
-                ).scalar_one()
-                endpoint["failing_since"] = failing_since = as_utc(failing_since)
+                endpoint.failing_since = failing_since = await uow.endpoints.note_failure(endpoint_id, now)
                 if result.outcome is Outcome.GONE:
                     disable_reason = "the endpoint answered 410 Gone"
                 elif should_disable(failing_since, now):
                     disable_reason = "failing without a success for 5 days"
                 if disable_reason:
-                    await session.execute(
-                        update(endpoints)
-                        .where(endpoints.c.id == endpoint["id"])
-                        .values(status=EndpointStatus.DISABLED.value, disabled_reason=disable_reason, updated_at=now)
-                    )
+                    await uow.endpoints.disable(endpoint_id, disable_reason, now)
+            await uow.commit()
+        if result.outcome is not Outcome.SUCCEEDED:
+            _log_failed_attempt(endpoint_id, delivery, attempts_made, attempt, next_attempt_at)
         if disable_reason:
-            log.warning("endpoint disabled", extra={"endpoint_id": endpoint["id"], "reason": disable_reason})
+            log.warning("endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": disable_reason})
             if self.on_disabled is not None:
-                await self.on_disabled(endpoint["id"], endpoint["organisation_id"], disable_reason)
+                await self.on_disabled(endpoint_id, endpoint.as_read.organisation_id, disable_reason)
             return False
         # After a failure the lane moves on to other referrals; this one waits for its retry.
         return True
-
-    async def _close(self, delivery_id: int, status: str) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(deliveries).where(deliveries.c.id == delivery_id).values(status=status, next_attempt_at=None)
-            )
 
     async def _report_backlog(self) -> None:
         """The backlog gauges, and since when deliveries to active endpoints have been due (for ``status``),
@@ -286,29 +235,37 @@ class Dispatcher:
             return
         self._backlog_read_at = time.monotonic()
         now = datetime.now(UTC)
-        active = deliveries.c.endpoint_id.in_(
-            select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value)
-        )
-        due = deliveries.c.next_attempt_at <= now
-        async with self.sessions() as session:
-            total, due_count, oldest_due = (
-                await session.execute(
-                    select(
-                        func.count(),
-                        func.count().filter(due),
-                        func.min(deliveries.c.next_attempt_at).filter(due, active),
-                    ).where(deliveries.c.status == "pending")
-                )
-            ).one()
-        PENDING.labels("due").set(due_count)
-        PENDING.labels("waiting_retry").set(total - due_count)
-        waited = max(0.0, (now - as_utc(oldest_due)).total_seconds()) if oldest_due is not None else None
+        async with self.unit_of_work() as uow:
+            backlog = await uow.deliveries.backlog(now)
+        PENDING.labels("due").set(backlog.due)
+        PENDING.labels("waiting_retry").set(backlog.pending - backlog.due)
+        oldest = backlog.oldest_due_at_active
+        waited = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
         self._due_since = None if waited is None else time.monotonic() - waited
 
 
-def _secrets(endpoint: Any, now: datetime) -> list[str]:
-    found = [endpoint["secret"]]
-    expires = endpoint["previous_secret_expires_at"]
-    if endpoint["previous_secret"] and expires and as_utc(expires) > now:
-        found.append(endpoint["previous_secret"])
-    return found
+def _log_failed_attempt(
+    endpoint_id: str, delivery: PendingDelivery, attempt_number: int, attempt: Attempt, next_attempt_at: datetime | None
+) -> None:
+    """One line per failed attempt. Never the URL (its query string may hold a token) nor the body; the
+    error text is left out too, as it may quote the URL."""
+    log.warning(
+        "webhook attempt failed",
+        extra={
+            "endpoint_id": endpoint_id,
+            "delivery_id": delivery.id,
+            "event_id": delivery.event_id,
+            "attempt": attempt_number,
+            "status_code": attempt.status_code,
+            "error_class": attempt.error_class,
+            "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at is not None else None,
+        },
+    )
+
+
+@dataclass(slots=True)
+class _LaneEndpoint:
+    """The lanes' copy of an endpoint: as read, with the start of its failing run kept current by the lane."""
+
+    as_read: RegisteredEndpoint
+    failing_since: datetime | None

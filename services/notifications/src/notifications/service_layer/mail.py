@@ -5,50 +5,70 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from notifications.adapters.mailer import MailDeliveryError, SmtpMailer, render
-from notifications.adapters.orm import contacts, emails, service_names
-from notifications.domain.email_policy import EmailIntent, email_intents
-from send_shared.db import upsert_insert
+from notifications.adapters.mailer import MailDeliveryError, render
+from notifications.domain.digest import DigestEntry, DigestSchedule, digest_event_id, digest_intent
+from notifications.domain.email_policy import QueuedEmail, Template, email_intents, next_try
+from notifications.domain.email_preferences import EmailPreferences, NewReferralEmails, Routing, routing
+from notifications.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
-RETRY_DELAYS = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=6),
-)
+_ERROR_CHARS = 500  # emails.last_error is String(500)
 
 
-async def queue_emails(session: AsyncSession, event_id: str, event_type: str, data: Any) -> int:
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> list[str]:
+        """Raises ``MailDeliveryError`` when no recipient got the message."""
+        ...
+
+
+async def queue_emails(uow: UnitOfWork, event_id: str, event_type: str, data: Mapping[str, Any]) -> int:
+    """Queues the event's emails that their organisations want at once, and keeps those they want in their
+    daily digest; returns how many were queued or kept."""
     intents = email_intents(event_type, data)
     if not intents:
         return 0
-    insert = upsert_insert(session)
     now = datetime.now(UTC)
+    chosen = await uow.preferences.of([intent.organisation_id for intent in intents])
+    kept = 0
     for intent in intents:
-        await session.execute(
-            insert(emails)
-            .values(
-                event_id=event_id,
-                organisation_id=intent.organisation_id,
-                template=str(intent.template),
-                context=dict(intent.context),
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-    return len(intents)
+        match routing(intent, chosen.get(intent.organisation_id, EmailPreferences())):
+            case Routing.AT_ONCE:
+                await uow.emails.queue(event_id, intent, now)
+            case Routing.IN_DIGEST:
+                await uow.digests.add(event_id, intent, now)
+            case Routing.NOT_SENT:
+                continue
+        kept += 1
+    return kept
+
+
+async def queue_digests(uow: UnitOfWork, schedule: DigestSchedule, day: date) -> int:
+    """Queues ``day``'s digest for each organisation with new referrals waiting for it (unless it has had
+    that day's digest already); returns how many. An organisation that has since turned new-referral emails
+    off gets none, and its waiting referrals are dropped."""
+    event_id = digest_event_id(day)
+    queued = 0
+    async with uow:
+        by_organisation: dict[str, list[DigestEntry]] = {}
+        for entry in await uow.digests.waiting(schedule.cutoff(day)):
+            by_organisation.setdefault(entry.organisation_id, []).append(entry)
+        chosen = await uow.preferences.of(list(by_organisation))
+        now = datetime.now(UTC)
+        for organisation_id, entries in by_organisation.items():
+            if await uow.emails.has(event_id, organisation_id, Template.NEW_REFERRALS_DIGEST):
+                continue  # another process sent today's; these wait for tomorrow's
+            if chosen.get(organisation_id, EmailPreferences()).new_referrals is not NewReferralEmails.OFF:
+                intent = digest_intent(organisation_id, day, [entry.context for entry in entries])
+                await uow.emails.queue(event_id, intent, now)
+                queued += 1
+            await uow.digests.mark_digested([entry.id for entry in entries], day)
+        await uow.commit()
+    return queued
 
 
 def endpoint_disabled_message(*, endpoint_url: str, reason: str, mail_from: str, to: list[str]) -> EmailMessage:
@@ -67,54 +87,59 @@ def endpoint_disabled_message(*, endpoint_url: str, reason: str, mail_from: str,
 
 class MailWorker:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], mailer: SmtpMailer, *, mail_from: str, referral_url: str,
-        poll_interval: float = 1.0,
+        self, unit_of_work: UnitOfWorkFactory, mailer: Mailer, *, mail_from: str, referral_url: str,
+        digest: DigestSchedule | None = None, poll_interval: float = 1.0,
     ) -> None:  # fmt: skip
-        self.sessions = sessions
+        self.unit_of_work = unit_of_work
         self.mailer = mailer
         self.mail_from = mail_from
         self.referral_url = referral_url
+        self.digest = digest
         self.poll_interval = poll_interval
+        self._digested_day: date | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            await self.queue_digests_due()
             await self.send_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
 
+    async def queue_digests_due(self) -> int:
+        """Queues today's digests once their time has come (once a day per process; ``queue_digests`` makes
+        a second process's look harmless); returns how many."""
+        day = self.digest.due_day(datetime.now(UTC)) if self.digest is not None else None
+        if self.digest is None or day is None or day == self._digested_day:
+            return 0
+        queued = await queue_digests(self.unit_of_work(), self.digest, day)
+        self._digested_day = day
+        return queued
+
     async def send_due(self) -> int:
-        now = datetime.now(UTC)
-        async with self.sessions() as session:
-            due = (
-                (
-                    await session.execute(
-                        select(emails)
-                        .where(emails.c.status == "pending", emails.c.next_attempt_at <= now)
-                        .order_by(emails.c.id)
-                        .limit(100)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            names = dict((await session.execute(select(service_names.c.service_id, service_names.c.name))).all())
-            addresses = dict((await session.execute(select(contacts.c.organisation_id, contacts.c.emails))).all())
+        """Sends the queued emails that are due; returns how many were sent."""
+        async with self.unit_of_work() as uow:
+            due = await uow.emails.due(datetime.now(UTC), limit=100)
+            names = await uow.directory.service_names()
+            addresses = await uow.directory.contacts()
         sent = 0
-        for row in due:
-            to = list(addresses.get(row["organisation_id"]) or [])
+        for email in due:
+            to = addresses.get(email.intent.organisation_id) or []
             if not to:
-                await self._finish(row["id"], status="no_contact")
+                async with self.unit_of_work() as uow:
+                    await uow.emails.mark_no_contact(email.id)
+                    await uow.commit()
                 continue
-            intent = EmailIntent(row["organisation_id"], row["template"], row["context"])
             message = render(
-                intent, service_names=names, referral_url=self.referral_url, mail_from=self.mail_from, to=to
+                email.intent, service_names=names, referral_url=self.referral_url, mail_from=self.mail_from, to=to
             )
             try:
                 await self.mailer.send(message)
             except MailDeliveryError as exc:
-                await self._failed(row, exc)
+                await self._failed(email, exc)
                 continue
-            await self._finish(row["id"], status="sent", sent_at=datetime.now(UTC))
+            async with self.unit_of_work() as uow:
+                await uow.emails.mark_sent(email.id, datetime.now(UTC))
+                await uow.commit()
             sent += 1
         return sent
 
@@ -124,15 +149,24 @@ class MailWorker:
         except MailDeliveryError:
             log.exception("email could not be sent")
 
-    async def _failed(self, row: Any, exc: MailDeliveryError) -> None:
-        attempts = row["attempts"] + 1
-        if exc.transient and attempts <= len(RETRY_DELAYS):
-            await self._finish(row["id"], status="pending", attempts=attempts, last_error=str(exc)[:500],
-                               next_attempt_at=datetime.now(UTC) + RETRY_DELAYS[attempts - 1])  # fmt: skip
-        else:
-            await self._finish(row["id"], status="failed", attempts=attempts, last_error=str(exc)[:500])
-        log.warning("email not sent", extra={"email_id": row["id"], "error": str(exc), "attempts": attempts})
+    async def tell_endpoint_disabled(self, endpoint_id: str, organisation_id: str, reason: str) -> None:
+        """Emails the organisation's contacts (if it gave any) that its endpoint was disabled, and why."""
+        async with self.unit_of_work() as uow:
+            endpoint = await uow.endpoints.get(endpoint_id)
+            to = (await uow.directory.contacts()).get(organisation_id)
+        if endpoint is not None and to:
+            await self.send_now(
+                endpoint_disabled_message(endpoint_url=endpoint.url, reason=reason, mail_from=self.mail_from, to=to)
+            )
 
-    async def _finish(self, email_id: int, **values: Any) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(update(emails).where(emails.c.id == email_id).values(**values))
+    async def _failed(self, email: QueuedEmail, exc: MailDeliveryError) -> None:
+        attempts = email.attempts + 1
+        error = str(exc)[:_ERROR_CHARS]
+        retry = next_try(attempts, transient=exc.transient, now=datetime.now(UTC))
+        async with self.unit_of_work() as uow:
+            if retry is None:
+                await uow.emails.mark_failed(email.id, attempts, error)
+            else:
+                await uow.emails.retry_at(email.id, attempts, error, retry)
+            await uow.commit()
+        log.warning("email not sent", extra={"email_id": email.id, "error": str(exc), "attempts": attempts})

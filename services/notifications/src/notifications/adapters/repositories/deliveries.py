@@ -1,0 +1,227 @@
+"""Deliveries (one message to one endpoint, per round) and their attempts, in SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
+from notifications.domain.delivery import (
+    AttemptRecord,
+    Backlog,
+    DeliveryLogEntry,
+    DeliveryStatus,
+    PendingDelivery,
+)
+from notifications.domain.subscriptions import EndpointStatus
+from send_shared.db import as_utc, upsert_insert
+
+_PENDING = DeliveryStatus.PENDING.value
+
+
+class SqlDeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def queue(self, endpoint_id: str, event_id: str, order_key: str, round_: int, now: datetime) -> None:
+        await self.session.execute(
+            upsert_insert(self.session)(deliveries)
+            .values(
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                round=round_,
+                order_key=order_key,
+                status=_PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def latest_round(self, endpoint_id: str, event_id: str) -> int | None:
+        found = await self.session.execute(
+            select(func.max(deliveries.c.round)).where(
+                deliveries.c.endpoint_id == endpoint_id, deliveries.c.event_id == event_id
+            )
+        )
+        latest = found.scalar_one()
+        return int(latest) if latest is not None else None
+
+    async def order_key_of(self, endpoint_id: str, delivery_id: int) -> tuple[str, str] | None:
+        row = (
+            await self.session.execute(
+                select(deliveries.c.event_id, deliveries.c.order_key).where(
+                    deliveries.c.id == delivery_id, deliveries.c.endpoint_id == endpoint_id
+                )
+            )
+        ).first()
+        return (row.event_id, row.order_key) if row is not None else None
+
+    async def queued_since(self, endpoint_id: str, since: datetime) -> list[tuple[str, str]]:
+        rows = await self.session.execute(
+            select(deliveries.c.event_id, deliveries.c.order_key)
+            .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.created_at >= since)
+            .group_by(deliveries.c.event_id, deliveries.c.order_key)
+            .order_by(func.min(deliveries.c.id))
+        )
+        return [(event_id, order_key) for event_id, order_key in rows]
+
+    async def log(self, endpoint_id: str, *, limit: int, before: int | None) -> list[DeliveryLogEntry]:
+        query = (
+            select(deliveries, messages.c.event_type)
+            .join(messages, messages.c.event_id == deliveries.c.event_id)
+            .where(deliveries.c.endpoint_id == endpoint_id)
+            .order_by(deliveries.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(deliveries.c.id < before)
+        found = (await self.session.execute(query)).mappings().all()
+        attempts = (
+            await self.session.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id.in_([d["id"] for d in found]))
+                .order_by(delivery_attempts.c.id)
+            )
+        ).mappings()
+        by_delivery: dict[int, list[AttemptRecord]] = {}
+        for a in attempts:
+            by_delivery.setdefault(a["delivery_id"], []).append(
+                AttemptRecord(
+                    as_utc(a["attempted_at"]), a["status_code"], a["latency_ms"], a["error"], a["response_excerpt"]
+                )
+            )
+        return [
+            DeliveryLogEntry(
+                id=d["id"],
+                event_id=d["event_id"],
+                event_type=d["event_type"],
+                status=DeliveryStatus(d["status"]),
+                attempts=d["attempts"],
+                next_attempt_at=_utc(d["next_attempt_at"]),
+                created_at=as_utc(d["created_at"]),
+                succeeded_at=_utc(d["succeeded_at"]),
+                attempt_log=tuple(by_delivery.get(d["id"], ())),
+            )
+            for d in found
+        ]
+
+    async def retry_pending_now(self, endpoint_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(deliveries)
+            .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == _PENDING)
+            .values(next_attempt_at=now)
+        )
+
+    async def make_retries_due(self, endpoint_id: str, now: datetime) -> int:
+        made_due = await self.session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.status == _PENDING,
+                deliveries.c.attempts > 0,
+                deliveries.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+        return int(getattr(made_due, "rowcount", 0))
+
+    async def remove_for(self, endpoint_id: str) -> None:
+        await self.session.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+        await self.session.execute(delete(delivery_attempts).where(delivery_attempts.c.endpoint_id == endpoint_id))
+
+    async def endpoints_with_due_work(self, now: datetime) -> list[str]:
+        query = (
+            select(deliveries.c.endpoint_id)
+            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .where(
+                deliveries.c.status == _PENDING,
+                deliveries.c.next_attempt_at <= now,
+                endpoints.c.status == EndpointStatus.ACTIVE.value,
+            )
+            .distinct()
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def pending_for(self, endpoint_id: str, *, limit: int) -> list[PendingDelivery]:
+        rows = await self.session.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.event_id,
+                deliveries.c.order_key,
+                deliveries.c.attempts,
+                deliveries.c.next_attempt_at,
+                messages.c.body,
+                messages.c.organisation_ids,
+                messages.c.received_at,
+            )
+            .join(messages, messages.c.event_id == deliveries.c.event_id)
+            .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == _PENDING)
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        return [
+            PendingDelivery(
+                id=r.id,
+                event_id=r.event_id,
+                order_key=r.order_key,
+                attempts=r.attempts,
+                next_attempt_at=as_utc(r.next_attempt_at),
+                body=r.body,
+                organisation_ids=tuple(r.organisation_ids),
+                received_at=as_utc(r.received_at),
+            )
+            for r in rows
+        ]
+
+    async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None:
+        await self.session.execute(
+            delivery_attempts.insert().values(
+                delivery_id=delivery_id,
+                endpoint_id=endpoint_id,
+                attempted_at=attempt.attempted_at,
+                status_code=attempt.status_code,
+                latency_ms=attempt.latency_ms,
+                error=attempt.error,
+                response_excerpt=attempt.response_excerpt,
+            )
+        )
+
+    async def settle(
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: datetime | None = None,
+        succeeded_at: datetime | None = None,
+    ) -> None:
+        values: dict[str, object] = {"status": status.value, "next_attempt_at": next_attempt_at}
+        if attempts is not None:
+            values["attempts"] = attempts
+        if succeeded_at is not None:
+            values["succeeded_at"] = succeeded_at
+        await self.session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+    async def backlog(self, now: datetime) -> Backlog:
+        active = deliveries.c.endpoint_id.in_(
+            select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value)
+        )
+        due = deliveries.c.next_attempt_at <= now
+        pending, due_count, oldest_due = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(due),
+                    func.min(deliveries.c.next_attempt_at).filter(due, active),
+                ).where(deliveries.c.status == _PENDING)
+            )
+        ).one()
+        return Backlog(int(pending), int(due_count), _utc(oldest_due))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None

@@ -1,0 +1,125 @@
+"""Webhook endpoints in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications.adapters.orm import endpoints
+from notifications.domain.endpoints import EndpointSpec, RegisteredEndpoint
+from notifications.domain.subscriptions import EndpointStatus
+from send_shared.db import as_utc
+
+
+def _endpoint(row: RowMapping) -> RegisteredEndpoint:
+    def when(name: str) -> datetime | None:
+        value = row[name]
+        return as_utc(value) if value is not None else None
+
+    return RegisteredEndpoint(
+        id=row["id"],
+        organisation_id=row["organisation_id"],
+        url=row["url"],
+        description=row["description"],
+        event_types=tuple(row["event_types"]),
+        service_ids=tuple(row["service_ids"]),
+        urgencies=tuple(row["urgencies"]),
+        status=EndpointStatus(row["status"]),
+        disabled_reason=row["disabled_reason"],
+        secret=row["secret"],
+        previous_secret=row["previous_secret"],
+        previous_secret_expires_at=when("previous_secret_expires_at"),
+        failing_since=when("failing_since"),
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
+    )
+
+
+class SqlEndpointRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, endpoint: RegisteredEndpoint) -> None:
+        await self.session.execute(
+            insert(endpoints).values(
+                id=endpoint.id,
+                organisation_id=endpoint.organisation_id,
+                url=endpoint.url,
+                description=endpoint.description,
+                event_types=list(endpoint.event_types),
+                service_ids=list(endpoint.service_ids),
+                urgencies=list(endpoint.urgencies),
+                status=endpoint.status.value,
+                disabled_reason=endpoint.disabled_reason,
+                secret=endpoint.secret,
+                previous_secret=endpoint.previous_secret,
+                previous_secret_expires_at=endpoint.previous_secret_expires_at,
+                failing_since=endpoint.failing_since,
+                created_at=endpoint.created_at,
+                updated_at=endpoint.updated_at,
+            )
+        )
+
+    async def get(self, endpoint_id: str) -> RegisteredEndpoint | None:
+        row = (await self.session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
+        return _endpoint(row) if row is not None else None
+
+    async def list_for(self, organisation_id: str) -> list[RegisteredEndpoint]:
+        query = select(endpoints).where(endpoints.c.organisation_id == organisation_id).order_by(endpoints.c.created_at)
+        return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
+
+    async def subscribed(self, organisation_ids: Sequence[str]) -> list[RegisteredEndpoint]:
+        query = select(endpoints).where(
+            endpoints.c.organisation_id.in_(organisation_ids),
+            endpoints.c.status.in_([EndpointStatus.ACTIVE.value, EndpointStatus.PAUSED.value]),
+        )
+        return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
+
+    async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None:
+        await self._update(
+            endpoint_id, updated_at=now, url=spec.url, event_types=list(spec.event_types),
+            service_ids=list(spec.service_ids), urgencies=list(spec.urgencies), description=spec.description,
+        )  # fmt: skip
+
+    async def pause(self, endpoint_id: str, now: datetime) -> None:
+        await self._update(endpoint_id, updated_at=now, status=EndpointStatus.PAUSED.value)
+
+    async def activate(self, endpoint_id: str, now: datetime) -> None:
+        await self._update(
+            endpoint_id, updated_at=now, status=EndpointStatus.ACTIVE.value, disabled_reason=None, failing_since=None
+        )
+
+    async def disable(self, endpoint_id: str, reason: str, now: datetime) -> None:
+        await self._update(endpoint_id, updated_at=now, status=EndpointStatus.DISABLED.value, disabled_reason=reason)
+
+    async def replace_secret(
+        self, endpoint_id: str, secret: str, *, previous: str, previous_expires_at: datetime, now: datetime
+    ) -> None:
+        await self._update(
+            endpoint_id, updated_at=now, secret=secret, previous_secret=previous,
+            previous_secret_expires_at=previous_expires_at,
+        )  # fmt: skip
+
+    async def note_failure(self, endpoint_id: str, now: datetime) -> datetime:
+        started = (
+            await self.session.execute(
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id)
+                .values(failing_since=func.coalesce(endpoints.c.failing_since, now))
+                .returning(endpoints.c.failing_since)
+            )
+        ).scalar_one()
+        return as_utc(started)
+
+    async def note_success(self, endpoint_id: str) -> None:
+        await self._update(endpoint_id, failing_since=None)
+
+    async def remove(self, endpoint_id: str) -> None:
+        await self.session.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
+
+    async def _update(self, endpoint_id: str, **values: Any) -> None:
+        await self.session.execute(update(endpoints).where(endpoints.c.id == endpoint_id).values(**values))

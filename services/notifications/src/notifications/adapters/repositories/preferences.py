@@ -1,0 +1,45 @@
+"""Each organisation's email preferences in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications.adapters.orm import email_preferences
+from notifications.domain.email_preferences import EmailPreferences, NewReferralEmails
+from send_shared.db import upsert_insert
+
+
+class SqlPreferenceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of(self, organisation_ids: Sequence[str]) -> dict[str, EmailPreferences]:
+        rows = await self.session.execute(
+            select(email_preferences).where(email_preferences.c.organisation_id.in_(organisation_ids))
+        )
+        return {
+            row.organisation_id: EmailPreferences(NewReferralEmails(row.new_referrals), bool(row.breach_alerts))
+            for row in rows
+        }
+
+    async def set(self, organisation_id: str, preferences: EmailPreferences, now: datetime) -> None:
+        stmt = upsert_insert(self.session)(email_preferences).values(
+            organisation_id=organisation_id,
+            new_referrals=preferences.new_referrals.value,
+            breach_alerts=preferences.breach_alerts,
+            updated_at=now,
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[email_preferences.c.organisation_id],
+                set_={
+                    "new_referrals": stmt.excluded.new_referrals,
+                    "breach_alerts": stmt.excluded.breach_alerts,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
+        )

@@ -1,0 +1,71 @@
+"""The last version of each referral sent on, and the events held until the versions before them are in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications.adapters.orm import held_events, referral_versions
+from notifications.domain.ordering import HeldEvent
+from send_shared.db import as_utc, upsert_insert
+
+
+class SqlReferralOrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def last_sent(self, referral_id: str) -> int | None:
+        found = (
+            await self.session.execute(
+                select(referral_versions.c.version).where(referral_versions.c.referral_id == referral_id)
+            )
+        ).scalar()
+        return int(found) if found is not None else None
+
+    async def set_last_sent(self, referral_id: str, version: int) -> None:
+        stmt = upsert_insert(self.session)(referral_versions).values(referral_id=referral_id, version=version)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=[referral_versions.c.referral_id], set_={"version": version})
+        )
+
+    async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
+        result = await self.session.execute(
+            upsert_insert(self.session)(held_events)
+            .values(event_id=event_id, referral_id=referral_id, version=version, event=event, held_at=now)
+            .on_conflict_do_nothing()
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def held_for(self, referral_id: str) -> list[HeldEvent]:
+        rows = await self.session.execute(
+            select(held_events.c.event_id, held_events.c.version, held_events.c.event)
+            .where(held_events.c.referral_id == referral_id)
+            .order_by(held_events.c.version)
+        )
+        return [HeldEvent(event_id, version, event) for event_id, version, event in rows]
+
+    async def release(self, event_ids: Sequence[str]) -> None:
+        await self.session.execute(delete(held_events).where(held_events.c.event_id.in_(event_ids)))
+
+    async def referrals_held_since(self, cutoff: datetime) -> list[str]:
+        found = await self.session.execute(
+            select(held_events.c.referral_id).where(held_events.c.held_at <= cutoff).distinct()
+        )
+        return list(found.scalars())
+
+    async def referrals_ready(self) -> list[str]:
+        found = await self.session.execute(
+            select(held_events.c.referral_id)
+            .join(referral_versions, referral_versions.c.referral_id == held_events.c.referral_id)
+            .where(held_events.c.version <= referral_versions.c.version + 1)
+            .distinct()
+        )
+        return list(found.scalars())
+
+    async def held_summary(self) -> tuple[int, datetime | None]:
+        count, oldest = (await self.session.execute(select(func.count(), func.min(held_events.c.held_at)))).one()
+        return int(count), as_utc(oldest) if oldest is not None else None

@@ -1,0 +1,74 @@
+"""The OpenAPI 3.1 ``webhooks`` section: what this service POSTs to a subscribed endpoint, and what the
+endpoint should answer. Documentation only; ``docs/asyncapi.yaml`` describes the same deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header
+
+from send_shared.events.schemas import WEBHOOK_PING, ClockAlertV1, ReferralEventV1, WebhookPingV1
+from send_shared.events.webhooks import StructuredEvent
+from send_shared.web.problems import add_problem_responses
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Any 2xx: delivered. Answer within 10 seconds; do the work afterwards."},
+    410: {"description": "Gone: the endpoint is disabled at once and nothing more is sent to it."},
+    500: {"description": "Anything else (or no answer): retried with exponential backoff over about five days, "
+                         "then the endpoint is disabled and its organisation told by email."},
+}  # fmt: skip
+WebhookId = Annotated[str, Header(alias="webhook-id", description="`msg_` and the event id; the same on every retry.")]
+WebhookTimestamp = Annotated[
+    str, Header(alias="webhook-timestamp", description="Unix seconds when this attempt was signed.")
+]
+WebhookSignature = Annotated[
+    str,
+    Header(
+        alias="webhook-signature",
+        description="Space-separated `v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` with "
+        "the endpoint's secret (`whsec_...`); two while a secret rotates. Verify with a Standard Webhooks library.",
+    ),
+]
+
+
+def document_webhooks(app: FastAPI) -> None:
+    """Add the three webhooks to the app's OpenAPI document (without FastAPI's 422, which is about our own
+    requests, not what a subscriber answers)."""
+
+    @app.webhooks.post("referral-event", responses=_ANSWERS)
+    def referral_event(
+        body: StructuredEvent[ReferralEventV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """A change of a referral your organisation sent or receives (`uk.send.referral.<status>.v1`), in the
+        order of its versions. De-duplicate on `webhook-id`; a version gap cannot happen: later versions wait."""
+
+    @app.webhooks.post("clock-alert", responses=_ANSWERS)
+    def clock_alert(
+        body: StructuredEvent[ClockAlertV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """A statutory or service clock of a referral that concerns you is about to breach
+        (`uk.send.waitlist.clock_breach_imminent.v1`) or has breached (`uk.send.waitlist.clock_breached.v1`)."""
+
+    @app.webhooks.post(
+        "ping",
+        responses=_ANSWERS,
+        description=f"`{WEBHOOK_PING}`: sent on request "
+        "(`POST /v1/endpoints/{endpoint_id}/test`) to check an endpoint.",
+    )
+    def ping(
+        body: StructuredEvent[WebhookPingV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """Ping."""
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path in document.get("webhooks", {}).values():
+                path["post"]["responses"].pop("422", None)
+            # Again, now that nothing refers to FastAPI's validation schemas: it drops them.
+            app.openapi_schema = add_problem_responses(document)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
