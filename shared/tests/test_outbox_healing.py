@@ -217,3 +217,21 @@ async def test_a_topic_that_kept_nothing_is_made_afresh_so_writes_taken_while_it
         await producer.stop()
     served = [dict(r.headers)["ce_id"].decode() for r in await read_topic(kafka_bootstrap, topic, at_least=3)]
     assert served == ids
+
+
+async def test_readiness_is_red_from_the_moment_a_loss_is_suspected_while_it_is_measured(
+    any_engine: AsyncEngine, kafka_bootstrap: str, probe: LogProbe
+) -> None:
+    """Measuring a loss asks the broker partition by partition and can take seconds: the service is not ready
+    during that time either (a probe every second would otherwise miss a short heal entirely)."""
+    topic, _ = await _published(any_engine, kafka_bootstrap, 4)
+    lock = asyncio.Lock()
+    healer = OutboxHealer(any_engine, outbox, probe, lock=lock)
+    assert healer.status() is None
+    await lock.acquire()  # a relay holds the lock: the heal waits inside its measuring step
+    heal = asyncio.create_task(healer.heal({topic: {0}}, "a test's suspicion"))
+    await asyncio.sleep(0.2)
+    assert healer.status() == "healing: measuring what the broker lost"
+    lock.release()
+    await heal
+    assert healer.status() is None or healer.status().startswith("healing: republishing")  # type: ignore[union-attr]

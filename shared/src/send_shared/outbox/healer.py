@@ -66,6 +66,7 @@ class OutboxHealer:
         self.audit = ReadBackAudit(engine, tables, probe)
         self._postgres = engine.dialect.name == "postgresql"
         self._healing_since: datetime | None = None
+        self._measuring = 0  # heals under way: a loss is known from its detection on, before it is measured
         self._requeued = 0
         self._unsent = 0
         self._oldest_unsent_age = 0.0
@@ -73,6 +74,8 @@ class OutboxHealer:
     # --- readiness -------------------------------------------------------------------------------
 
     def status(self) -> str | None:
+        if self._measuring:
+            return "healing: measuring what the broker lost"
         if self._healing_since is not None:
             return f"healing: republishing {self._requeued} events the broker lost ({self._unsent} still to send)"
         if self._oldest_unsent_age > self.stuck_after:
@@ -145,6 +148,20 @@ class OutboxHealer:
         """Queues again what ``lost`` partitions lost; returns how many events. Safe to call twice: a
         partition already healed (its head forgotten) is left alone."""
         started = time.monotonic()
+        self._measuring += 1
+        try:
+            queued = await self._requeue_lost(lost, reason)
+        finally:
+            self._measuring -= 1
+        total = sum(queued.values())
+        if queued:
+            self._healing(total, queued)
+            log.info(
+                "heal measured and queued", extra={"events": total, "seconds": round(time.monotonic() - started, 2)}
+            )
+        return total
+
+    async def _requeue_lost(self, lost: LostPartitions, reason: str) -> dict[str, int]:
         queued: dict[str, int] = {}
         async with self.lock, self.engine.begin() as conn:
             await self._hold_every_shard(conn)
@@ -163,13 +180,7 @@ class OutboxHealer:
                     extra={"topic": topic, "partitions": sorted(confirmed), "from_position": start,
                            "events": queued[topic], "reason": reason},
                 )  # fmt: skip
-        total = sum(queued.values())
-        if queued:
-            self._healing(total, queued)
-            log.info(
-                "heal measured and queued", extra={"events": total, "seconds": round(time.monotonic() - started, 2)}
-            )
-        return total
+        return queued
 
     async def _hold_every_shard(self, conn: AsyncConnection) -> None:
         if self._postgres:  # every shard, waiting for relays in other processes to finish their batch
