@@ -29,16 +29,29 @@ def ops_router(
     for it as a bearer token (the figures there are suppressed aggregates, but still not for everyone)."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process is up")
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process is up",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def healthz() -> dict[str, str]:
+        """Answers 200 while the process runs, whatever its dependencies do: restart it only if this fails."""
         return {"status": "ok"}
 
     @router.get(
         "/readyz",
         summary="Readiness: database and broker answer, and nothing is stuck, healing or failing",
-        responses={503: {"description": "not ready; each check that is not `ok` says why"}},
+        responses={
+            200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+            503: {
+                "description": "not ready; each check that is not `ok` says why",
+                "content": {"application/json": {"example": NOT_READY_EXAMPLE}},
+            },
+        },
     )
     async def readyz() -> JSONResponse:
+        """200 when the database and the broker answer and every part (relay, consumers, workers) makes
+        progress; 503 otherwise, each check that is not `ok` saying why. Send traffic only while it is 200."""
         names = list(checks)
         results = await asyncio.gather(*(_safe(checks[name]) for name in names))
         status = dict(zip(names, ("ok" if ok else "down" for ok in results), strict=True))
@@ -59,6 +72,13 @@ def ops_router(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+READY_EXAMPLE = {"status": "ready", "checks": {"database": "ok", "broker": "ok", "outbox": "ok"}}
+NOT_READY_EXAMPLE = {
+    "status": "not ready",
+    "checks": {"database": "ok", "broker": "ok", "outbox": "healing: measuring what the broker lost"},
+}
 
 
 async def _safe(check: ReadinessCheck) -> bool:

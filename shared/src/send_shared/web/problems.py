@@ -126,9 +126,9 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     "required": ["type", "title", "status"],
     "properties": {
         "type": {"type": "string", "description": "URI of the kind of problem."},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
+        "title": {"type": "string", "description": "A short summary of the kind of problem, the same every time."},
+        "status": {"type": "integer", "description": "The HTTP status code, repeated."},
+        "detail": {"type": "string", "description": "What went wrong with this request, in words."},
         "instance": {"type": "string", "description": "The request path."},
     },
     "additionalProperties": True,
@@ -143,13 +143,14 @@ _VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
             "properties": {
                 "errors": {
                     "type": "array",
+                    "description": "One entry for each field that broke a rule.",
                     "items": {
                         "type": "object",
                         "required": ["field", "rule", "message"],
                         "properties": {
-                            "field": {"type": "string"},
-                            "rule": {"type": "string"},
-                            "message": {"type": "string"},
+                            "field": {"type": "string", "description": "The field, header or column at fault."},
+                            "rule": {"type": "string", "description": "The rule it broke, as a stable code."},
+                            "message": {"type": "string", "description": "The rule in words, for a person."},
                             "line": {"type": "integer", "description": "Line of an imported file."},
                         },
                         "additionalProperties": True,

@@ -58,6 +58,15 @@ from referrals.entrypoints.schemas import (
 )
 
 MAX_ROWS = 10_000
+DESCRIPTION = f"""{__doc__}
+Hold reason codes (hold_reason): {", ".join(HoldReason)}.
+"""
+EXAMPLE = (
+    "service_id,nhs_number,given_name,family_name,date_of_birth,primary_need,urgency,reason,consent_given_by,"
+    "consent_given_at,consent_scope,referred_at\n"
+    "svc-camhs-core,9434765919,Sam,Taylor,12/04/2015,SEMH,routine,Persistent anxiety affecting attendance,parent,"
+    "2026-11-01T10:00:00Z,Referral to CAMHS,2026-11-02T09:30:00Z\n"
+)
 IMPORTABLE_STATUSES = (Status.SUBMITTED, Status.ACKNOWLEDGED, Status.ACCEPTED, Status.SCHEDULED, Status.ON_HOLD)
 COLUMNS = (
     "service_id", "referrer_org_id", "nhs_number", "upn", "given_name", "family_name", "date_of_birth",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from referrals.entrypoints.problems import invalid
 from send_shared.web.problems import Problem
@@ -40,11 +41,26 @@ def parse_if_match(value: str | None) -> int:
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+def idempotency_key_parameter(what: str) -> dict[str, Any]:
+    """The header as the OpenAPI document shows it: required. The route reads it itself (it is not a FastAPI
+    parameter) so that a missing key gets the same problem as a bad one, from :func:`check_idempotency_key`."""
+    return {
+        "name": IDEMPOTENCY_KEY,
+        "in": "header",
+        "required": True,
+        "description": f"A key you choose for this {what}, e.g. a UUID: 1 to 255 visible ASCII characters. A retry "
+        f"with the same key and the same {what} returns the first response and changes nothing; the same key "
+        f"with a different {what} is a 422.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    }
 
 
 def check_idempotency_key(value: str | None) -> str:
     if not value or len(value) > 255:
-        raise invalid("Idempotency-Key", "required", "send an Idempotency-Key header of 1 to 255 characters")
+        raise invalid(IDEMPOTENCY_KEY, "required", "send an Idempotency-Key header of 1 to 255 characters")
     if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise invalid("Idempotency-Key", "visible_ascii", "an Idempotency-Key is visible ASCII characters only")
+        raise invalid(IDEMPOTENCY_KEY, "visible_ascii", "an Idempotency-Key is visible ASCII characters only")
     return value

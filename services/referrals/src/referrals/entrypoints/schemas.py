@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.config import JsonDict
 
 from referrals.domain.child import Consent, PersonalDetails, is_valid_nhs_number, is_valid_upn
-from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.codes import EHC_OUTCOMES, HoldReason, NeedCode, Outcome, RejectionReason, Urgency
 from referrals.domain.history import HistoryRecord
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 
-Name = Field(
-    min_length=1,
-    max_length=100,
-    pattern=r"^[^\W\d_]+(?:[ '\u2019.\-][^\W\d_]+)*$",
-    description="Letters, with single spaces, hyphens, apostrophes or full stops between them.",
-)
+NAME_PATTERN = r"^[^\W\d_]+(?:[ '\u2019.\-][^\W\d_]+)*$"
+NAME_RULE = "1 to 100 letters, with single spaces, hyphens, apostrophes or full stops between them."
 
 
 # Every date and time a request carries is bounded here, at the edge, so that nothing downstream ever sees
@@ -102,29 +110,89 @@ IDENTIFIER_PATTERN = DIRECTORY_ID_PATTERN
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """A directory id (service, organisation): lower-case ASCII letters, digits and hyphens."""
 REFERRAL_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+CODE_PATTERN = r"^[a-z0-9_]+$"
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 """A coded value (reason, outcome): lower-case ASCII letters, digits and underscores."""
+
+
+def _code_list(codes: Iterable[StrEnum], title: str, when: str) -> dict[str, Any]:
+    return {"title": title, "type": "string", "enum": [code.value for code in codes], "description": when}
+
+
+_STATUS_CODE_FORMAT: dict[str, Any] = {"minLength": 1, "maxLength": 64, "pattern": CODE_PATTERN}
+# The server checks reason_code and outcome_code against a list only for some statuses (domain/model.py,
+# check_details); with any other status it records the code as given. The schemas say exactly that.
+_REASON_LISTS = [
+    _code_list(
+        RejectionReason, "RejectionReason", "With status `rejected` (required): why the service did not accept."
+    ),
+    _code_list(HoldReason, "HoldReason", "With status `on_hold` (required): why the referral is paused."),
+]
+_OUTCOME_LISTS = [
+    _code_list(
+        sorted(EHC_OUTCOMES),
+        "EhcOutcome",
+        "With status `completed` at a service that runs an EHC clock (`ehc_...`; required): the decision.",
+    ),
+    _code_list(
+        [o for o in Outcome if o not in EHC_OUTCOMES],
+        "SupportOutcome",
+        "With status `completed` at any other service (required): how the support ended.",
+    ),
+]
+_OTHER_IN = {
+    "type": "string",
+    **_STATUS_CODE_FORMAT,
+    "description": "With any other status (optional), e.g. a withdrawal reason: recorded as given.",
+}
+_OTHER_OUT = {"type": "string", "description": "With any other status: the code the mover gave."}
+ReasonCodeIn = Annotated[Code, WithJsonSchema({"anyOf": [*_REASON_LISTS, {"title": "OtherReason", **_OTHER_IN}]})]
+OutcomeCodeIn = Annotated[Code, WithJsonSchema({"anyOf": [*_OUTCOME_LISTS, {"title": "OtherOutcome", **_OTHER_IN}]})]
+ReasonCodeOut = Annotated[str, WithJsonSchema({"anyOf": [*_REASON_LISTS, {"title": "OtherReason", **_OTHER_OUT}]})]
+OutcomeCodeOut = Annotated[str, WithJsonSchema({"anyOf": [*_OUTCOME_LISTS, {"title": "OtherOutcome", **_OTHER_OUT}]})]
 
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    given_by: Literal["parent", "carer", "young_person", "local_authority"]
-    given_at: PastInstant
-    scope: Text = Field(min_length=1, max_length=500, description="What the consent covers.")
+    given_by: Literal["parent", "carer", "young_person", "local_authority"] = Field(
+        description="Who gave consent to the referral: a parent, a carer, the young person, or the local authority."
+    )
+    given_at: PastInstant = Field(
+        description="When consent was given: ISO 8601 date-time with a time zone, e.g. 2026-11-01T10:00:00Z."
+    )
+    scope: Text = Field(min_length=1, max_length=500, description="What the consent covers, in the family's words.")
 
 
 class ChildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    given_name: str = Name
-    family_name: str = Name
-    date_of_birth: BirthDate
+    given_name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="The child's first name. " + NAME_RULE,
+    )
+    family_name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="The child's last name. " + NAME_RULE,
+    )
+    date_of_birth: BirthDate = Field(
+        description="YYYY-MM-DD: from 1990-01-01, within the past 26 years, not in the future."
+    )
     nhs_number: str | None = Field(
-        None, max_length=20, description="10 ASCII digits (spaces allowed) with a modulus 11 check digit."
+        None,
+        max_length=20,
+        description="The child's NHS number: 10 ASCII digits (spaces allowed) with a modulus 11 check digit. "
+        "Give this or `upn`.",
     )
     upn: str | None = Field(
-        None, max_length=20, description="Unique pupil number (ASCII), when the NHS number is not known."
+        None,
+        max_length=20,
+        description="The child's unique pupil number (ASCII), when the NHS number is not known. Give this or "
+        "`nhs_number`.",
     )
 
     @field_validator("nhs_number")
@@ -171,14 +239,27 @@ class ReferralCreate(BaseModel):
         },
     )
 
-    service_id: Identifier = Field(description="Receiving service, from the directory.")
-    child: ChildIn
-    primary_need: NeedCode
-    secondary_need: NeedCode | None = None
-    reason: Text = Field(min_length=1, max_length=4000, description="Why the child is referred (kept here only).")
-    urgency: Urgency = Urgency.ROUTINE
-    consent: ConsentIn
-    referred_at: PastInstant | None = Field(None, description="Business time of the referral; defaults to now.")
+    service_id: Identifier = Field(
+        description="The service you refer the child to: its id in the directory (GET /v1/directory/services)."
+    )
+    child: ChildIn = Field(
+        description="Who the child is. Only your organisation and the receiving service's organisation see it."
+    )
+    primary_need: NeedCode = Field(description="The child's main special educational need: a DfE SEN need code.")
+    secondary_need: NeedCode | None = Field(None, description="A second DfE SEN need code, if there is one.")
+    reason: Text = Field(
+        min_length=1,
+        max_length=4000,
+        description="Why you refer the child, in plain words. Seen only by your organisation and the receiving "
+        "service's; it never leaves this service.",
+    )
+    urgency: Urgency = Field(Urgency.ROUTINE, description="How soon the child needs to be seen; default routine.")
+    consent: ConsentIn = Field(description="The consent the referral rests on.")
+    referred_at: PastInstant | None = Field(
+        None,
+        description="When you referred the child, if earlier than now (ISO 8601 with a time zone, from "
+        "2000-01-01, not in the future); default now.",
+    )
 
     def person(self) -> PersonalDetails:
         return PersonalDetails(
@@ -212,56 +293,140 @@ class StatusChange(BaseModel):
         },
     )
 
-    status: Status
-    occurred_at: PastInstant | None = Field(None, description="Business time of the move; defaults to now.")
-    reason_code: Code | None = Field(None, description="Rejection, hold or withdrawal reason code.")
-    explanation: Text | None = Field(None, max_length=4000, description="Why (rejections); never leaves this service.")
-    signposted_service_id: Identifier | None = None
-    rereferral_service_id: Identifier | None = Field(None, description="Rejection with a re-referral there.")
-    target_service_id: Identifier | None = Field(None, description="Hand-off: the receiving service.")
-    appointment_at: PlannedInstant | None = None
-    expected_resume: PlannedDate | None = None
-    outcome_code: Code | None = None
+    status: Status = Field(
+        description="The status to move the referral to: one of the referral's `allowed_moves`. Which other fields "
+        "a move needs depends on it (see each field)."
+    )
+    occurred_at: PastInstant | None = Field(
+        None,
+        description="When the move happened, if earlier than now (ISO 8601 with a time zone, from 2000-01-01, "
+        "not in the future); default now.",
+    )
+    reason_code: ReasonCodeIn | None = Field(
+        None,
+        description="Why: a rejection reason code with status `rejected`, a hold reason code with `on_hold` (both "
+        "required then); with any other status, e.g. `withdrawn`, an optional code of your own, recorded as given.",
+    )
+    explanation: Text | None = Field(
+        None,
+        max_length=4000,
+        description="Why, in plain words (required with `rejected`). Seen by the referrer and the receiver only; "
+        "it never leaves this service.",
+    )
+    signposted_service_id: Identifier | None = Field(
+        None,
+        description="With `rejected`: a directory service the family is pointed to instead. A rejection needs "
+        "this or `rereferral_service_id`.",
+    )
+    rereferral_service_id: Identifier | None = Field(
+        None, description="With `rejected`: a directory service the referral is sent on to, as a new referral."
+    )
+    target_service_id: Identifier | None = Field(
+        None, description="With `handed_off` (required): the directory service that takes the referral over."
+    )
+    appointment_at: PlannedInstant | None = Field(
+        None,
+        description="With `scheduled` (required): the appointment, ISO 8601 with a time zone, at most two years ahead.",
+    )
+    expected_resume: PlannedDate | None = Field(
+        None, description="With `on_hold` (required): the day the hold should end, YYYY-MM-DD, at most two years ahead."
+    )
+    outcome_code: OutcomeCodeIn | None = Field(
+        None,
+        description="With `completed` (required): the outcome code; a service that runs an EHC clock uses "
+        "plan_issued or no_plan, any other service support_completed, discharged or disengaged.",
+    )
 
 
 class ChildOut(BaseModel):
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    nhs_number: str | None
-    upn: str | None
+    given_name: str = Field(description="The child's first name.")
+    family_name: str = Field(description="The child's last name.")
+    date_of_birth: date = Field(description="The child's date of birth, YYYY-MM-DD.")
+    nhs_number: str | None = Field(description="The child's NHS number (10 digits), or null if not given.")
+    upn: str | None = Field(description="The child's unique pupil number, or null if not given.")
 
 
 class ParallelReferral(BaseModel):
     referral_id: str | None = Field(
-        description="Null when the caller is neither that referral's referrer nor receiver."
+        description="That referral's id; null when the caller is neither that referral's referrer nor receiver."
     )
-    service_id: str
-    status: Status
+    service_id: str = Field(description="The service that referral is at.")
+    status: Status = Field(description="That referral's status.")
+
+
+_REFERRAL_EXAMPLE: JsonDict = {
+    "id": "3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b",
+    "status": "accepted",
+    "version": 3,
+    "service_id": "svc-camhs-core",
+    "referrer_org_id": "org-oakfield-primary",
+    "receiving_org_id": "org-northshire-camhs",
+    "urgency": "routine",
+    "primary_need": "SEMH",
+    "secondary_need": None,
+    "referred_at": "2026-11-02T09:30:00Z",
+    "status_at": "2026-11-09T11:00:00Z",
+    "linked_from_id": None,
+    "linked_to_id": None,
+    "reason_code": None,
+    "outcome_code": None,
+    "signposted_service_id": None,
+    "appointment_at": None,
+    "expected_resume": None,
+    "allowed_moves": ["completed", "handed_off", "in_progress", "on_hold", "scheduled", "withdrawn"],
+    "child": {
+        "given_name": "Sam",
+        "family_name": "Taylor",
+        "date_of_birth": "2015-04-12",
+        "nhs_number": "9434765919",
+        "upn": None,
+    },
+    "reason": "Persistent anxiety affecting attendance since spring term.",
+    "parallel_referrals": [],
+}
 
 
 class ReferralOut(BaseModel):
-    id: str
-    status: Status
-    version: int
-    service_id: str
-    referrer_org_id: str
-    receiving_org_id: str
-    urgency: str
-    primary_need: str
-    secondary_need: str | None
-    referred_at: datetime
-    status_at: datetime | None
-    linked_from_id: str | None
-    linked_to_id: str | None
-    reason_code: str | None = None
-    outcome_code: str | None = None
-    signposted_service_id: str | None = None
-    appointment_at: datetime | None = None
-    expected_resume: date | None = None
-    allowed_moves: list[Status]
-    child: ChildOut | None = Field(None, description="Only on a single referral, for its referrer and receiver.")
-    reason: str | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [_REFERRAL_EXAMPLE]})
+
+    id: str = Field(description="The referral's id (a UUID); use it in /v1/referrals/{referral_id}.")
+    status: Status = Field(description="Where the referral is now.")
+    version: int = Field(
+        description="Goes up by one with every change; the ETag is this number in quotes. Send it as If-Match "
+        "when you move the referral."
+    )
+    service_id: str = Field(description="The service the child is referred to (directory id).")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs the service (directory id).")
+    urgency: Urgency = Field(description="How soon the child needs to be seen.")
+    primary_need: NeedCode = Field(description="The child's main special educational need (DfE SEN code).")
+    secondary_need: NeedCode | None = Field(description="A second DfE SEN need code, or null.")
+    referred_at: datetime = Field(description="When the child was referred (ISO 8601, with a time zone).")
+    status_at: datetime | None = Field(description="When the referral reached its current status; null if submitted.")
+    linked_from_id: str | None = Field(
+        description="The referral this one continues (a re-referral or hand-off from another service), or null."
+    )
+    linked_to_id: str | None = Field(
+        description="The referral that continues this one at another service (re-referral or hand-off), or null."
+    )
+    reason_code: ReasonCodeOut | None = Field(
+        None, description="The reason code of the last move: a rejection or hold reason, or a withdrawal's code."
+    )
+    outcome_code: OutcomeCodeOut | None = Field(None, description="The outcome code, once completed.")
+    signposted_service_id: str | None = Field(
+        None, description="After a rejection: the service the family was pointed to instead."
+    )
+    appointment_at: datetime | None = Field(None, description="When scheduled: the booked appointment.")
+    expected_resume: date | None = Field(None, description="When on hold: the day the hold should end, YYYY-MM-DD.")
+    allowed_moves: list[Status] = Field(
+        description="The statuses the referral may move to next (by its referrer or its receiver, as each may)."
+    )
+    child: ChildOut | None = Field(
+        None, description="Who the child is: only on a single referral, and only for its referrer and receiver."
+    )
+    reason: str | None = Field(
+        None, description="Why the child was referred: only on a single referral, for its referrer and receiver."
+    )
     parallel_referrals: list[ParallelReferral] = Field(
         default_factory=list, description="The child's other open referrals, at other services."
     )
@@ -319,23 +484,52 @@ class ReferralOut(BaseModel):
 
 
 class ReferralPage(BaseModel):
-    items: list[ReferralOut]
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_REFERRAL_EXAMPLE], "next_cursor": "eyJhdCI6IjIwMjYtMTEtMDIifQ"}]}
+    )
+
+    items: list[ReferralOut] = Field(
+        description="Up to `limit` referrals, newest first, without the child's details (read one referral for them)."
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class HistoryEntry(BaseModel):
-    version: int
-    event_id: str
-    event_type: str
-    status: Status
-    previous_status: Status | None
-    reason_code: str | None
-    outcome_code: str | None
-    explanation: str | None
-    linked_referral_id: str | None
-    actor_org_id: str | None
-    occurred_at: datetime
-    recorded_at: datetime
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 2,
+                    "event_id": "5d1c0f3e-8b7a-4c2d-9e1f-0a1b2c3d4e5f",
+                    "event_type": "uk.send.referral.rejected.v1",
+                    "status": "rejected",
+                    "previous_status": "acknowledged",
+                    "reason_code": "outside_remit",
+                    "outcome_code": None,
+                    "explanation": "Needs are educational rather than clinical.",
+                    "linked_referral_id": None,
+                    "actor_org_id": "org-northshire-camhs",
+                    "occurred_at": "2026-11-09T11:00:00Z",
+                    "recorded_at": "2026-11-09T11:00:02Z",
+                }
+            ]
+        }
+    )
+
+    version: int = Field(description="The referral's version after this change (1 is the submission).")
+    event_id: str = Field(description="The id of the event that announced this change to other services.")
+    event_type: str = Field(description="The type of that event, e.g. uk.send.referral.accepted.v1.")
+    status: Status = Field(description="The status the change moved the referral to.")
+    previous_status: Status | None = Field(description="The status before the change; null for the submission.")
+    reason_code: ReasonCodeOut | None = Field(description="The reason code the change carried, if any.")
+    outcome_code: OutcomeCodeOut | None = Field(description="The outcome code the change carried, if any.")
+    explanation: str | None = Field(description="The explanation the change carried (rejections), if any.")
+    linked_referral_id: str | None = Field(
+        description="The referral at another service this change created or came from (re-referral, hand-off)."
+    )
+    actor_org_id: str | None = Field(description="The organisation that recorded the change.")
+    occurred_at: datetime = Field(description="When the change happened (business time, ISO 8601 with a time zone).")
+    recorded_at: datetime = Field(description="When this service recorded it (ISO 8601 with a time zone).")
 
     @classmethod
     def of(cls, record: HistoryRecord) -> HistoryEntry:

@@ -30,9 +30,18 @@ REFERRAL_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,35}$"
 EARLIEST_REPORT_DATE = date(2000, 1, 1)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-ScopeIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
-ScopeIdQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=ID_PATTERN)]
-ReferralIdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=REFERRAL_ID_PATTERN)]
+_SCOPE_ID = "The directory id of the service, organisation or area that `scope` names."
+ScopeIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN, description=_SCOPE_ID)]
+ScopeIdQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=ID_PATTERN, description=_SCOPE_ID)]
+ReferralIdPath = Annotated[
+    str, Path(min_length=1, max_length=36, pattern=REFERRAL_ID_PATTERN, description="The referral's id (a UUID).")
+]
+ScopeQuery = Annotated[
+    Scope, Query(description="What the figures cover: one service, an organisation's services, or an area's.")
+]
+ScopePath = Annotated[
+    Scope, Path(description="What the figures cover: one service, an organisation's services, or an area's.")
+]
 
 
 def latest_report_date() -> date:
@@ -64,6 +73,10 @@ def _in_range(value: date) -> date:
 
 
 ReportDate = Annotated[date, BeforeValidator(_calendar_date), AfterValidator(_in_range)]
+AsOf = Annotated[
+    ReportDate | None,
+    Query(description="The reporting date, YYYY-MM-DD (Europe/London), not in the future; default today."),
+]
 
 
 def validation_problem(field: str, rule: str, message: str) -> Problem:

@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from waitlists.domain.scope import Scope
 from waitlists.domain.timeline import london_today
 from waitlists.entrypoints.dependencies import Reader, UnitOfWorkDep
-from waitlists.entrypoints.edge import ReportDate, ScopeIdQuery, as_of_or_today, validation_problem
+from waitlists.entrypoints.edge import ID_PATTERN, AsOf, ScopeIdQuery, ScopeQuery, as_of_or_today, validation_problem
 from waitlists.entrypoints.headers import content_disposition
 from waitlists.service_layer import exports
 
@@ -28,9 +27,15 @@ router = APIRouter(prefix="/v1", tags=["waitlists"])
 async def ehc_csv(
     caller: Reader,
     uow: UnitOfWorkDep,
-    area_id: ScopeIdQuery,
-    year: Annotated[int, Query(ge=2014, le=2100)],
+    area_id: Annotated[
+        str,
+        Query(min_length=1, max_length=64, pattern=ID_PATTERN, description="The local authority area (directory id)."),
+    ],
+    year: Annotated[int, Query(ge=2014, le=2100, description="The calendar year of the plans, not in the future.")],
 ) -> PlainTextResponse:
+    """One row per service of the area that runs the 20-week EHC plan clock, in the DfE's EHC plan timeliness
+    layout: plans issued in the year and the share within 20 weeks, with and without exception cases. Counts
+    are under disclosure control as in the figures."""
     if year > london_today().year:
         raise validation_problem("year", "not_in_future", "year must not be in the future")
     sheet = await exports.ehc_timeliness(area_id, year, london_today(), uow, viewer=caller.organisation_id)
@@ -46,10 +51,12 @@ async def ehc_csv(
 async def rtt_csv(
     caller: Reader,
     uow: UnitOfWorkDep,
-    scope: Scope,
+    scope: ScopeQuery,
     scope_id: ScopeIdQuery,
-    as_of: ReportDate | None = None,
+    as_of: AsOf = None,
 ) -> PlainTextResponse:
+    """Referrals still waiting on `as_of`, by completed weeks waited, in the NHS referral-to-treatment
+    distribution layout. Counts under disclosure control as in the figures."""
     day = as_of_or_today(as_of)
     sheet = await exports.rtt_distribution(scope, scope_id, day, uow, viewer=caller.organisation_id)
     return _csv_response(sheet, f"rtt-distribution-{scope_id}-{day.isoformat()}.csv")

@@ -28,10 +28,17 @@ async def audit(
     caller: PlatformOrAdmin,
     is_known: Lookup,
     uow: Uow,
-    referral_id: Annotated[str | None, Query(max_length=36, pattern=REFERRAL_ID_PATTERN)] = None,
-    organisation_id: Annotated[str | None, Query(max_length=64, pattern=IDENTIFIER_PATTERN)] = None,
-    since: FilterInstant | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    referral_id: Annotated[
+        str | None, Query(max_length=36, pattern=REFERRAL_ID_PATTERN, description="Only reads of this referral.")
+    ] = None,
+    organisation_id: Annotated[
+        str | None,
+        Query(max_length=64, pattern=IDENTIFIER_PATTERN, description="Only reads by this organisation (directory id)."),
+    ] = None,
+    since: Annotated[
+        FilterInstant | None, Query(description="Only reads at or after this time (ISO 8601 with a time zone).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="The most entries to return, 1 to 1000.")] = 100,
 ) -> list[AuditEntry]:
     """A platform admin reads every entry; an organisation's admin only its own organisation's."""
     await check_admin_of_known_organisation(caller, is_known)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi import status as http
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +13,7 @@ from referrals.domain.child import Consent, PersonalDetails
 from referrals.domain.lifecycle import Status
 from referrals.entrypoints import csv_import
 from referrals.entrypoints.dependencies import Party, Settings, Uow, caller_of
-from referrals.entrypoints.preconditions import check_idempotency_key
+from referrals.entrypoints.preconditions import IDEMPOTENCY_KEY, check_idempotency_key, idempotency_key_parameter
 from referrals.entrypoints.problems import PROBLEM_RESPONSES, reused_idempotency_key
 from referrals.service_layer import importing as import_cases
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
@@ -27,20 +26,46 @@ router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES
     "/referrals/import",
     status_code=http.HTTP_201_CREATED,
     summary="Import an existing waiting list from CSV",
-    description=csv_import.__doc__ or "",
+    description=csv_import.DESCRIPTION,
     openapi_extra={
-        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+        "parameters": [idempotency_key_parameter("file")],
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": csv_import.EXAMPLE}},
+        },
     },
-    responses={422: {"description": "Every bad cell, with line, column and rule; nothing was imported"}},
+    responses={
+        201: {
+            "description": "Every row was imported, in one transaction",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["imported", "referral_ids"],
+                        "properties": {
+                            "imported": {"type": "integer", "description": "How many referrals were imported."},
+                            "referral_ids": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "The new referrals' ids, in the file's order.",
+                            },
+                        },
+                    },
+                    "example": {"imported": 1, "referral_ids": ["3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b"]},
+                }
+            },
+        },
+        415: {"description": "The body is not sent as text/csv"},
+        422: {"description": "Every bad cell, with line, column and rule; nothing was imported"},
+    },
 )
 async def import_csv(
     request: Request,
     caller: Party,
     uow: Uow,
     settings: Settings,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    idempotency_key = check_idempotency_key(idempotency_key)
+    idempotency_key = check_idempotency_key(request.headers.get(IDEMPOTENCY_KEY))
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "Unsupported media type", "send the file as text/csv", kind="unsupported-media-type")
     content = await request.body()

@@ -36,8 +36,21 @@ async def move(
     request: Request,
     response: Response,
     uow: Uow,
-    if_match: Annotated[str | None, Header(alias="If-Match", description="The referral's ETag, as last read.")] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='Required: the referral\'s ETag as you last read it, e.g. "3". Without it the answer is a '
+            "428; if the referral changed since, a 412.",
+        ),
+    ] = None,
 ) -> ReferralOut:
+    """Move the referral to one of its `allowed_moves`. The referrer withdraws (`withdrawn`); either side may
+    mark a mistake (`entered_in_error`); every other move is the receiving service's. Each status needs its own
+    details: `rejected` a rejection reason code, an explanation and a signposted service or a re-referral;
+    `on_hold` a hold reason code and an expected resume date; `scheduled` the appointment; `handed_off` the
+    service taking over; `completed` an outcome code. Send the ETag you read as `If-Match`; the answer is the
+    moved referral with its new ETag."""
     expected = parse_if_match(if_match)
     try:
         referral = await move_referral(

@@ -34,14 +34,28 @@ ReferralId = Annotated[
 async def list_(
     caller: Party,
     uow: Uow,
-    status: Status | None = None,
-    service_id: Annotated[str | None, Query(max_length=64, pattern=IDENTIFIER_PATTERN)] = None,
-    urgency: Urgency | None = None,
-    referred_from: FilterInstant | None = None,
-    referred_to: FilterInstant | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    status: Annotated[Status | None, Query(description="Only referrals in this status.")] = None,
+    service_id: Annotated[
+        str | None,
+        Query(max_length=64, pattern=IDENTIFIER_PATTERN, description="Only referrals to this service (directory id)."),
+    ] = None,
+    urgency: Annotated[Urgency | None, Query(description="Only referrals of this urgency.")] = None,
+    referred_from: Annotated[
+        FilterInstant | None,
+        Query(description="Only referrals referred at or after this time (ISO 8601 with a time zone)."),
+    ] = None,
+    referred_to: Annotated[
+        FilterInstant | None,
+        Query(description="Only referrals referred at or before this time (ISO 8601 with a time zone)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="The most referrals on one page, 1 to 200.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="The `next_cursor` of the page before; omit for the first page.")
+    ] = None,
 ) -> ReferralPage:
+    """The referrals your organisation sent (role `referrer`) or its services receive (role `receiver`),
+    newest first, a page at a time, without the child's details. Filters combine; follow `next_cursor` for the
+    next page."""
     try:
         found, next_cursor = await reading_cases.list_referrals(
             ListFilter(
@@ -64,6 +78,9 @@ async def list_(
 
 @router.get("/referrals/{referral_id}", response_model=ReferralOut, name="get_referral", summary="One referral")
 async def get(referral_id: ReferralId, caller: Party, uow: Uow, response: Response) -> ReferralOut:
+    """One referral, with the child's details and the reason for its referrer and its receiver, and the
+    child's other open referrals. The `ETag` header is its version: send it as `If-Match` to move it. Every
+    read is recorded in the audit log."""
     try:
         referral, person, parallel = await reading_cases.get_referral(referral_id, caller_of(caller), uow)
     except NotFound as exc:
@@ -76,6 +93,8 @@ async def get(referral_id: ReferralId, caller: Party, uow: Uow, response: Respon
 
 @router.get("/referrals/{referral_id}/history", response_model=list[HistoryEntry], summary="Every change, in order")
 async def history(referral_id: ReferralId, caller: Party, uow: Uow) -> list[HistoryEntry]:
+    """Every change of the referral, oldest first, from its submission on: the status, who recorded it,
+    when it happened and the codes it carried. For its referrer and its receiver."""
     try:
         records = await reading_cases.referral_history(referral_id, caller_of(caller), uow)
     except NotFound as exc:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi import status as http
 from fastapi.responses import JSONResponse
 
 from referrals.domain.model import DuplicateReferral, MissingDetail
 from referrals.entrypoints.dependencies import Referrer, Settings, Uow, caller_of
-from referrals.entrypoints.preconditions import check_idempotency_key, etag
+from referrals.entrypoints.preconditions import IDEMPOTENCY_KEY, check_idempotency_key, etag, idempotency_key_parameter
 from referrals.entrypoints.problems import PROBLEM_RESPONSES, duplicate, missing_detail, reused_idempotency_key
 from referrals.entrypoints.schemas import ReferralCreate, ReferralOut
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
@@ -27,6 +26,7 @@ router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES
     response_model=ReferralOut,
     summary="Submit a referral",
     responses={409: {"description": "The child already has an open referral at this service"}},
+    openapi_extra={"parameters": [idempotency_key_parameter("body")]},
 )
 async def create(
     body: ReferralCreate,
@@ -34,15 +34,14 @@ async def create(
     request: Request,
     uow: Uow,
     settings: Settings,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Required: a retry with the same key and body returns the first response.",
-        ),
-    ] = None,
 ) -> JSONResponse:
-    idempotency_key = check_idempotency_key(idempotency_key)
+    """A school (role `referrer`) refers a child to a service in the directory. The answer is the new referral
+    (201) with its `Location` and `ETag`. The child's details and the reason are kept in this service and seen
+    only by the referrer and the receiving service's organisation; other services get the referral without them.
+
+    If the child already has an open referral at that service, the answer is a 409: with a link to it if you
+    may read it, or else the service to contact."""
+    idempotency_key = check_idempotency_key(request.headers.get(IDEMPOTENCY_KEY))
     request_hash = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
     try:
         response = await submit_referral(
