@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _packages() -> list[Path]:
     found = sorted(ROOT.glob("services/*/src/*/__init__.py")) + sorted(ROOT.glob("shared*/src/*/__init__.py"))
-    found += sorted(ROOT.glob("dev/src/*/__init__.py"))
+    found += sorted(ROOT.glob("devkit/src/*/__init__.py"))
     return [p.parent for p in found]
 
 

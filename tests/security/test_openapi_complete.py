@@ -1,7 +1,8 @@
-"""Issue #16: the referrals and waitlists OpenAPI documents are complete enough for a school developer to
-work from: every operation has a summary and a description, every field of every schema a description, every
-request body an example, every 4xx a problem+json body; the headers the server requires are required; and the
-code lists the server enforces (reasons, outcomes, clocks) are enums in the schema."""
+"""Issue #16: the referrals, waitlists and notifications OpenAPI documents are complete enough for a school or
+agency developer to work from: every operation has a summary and a description, every field of every schema a
+description, every request body an example, every 4xx a problem+json body; the headers the server requires are
+required; and the code lists the server enforces (reasons, outcomes, clocks, statuses, event types) are enums in
+the schema."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ CODE_FIELDS = {
         "ClockStateOut": ("clock", "state"),
         "FiguresOut": ("clocks", "rejections_by_reason"),
         "TrendOut": ("clock",),
+    },
+    "notifications": {
+        "EndpointIn": ("event_types", "urgencies"),
+        "EndpointOut": ("event_types", "urgencies", "status"),
+        "EndpointWithSecret": ("event_types", "urgencies", "status"),
+        "DeliveryOut": ("event_type", "status"),
+        "EmailPreferencesBody": ("new_referrals",),
+        "ReferralEventV1": ("status", "previous_status"),
     },
 }
 

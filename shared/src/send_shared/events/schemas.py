@@ -44,20 +44,24 @@ class ReferralEventV1(EventPayload):
 
     referral_id: str = Field(description="Referral id; also the Kafka key and the CloudEvent subject.")
     version: int = Field(ge=1, description="Referral version after this change; +1 per change, so gaps are visible.")
-    status: ReferralStatus
-    previous_status: ReferralStatus | None = None
+    status: ReferralStatus = Field(description="The referral's status after this change (also in the event type).")
+    previous_status: ReferralStatus | None = Field(
+        None, description="The status before this change; null for the submission."
+    )
     child_ref: str = Field(description="Pseudonymous child reference (keyed hash); never an identifier.")
-    referrer_org_id: str
-    service_id: str
-    receiving_org_id: str
-    urgency: str | None = None
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    service_id: str = Field(description="The service the referral is at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    urgency: str | None = Field(None, description="routine, urgent or very_urgent.")
     primary_need: str | None = Field(None, description="DfE SEN need code, e.g. SEMH.")
-    secondary_need: str | None = None
+    secondary_need: str | None = Field(None, description="A second DfE SEN need code, if any.")
     occurred_at: AwareDatetime = Field(description="Business time of the change, as given by the organisation.")
     recorded_at: AwareDatetime = Field(description="When the system recorded the change.")
     reason_code: str | None = Field(None, description="Rejection or hold reason code.")
-    outcome_code: str | None = None
-    signposted_service_id: str | None = None
+    outcome_code: str | None = Field(None, description="The outcome code (completed), e.g. plan_issued.")
+    signposted_service_id: str | None = Field(
+        None, description="A rejection's service the family is pointed to instead (directory id)."
+    )
     linked_referral_id: str | None = Field(None, description="Referral created by a hand-off, or the one it came from.")
     onward_service_id: str | None = Field(
         None, description="Service a hand-off or re-referral sent the child to (the linked referral's service)."
@@ -107,12 +111,12 @@ CLOCK_BREACHED = "uk.send.waitlist.clock_breached.v1"
 class ClockAlertV1(EventPayload):
     """Data of ``uk.send.waitlist.clock_breach_imminent.v1`` and ``uk.send.waitlist.clock_breached.v1``."""
 
-    referral_id: str
+    referral_id: str = Field(description="The referral whose clock it is; also the CloudEvent subject.")
     clock: str = Field(description="e.g. ehc_plan_20w, cypmh_4w, rtt_18w, service_target.")
-    service_id: str
-    receiving_org_id: str
-    referrer_org_id: str
-    target_days: int
+    service_id: str = Field(description="The service the referral waits at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    target_days: int = Field(description="The clock's target, in days from its start.")
     start_date: date = Field(description="Business date the clock started.")
     breach_date: date = Field(description="First date on which the wait exceeds the target.")
     waiting_days: int = Field(description="Waiting days on the date the alert was raised.")

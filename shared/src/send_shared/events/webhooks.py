@@ -15,20 +15,22 @@ class StructuredEvent(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(extra="forbid")
 
-    specversion: Literal["1.0"] = "1.0"
+    specversion: Literal["1.0"] = Field("1.0", description="The CloudEvents version: always 1.0.")
     id: str = Field(description="The event id; the webhook-id header is `msg_` and this id, the same on every retry.")
     source: str = Field(description="The emitting service, e.g. /send/referrals.")
     type: str = Field(description="The event type, e.g. uk.send.referral.accepted.v1.")
     time: AwareDatetime = Field(description="When the system recorded the change (UTC).")
     subject: str | None = Field(None, description="The referral id (pings: the endpoint id).")
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: Literal["application/json"] = Field(
+        "application/json", description="The media type of `data`: always application/json."
+    )
     referralversion: str | None = Field(
         None, description="Referral events: the referral's version after the change, as a decimal."
     )
     referrallink: str | None = Field(
         None, description="Referral events: where the referrer or receiver reads the referral (with its own token)."
     )
-    data: DataT
+    data: DataT = Field(description="The event's payload, as the schema of its type says.")
 
 
 AnyStructuredEvent = StructuredEvent[dict[str, Any]]

@@ -25,6 +25,14 @@ class EndpointStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class Urgency(StrEnum):
+    """A referral's urgency, as its events carry it: what an endpoint's ``urgencies`` filter lists."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    VERY_URGENT = "very_urgent"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str

@@ -21,11 +21,23 @@ def _ascii_email(email: str) -> str:
 
 
 class ContactsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    emails: list[Annotated[EmailStr, AfterValidator(_ascii_email)]] = Field(max_length=20)
+    """The addresses your organisation's email goes to."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"emails": ["send-duty@agency.example.org"]}]}
+    )
+    emails: list[Annotated[EmailStr, AfterValidator(_ascii_email)]] = Field(
+        max_length=20,
+        description="Up to 20 ASCII email addresses; they replace those given before. Empty for no email.",
+    )
 
 
 @router.put("/contacts", response_model=ContactsIn, summary="Where your organisation wants email")
 async def put_contacts(body: ContactsIn, caller: Member, uow: Uow) -> ContactsIn:
+    """For a referrer, receiver or admin of an organisation in the directory: the addresses that get your
+    organisation's email from now on, replacing those given before: news of the referrals it made
+    (accepted, rejected, scheduled, handed off), new referrals and breach alerts as chosen in
+    `/v1/email-preferences`, and notice of a disabled webhook endpoint.
+    Answers the addresses. Emails carry no personal details."""
     await set_contacts(uow, caller.organisation_id, [str(e) for e in body.emails])
     return body

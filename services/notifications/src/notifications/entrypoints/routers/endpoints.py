@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from notifications.domain.endpoints import EndpointSpec, RegisteredEndpoint
-from notifications.domain.subscriptions import MAX_URL_LENGTH, EndpointStatus, matches_known_type
+from notifications.domain.subscriptions import (
+    MAX_URL_LENGTH,
+    SUBSCRIBABLE_TYPES,
+    EndpointStatus,
+    Urgency,
+    matches_known_type,
+)
 from notifications.entrypoints.dependencies import CheckedUrls, EndpointId, Member, SecretGrace, Uow
 from notifications.service_layer import endpoints as use_cases
 
 EVENT_TYPE = r"^(\*|uk\.send\.[a-z_.]+(\.\*|\.v\d+))$"
+WILDCARD = r"^(\*|uk\.send\.[a-z_.]+\.\*)$"
 NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # PostgreSQL text refuses NUL; the rest is noise
 ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
 
@@ -29,7 +46,46 @@ def _known_type(pattern: str) -> str:
     return pattern
 
 
-SubscribedType = Annotated[str, Field(pattern=EVENT_TYPE, max_length=120), AfterValidator(_known_type)]
+# The server takes a known type or a wildcard matching one; the schema lists the types, and the wildcard's form.
+_SUBSCRIBED: dict[str, Any] = {
+    "anyOf": [
+        {"title": "EventType", "type": "string", "enum": sorted(SUBSCRIBABLE_TYPES), "description": "One event type."},
+        {
+            "title": "EventTypeWildcard",
+            "type": "string",
+            "pattern": WILDCARD,
+            "maxLength": 120,
+            "description": "`*` for every type, or a prefix ending in `.*` (e.g. `uk.send.referral.*`) that matches "
+            "at least one event type.",
+        },
+    ]
+}
+SubscribedType = Annotated[
+    str, Field(pattern=EVENT_TYPE, max_length=120), AfterValidator(_known_type), WithJsonSchema(_SUBSCRIBED)
+]
+_URGENCY: dict[str, Any] = {"type": "string", "enum": list(Urgency), "description": "A referral urgency."}
+UrgencyFilter = Annotated[str, Field(pattern=f"^({'|'.join(Urgency)})$"), WithJsonSchema(_URGENCY)]
+_EVENT_TYPES = (
+    "Event types, or wildcards that match at least one known type: the endpoint gets the events of these types."
+)
+_SERVICE_IDS = "Only events of referrals at these services (directory ids); empty for every service."
+_URGENCIES = (
+    "Only events of referrals with these urgencies; empty for every urgency. Clock alerts carry no urgency: "
+    "while this lists any, they do not come."
+)
+_DESCRIPTION = "Your own note of what the endpoint is for; empty by default."
+_ENDPOINT_EXAMPLE: JsonDict = {
+    "id": "ep_5c0e3a9d2b7f4e18a6d1c4b9e2f07a35",
+    "url": "https://agency.example.org/hooks/send",
+    "event_types": ["uk.send.referral.*", "uk.send.waitlist.clock_breach_imminent.v1"],
+    "service_ids": ["svc-camhs-core"],
+    "urgencies": [],
+    "description": "CAMHS duty inbox",
+    "status": "active",
+    "disabled_reason": None,
+    "failing_since": None,
+    "created_at": "2026-11-02T09:30:00Z",
+}
 
 
 class EndpointIn(BaseModel):
@@ -47,17 +103,16 @@ class EndpointIn(BaseModel):
         },
     )
 
-    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)]
-    event_types: list[SubscribedType] = Field(
-        min_length=1, max_length=50, description="Event types, or patterns that match at least one known type."
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)] = Field(
+        description="Where the events are POSTed: https on a public address (in production), without "
+        "credentials (the signature authenticates us); at most 2000 characters."
     )
+    event_types: list[SubscribedType] = Field(min_length=1, max_length=50, description=_EVENT_TYPES)
     service_ids: list[Annotated[str, Field(max_length=64, pattern=ONE_LINE)]] = Field(
-        default_factory=list, max_length=100
+        default_factory=list, max_length=100, description=_SERVICE_IDS
     )
-    urgencies: list[Annotated[str, Field(pattern=r"^(routine|urgent|very_urgent)$")]] = Field(
-        default_factory=list, max_length=3
-    )
-    description: str = Field("", max_length=500, pattern=NO_CONTROL)
+    urgencies: list[UrgencyFilter] = Field(default_factory=list, max_length=3, description=_URGENCIES)
+    description: str = Field("", max_length=500, pattern=NO_CONTROL, description=_DESCRIPTION)
 
     @field_validator("url")
     @classmethod
@@ -76,16 +131,29 @@ class EndpointIn(BaseModel):
 
 
 class EndpointOut(BaseModel):
-    id: str
-    url: str
-    event_types: list[str]
-    service_ids: list[str]
-    urgencies: list[str]
-    description: str
-    status: EndpointStatus
-    disabled_reason: str | None
-    failing_since: datetime | None
-    created_at: datetime
+    """A webhook endpoint of your organisation."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_ENDPOINT_EXAMPLE]})
+
+    id: str = Field(description="The endpoint's id (`ep_...`), for the other endpoint operations.")
+    url: str = Field(description="Where the events are POSTed, as stored (normalised).")
+    event_types: list[Annotated[str, WithJsonSchema(_SUBSCRIBED)]] = Field(description=_EVENT_TYPES)
+    service_ids: list[str] = Field(description=_SERVICE_IDS)
+    urgencies: list[Annotated[str, WithJsonSchema(_URGENCY)]] = Field(description=_URGENCIES)
+    description: str = Field(description=_DESCRIPTION)
+    status: EndpointStatus = Field(
+        description="`active`: events go out; `paused` (by you): they are queued until you resume it; "
+        "`disabled` (by us, after a 410 answer or five days of failures): no new events are queued for it, and "
+        "what was queued waits until you resume it."
+    )
+    disabled_reason: str | None = Field(
+        description="Why we disabled the endpoint, in words (e.g. `the endpoint answered 410 Gone`, `failing "
+        "without a success for 5 days`); null unless `status` is `disabled`."
+    )
+    failing_since: datetime | None = Field(
+        description="When its current run of failed attempts began; null while it is not failing."
+    )
+    created_at: datetime = Field(description="When the endpoint was registered.")
 
     @classmethod
     def of(cls, endpoint: RegisteredEndpoint) -> EndpointOut:
@@ -98,6 +166,12 @@ class EndpointOut(BaseModel):
 
 
 class EndpointWithSecret(EndpointOut):
+    """A webhook endpoint with its signing secret, shown this once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**_ENDPOINT_EXAMPLE, "secret": "whsec_IbwjJ0YGIHq7OuNIDjBxsZw8j5PV0iwR"}]}
+    )
+
     secret: str = Field(description="Shown once: keep it to verify signatures (Standard Webhooks, whsec_ prefix).")
 
     @classmethod
@@ -107,16 +181,25 @@ class EndpointWithSecret(EndpointOut):
 
 @router.post("/endpoints", status_code=201, response_model=EndpointWithSecret, summary="Register a webhook endpoint")
 async def create(body: EndpointIn, caller: Member, uow: Uow, policy: CheckedUrls) -> EndpointWithSecret:
+    """For a referrer, receiver or admin of an organisation in the directory: registers a URL that is sent,
+    as signed webhooks, the events it subscribes to about your organisation's referrals (those it made or
+    receives), and no others. Answers the endpoint with its signing secret, shown this once. Send a test
+    ping with `POST /v1/endpoints/{endpoint_id}/test`."""
     return EndpointWithSecret.made(await use_cases.register(uow, caller.organisation_id, body.spec(), policy=policy))
 
 
 @router.get("/endpoints", response_model=list[EndpointOut], summary="Your organisation's endpoints")
 async def list_(caller: Member, uow: Uow) -> list[EndpointOut]:
+    """For a referrer, receiver or admin of an organisation in the directory: every webhook endpoint of your
+    organisation, whoever registered it, with its status; never its secret."""
     return [EndpointOut.of(e) for e in await use_cases.list_for(uow, caller.organisation_id)]
 
 
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut, summary="One endpoint")
 async def get(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOut:
+    """For a referrer, receiver or admin of an organisation in the directory: one endpoint of your
+    organisation, with its status and why it was disabled, if it was; never its secret. 404 for another
+    organisation's endpoint."""
     return EndpointOut.of(await use_cases.get(uow, caller.organisation_id, endpoint_id))
 
 
@@ -124,25 +207,39 @@ async def get(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOut:
 async def change(
     endpoint_id: EndpointId, body: EndpointIn, caller: Member, uow: Uow, policy: CheckedUrls
 ) -> EndpointOut:
+    """For a referrer, receiver or admin of an organisation in the directory: replaces the endpoint's URL,
+    event types, filters and description (send all of them, as when registering). Events from now on are
+    matched against the new subscription, and what is queued goes to the new URL; the secret and the status
+    stay."""
     return EndpointOut.of(await use_cases.change(uow, caller.organisation_id, endpoint_id, body.spec(), policy=policy))
 
 
 @router.post("/endpoints/{endpoint_id}/pause", response_model=EndpointOut, summary="Hold deliveries")
 async def pause(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOut:
+    """For a referrer, receiver or admin of an organisation in the directory: stops sending to the endpoint.
+    Its events keep being queued and go out, in order, once it is resumed. Answers the endpoint, `paused`."""
     return EndpointOut.of(await use_cases.pause(uow, caller.organisation_id, endpoint_id))
 
 
 @router.post("/endpoints/{endpoint_id}/resume", response_model=EndpointOut, summary="Resume (also after disabling)")
 async def resume(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOut:
+    """For a referrer, receiver or admin of an organisation in the directory: sends to a paused or disabled
+    endpoint again, starting with what is queued for it, and clears its failure record. Answers the
+    endpoint, `active`."""
     return EndpointOut.of(await use_cases.resume(uow, caller.organisation_id, endpoint_id))
 
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret, summary="New secret")
 async def rotate(endpoint_id: EndpointId, caller: Member, uow: Uow, grace: SecretGrace) -> EndpointWithSecret:
+    """For a referrer, receiver or admin of an organisation in the directory: gives the endpoint a new signing
+    secret, shown this once. For a grace period (24 hours by default) deliveries carry signatures with both the
+    old and the new secret, so your receiver can switch without losing any."""
     return EndpointWithSecret.made(await use_cases.rotate_secret(uow, caller.organisation_id, endpoint_id, grace=grace))
 
 
 @router.delete("/endpoints/{endpoint_id}", status_code=204, summary="Delete an endpoint and its queue")
 async def remove(endpoint_id: EndpointId, caller: Member, uow: Uow) -> Response:
+    """For a referrer, receiver or admin of an organisation in the directory: deletes the endpoint with its
+    queued deliveries and delivery log. Nothing more is sent to it; answers no content."""
     await use_cases.remove(uow, caller.organisation_id, endpoint_id)
     return Response(status_code=204)
