@@ -15,7 +15,7 @@ from notifications.adapters.webhook_client import WebhookClient
 from notifications.domain.delivery import REQUEST_TIMEOUT_SECONDS
 from notifications.domain.digest import DigestSchedule
 from notifications.entrypoints.consumers import event_handler
-from notifications.entrypoints.dependencies import url_policy
+from notifications.entrypoints.dependencies import url_policy_of
 from notifications.entrypoints.errors import install_error_handlers
 from notifications.entrypoints.routers import ROUTERS
 from notifications.entrypoints.webhook_payloads import document_webhooks
@@ -33,7 +33,7 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
     s = settings or NotificationsSettings()
     setup_logging(s.service_name, s.log_level)
     setup_tracing(s.service_name, s.otel_exporter_otlp_endpoint)
-    policy = url_policy(s)
+    policy = url_policy_of(s)
     runtime = ServiceRuntime(s)
     unit_of_work = partial(SqlUnitOfWork, runtime.sessions)
     mailer = SmtpMailer(

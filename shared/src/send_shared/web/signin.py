@@ -99,7 +99,7 @@ def signin_router(
             raise Problem(400, "Sign-in failed", error or "the sign-in link is stale or was not started here",
                           kind="signin-failed")  # fmt: skip
         token = await _exchange(settings, code, flow["verifier"][0], _redirect_uri(request, settings))
-        verifier: TokenVerifier = token_verifier(request)
+        verifier: TokenVerifier = await token_verifier(request)
         await verifier.verify(token)  # the provider's token must be one this API accepts
         lifetime = int(verifier.expiry(token) - time.time())
         response = RedirectResponse(local_path(flow.get("next", [""])[0], landing), status_code=303)

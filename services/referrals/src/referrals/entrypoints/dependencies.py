@@ -20,18 +20,18 @@ from send_shared.auth import (
 )
 
 
-def get_settings(request: Request) -> ReferralsSettings:
+async def get_settings(request: Request) -> ReferralsSettings:
     settings: ReferralsSettings = request.app.state.settings
     return settings
 
 
-def get_uow(request: Request) -> UnitOfWork:
+async def get_uow(request: Request) -> UnitOfWork:
     """A new unit of work from the factory bootstrap put in ``app.state.uow_factory``."""
     factory: UnitOfWorkFactory = request.app.state.uow_factory
     return factory()
 
 
-def get_uow_factory(request: Request) -> UnitOfWorkFactory:
+async def get_uow_factory(request: Request) -> UnitOfWorkFactory:
     """For a route that runs more than one use case (each its own unit of work)."""
     factory: UnitOfWorkFactory = request.app.state.uow_factory
     return factory

@@ -11,7 +11,7 @@ from send_shared.auth import Principal, Role, require_known_roles
 from waitlists.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
+async def unit_of_work(request: Request) -> UnitOfWork:
     factory: UnitOfWorkFactory = request.app.state.unit_of_work
     return factory()
 
