@@ -3,7 +3,7 @@
 - **Production: OpenID Connect**, authorization code flow with PKCE (S256), against the identity
   provider at ``OIDC_ISSUER`` (found by discovery). The provider's access token must be a JWT for this
   API (the ``aud``, ``org`` and ``role`` claims API tokens carry); it is verified like any bearer token
-  and kept in an HttpOnly cookie, so it never appears in a URL or in the page's script.
+  and kept in an HttpOnly, SameSite=Lax cookie, so it never appears in a URL or in the page's script.
 - **Development: a local sign-in page** listing the organisations this service knows, which issues a
   development token (refused in production).
 
@@ -63,8 +63,11 @@ def signin_router(
     secure = settings.environment == "production"
 
     def set_session(response: Response, token: str, lifetime: int) -> None:
+        # Lax, not Strict: the page the identity provider sends a person back to must receive the cookie (a
+        # Strict one is withheld after a cross-site redirect, and a page would send them to sign in again). The
+        # cookie authorises reads only, so a cross-site request gains nothing it could change.
         response.set_cookie(SESSION_COOKIE, token, max_age=max(lifetime, 0), httponly=True, secure=secure,
-                            samesite="strict", path="/")  # fmt: skip
+                            samesite="lax", path="/")  # fmt: skip
 
     @router.get("/signin")
     async def signin(request: Request, next: str | None = None) -> Response:
