@@ -8,33 +8,12 @@ from datetime import UTC, date, datetime
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,
-    SERVICE_UPSERTED,
     OrganisationV1,
-    ReferralEventV1,
-    ReferralStatus,
-    ServiceV1,
-    referral_event_type,
 )
 from waitlists.domain.clocks import ClockKind
 from waitlists.service_layer.replay import ReplayFold
 
-
-def change(referral_id: str, version: int, status: str, day: str, child: str = "c1", **extra: str) -> CloudEvent:
-    at = datetime.fromisoformat(f"{day}T10:00:00+00:00")
-    data = ReferralEventV1(
-        referral_id=referral_id, version=version, status=ReferralStatus(status), child_ref=child,
-        referrer_org_id="org-school", service_id=extra.pop("service", "svc-camhs"), receiving_org_id="org-camhs",
-        occurred_at=at, recorded_at=at, **extra,  # type: ignore[arg-type]
-    )  # fmt: skip
-    return CloudEvent(
-        type=referral_event_type(status), source="/t", subject=referral_id, data=data.model_dump(mode="json")
-    )
-
-
-def service(version: int, clocks: list[str]) -> CloudEvent:
-    data = ServiceV1(service_id="svc-camhs", version=version, organisation_id="org-camhs", name=f"v{version}",
-                     needs=["SEMH"], urgencies=["routine"], clocks=clocks)  # fmt: skip
-    return CloudEvent(type=SERVICE_UPSERTED, source="/t", data=data.model_dump(mode="json"))
+from .events import change, service
 
 
 def fold(*events: CloudEvent) -> ReplayFold:
