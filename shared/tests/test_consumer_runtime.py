@@ -43,7 +43,7 @@ from send_shared.consumer.positions import ConsumerPositions
 from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.topics import Topics
 from send_shared.inbox import Inbox
-from send_shared.kafka import new_producer
+from send_shared.kafka import TopicSpec, new_producer, recreate_topics
 
 
 @dataclass
@@ -447,3 +447,32 @@ async def test_dead_letter_cli_says_when_there_are_no_dead_letters(kafka_bootstr
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0 and out == b""
     assert err.decode().startswith("no dead letters for group empty-")
+
+
+async def test_one_replaced_partition_means_the_whole_topic_is_read_again(scenario: Scenario) -> None:
+    """A topic made afresh and refilled in a slightly different order: partition 1's new log holds the record
+    applied last at the same offset as before, so on its own it looks intact, but holds a new record before it.
+    Partition 0's log plainly changed; that is enough to read partition 1 again too, and nothing is skipped."""
+
+    async def to(partition: int, event: CloudEvent) -> None:
+        headers, value = encode_kafka(event)
+        await scenario.producer.send_and_wait(scenario.topic, value=value, key=b"k", headers=headers,
+                                              partition=partition)  # fmt: skip
+
+    a0, b0, a1, b1, c1 = (make_event(f"ref-{n}", 1) for n in ("a0", "b0", "a1", "b1", "c1"))
+    for partition, event in [(0, a0), (0, b0), (1, a1), (1, b1), (1, c1)]:
+        await to(partition, event)
+    async with scenario.running():
+        await scenario.until(lambda: _processed(scenario, 5), "the first five applied")
+
+    await recreate_topics(scenario.bootstrap, [TopicSpec(scenario.topic, 4)])
+    x1 = make_event("ref-x1", 1)
+    for partition, event in [(0, b0), (0, a0), (1, a1), (1, x1), (1, c1)]:  # c1 at offset 2 again, x1 before it
+        await to(partition, event)
+    async with scenario.running():
+        await scenario.until(lambda: _processed(scenario, 6), "the record new to partition 1's log applied")
+    assert (await _event_ids(scenario.engine)).count(x1.id) == 1
+
+
+async def _processed(scenario: Scenario, n: int) -> bool:
+    return scenario.outcomes("processed") >= n

@@ -367,14 +367,6 @@ def test_a_consumer_down_across_the_loss_catches_up(stack: DevStack, receiver: R
                                               "since_broker_back_s": round(time.monotonic() - back, 1)})  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="quarantined, under investigation: Tansu 0.6.0 keeps batches written to a deleted topic and serves "
-    "them at the re-created topic's offsets (the owner makes the topic afresh and reads every record back). In 2 "
-    "of 19 runs on 2026-12-07 it still failed: once readiness was red too briefly to be seen (fixed: red while "
-    "a loss is measured), once a change was not delivered within 60 s while each consumer had noticed the "
-    "replaced log on three of the four partitions (notifications all but 0, waitlists all but 3)",
-)
 def test_a_deleted_topic_is_noticed_and_refilled(stack: DevStack, receiver: Receiver) -> None:
     subscribe(stack, receiver)
     readiness = Readiness(stack).start()

@@ -301,7 +301,15 @@ class ConsumerRuntime:
         return False
 
     async def _rewind_replaced(self, consumer: AIOKafkaConsumer) -> None:
-        rewind, self._rewind = self._rewind & consumer.assignment(), set()
+        """Reads again from the beginning every assigned partition of a topic any of whose logs was replaced.
+
+        A broker that lost one partition's log lost the topic's, or may have: a partition whose anchor and last
+        record applied happen to sit at the same offsets in the new log (republished in much the same order)
+        passes the check and would read on, skipping what the new log holds before that offset but the old one
+        held after it. The inbox turns what was applied before into no-ops."""
+        replaced = self._rewind & consumer.assignment()
+        self._rewind = set()
+        rewind = {tp for tp in consumer.assignment() if tp.topic in {r.topic for r in replaced}}
         if rewind:
             await consumer.seek_to_beginning(*rewind)
             for tp in rewind:
@@ -586,8 +594,10 @@ class ConsumerRuntime:
         if missing and not self._missing_topics:
             detected("topic_missing", "subscribed topics vanished from the broker", group=self.group_id, topics=missing)
         if self._missing_topics and not missing:
-            # The topics are back (created again): fetch metadata now, not at the next periodic refresh.
+            # The topics are back (created again): fetch metadata now, not at the next periodic refresh, and
+            # read their new logs from the beginning.
             await consumer._client.force_metadata_update()
+            self._rewind |= {tp for tp in consumer.assignment() if tp.topic in self._missing_topics}
         self._missing_topics = missing
         oldest_unread_ms: int | None = None
         now = time.monotonic()
