@@ -301,7 +301,8 @@ class ConsumerRuntime:
         return False
 
     async def _rewind_replaced(self, consumer: AIOKafkaConsumer) -> None:
-        """Reads again from the beginning every assigned partition of a topic any of whose logs was replaced.
+        """Reads again from the beginning every partition of a topic any of whose logs was replaced, of those
+        it applied records from.
 
         A broker that lost one partition's log lost the topic's, or may have: a partition whose anchor and last
         record applied happen to sit at the same offsets in the new log (republished in much the same order)
@@ -309,7 +310,8 @@ class ConsumerRuntime:
         held after it. The inbox turns what was applied before into no-ops."""
         replaced = self._rewind & consumer.assignment()
         self._rewind = set()
-        rewind = {tp for tp in consumer.assignment() if tp.topic in {r.topic for r in replaced}}
+        topics = {tp.topic for tp in replaced}
+        rewind = replaced | {tp for tp in self._applied if tp.topic in topics and tp in consumer.assignment()}
         if rewind:
             await consumer.seek_to_beginning(*rewind)
             for tp in rewind:
@@ -597,7 +599,7 @@ class ConsumerRuntime:
             # The topics are back (created again): fetch metadata now, not at the next periodic refresh, and
             # read their new logs from the beginning.
             await consumer._client.force_metadata_update()
-            self._rewind |= {tp for tp in consumer.assignment() if tp.topic in self._missing_topics}
+            self._rewind |= {tp for tp in self._applied if tp.topic in self._missing_topics}
         self._missing_topics = missing
         oldest_unread_ms: int | None = None
         now = time.monotonic()
