@@ -12,11 +12,19 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
 from send_devkit.tokens import mint_token
-from send_shared.auth import CurrentPrincipal, Principal, Role, TokenVerifier, require_roles
+from send_shared.auth import (
+    SESSION_COOKIE,
+    CurrentPrincipal,
+    Principal,
+    Role,
+    TokenVerifier,
+    require_roles,
+    session_principal,
+)
 from send_shared.settings import ServiceSettings
 from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
@@ -133,6 +141,11 @@ def limited_app(**limits: Any) -> FastAPI:
     async def me(who: CurrentPrincipal) -> dict[str, str]:
         return {"org": who.organisation_id}
 
+    @app.get("/page", include_in_schema=False)  # a page: signed in by cookie, not in the API document
+    async def page(request: Request) -> dict[str, str | None]:
+        who = await session_principal(request, app.state.verifier)
+        return {"org": who.organisation_id if who else None}
+
     return app
 
 
@@ -180,6 +193,22 @@ async def test_an_organisation_over_its_write_limit_gets_429_with_retry_after(li
     assert (await limited.post("/things", headers=auth("org-b"))).status_code == 200
     assert [(await limited.get("/things", headers=auth("org-a"))).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert (await limited.get("/me", headers=auth("org-a"))).status_code == 429
+
+
+async def test_a_page_read_with_the_session_cookie_spends_the_same_budget(limited: httpx.AsyncClient) -> None:
+    """Pages sign people in by cookie (``session_principal``): their reads count against the organisation's
+    read budget like an API read, and over it the answer is a 429 problem with Retry-After."""
+    cookie = {"cookie": f"{SESSION_COOKIE}={mint_token('org-a', 'referrer')}"}
+    assert [(await limited.get("/page", headers=cookie)).status_code for _ in range(2)] == [200, 200]
+    assert (await limited.get("/things", headers=auth("org-a"))).status_code == 200  # the third read of org-a
+    refused = await limited.get("/page", headers=cookie)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert (await limited.get("/things", headers=auth("org-a"))).status_code == 429, "one budget for both"
+    other = {"cookie": f"{SESSION_COOKIE}={mint_token('org-b', 'referrer')}"}
+    assert (await limited.get("/page", headers=other)).status_code == 200
+    assert (await limited.get("/page")).status_code == 200, "no session: the sign-in answer, no budget to spend"
 
 
 async def test_the_budget_refills_with_time(limited: httpx.AsyncClient) -> None:
@@ -286,3 +315,15 @@ async def test_claims_that_are_not_visible_ascii_are_401(claims: dict[str, Any])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.get("/me", headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_secret_path_is_never_traced() -> None:
+    from opentelemetry.util.http import ExcludeList
+
+    from send_shared.service import untraced_urls
+
+    excluded = ExcludeList(untraced_urls(("/family/",)).split(","))
+    assert excluded.url_disabled("http://127.0.0.1:8001/family/9Zx-secret")
+    assert excluded.url_disabled("https://send.example/readyz")
+    assert not excluded.url_disabled("https://send.example/v1/referrals/r-1/family-links")
+    assert not excluded.url_disabled("https://send.example/referrals/?next=/family/x")

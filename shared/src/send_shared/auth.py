@@ -224,11 +224,14 @@ def require_known_roles(*roles: Role) -> PrincipalCheck:
 
 async def session_principal(request: Request, verifier: TokenVerifier) -> Principal | None:
     """Who a browser's session cookie says is signed in; None without a cookie or with one no longer valid
-    (a page then sends the person to sign in rather than answering 401)."""
+    (a page then sends the person to sign in rather than answering 401). Like ``current_principal``, it spends
+    the organisation's rate limit (a 429 problem with ``Retry-After`` once it is used up)."""
     token = request.cookies.get(SESSION_COOKIE, "").strip()
     if not token:
         return None
     try:
-        return await verifier.verify(token)
+        principal = await verifier.verify(token)
     except Problem:
         return None
+    verifier.limits.spend(principal.organisation_id, write=request.method not in SAFE_METHODS)
+    return principal

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from referrals.adapters.orm import audit_log
 from send_devkit.tokens import mint_token
 
-from .conftest import CAMHS, LA, SCHOOL, move, submit
+from .conftest import CAMHS, LA, SCHOOL, bearer, move, submit
 
 
 def signed_in(client: httpx.AsyncClient, org: str, role: str) -> httpx.AsyncClient:
@@ -60,3 +60,25 @@ async def test_signing_in_to_the_referrals_pages_offers_referrers_and_receivers(
     assert page.status_code == 200
     assert 'value="referrer"' in page.text and 'value="receiver"' in page.text and 'value="ops"' not in page.text
     assert "Riverside Primary" in page.text
+
+
+async def test_pages_spend_the_organisations_read_budget(client: httpx.AsyncClient) -> None:
+    """Issue #13, rate limits: a page read signed in by cookie is a read of the organisation's budget, as an API
+    read is; over it, a 429 problem with Retry-After, and the API's reads of that organisation are refused too."""
+    from send_shared.web.rate_limits import Limit, RateLimits
+
+    referral_id = (await submit(client)).json()["id"]
+    client.app.state.verifier.limits = RateLimits(Limit(0, 1), Limit(0.5, 2))  # type: ignore[attr-defined]
+    reader = signed_in(client, CAMHS, "receiver")
+    assert [(await reader.get(f"/referrals/{referral_id}")).status_code for _ in range(2)] == [200, 200]
+    for path in (f"/referrals/{referral_id}", "/referrals/"):
+        refused = await reader.get(path)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["retry-after"]) <= 2
+        assert "Sam Taylor" not in refused.text
+    reader.cookies.clear()
+    api = await client.get(f"/v1/referrals/{referral_id}", headers=bearer(CAMHS, "receiver"))
+    assert api.status_code == 429, "pages and the API share one budget"
+    other = await signed_in(client, SCHOOL, "referrer").get(f"/referrals/{referral_id}")
+    assert other.status_code == 200, "another organisation has a budget of its own"

@@ -207,7 +207,7 @@ async def test_an_organisation_missing_from_the_directory_touches_no_referral(cl
         problem = assert_problem(await call, 403)
         assert problem["type"].endswith("/unknown-organisation")
     assert await count(client, referrals) == 1
-    assert await referral_events(client) == 1
+    assert await referral_events(client) == 2  # the submission's: submitted, consent.given
 
 
 # 4. Personal details: only the referrer role of the referrer and the receiver role of the receiver.
@@ -508,7 +508,7 @@ async def test_control_characters_in_a_move_are_422(
     org, role = (SCHOOL, "referrer") if body["status"] == "withdrawn" else (CAMHS, "receiver")
     problem = assert_problem(await move(client, referral_id, 1, org, role, **body), 422)
     assert problem["errors"][0]["field"] == field
-    assert await referral_events(client) == 1
+    assert await referral_events(client) == 2  # the submission's: submitted, consent.given
 
 
 async def test_control_characters_in_a_csv_are_422(client: httpx.AsyncClient) -> None:
@@ -516,3 +516,41 @@ async def test_control_characters_in_a_csv_are_422(client: httpx.AsyncClient) ->
     problem = assert_problem(await post_csv(client, text), 422)
     assert {(e["line"], e["field"]) for e in problem["errors"]} >= {(2, "reason"), (3, "service_id")}
     assert await count(client, referrals) == 0
+
+
+async def test_a_duplicate_met_by_a_hand_off_or_re_referral_gives_away_only_what_the_caller_may_read(
+    client: httpx.AsyncClient,
+) -> None:
+    """Issue #13, duplicates, on the moves that open a referral elsewhere: the 409 says a referral exists and what
+    to do, with a link only when the caller may read that referral (never another organisation's id)."""
+    millbrook = "org-millbrook-primary"
+    theirs: dict[str, str] = {}
+    for n, service in enumerate(("svc-ehc-assessment", "svc-trust-ed-psych", "svc-camhs-eating-disorders")):
+        headers = {**bearer(millbrook, "referrer"), "idempotency-key": f"millbrook-{n}"}
+        made = await client.post("/v1/referrals", json=referral_body(service_id=service), headers=headers)
+        assert made.status_code == 201, made.text
+        theirs[service] = made.json()["id"]
+    body = referral_body()
+    body["consent"]["scope_organisation_ids"] = [LA, "org-riverside-mat", CAMHS]
+    referral_id = (await submit(client, body)).json()["id"]
+    moves = {
+        "svc-ehc-assessment": {"status": "handed_off", "target_service_id": "svc-ehc-assessment"},
+        "svc-trust-ed-psych": {"status": "rejected", "reason_code": "outside_remit", "explanation": "Learning need.",
+                               "rereferral_service_id": "svc-trust-ed-psych"},
+    }  # fmt: skip
+    for service, change in moves.items():
+        refused = await move(client, referral_id, 1, CAMHS, "receiver", **change)
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert problem["type"].endswith("duplicate-referral"), problem
+        assert "existing_referral" not in problem, "a link to a referral the caller may not read"
+        assert all(other not in refused.text for other in theirs.values()), refused.text
+        assert millbrook not in refused.text and "contact the service" in problem["detail"]
+        assert problem["service_id"] == service
+    # The receiver of the existing referral may read it: it gets the link, as a submission's duplicate would.
+    own = await move(client, referral_id, 1, CAMHS, "receiver", status="handed_off",
+                     target_service_id="svc-camhs-eating-disorders")  # fmt: skip
+    assert own.status_code == 409, own.text
+    assert own.json()["existing_referral"].endswith(theirs["svc-camhs-eating-disorders"])
+    shown = await client.get(f"/v1/referrals/{referral_id}", headers=bearer(SCHOOL, "referrer"))
+    assert (shown.json()["status"], shown.json()["version"]) == ("submitted", 1), "a refused move changed nothing"

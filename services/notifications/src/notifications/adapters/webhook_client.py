@@ -18,6 +18,7 @@ import base64
 import contextlib
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -126,10 +127,10 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the connection pool built on ``_PinnedBackend`` (httpx has no public
     option for a network backend; the DNS rebinding test fails if this stops taking effect)."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(limits=limits, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -155,13 +156,17 @@ class WebhookClient:
         allow_private: bool,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context``: the certificates trusted for receivers (default: the public CAs, certifi's)."""
         self.require_https = require_https
         self.allow_private = allow_private
         self.timeout = timeout  # a deadline for the whole attempt, not per read
         self.resolver = resolver
         self.http = httpx.AsyncClient(
-            transport=_PinnedTransport(httpx.Limits(max_connections=200, max_keepalive_connections=50)),
+            transport=_PinnedTransport(
+                httpx.Limits(max_connections=200, max_keepalive_connections=50), ssl_context=ssl_context
+            ),
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment: it would connect to a name we did not check
