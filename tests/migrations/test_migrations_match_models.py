@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,82 @@ async def test_the_old_outbox_moves_into_the_event_store(service: str, before: s
         await engine.dispose()
     assert [event_id for _, event_id in stored] == ["e-1", "e-2"]
     assert [(position, bool(unsent)) for position, unsent in queued] == [(stored[0][0], False), (stored[1][0], True)]
+
+
+async def test_the_consent_a_referral_was_submitted_with_becomes_its_first_consent_record(database_url: str) -> None:
+    """Revision 0003 (issue #17) moves the consent columns of referral_people into referral_consents: version 1,
+    given, by whom and when it was given, scoped to the referral's own service, the old free-text scope kept as
+    its note; the columns are dropped and the child's details stay."""
+    await asyncio.to_thread(_upgrade, "referrals", database_url, "0002")
+    engine = create_engine(database_url)
+    referral = {
+        "id": "3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b",
+        "child_ref": "c" * 32,
+        "referrer_org_id": "org-riverside-primary",
+        "service_id": "svc-camhs-core",
+        "receiving_org_id": "org-northshire-camhs",
+        "urgency": "routine",
+        "primary_need": "SEMH",
+        "is_ehc": False,
+        "status": "accepted",
+        "version": 2,
+        "referred_at": datetime.fromisoformat("2026-01-06T09:00:00+00:00"),
+        "status_at": datetime.fromisoformat("2026-01-07T09:00:00+00:00"),
+        "parallel_referral_ids": "[]",
+        "updated_at": datetime.fromisoformat("2026-01-07T09:00:01+00:00"),
+    }
+    person = {
+        "referral_id": referral["id"],
+        "given_name": "Sam",
+        "family_name": "Taylor",
+        "date_of_birth": datetime.fromisoformat("2015-04-12").date(),
+        "nhs_number": "9434765919",
+        "reason": "Persistent anxiety.",
+        "consent_given_by": "carer",
+        "consent_given_at": datetime.fromisoformat("2026-01-05T10:00:00+00:00"),
+        "consent_scope": "Referral to CAMHS only",
+    }
+    try:
+        async with engine.begin() as conn:
+            json_cast = (
+                "CAST(:parallel_referral_ids AS JSON)"
+                if conn.dialect.name == "postgresql"
+                else ":parallel_referral_ids"
+            )
+            columns = [c for c in referral if c != "parallel_referral_ids"]
+            await conn.execute(
+                text(
+                    f"INSERT INTO referrals ({', '.join(columns)}, parallel_referral_ids) "
+                    f"VALUES ({', '.join(':' + c for c in columns)}, {json_cast})"
+                ),
+                referral,
+            )
+            await conn.execute(
+                text(
+                    f"INSERT INTO referral_people ({', '.join(person)}) VALUES ({', '.join(':' + c for c in person)})"
+                ),
+                person,
+            )
+        await asyncio.to_thread(_upgrade, "referrals", database_url, "head")
+        async with engine.connect() as conn:
+            consents = (await conn.execute(text("SELECT * FROM referral_consents"))).mappings().all()
+            people = (await conn.execute(text("SELECT * FROM referral_people"))).mappings().all()
+    finally:
+        await engine.dispose()
+    [consent] = consents
+    scope = consent["scope_service_ids"]
+    assert (json.loads(scope) if isinstance(scope, str) else scope) == ["svc-camhs-core"]
+    others = consent["scope_organisation_ids"]
+    assert (json.loads(others) if isinstance(others, str) else others) == []
+    given_at = consent["occurred_at"]
+    given_at = datetime.fromisoformat(given_at) if isinstance(given_at, str) else given_at
+    assert given_at.replace(tzinfo=given_at.tzinfo or UTC) == datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert {k: consent[k] for k in ("referral_id", "consent_version", "consent_status", "given_by", "note",
+                                    "recorded_by_org_id", "recorded_via")} == {
+        "referral_id": referral["id"], "consent_version": 1, "consent_status": "given", "given_by": "carer",
+        "note": "Referral to CAMHS only", "recorded_by_org_id": "org-riverside-primary", "recorded_via": "api",
+    }  # fmt: skip
+    assert len(consent["event_id"]) <= 36 and consent["event_id"].startswith("c1-")
+    [kept] = people
+    assert (kept["given_name"], kept["nhs_number"], kept["reason"]) == ("Sam", "9434765919", "Persistent anxiety.")
+    assert not {"consent_given_by", "consent_given_at", "consent_scope"} & set(kept)

@@ -6,7 +6,12 @@ The expectation for each route is written here from the rules (brief §6, issue 
 a caller allowed to act gets a 2xx; anyone else gets 401, 403 or 404, the database is unchanged
 byte for byte afterwards, and no response to a stranger carries the child's details or the referral id.
 Every answer carries the security headers.
-A route that is added without an expectation fails the first test.
+The pages a signed-in browser reads (its session cookie, never a bearer header) are called the same way, each
+caller signed in as itself: only a reader of a referral sees it, the listing shows a caller only the referrals its
+organisation sent or receives, and everyone else is sent to sign in, refused or told there is nothing there.
+Every GET route is called again with the session cookie instead of the bearer header, under the same rule.
+A route that is added without an expectation fails the first test, whatever kind of route it is (a FastAPI
+route, a plain Starlette route or a mount); routes authorised otherwise are listed, with why, in EXEMPT.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,9 +33,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import BaseRoute, Mount, Route
 
 from send_devkit.tokens import mint_token
-from send_shared.auth import Role
+from send_shared.auth import SESSION_COOKIE, Role
 from send_shared.db import session_factory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
@@ -61,6 +68,13 @@ class Caller:
         if self.org is None or self.role is None:
             return {}
         return {"authorization": f"Bearer {mint_token(self.org, self.role)}"}
+
+    @property
+    def signed_in(self) -> dict[str, str]:
+        """The same identity as a signed-in browser sends it: the session cookie, no bearer header."""
+        if self.org is None or self.role is None:
+            return {}
+        return {"cookie": f"{SESSION_COOKIE}={mint_token(self.org, self.role)}"}
 
     def __str__(self) -> str:
         return "anonymous" if self.role is None else f"{self.role.value}@{self.org}"
@@ -98,6 +112,16 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
         ("GET", "/v1/referrals/{referral_id}"): reads_the_referral,
         ("GET", "/v1/referrals/{referral_id}/history"): reads_the_referral,
         ("POST", "/v1/referrals/{referral_id}/status"): reads_the_referral,
+        # Consent (issue #17): read and recorded by the referral's readers only (its notes are the family's words).
+        ("GET", "/v1/referrals/{referral_id}/consent"): reads_the_referral,
+        ("POST", "/v1/referrals/{referral_id}/consent"): reads_the_referral,
+        ("POST", "/v1/referrals/{referral_id}/family-links"): reads_the_referral,
+        ("GET", "/v1/referrals/{referral_id}/family-links"): reads_the_referral,
+        ("DELETE", "/v1/referrals/{referral_id}/family-links/{link_id}"): reads_the_referral,
+        # Erasure and subject access (issue #17): the referral's readers; a subject access request by another
+        # organisation (or the other role) is answered, with nothing in it.
+        ("POST", "/v1/referrals/{referral_id}/erasure"): reads_the_referral,
+        ("POST", "/v1/subject-access"): roles(R, RX),
         ("POST", "/v1/referrals/import"): roles(R, RX),
         ("GET", "/v1/directory/organisations"): lambda c: c.role is not None,
         ("GET", "/v1/directory/services"): lambda c: c.role is not None,
@@ -138,25 +162,58 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
         ("PUT", "/v1/email-preferences"): roles(R, RX, ADM),
     },
 }
+
+# Pages a signed-in browser reads (HTML, authorised by the session cookie): who gets what is page_outcome below.
+PAGES: dict[str, set[tuple[str, str]]] = {
+    "referrals": {("GET", "/referrals/"), ("GET", "/referrals/{referral_id}")},
+}
+
 # Open to everyone by design: liveness, readiness and Prometheus (see README, "What production exposes"),
-# the API docs pages (they hold no data: every call from them needs a token) and browser sign-in.
-OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
-              ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
-              ("GET", "/signin"), ("GET", "/signin/callback"), ("POST", "/signin/development"), ("POST", "/signout"),
-              # pages read by a signed-in browser only (its session cookie, never a bearer header): their
-              # authorisation is the JSON API's use case, tested in referrals' tests/integration/test_pages.py
-              ("GET", "/referrals/"), ("GET", "/referrals/{referral_id}")}  # fmt: skip
+# the OpenAPI document and the API docs pages with their assets (they hold no data: every call from them needs
+# a token) and browser sign-in.
+OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
+              ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"), ("MOUNT", "/docs-assets"),
+              ("GET", "/signin"), ("GET", "/signin/callback"), ("POST", "/signin/development"), ("POST", "/signout")}  # fmt: skip
+
+# Routes whose authorisation is not a role at an organisation, each with where it is tested. Every one must exist
+# (a stale entry fails) and any route that is in none of EXPECTED, PAGES, OPERATIONS and EXEMPT fails.
+EXEMPT: dict[str, dict[tuple[str, str], str]] = {
+    "referrals": {
+        # The family view (issue #17): authorised by the link's secret token (256 bits, only its hash stored), not
+        # by a role; expired, revoked and unknown tokens, rate limits and CSRF are tested in referrals'
+        # unit tests (test_family_routes.py), the browser test (tests/e2e/test_family_view.py) and, for every caller
+        # of this matrix, test_family_pages_answer_the_token_not_the_caller below.
+        ("GET", "/family/{token}"): "family link token",
+        ("POST", "/family/{token}/contact"): "family link token",
+        ("GET", "/family/{token}/withdraw"): "family link token",
+        ("POST", "/family/{token}/withdraw"): "family link token",
+    },
+    "waitlists": {
+        # The dashboard's own files (HTML, script, style): the same for everyone and without data (checked in
+        # test_the_dashboard_files_hold_no_data); its data comes from the GET routes above, which are called with
+        # the session cookie too.
+        ("MOUNT", "/dashboard"): "static files, no data",
+    },
+    "notifications": {},
+}
 
 
 def route_table(app: FastAPI) -> set[tuple[str, str]]:
-    def walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, walking included routers: FastAPI routes, plain Starlette routes (a method
+    each) and mounts ("MOUNT", path); any other kind of route is named by its class, so that it fails as unlisted."""
+
+    def walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
         for route in routes:
             included = getattr(route, "include_context", None)
             if included is not None:
-                yield from walk(route.original_router.routes, prefix + included.prefix)
-            elif isinstance(route, APIRoute):
-                for method in route.methods:
+                yield from walk(route.original_router.routes, prefix + included.prefix)  # type: ignore[attr-defined]
+            elif isinstance(route, APIRoute | Route):
+                for method in route.methods or {"ANY"}:
                     yield method, prefix + route.path
+            elif isinstance(route, Mount):
+                yield "MOUNT", prefix + route.path
+            else:
+                yield type(route).__name__, prefix + str(getattr(route, "path", route))
 
     return set(walk(list(app.routes)))
 
@@ -171,6 +228,7 @@ class System:
     referral_id: str
     endpoint_id: str
     delivery_id: int
+    family_link_id: str | None = None
 
     async def fingerprint(self, service: str) -> str:
         engine: AsyncEngine = self.apps[service].state.runtime.engine
@@ -357,9 +415,31 @@ class Call:
     params: dict[str, str] | None = None
 
 
+async def family_link(system: System) -> str:
+    made = await system.clients["referrals"].post(
+        f"/v1/referrals/{system.referral_id}/family-links",
+        json={"email": "family@example.com"},
+        headers=Caller(SCHOOL, R).headers,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
 async def version_of(system: System, referral_id: str) -> int:
     shown = await system.clients["referrals"].get(f"/v1/referrals/{referral_id}", headers=Caller(SCHOOL, R).headers)
     return int(shown.json()["version"])
+
+
+async def closed_referral(system: System) -> str:
+    """A fresh referral (of another child), withdrawn by its referrer."""
+    referral_id = await submit(system.clients["referrals"], next(_nhs))
+    withdrawn = await system.clients["referrals"].post(
+        f"/v1/referrals/{referral_id}/status",
+        json={"status": "withdrawn"},
+        headers={**Caller(SCHOOL, R).headers, "if-match": '"1"'},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    return referral_id
 
 
 async def request_for(system: System, service: str, method: str, path: str, caller: Caller, allowed: bool) -> Call:
@@ -379,8 +459,24 @@ async def request_for(system: System, service: str, method: str, path: str, call
                 else {"status": "acknowledged"}
             )
             return Call(f"/v1/referrals/{target}/status", json=body, headers={"if-match": f'"{version}"'})
+        if path == "/v1/referrals/{referral_id}/consent" and method == "POST":
+            # An allowed caller withdraws consent to a fresh referral of its own; the others try the shared one.
+            target = await submit(system.clients["referrals"], next(_nhs)) if allowed else rid
+            return Call(path.format(referral_id=target), json={"action": "withdraw", "given_by": "parent"}, headers=key)
         if path == "/v1/referrals/import":
             return Call(path, content=b"service_id\n", headers={**key, "content-type": "text/csv"})
+        if path == "/v1/referrals/{referral_id}/erasure":
+            # An allowed caller erases a fresh closed referral (an open one is refused, 409); the others the open one.
+            return Call(path.format(referral_id=await closed_referral(system) if allowed else rid))
+        if path == "/v1/subject-access":
+            return Call(path, json={"nhs_number": CHILD["nhs_number"]})
+        if path == "/v1/referrals/{referral_id}/family-links" and method == "POST":
+            return Call(path.format(referral_id=rid), json={"email": "family@example.com", "expires_in_days": 7})
+        if path == "/v1/referrals/{referral_id}/family-links/{link_id}":
+            # An allowed caller revokes a fresh link; the others try the one every refused caller tries.
+            link_id = await family_link(system) if allowed else system.family_link_id or await family_link(system)
+            system.family_link_id = system.family_link_id or link_id
+            return Call(path.format(referral_id=rid, link_id=link_id))
         if path == "/v1/directory/organisations/{organisation_id}":
             body = {"name": "Millbrook Primary Academy", "kind": "school", "area_id": "la-northshire"}
             return Call(path.format(organisation_id=OTHER), json=body)
@@ -426,8 +522,9 @@ async def request_for(system: System, service: str, method: str, path: str, call
 async def test_every_route_has_an_expectation(system: System) -> None:
     for service, app in system.apps.items():
         table = route_table(app) - {("HEAD", p) for _, p in route_table(app)}
-        missing = sorted(table - set(EXPECTED[service]) - OPERATIONS)
-        stale = sorted(set(EXPECTED[service]) - table)
+        listed = set(EXPECTED[service]) | PAGES.get(service, set()) | set(EXEMPT[service])
+        missing = sorted(table - listed - OPERATIONS)
+        stale = sorted(listed - table)
         assert not missing, f"{service}: routes with no authorisation expectation: {missing}"
         assert not stale, f"{service}: expectations for routes that do not exist: {stale}"
 
@@ -483,4 +580,204 @@ async def test_each_route_answers_only_those_it_should(
             if stranger and system.referral_id in shown:
                 wrong.append(f"the referral's id shown to a stranger: {where}")
     matrix_results[service] = {"routes": len(EXPECTED[service]), "callers": len(CALLERS), "calls": calls}
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_route_table_sees_every_kind_of_route() -> None:
+    """Plain Starlette routes and mounts are in the table the first test checks, not only FastAPI routes."""
+    from fastapi import APIRouter
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import WebSocketRoute
+
+    async def endpoint(*_: Any) -> PlainTextResponse:
+        return PlainTextResponse("")
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    router = APIRouter(prefix="/v1")
+    router.add_api_route("/api/{x}", endpoint, methods=["PUT"])
+    app.include_router(router)
+    app.add_route("/plain/{x}", endpoint, methods=["POST"])
+    app.mount("/files", FastAPI())
+    app.router.routes.append(WebSocketRoute("/socket", endpoint))
+    assert route_table(app) == {
+        ("PUT", "/v1/api/{x}"),
+        ("POST", "/plain/{x}"),
+        ("MOUNT", "/files"),
+        ("WebSocketRoute", "/socket"),
+    }
+
+
+# --- pages and the session cookie ---------------------------------------------------------------------
+
+OTHER_CHILD = {"given_name": "Otheria", "family_name": "Elsewhereson"}
+_REFERRAL_LINK = re.compile(r"/referrals/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+def page_outcome(path: str, caller: Caller, readers: Callable[[Caller], bool]) -> str:
+    """What a referrals page gives a browser signed in as the caller (pages.py): no session, a sign-in redirect;
+    a role other than referrer or receiver, or an organisation missing from the directory, a 403; the listing to
+    the others; a referral to its readers, and to everyone else a page saying there is nothing here (404)."""
+    if caller.role is None:
+        return "sign-in"
+    if caller.role not in (R, RX) or not known(caller):
+        return "forbidden"
+    if path == "/referrals/" or readers(caller):
+        return "shown"
+    return "not-found"
+
+
+def reads_the_others_referral(c: Caller) -> bool:
+    """The second referral: sent by the unrelated school's referrer to the same CAMHS service."""
+    return (c.org, c.role) in {(OTHER, R), (CAMHS, RX)}
+
+
+async def test_each_page_shows_only_what_the_caller_may_read(system: System, matrix_results: dict[str, Any]) -> None:
+    client = system.clients["referrals"]
+    body = referral_body(next(_nhs))
+    body["child"].update(OTHER_CHILD)
+    sent = await client.post(
+        "/v1/referrals", json=body, headers={**Caller(OTHER, R).headers, "idempotency-key": f"matrix-{next(_keys)}"}
+    )
+    assert sent.status_code == 201, sent.text
+    referrals = {system.referral_id: (reads_the_referral, LEAKS),
+                 str(sent.json()["id"]): (reads_the_others_referral, tuple(OTHER_CHILD.values()))}  # fmt: skip
+    targets = [("/referrals/", "/referrals/", None)]
+    targets += [(f"/referrals/{rid}", "/referrals/{referral_id}", rid) for rid in referrals]
+    assert {("GET", route) for _, route, _ in targets} == PAGES["referrals"]
+    wrong: list[str] = []
+    calls = 0
+    for url, route, rid in targets:
+        for caller in CALLERS:
+            readers = referrals[rid][0] if rid else reads_the_referral
+            outcome = page_outcome(route, caller, readers)
+            response = await client.get(url, headers=caller.signed_in)
+            calls += 1
+            status = response.status_code
+            text = response.text if rid is None else response.text.replace(url, "")  # a problem echoes its path
+            where = f"GET {url} signed in as {caller}: {status} {response.text[:200]}"
+            expected = {"sign-in": 303, "forbidden": 403, "not-found": 404, "shown": 200}[outcome]
+            if status != expected:
+                wrong.append(f"expected {expected} ({outcome}): {where}")
+            if outcome == "sign-in" and not response.headers.get("location", "").startswith("/signin?next="):
+                wrong.append(f"not sent to sign in: {where}")
+            if (
+                response.headers.get("x-content-type-options") != "nosniff"
+                or "content-security-policy" not in response.headers
+            ):
+                wrong.append(f"no security headers: {where}")
+            # Which referrals the page names, and whose personal details it shows.
+            may_see = {r for r, (may, _) in referrals.items() if may(caller)} if outcome == "shown" else set()
+            if rid is not None:
+                may_see &= {rid}
+            named = set(_REFERRAL_LINK.findall(text)) | {r for r in referrals if r in text}
+            if named - may_see:
+                wrong.append(f"names referrals the caller may not read {sorted(named - may_see)}: {where}")
+            if route == "/referrals/" and outcome == "shown" and not may_see <= named:
+                wrong.append(f"the listing leaves out referrals the caller sent or receives: {where}")
+            for r, (_, details) in referrals.items():
+                detail_allowed = rid == r and outcome == "shown"
+                if not detail_allowed and any(d in text for d in details):
+                    wrong.append(f"personal details of {r} shown: {where}")
+                if detail_allowed and not all(d in text for d in details[:2]):
+                    wrong.append(f"a reader does not see the child's name: {where}")
+            if caller.role is not None:  # a bearer header alone does not sign a browser in
+                bearer = await client.get(url, headers=caller.headers)
+                calls += 1
+                if bearer.status_code != 303:
+                    wrong.append(f"a bearer header opened a page: GET {url} as {caller}: {bearer.status_code}")
+    matrix_results["referrals pages"] = {"routes": len(PAGES["referrals"]), "callers": len(CALLERS), "calls": calls}
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("service", list(EXPECTED))
+async def test_the_session_cookie_reads_only_what_the_bearer_token_reads(
+    system: System, service: str, matrix_results: dict[str, Any]
+) -> None:
+    """A signed-in browser (the dashboard, the pages' links to JSON) reads the GET routes with its session cookie:
+    the same rule as the bearer token, from every organisation in every role."""
+    client = system.clients[service]
+    wrong: list[str] = []
+    calls = 0
+    reads = {key: may for key, may in EXPECTED[service].items() if key[0] == "GET"}
+    for (method, path), may in reads.items():
+        for caller in CALLERS:
+            if caller.role is None:
+                continue  # no cookie: the first matrix's anonymous caller
+            allowed = may(caller)
+            call = await request_for(system, service, method, path, caller, allowed)
+            response = await client.get(
+                call.path, params=call.params, headers={**(call.headers or {}), **caller.signed_in}
+            )
+            calls += 1
+            status = response.status_code
+            where = f"GET {call.path} signed in as {caller}: {status} {response.text[:200]}"
+            if allowed and not 200 <= status < 300:
+                wrong.append(f"refused an allowed caller: {where}")
+            if not allowed and status not in {403, 404}:
+                wrong.append(f"expected [403, 404]: {where}")
+            shown = response.text.replace(call.path, "")
+            if not reads_the_referral(caller) and any(leak in shown for leak in LEAKS):
+                wrong.append(f"personal details shown to a stranger: {where}")
+            stranger = caller.org not in (SCHOOL, CAMHS) and caller.role is not PLAT
+            if stranger and system.referral_id in shown:
+                wrong.append(f"the referral's id shown to a stranger: {where}")
+    matrix_results[f"{service} by session cookie"] = {"routes": len(reads), "callers": len(CALLERS) - 1, "calls": calls}
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_the_dashboard_files_hold_no_data(system: System) -> None:
+    """The dashboard's files are the same for every caller, signed in or not, and name no referral."""
+    client = system.clients["waitlists"]
+    seen = set()
+    for caller in CALLERS:
+        for path in ("/dashboard/", "/dashboard/app.js"):
+            response = await client.get(path, headers=caller.signed_in)
+            assert response.status_code == 200, f"GET {path} as {caller}: {response.status_code}"
+            assert system.referral_id not in response.text and SERVICE not in response.text
+            seen.add((path, response.content))
+    assert len(seen) == 2, "the dashboard's files differ by caller"
+
+
+async def test_family_pages_answer_the_token_not_the_caller(system: System) -> None:
+    """Whoever calls (any bearer token, or none), a made-up token opens nothing and a form without its CSRF token
+    changes nothing; the real token's page shows no child's name or NHS number, and always the page headers."""
+    from sqlalchemy import text
+
+    from referrals.entrypoints.routers.family import FamilyLimits
+    from referrals.settings import ReferralsSettings
+
+    client = system.clients["referrals"]
+    # Rate limits are tested on their own (referrals' test_family_routes.py): here every caller gets through.
+    no_limits = ReferralsSettings(family_view_per_ip_per_minute=0, family_view_per_link_per_minute=0)
+    system.apps["referrals"].state.family_limits = FamilyLimits(no_limits)
+    await family_link(system)
+    async with system.apps["referrals"].state.runtime.engine.connect() as conn:
+        token = (await conn.execute(text("SELECT token FROM family_link_emails WHERE token IS NOT NULL"))).scalar()
+    assert token
+    wrong: list[str] = []
+    for caller in CALLERS:
+        for made_up in ("A" * 43, token[:-2] + "zz"):
+            before = await system.fingerprint("referrals")
+            for method, path in sorted(k for k in EXEMPT["referrals"] if k[1].startswith("/family/")):
+                response = await client.request(
+                    method, path.format(token=made_up), headers=caller.headers, data={"csrf": "0" * 64}
+                )
+                if response.status_code != 404 or "This link does not work" not in response.text:
+                    wrong.append(f"{method} {path} as {caller}: {response.status_code}")
+                if response.headers.get("cache-control") != "no-store" or "x-robots-tag" not in response.headers:
+                    wrong.append(f"no page headers: {method} {path} as {caller}")
+            if await system.fingerprint("referrals") != before:
+                wrong.append(f"a made-up token changed the database, as {caller}")
+        before = await system.fingerprint("referrals")
+        for path in ("/family/{token}/contact", "/family/{token}/withdraw"):
+            response = await client.post(
+                path.format(token=token), headers=caller.headers, data={"csrf": "0" * 64, "email": "x@example.com"}
+            )
+            if response.status_code != 403:
+                wrong.append(f"POST {path} without its CSRF token as {caller}: {response.status_code}")
+        if await system.fingerprint("referrals") != before:
+            wrong.append(f"a form without its CSRF token changed the database, as {caller}")
+    page = await client.get(f"/family/{token}")
+    assert page.status_code == 200 and "CAMHS core" in page.text
+    assert not any(leak in page.text for leak in LEAKS) and system.referral_id not in page.text
     assert not wrong, "\n".join(wrong)

@@ -17,7 +17,11 @@ from .conftest import build_service_app
 
 SERVICES = ("referrals", "waitlists", "notifications")
 METHODS = ("get", "put", "post", "delete", "patch")
-IDEMPOTENT_WRITES = {("post", "/v1/referrals"), ("post", "/v1/referrals/import")}
+IDEMPOTENT_WRITES = {
+    ("post", "/v1/referrals"),
+    ("post", "/v1/referrals/import"),
+    ("post", "/v1/referrals/{referral_id}/consent"),
+}
 # Fields that carry a code from a list the server enforces or produces (or, for a map, are keyed by one): each
 # must show the list as an enum.
 CODE_FIELDS = {
@@ -25,6 +29,11 @@ CODE_FIELDS = {
         "StatusChange": ("reason_code", "outcome_code"),
         "ReferralOut": ("reason_code", "outcome_code", "status", "urgency", "primary_need"),
         "HistoryEntry": ("reason_code", "outcome_code", "status"),
+        "FamilyLinkOut": ("state",),
+        "ConsentActionIn": ("action", "given_by"),
+        "ConsentHistoryOut": ("status", "allowed_actions", "referral_status"),
+        "ConsentEventOut": ("status", "given_by", "recorded_via"),
+        "ConsentInForce": ("status", "given_by"),
     },
     "waitlists": {
         "ClockStateOut": ("clock", "state"),

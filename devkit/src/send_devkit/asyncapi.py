@@ -24,16 +24,23 @@ from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
     CLOCK_BREACH_IMMINENT,
     CLOCK_BREACHED,
+    CLOCKS_UPDATED,
     ORGANISATION_UPSERTED,
     SERVICE_UPSERTED,
     WEBHOOK_PING,
     ClockAlertV1,
+    ClockStateV1,
+    ConsentGiver,
+    ConsentStatus,
     EventPayload,
     OrganisationV1,
+    ReferralClocksV1,
+    ReferralConsentV1,
     ReferralEventV1,
     ReferralStatus,
     ServiceV1,
     WebhookPingV1,
+    consent_event_type,
     referral_event_type,
 )
 from send_shared.events.topics import Topics
@@ -81,6 +88,35 @@ def _referral_example(status: ReferralStatus) -> ReferralEventV1:
     )
 
 
+def _consent_example(status: ConsentStatus) -> ReferralConsentV1:
+    withdrawn = status is ConsentStatus.WITHDRAWN
+    return ReferralConsentV1(
+        referral_id="ref-01HQ7Z3K8M2N4P6R8T0V2X4Z6A",
+        consent_version={ConsentStatus.GIVEN: 1, ConsentStatus.CHANGED: 2, ConsentStatus.WITHDRAWN: 3}[status],
+        consent_status=status,
+        given_by=ConsentGiver.PARENT,
+        scope_service_ids=[] if withdrawn else ["svc-northshire-camhs", "svc-northshire-ehc"],
+        scope_organisation_ids=["org-northshire-la"] if status is ConsentStatus.CHANGED else [],
+        child_ref="c1_4f9a1c0d6e2b8a7f3c5d9e1b2a4c6f8e",
+        referrer_org_id="org-riverside-primary",
+        service_id="svc-northshire-camhs",
+        receiving_org_id="org-northshire-camhs",
+        occurred_at=_AT,
+        recorded_at=_AT,
+    )
+
+
+_CONSENT_DESCRIPTIONS = {
+    ConsentStatus.GIVEN: "Consent to share the referral given: at submission (right after `submitted`, consent_version "
+    "1) and when given again after a withdrawal. The scope says which services and organisations may receive it.",
+    ConsentStatus.CHANGED: "Consent changed: a new scope or a new giver. Hand-offs and re-referrals go only to "
+    "services in the scope.",
+    ConsentStatus.WITHDRAWN: "Consent withdrawn: onward sharing stops at once (no hand-off, no re-referral). Before "
+    "acceptance the referral is withdrawn too, its `withdrawn` event (reason_code consent_withdrawn) right after this "
+    "one; after acceptance the receiving organisation decides (complete it, or continue under a statutory duty).",
+}
+
+
 def _alert_example(event_type: str) -> ClockAlertV1:
     breached = event_type == CLOCK_BREACHED
     return ClockAlertV1(
@@ -95,6 +131,23 @@ def _alert_example(event_type: str) -> ClockAlertV1:
         waiting_days=29 if breached else 23,
         raised_on=date(2026, 3, 3) if breached else date(2026, 2, 25),
     )
+
+
+_CLOCKS_EXAMPLE = ReferralClocksV1(
+    referral_id="ref-01HQ7Z3K8M2N4P6R8T0V2X4Z6C",
+    referral_version=3,
+    service_id="svc-northshire-ehc",
+    receiving_org_id="org-northshire-la",
+    referrer_org_id="org-riverside-primary",
+    clocks=[
+        ClockStateV1(clock="ehc_decision_6w", target_days=42, start_date=date(2026, 1, 19), state="met",
+                     stopped_on=date(2026, 2, 23)),
+        ClockStateV1(clock="ehc_plan_20w", target_days=140, start_date=date(2026, 1, 19), state="running",
+                     breach_date=date(2026, 6, 9)),
+    ],
+)  # fmt: skip
+# Published on the alerts topic for the referrals service (the family view's deadline): no organisation's webhook.
+NOT_DELIVERED_AS_WEBHOOKS = frozenset({CLOCKS_UPDATED})
 
 
 _DIRECTORY_EXAMPLES: dict[str, EventPayload] = {
@@ -205,15 +258,19 @@ def build() -> dict[str, Any]:
         Topics.REFERRAL_EVENTS,
         title=REFERRALS,
         description=(
-            "Every change of every referral, keyed by referral id so one referral's events stay in order, "
-            "and every change of the directory of organisations and services, keyed by their ids."
+            "Every change of every referral and of its consent, keyed by referral id so one referral's events stay "
+            "in order, and every change of the directory of organisations and services, keyed by their ids."
         ),
         schema=ReferralEventV1,
     )
     broker.publisher(
         Topics.WAITLIST_ALERTS,
         title=ALERTS,
-        description="A statutory or service clock about to breach, or breached, keyed by referral id.",
+        description=(
+            "A statutory or service clock about to breach, or breached, keyed by referral id; and each "
+            "referral's clocks whenever they change (clocks_updated), consumed by the referrals service for the "
+            "family view's deadline, never delivered as a webhook."
+        ),
         schema=ClockAlertV1,
     )
     spec = AsyncAPI(
@@ -326,6 +383,21 @@ def _referral_messages(doc: dict[str, Any]) -> dict[str, Any]:
             subject="The referral id (also the key).",
             source="/send/referrals",
         )
+    for consent in ConsentStatus:
+        event_type = consent_event_type(consent)
+        found[event_type] = {
+            **_kafka_message(
+                doc,
+                event_type,
+                f"Referral consent {consent.value}",
+                _consent_example(consent),
+                key="referral_id",
+                subject="The referral id (also the key).",
+                source="/send/referrals",
+            ),
+            "description": _CONSENT_DESCRIPTIONS[consent] + " Consent events have their own consent_version and "
+            "leave the referral's version (and ce_referralversion) alone; they carry codes, never names or notes.",
+        }
     for event_type, example in _DIRECTORY_EXAMPLES.items():
         key = "organisation_id" if isinstance(example, OrganisationV1) else "service_id"
         found[event_type] = _kafka_message(
@@ -353,6 +425,23 @@ def _alert_messages(doc: dict[str, Any]) -> dict[str, Any]:
             source="/send/waitlists",
         )
         for event_type, title in titles.items()
+    } | {
+        CLOCKS_UPDATED: {
+            **_kafka_message(
+                doc,
+                CLOCKS_UPDATED,
+                "Referral clocks updated",
+                _CLOCKS_EXAMPLE,
+                key="referral_id",
+                subject="The referral id (also the key).",
+                source="/send/waitlists",
+            ),
+            "description": (
+                "A referral's clocks as waitlists derived them on its newest change, sent when they differ from "
+                "those sent last; the newest referral_version wins. Consumed by the referrals service (consumer "
+                "group referrals-clocks), which shows the family the deadline that applies; not a webhook."
+            ),
+        }
     }
 
 
@@ -362,7 +451,9 @@ def _webhook_channel(doc: dict[str, Any], messages: dict[str, Any]) -> None:
     doc["components"]["schemas"]["WebhookEnvelope"] = envelope
     own = {}
     kafka_messages = {
-        name: m for name, m in messages.items() if name.startswith(("uk.send.referral.", "uk.send.waitlist."))
+        name: m
+        for name, m in messages.items()
+        if name.startswith(("uk.send.referral.", "uk.send.waitlist.")) and name not in NOT_DELIVERED_AS_WEBHOOKS
     }
     for event_type, kafka in kafka_messages.items():
         own[f"webhook.{event_type}"] = _webhook_message(

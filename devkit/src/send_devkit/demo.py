@@ -135,7 +135,13 @@ async def _replay(http: httpx.AsyncClient, plan: Plan, index: int, end: date, se
         "primary_need": plan.need,
         "reason": "Demo referral.",
         "urgency": plan.urgency,
-        "consent": {"given_by": "parent", "given_at": _at(plan.referred_on - timedelta(days=2)), "scope": "Referral"},
+        "consent": {
+            "given_by": "parent",
+            "given_at": _at(plan.referred_on - timedelta(days=2)),
+            "scope": "Referral",
+            # A CAMHS referral may be handed off to the EHC assessment (issue 17: hand-offs stay within consent).
+            "scope_service_ids": sorted({plan.service, "svc-ehc-assessment"}),
+        },
         "referred_at": _at(plan.referred_on),
     }
     created = await http.post("/v1/referrals", json=body, headers={**school, "idempotency-key": f"demo-{seed}-{index}"})
@@ -196,6 +202,28 @@ async def register_contacts(notifications_url: str) -> None:
             )
 
 
+async def send_family_links(referrals_url: str, count: int = 2) -> list[str]:
+    """Family view links (issue 17) for a few of the first school's open referrals, each to a made-up family
+    address: the referrals service emails them (into the mail sink under ``make run``). Returns the referral ids."""
+    school = SCHOOLS[0]
+    headers = {"authorization": f"Bearer {mint_token(school, 'referrer')}"}
+    linked: list[str] = []
+    async with httpx.AsyncClient(base_url=referrals_url, timeout=30) as http:
+        for status in ("acknowledged", "submitted", "accepted", "on_hold", "in_progress"):
+            listed = await http.get("/v1/referrals", params={"status": status, "limit": count}, headers=headers)
+            for referral in listed.json().get("items", []) if listed.status_code == 200 else []:
+                if len(linked) >= count:
+                    return linked
+                made = await http.post(
+                    f"/v1/referrals/{referral['id']}/family-links",
+                    json={"email": f"family-{len(linked) + 1}@families.example"},
+                    headers=headers,
+                )
+                if made.status_code == 201:
+                    linked.append(referral["id"])
+    return linked
+
+
 async def load(
     referrals_url: str,
     *,
@@ -204,6 +232,7 @@ async def load(
     end: date | None = None,
     notifications_url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    family_links: int = 0,
 ) -> tuple[int, int]:
     """Loads the demo history; returns (referrals submitted, moves made). ``progress(done, total)`` is called
     as each referral's history is in."""
@@ -225,6 +254,8 @@ async def load(
             return moved
 
         moves = await asyncio.gather(*(one(i, p) for i, p in enumerate(plans)))
+    if family_links:
+        await send_family_links(referrals_url, family_links)
     return len(plans), sum(moves)
 
 

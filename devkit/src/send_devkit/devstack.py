@@ -79,6 +79,7 @@ class DevStack:
         return {
             "REFERRAL_URL_TEMPLATE": f"{referrals}/v1/referrals/{{referral_id}}",
             "REFERRAL_PAGE_URL_TEMPLATE": f"{referrals}/referrals/{{referral_id}}",
+            "FAMILY_VIEW_URL_TEMPLATE": f"{referrals}/family/{{token}}",
         }
 
     def load_demo_once(self, progress: Callable[[int, int], None] | None = None) -> str | None:
@@ -89,7 +90,7 @@ class DevStack:
         from send_devkit.demo import load
 
         submitted, moves = asyncio.run(
-            load(self.url("referrals"), notifications_url=self.url("notifications"), progress=progress)
+            load(self.url("referrals"), notifications_url=self.url("notifications"), progress=progress, family_links=2)
         )
         marker.write_text(f"{submitted} referrals, {moves} moves\n")
         return f"{submitted} referrals and {moves} status changes over the past year"
@@ -195,6 +196,10 @@ def _banner(stack: DevStack) -> str:
         )
     ops_token = mint_token(SEEDED_ORGANISATION, "ops", ttl_seconds=12 * 3600)
     lines.append(f"  {'dashboard':<14} {stack.url('waitlists')}/dashboard/#token={ops_token}")
+    lines.append(
+        f"  {'family view':<14} {stack.url('referrals')}/family/<token>   (the demo emails two families their private "
+        f"link: the .eml to family-1@families.example in {stack.var_dir / 'mail'}/)"
+    )
     lines += [
         f"  {'kafka broker':<14} {stack.broker.bootstrap_servers}   (topics: referrals.events.v1, waitlists.alerts.v1)",
         f"  {'email':<14} {stack.var_dir / 'mail'}/   (a local SMTP sink on port {stack.mail_sink.port if stack.mail_sink else '-'})",

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -366,9 +367,11 @@ def create_app(
     version: str = "1.0.0",
     body_limits: dict[str, int] | None = None,
     page_policies: dict[str, str] | None = None,
+    untraced_paths: tuple[str, ...] = (),
 ) -> FastAPI:
     """A FastAPI app with the shared error handling, operational endpoints, metrics, tracing and security
-    headers (``page_policies``: a content security policy for each path prefix that serves a page)."""
+    headers (``page_policies``: a content security policy for each path prefix that serves a page).
+    ``untraced_paths``: path prefixes whose URLs carry a secret (a family link's token), never put in a span."""
     settings = runtime.settings
     docs = settings.serves_api_docs
     app = FastAPI(
@@ -392,8 +395,16 @@ def create_app(
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         )
     )
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=untraced_urls(untraced_paths), exclude_spans=["receive", "send"]
+    )
     return app
+
+
+def untraced_urls(secret_paths: tuple[str, ...]) -> str:
+    """OpenTelemetry's ``excluded_urls`` (regular expressions searched in the full URL): the probes, and every
+    URL whose path starts with one of ``secret_paths``."""
+    return ",".join(["healthz", "readyz", "metrics", *(f"^[^?]*//[^/]*{re.escape(p)}" for p in secret_paths)])
 
 
 def run_migrations(script_location: Path, database_url: str) -> None:

@@ -25,6 +25,9 @@ from send_devkit.smtp_sink import SmtpSink
 from send_shared.events.schemas import (
     CLOCK_BREACH_IMMINENT,
     ClockAlertV1,
+    ConsentGiver,
+    ConsentStatus,
+    ReferralConsentV1,
     ReferralEventV1,
     ReferralStatus,
     referral_event_type,
@@ -75,6 +78,22 @@ def breach_alert() -> dict[str, Any]:
     return {**alert.model_dump(mode="json"), **PERSONAL}
 
 
+def consent_withdrawn() -> dict[str, Any]:
+    event = ReferralConsentV1(
+        referral_id=REFERRAL_ID,
+        consent_version=2,
+        consent_status=ConsentStatus.WITHDRAWN,
+        given_by=ConsentGiver.PARENT,
+        child_ref="chd_9c1e0f",
+        referrer_org_id="org-school",
+        service_id="svc-camhs-core",
+        receiving_org_id="org-camhs",
+        occurred_at=datetime(2026, 3, 3, 10, 0, tzinfo=UTC),
+        recorded_at=datetime(2026, 3, 3, 10, 1, tzinfo=UTC),
+    )
+    return {**event.model_dump(mode="json"), **PERSONAL}
+
+
 EVENTS: dict[Template, tuple[str, dict[str, Any]]] = {
     Template.ACCEPTED: (referral_event_type("accepted"), referral_event(ReferralStatus.ACCEPTED)),
     Template.REJECTED: (
@@ -99,6 +118,7 @@ EVENTS: dict[Template, tuple[str, dict[str, Any]]] = {
         referral_event_type("submitted"),
         referral_event(ReferralStatus.SUBMITTED, urgency="very_urgent", primary_need="SEMH"),
     ),
+    Template.CONSENT_WITHDRAWN: ("uk.send.referral.consent.withdrawn.v1", consent_withdrawn()),
 }
 # Every email caused by one event; the digest gathers several (test_the_digest_lists_each_new_referral_with_its_link).
 ONE_EVENT_TEMPLATES = [template for template in Template if template is not Template.NEW_REFERRALS_DIGEST]
@@ -109,6 +129,7 @@ SUBJECTS = {
     Template.HANDED_OFF: "Referral passed on by CAMHS core (ref 3f2a1b2c)",
     Template.BREACH_IMMINENT: "Deadline on Sunday 22 March 2026 at EHC needs assessment (ref 3f2a1b2c)",
     Template.NEW_REFERRAL: "New very urgent referral for CAMHS core (ref 3f2a1b2c)",
+    Template.CONSENT_WITHDRAWN: "Consent withdrawn for a referral to CAMHS core (ref 3f2a1b2c)",
 }
 # What each email must tell its reader, in both parts.
 FACTS = {
@@ -128,6 +149,7 @@ FACTS = {
         "Tuesday 3 March 2026",
         "Please review the referral and acknowledge it",
     ],
+    Template.CONSENT_WITHDRAWN: ["withdrawn by the child's parent on Tuesday 3 March 2026"],
 }
 
 
@@ -238,6 +260,21 @@ async def test_the_agency_and_the_school_are_told_different_next_steps(sink: Smt
     assert to_school["To"] == "contact@org-school.example"
     assert "You do not need to do anything" in parts(to_school)[0]
     assert "Please review the referral and take the next step before Sunday 22 March 2026" in parts(to_la)[0]
+
+
+async def test_after_a_withdrawal_of_consent_the_agency_closes_the_work_and_the_school_stops_sharing(
+    sink: SmtpSink,
+) -> None:
+    for intent in email_intents(*EVENTS[Template.CONSENT_WITHDRAWN]):
+        await mailer_for(sink).send(rendered(intent, [f"contact@{intent.organisation_id}.example"]))
+    by_recipient = {str(m["To"]): parts(m) for m in (read(path) for path in sink.messages())}
+    assert set(by_recipient) == {"contact@org-school.example", "contact@org-camhs.example"}
+    school_plain, school_html = by_recipient["contact@org-school.example"]
+    camhs_plain, camhs_html = by_recipient["contact@org-camhs.example"]
+    assert "Do not share any more information" in school_plain and "Do not share any more information" in school_html
+    assert "You will hear nothing more about it unless consent is given again" in school_plain
+    assert "record the statutory basis" in camhs_plain and "record the statutory basis" in camhs_html
+    assert "Do not share any more information" not in camhs_plain
 
 
 async def test_html_is_escaped(sink: SmtpSink) -> None:

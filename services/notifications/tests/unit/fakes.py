@@ -14,6 +14,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self
 
+from notifications.domain.consent import ConsentState, supersedes
 from notifications.domain.delivery import (
     AttemptRecord,
     Backlog,
@@ -87,6 +88,7 @@ class FakeState:
     emails: dict[int, Email] = field(default_factory=dict)
     preferences: dict[str, EmailPreferences] = field(default_factory=dict)
     digest_entries: dict[int, Waiting] = field(default_factory=dict)
+    consents: dict[str, ConsentState] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeState:
@@ -435,6 +437,20 @@ class FakeDigestRepository:
             waiting.digest_date = waiting.digest_date or day
 
 
+class FakeConsentRepository:
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    async def of(self, referral_id: str) -> ConsentState | None:
+        return self.state.consents.get(referral_id)
+
+    async def record(self, state: ConsentState, now: datetime) -> bool:
+        if not supersedes(state, self.state.consents.get(state.referral_id)):
+            return False
+        self.state.consents[state.referral_id] = state
+        return True
+
+
 class FakeUnitOfWork:
     def __init__(self, state: FakeState | None = None) -> None:
         self.committed = state or FakeState()
@@ -466,3 +482,4 @@ class FakeUnitOfWork:
         self.emails = FakeEmailRepository(state)
         self.preferences = FakePreferenceRepository(state)
         self.digests = FakeDigestRepository(state)
+        self.consents = FakeConsentRepository(state)

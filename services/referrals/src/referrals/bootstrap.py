@@ -6,15 +6,21 @@ import logging
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from referrals.adapters.clocks_repository import SqlReferralClocksRepository
+from referrals.adapters.family_mailer import SmtpMailer
 from referrals.adapters.orm import inbox, outbox, positions, store_replay_requests
 from referrals.adapters.seed import seed_file
 from referrals.adapters.unit_of_work import SqlUnitOfWork
+from referrals.entrypoints.consumers import CLOCKS_GROUP, on_waitlists_event
 from referrals.entrypoints.routers import ROUTERS
 from referrals.entrypoints.routers.pages import READERS
 from referrals.service_layer.directory import all_organisations, is_registered, seed_if_empty
+from referrals.service_layer.family_mail import FamilyLinkMailer
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from referrals.settings import ReferralsSettings
+from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.store_replay import StoreReplayServer, request_topic
@@ -23,6 +29,11 @@ from send_shared.web.signin import signin_router
 
 log = logging.getLogger(__name__)
 STORE_REPLAY_GROUP = "referrals-store-replay"
+
+
+async def handle_waitlists_event(event: CloudEvent, session: AsyncSession) -> None:
+    """The clocks consumer's handler, in the consumer runtime's transaction."""
+    await on_waitlists_event(event, SqlReferralClocksRepository(session))
 
 
 def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
@@ -56,14 +67,31 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
             inbox,
             positions,
             fetch_max_wait_ms=500,  # requests are rare and a second more does not matter
-        )
+        ),
+        # The clocks waitlists tells of each referral: the family view's deadline.
+        ConsumerSpec(CLOCKS_GROUP, [Topics.WAITLIST_ALERTS], handle_waitlists_event, inbox, positions),
     ]
     runtime.workers.append(("store-replay", replay.run))
+    if settings.family_email_enabled:
+        family_mail = FamilyLinkMailer(
+            make_uow,
+            SmtpMailer(
+                host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                starttls=settings.smtp_starttls, timeout=settings.smtp_timeout_seconds,
+            ),
+            url_template=settings.family_view_url_template,
+            mail_from=settings.mail_from,
+        )  # fmt: skip
+        runtime.workers.append(("family-link-emails", family_mail.run))
+        if settings.run_workers:
+            runtime.health.register("family link emails", family_mail.status)
     app = create_app(
         runtime,
         title="SEND referrals",
         description="Submit, follow and move referrals of children with SEND between organisations.",
         body_limits={"/v1/referrals/import": settings.max_import_bytes},
+        untraced_paths=("/family/",),
     )
 
     async def organisation_lookup(organisation_id: str) -> bool:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from referrals.adapters.orm import audit_log, outbox, referral_history, referral_people, referrals
+from referrals.adapters.orm import audit_log, outbox, referral_consents, referral_history, referral_people, referrals
 
 from .conftest import CAMHS, LA, SCHOOL, bearer, count, move, referral_body, referral_events, submit
 
@@ -19,18 +19,25 @@ async def test_submit_writes_referral_person_history_and_outbox_together(client:
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"].endswith(f"/v1/referrals/{response.json()['id']}")
     assert response.json()["receiving_org_id"] == CAMHS
-    assert [await count(client, t) for t in (referrals, referral_people, referral_history)] == [1, 1, 1]
-    assert await referral_events(client) == 1
+    assert [await count(client, t) for t in (referrals, referral_people, referral_history, referral_consents)] == [
+        1,
+        1,
+        1,
+        1,
+    ]
+    assert await referral_events(client) == 2  # submitted, then consent.given
 
 
 async def test_the_event_carries_no_personal_data(client: httpx.AsyncClient) -> None:
     referral_id = (await submit(client)).json()["id"]
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
         query = select(outbox.store.c.payload).where(outbox.store.c.message_key == referral_id)
-        payload = (await conn.execute(query)).scalar_one()
-    text = bytes(payload).decode()
-    for secret in ("Sam", "Taylor", "2015-04-12", "9434765919", "anxiety"):
-        assert secret not in text
+        payloads = (await conn.execute(query)).scalars().all()
+    assert len(payloads) == 2  # submitted, consent.given (whose note, the consent's scope in words, stays here)
+    for payload in payloads:
+        text = bytes(payload).decode()
+        for secret in ("Sam", "Taylor", "2015-04-12", "9434765919", "anxiety", "Referral to CAMHS"):
+            assert secret not in text
 
 
 async def test_idempotency_key_replays_and_refuses_a_different_body(client: httpx.AsyncClient) -> None:
@@ -93,7 +100,7 @@ async def test_receiver_moves_with_if_match_and_stale_version_is_412(client: htt
         f"/v1/referrals/{referral_id}/status", json={"status": "in_progress"}, headers=bearer(CAMHS, "receiver")
     )
     assert no_match.status_code == 428
-    assert await referral_events(client) == 2
+    assert await referral_events(client) == 3  # submitted, consent.given, accepted
 
 
 async def test_illegal_move_is_409_naming_status_and_allowed_moves(client: httpx.AsyncClient) -> None:
@@ -103,7 +110,7 @@ async def test_illegal_move_is_409_naming_status_and_allowed_moves(client: httpx
     body = response.json()
     assert body["current_status"] == "submitted"
     assert "accepted" in body["allowed_moves"]
-    assert await referral_events(client) == 1
+    assert await referral_events(client) == 2  # the submission's two
 
 
 async def test_a_school_withdraws_but_cannot_accept(client: httpx.AsyncClient) -> None:
@@ -131,7 +138,7 @@ async def test_an_agency_takes_a_referral_through_every_status(client: httpx.Asy
     history = (await client.get(f"/v1/referrals/{referral_id}/history", headers=bearer(SCHOOL, "referrer"))).json()
     assert [h["status"] for h in history] == ["submitted"] + [s["status"] for s in steps]
     assert [h["version"] for h in history] == list(range(1, 9))
-    assert await referral_events(client) == 8
+    assert await referral_events(client) == 8 + 1  # and consent.given
 
 
 async def test_moves_the_brief_allows_a_new_hold_reason_and_error_after_completion(client: httpx.AsyncClient) -> None:
@@ -156,11 +163,13 @@ async def test_moves_the_brief_allows_a_new_hold_reason_and_error_after_completi
     assert (again.status_code, again.json()["allowed_moves"]) == (409, [])
     history = (await client.get(f"/v1/referrals/{referral_id}/history", headers=bearer(SCHOOL, "referrer"))).json()
     assert [h["status"] for h in history] == ["submitted"] + [s["status"] for s in steps] + ["entered_in_error"]
-    assert await referral_events(client) == 7
+    assert await referral_events(client) == 7 + 1  # and consent.given
 
 
 async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: httpx.AsyncClient) -> None:
-    referral_id = (await submit(client)).json()["id"]
+    body = referral_body()
+    body["consent"]["scope_organisation_ids"] = [LA]  # the family agreed the local authority may have it
+    referral_id = (await submit(client, body)).json()["id"]
     handed = await move(
         client, referral_id, 1, CAMHS, "receiver", status="handed_off", target_service_id="svc-ehc-assessment"
     )
@@ -170,7 +179,9 @@ async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: 
     assert linked["status"] == "submitted"
     assert linked["linked_from_id"] == referral_id
     assert linked["child"]["family_name"] == "Taylor"
-    assert await referral_events(client) == 3
+    assert linked["consent"]["scope_organisation_ids"] == [LA]  # the linked referral rests on the same consent
+    # submitted, consent.given, handed_off; the linked referral's submitted and consent.given
+    assert await referral_events(client) == 5
     async with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
         payloads = (
             await conn.execute(select(outbox.store.c.payload).where(outbox.store.c.message_key == referral_id))
@@ -184,7 +195,9 @@ async def test_hand_off_opens_a_linked_referral_in_the_same_transaction(client: 
 
 
 async def test_rejection_needs_reason_explanation_and_somewhere_to_go(client: httpx.AsyncClient) -> None:
-    referral_id = (await submit(client)).json()["id"]
+    body = referral_body()
+    body["consent"]["scope_service_ids"] = ["svc-camhs-core", "svc-trust-ed-psych"]
+    referral_id = (await submit(client, body)).json()["id"]
     bare = await move(client, referral_id, 1, CAMHS, "receiver", status="rejected", reason_code="outside_remit")
     assert bare.status_code == 422
     assert bare.json()["errors"][0]["field"] == "explanation"

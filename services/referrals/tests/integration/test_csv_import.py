@@ -45,8 +45,8 @@ async def test_a_clean_file_imports_with_original_business_times(client: httpx.A
     assert statuses == ["on_hold", "scheduled", "submitted"]
     assert times[0] == "2025-01-06"
     assert (
-        await referral_events(client) == 1 + 3 + 3
-    )  # submitted; submitted+accepted+scheduled; submitted+accepted+on_hold
+        await referral_events(client) == 1 + 3 + 3 + 3
+    )  # submitted; submitted+accepted+scheduled; submitted+accepted+on_hold; consent.given of each
     again = await post_csv(client, "\n".join([HEADER, *GOOD]) + "\n")
     assert again.json() == response.json()
     assert await count(client, referrals) == 3

@@ -46,7 +46,7 @@ async def test_records_on_the_topic_match_the_published_contract(
         referral_id = (await submit(client)).json()["id"]
         await move(client, referral_id, 1, CAMHS, "receiver", status="accepted")
         await move(client, referral_id, 2, CAMHS, "receiver", status="scheduled", appointment_at="2026-02-03T14:00:00Z")
-        records = await read_records(kafka_bootstrap, "referrals.events.v1", referral_id.encode(), expected=3)
+        records = await read_records(kafka_bootstrap, "referrals.events.v1", referral_id.encode(), expected=4)
     finally:
         await runtime.stop()
     doc = yaml.safe_load(DOC_PATH.read_text())
@@ -60,6 +60,22 @@ async def test_records_on_the_topic_match_the_published_contract(
         assert record.key.decode() == headers["ce_subject"]
         seen_types.add(headers["ce_type"])
     assert "uk.send.directory.service.upserted.v1" in seen_types
-    mine = [json.loads(r.value) for r in records if r.key == referral_id.encode()]
-    assert [m["version"] for m in mine] == [1, 2, 3], "one referral's events must arrive in order"
-    assert [m["status"] for m in mine] == ["submitted", "accepted", "scheduled"]
+    assert "uk.send.referral.consent.given.v1" in seen_types
+    mine = [
+        (dict(r.headers)["ce_type"].decode(), json.loads(r.value)) for r in records if r.key == referral_id.encode()
+    ]
+    assert [t for t, _ in mine] == [
+        "uk.send.referral.submitted.v1",
+        "uk.send.referral.consent.given.v1",  # right after the submission, in the same transaction
+        "uk.send.referral.accepted.v1",
+        "uk.send.referral.scheduled.v1",
+    ], "one referral's events must arrive in order"
+    statuses = [m for t, m in mine if "consent" not in t]
+    assert [m["version"] for m in statuses] == [1, 2, 3]
+    assert [m["status"] for m in statuses] == ["submitted", "accepted", "scheduled"]
+    (consent,) = (m for t, m in mine if "consent" in t)
+    assert (consent["consent_version"], consent["consent_status"], consent["scope_service_ids"]) == (
+        1,
+        "given",
+        ["svc-camhs-core"],
+    )

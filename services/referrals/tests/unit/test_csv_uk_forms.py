@@ -52,3 +52,27 @@ def test_iso_forms_with_offsets_are_unchanged() -> None:
     )
     assert errors == []
     assert rows[0][1].referred_at == datetime(2026, 7, 6, 14, 0, tzinfo=UTC)
+
+
+def test_the_consent_scope_columns_are_optional_lists_of_directory_ids() -> None:
+    header = HEADER + ",Consent Scope Service IDs,consent_scope_organisation_ids"
+    rows, errors = parse(
+        "\n".join(
+            (
+                header,
+                "svc-camhs-core,Sam,Taylor,12/03/2016,9434765919,SEMH,routine,Anxiety,parent,05/01/2026,CAMHS,"
+                "06/01/2026,svc-camhs-core; svc-ehc-assessment,org-northshire-la",
+                "svc-camhs-core,Ada,Lee,01/09/2015,9434765870,SEMH,routine,Anxiety,parent,05/01/2026,CAMHS,06/01/2026,,",
+                "svc-camhs-core,Bo,Lee,01/09/2015,4010232137,SEMH,routine,Anxiety,parent,05/01/2026,CAMHS,06/01/2026,"
+                "SVC CAMHS,",
+            )
+        ).encode()
+    )
+    (_, listed), (_, plain) = rows
+    assert listed.consent.given().scope is not None
+    assert (listed.consent.scope_service_ids, listed.consent.scope_organisation_ids) == (
+        ["svc-camhs-core", "svc-ehc-assessment"],
+        ["org-northshire-la"],
+    )
+    assert plain.consent.given().scope is None  # neither: the referral's own service
+    assert {(e.line, e.column) for e in errors} == {(4, "consent_scope_service_ids")}

@@ -7,14 +7,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from referrals.domain.audit import AuditAction, AuditQuery
-from referrals.domain.child import Consent, PersonalDetails, child_reference
+from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.codes import HoldReason, NeedCode, Urgency
+from referrals.domain.consent import ConsentGiver, ConsentScope
 from referrals.domain.directory import Clock, DirectoryConflict, Organisation, OrganisationKind, Service
 from referrals.domain.lifecycle import Status
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import DuplicateReferral, IllegalMove, MissingDetail, MoveDetails, NotYourMove
 from referrals.service_layer import audit, directory, importing
 from referrals.service_layer.callers import Caller
+from referrals.service_layer.consent import GivenConsent
 from referrals.service_layer.errors import NotFound, NotYourReferral, UnknownService, VersionMismatch
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
 from referrals.service_layer.moves import MoveReferral, move_referral
@@ -52,9 +54,10 @@ async def uow() -> FakeUnitOfWork:
 
 
 def person(nhs_number: str = NHS_NUMBER) -> PersonalDetails:
-    return PersonalDetails(
-        "Sam", "Taylor", date(2015, 4, 12), nhs_number, None, "anxiety", Consent("parent", CONSENTED, "all")
-    )
+    return PersonalDetails("Sam", "Taylor", date(2015, 4, 12), nhs_number, None, "anxiety")
+
+
+CONSENT = GivenConsent(ConsentGiver.PARENT, CONSENTED, ConsentScope.of([], [CAMHS, LA]), note="all")
 
 
 async def submit(
@@ -67,7 +70,7 @@ async def submit(
     caller: Caller = REFERRER,
 ) -> str:
     response = await submit_referral(
-        SubmitReferral(caller, service_id, person(), urgency, NeedCode.SEMH, None),
+        SubmitReferral(caller, service_id, person(), CONSENT, urgency, NeedCode.SEMH, None),
         uow,
         KEY,
         idempotency=Idempotency(key, request_hash),
@@ -99,7 +102,12 @@ async def test_a_submission_is_stored_with_its_history_and_event(uow: FakeUnitOf
     assert (stored.status, stored.version, stored.receiving_org_id) == (Status.SUBMITTED, 1, CAMHS)
     assert stored.child_ref == child_reference(NHS_NUMBER, KEY)
     assert [(h.version, h.status, h.actor_org_id) for h in uow.committed.history] == [(1, Status.SUBMITTED, SCHOOL)]
-    assert [key for _, key in uow.committed.published] == [referral_id]
+    assert [(e.type, key) for e, key in uow.committed.published] == [
+        ("uk.send.referral.submitted.v1", referral_id),
+        ("uk.send.referral.consent.given.v1", referral_id),
+    ]
+    [consent] = uow.committed.consents[referral_id]
+    assert (consent.version, consent.status, consent.scope, consent.note) == (1, "given", CONSENT.scope, "all")
 
 
 async def test_a_retry_with_the_same_key_replays_the_first_response(uow: FakeUnitOfWork) -> None:
@@ -140,7 +148,7 @@ async def test_a_closed_referral_does_not_block_a_new_one(uow: FakeUnitOfWork) -
 
 async def test_reading_a_referral_is_audited_and_only_its_parties_read_it(uow: FakeUnitOfWork) -> None:
     referral_id = await submit(uow)
-    referral, details, parallel = await get_referral(referral_id, RECEIVER, uow)
+    referral, details, parallel, _ = await get_referral(referral_id, RECEIVER, uow)
     assert (referral.id, details, parallel) == (referral_id, person(), [])
     assert [(e.organisation_id, e.action) for e in uow.committed.audit] == [(CAMHS, AuditAction.READ_REFERRAL)]
     with pytest.raises(NotYourReferral):
@@ -291,6 +299,7 @@ def row(
         service_id=service_id,
         referrer_org_id=referrer_org_id,
         person=person(nhs_number),
+        consent=CONSENT,
         primary_need=NeedCode.SEMH,
         secondary_need=None,
         urgency=Urgency.ROUTINE,

@@ -23,7 +23,7 @@ from waitlists.entrypoints.prometheus import run_refresher
 from waitlists.entrypoints.routers import ROUTERS
 from waitlists.service_layer.alerting import run_alert_scheduler
 from waitlists.service_layer.dashboard import signin_organisations
-from waitlists.service_layer.projection import CONSUMER_GROUP, backfill_facts, refresh_marked_facts
+from waitlists.service_layer.projection import CONSUMER_GROUP, EVENT_SOURCE, backfill_facts, refresh_marked_facts
 from waitlists.service_layer.reporting import organisation_known
 from waitlists.service_layer.unit_of_work import UnitOfWorkFactory
 from waitlists.settings import WaitlistsSettings
@@ -34,9 +34,10 @@ async def handle_referral_event(event: CloudEvent, session: AsyncSession) -> Non
     await on_referral_event(event, JoinedUnitOfWork(session))
 
 
-async def refresh_facts(session: AsyncSession) -> None:
-    """The consumer's step before each commit: the facts of what the transaction's events touched."""
-    await refresh_marked_facts(JoinedUnitOfWork(session))
+async def refresh_facts(session: AsyncSession, *, source: str = EVENT_SOURCE) -> None:
+    """The consumer's step before each commit: the facts of what the transaction's events touched, and the
+    clocks of theirs that changed told (from ``source``)."""
+    await refresh_marked_facts(JoinedUnitOfWork(session), source=source)
 
 
 def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
@@ -49,7 +50,12 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         owned_topics=[Topics.WAITLIST_ALERTS],
         consumers=[
             ConsumerSpec(
-                CONSUMER_GROUP, [Topics.REFERRAL_EVENTS], handle_referral_event, inbox, positions, refresh_facts
+                CONSUMER_GROUP,
+                [Topics.REFERRAL_EVENTS],
+                handle_referral_event,
+                inbox,
+                positions,
+                partial(refresh_facts, source=settings.event_source),
             )
         ],
     )

@@ -10,6 +10,7 @@ from types import TracebackType
 
 from waitlists.domain.access import Parties
 from waitlists.domain.alerts import AlertKind, ClockAlert
+from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, StopCount, StopOutcome
@@ -185,6 +186,22 @@ class FakeAlerts:
         return True
 
 
+class FakeClockUpdates:
+    def __init__(self, referrals: FakeReferrals) -> None:
+        self._referrals = referrals
+        self.fingerprints: dict[str, str] = {}
+        self.published: list[tuple[ClockUpdate, str]] = []
+
+    async def told_before(self, referral_ids: Sequence[str]) -> dict[str, ToldBefore]:
+        parties = await self._referrals.parties(referral_ids)
+        return {rid: ToldBefore(p, self.fingerprints.get(rid)) for rid, p in parties.items()}
+
+    async def tell(self, updates: Sequence[ClockUpdate], source: str) -> None:
+        for update in updates:
+            self.fingerprints[update.clocks.referral_id] = update.clocks.fingerprint
+            self.published.append((update, source))
+
+
 class FakeUnitOfWork:
     """One store shared by every ``async with``; ``commits`` counts the commits."""
 
@@ -192,6 +209,7 @@ class FakeUnitOfWork:
         self.referrals = FakeReferrals()
         self.directory = FakeDirectory()
         self.alerts = FakeAlerts()
+        self.clock_updates = FakeClockUpdates(self.referrals)
         self.facts = FakeFacts(self.alerts)
         self.marked_children: set[str] = set()
         self.marked_services: set[str] = set()

@@ -73,6 +73,57 @@ class ReferralEventV1(EventPayload):
     )
 
 
+class ConsentStatus(StrEnum):
+    """What a consent event did: the status code consent events carry (also in the event type)."""
+
+    GIVEN = "given"
+    CHANGED = "changed"
+    WITHDRAWN = "withdrawn"
+
+
+class ConsentGiver(StrEnum):
+    """Who gave (or withdrew) consent: a parent or carer; the young person where the SEND Code of Practice gives
+    them the decision (16 and over); a local authority with parental responsibility (a looked-after child)."""
+
+    PARENT = "parent"
+    CARER = "carer"
+    YOUNG_PERSON = "young_person"
+    LOCAL_AUTHORITY = "local_authority"
+
+
+def consent_event_type(status: ConsentStatus | str) -> str:
+    return f"uk.send.referral.consent.{ConsentStatus(status).value}.v1"
+
+
+CONSENT_EVENT_TYPES = frozenset(consent_event_type(s) for s in ConsentStatus)
+
+
+class ReferralConsentV1(EventPayload):
+    """Data of every ``uk.send.referral.consent.<given|changed|withdrawn>.v1`` event: consent to share the
+    referral, as codes and directory ids only (who gave it is a role, never a name)."""
+
+    referral_id: str = Field(description="Referral id; also the Kafka key and the CloudEvent subject.")
+    consent_version: int = Field(
+        ge=1, description="The referral's consent record version after this event; +1 per consent event."
+    )
+    consent_status: ConsentStatus = Field(description="given, changed or withdrawn (also in the event type).")
+    given_by: ConsentGiver = Field(description="Who gave, changed or withdrew consent, as a role.")
+    scope_service_ids: list[str] = Field(
+        default_factory=list,
+        description="Services that may receive the referral (directory ids); empty once consent is withdrawn.",
+    )
+    scope_organisation_ids: list[str] = Field(
+        default_factory=list,
+        description="Agencies any of whose services may receive the referral (directory ids); empty once withdrawn.",
+    )
+    child_ref: str = Field(description="Pseudonymous child reference (keyed hash); never an identifier.")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    service_id: str = Field(description="The service the referral is at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    occurred_at: AwareDatetime = Field(description="Business time: when consent was given, changed or withdrawn.")
+    recorded_at: AwareDatetime = Field(description="When the system recorded it.")
+
+
 # A directory id (organisation, service, area): lower-case ASCII letters, digits and hyphens, at most 64.
 DIRECTORY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ORGANISATION_UPSERTED = "uk.send.directory.organisation.upserted.v1"
@@ -123,6 +174,35 @@ class ClockAlertV1(EventPayload):
     raised_on: date = Field(description="Europe/London date the alert was raised.")
 
 
+CLOCKS_UPDATED = "uk.send.waitlist.clocks_updated.v1"
+
+
+class ClockStateV1(EventPayload):
+    """One clock of a referral as waitlists last derived it."""
+
+    clock: str = Field(description="e.g. ehc_decision_6w, ehc_plan_20w, cypmh_4w, rtt_18w, service_target.")
+    target_days: int = Field(description="The clock's target, in days from its start.")
+    start_date: date = Field(description="Business date the clock started.")
+    state: str = Field(description="running, paused, met, late or ended (stopped neither met nor late).")
+    breach_date: date | None = Field(
+        None, description="First date on which the wait exceeds the target; null while paused before it."
+    )
+    stopped_on: date | None = Field(None, description="The date the clock stopped (met, late or ended).")
+    exception: bool = Field(False, description="An EHC clock whose case is an exception (a statutory hold).")
+
+
+class ReferralClocksV1(EventPayload):
+    """Data of ``uk.send.waitlist.clocks_updated.v1``: a referral's clocks after waitlists projected a change of it.
+    Sent when they differ from those last sent; the newest ``referral_version`` wins."""
+
+    referral_id: str = Field(description="The referral whose clocks these are; also the CloudEvent subject.")
+    referral_version: int = Field(ge=1, description="The newest referral version these clocks were derived from.")
+    service_id: str = Field(description="The service the referral waits at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    clocks: list[ClockStateV1] = Field(description="Every clock the service runs for the referral.")
+
+
 WEBHOOK_PING = "uk.send.webhook.ping.v1"
 
 
@@ -136,11 +216,13 @@ class ContractViolation(ValueError):
     """An event whose attributes disagree with its data (type, subject or version): never worth retrying."""
 
 
-EventPayloadV1 = ReferralEventV1 | ClockAlertV1 | ServiceV1 | OrganisationV1
+EventPayloadV1 = ReferralEventV1 | ReferralConsentV1 | ClockAlertV1 | ReferralClocksV1 | ServiceV1 | OrganisationV1
 SCHEMAS: dict[str, type[EventPayloadV1]] = {
     **dict.fromkeys(REFERRAL_EVENT_TYPES, ReferralEventV1),
+    **dict.fromkeys(CONSENT_EVENT_TYPES, ReferralConsentV1),
     CLOCK_BREACH_IMMINENT: ClockAlertV1,
     CLOCK_BREACHED: ClockAlertV1,
+    CLOCKS_UPDATED: ReferralClocksV1,
     SERVICE_UPSERTED: ServiceV1,
     ORGANISATION_UPSERTED: OrganisationV1,
 }
@@ -170,5 +252,11 @@ def check_attributes(
         version = extensions.get("referralversion")
         if version is not None and version != str(payload.version):
             raise ContractViolation(f"referralversion {version} disagrees with data version {payload.version}")
-    if isinstance(payload, ReferralEventV1 | ClockAlertV1) and subject is not None and subject != payload.referral_id:
+    if isinstance(payload, ReferralConsentV1) and event_type != consent_event_type(payload.consent_status):
+        raise ContractViolation(f"type {event_type} carries consent status {payload.consent_status.value}")
+    if (
+        isinstance(payload, ReferralEventV1 | ReferralConsentV1 | ClockAlertV1 | ReferralClocksV1)
+        and subject is not None
+        and subject != payload.referral_id
+    ):
         raise ContractViolation(f"subject {subject} is not referral {payload.referral_id}")

@@ -1,6 +1,7 @@
 """One structured log line per HTTP request: method, path, route, status, duration and client.
 
-The path is logged without its query string (queries can carry search terms); probes and scrapes
+The path is logged without its query string (queries can carry search terms), and as its route's template when
+that route takes a ``{token}`` (a secret link such as the family view's must not reach the logs); probes and scrapes
 (``/healthz``, ``/readyz``, ``/metrics``) are left out so they do not drown the requests people make.
 """
 
@@ -39,14 +40,16 @@ class AccessLog:
         finally:
             route = scope.get("route")
             client = scope.get("client")
+            template = getattr(route, "path", None)
+            path = template if template and "{token}" in template else scope["path"]
             log.info(
                 "%s %s %s",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 extra={
                     "http_method": scope["method"],
-                    "http_path": scope["path"],
+                    "http_path": path,
                     "http_route": getattr(route, "path", None),
                     "http_status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -25,6 +25,7 @@ _SUBJECTS = {
     Template.BREACH_IMMINENT: ("Waiting time deadline approaching", "Deadline on {breach_day} at {service_name}"),
     Template.NEW_REFERRAL: ("New referral received", "New {urgency_label} referral for {service_name}"),
     Template.NEW_REFERRALS_DIGEST: ("New referrals received", "{referral_count} since the last summary ({digest_day})"),
+    Template.CONSENT_WITHDRAWN: ("Consent withdrawn", "Consent withdrawn for a referral to {service_name}"),
 }
 _URGENCIES = {"routine": "routine", "urgent": "urgent", "very_urgent": "very urgent"}
 # DfE SEN2 primary need codes
@@ -49,6 +50,13 @@ _REASONS = {
     "insufficient_information": "there was not enough information to decide",
     "needs_met_elsewhere": "the child's needs are already being met elsewhere",
     "duplicate": "the referral duplicates another one",
+}
+# Who gave or withdrew consent (ConsentGiver codes), as a role: never a name.
+_GIVERS = {
+    "parent": "the child's parent",
+    "carer": "the child's carer",
+    "young_person": "the young person",
+    "local_authority": "the local authority with parental responsibility",
 }
 _CLOCKS = {
     "ehc_decision_6w": "6-week deadline to decide whether to carry out an EHC needs assessment",
@@ -109,7 +117,7 @@ def _template_values(
     def link(key: str) -> str | None:
         return _link(referral_url, context.get(key))
 
-    reason, clock = context.get("reason_code"), context.get("clock")
+    reason, clock, giver = context.get("reason_code"), context.get("clock"), context.get("given_by")
     return {
         **context,
         **_referral_values(context, service_names, referral_url),
@@ -123,6 +131,7 @@ def _template_values(
         "reason_label": _REASONS.get(str(reason), str(reason).replace("_", " ")) if reason else "not given",
         "clock_label": _CLOCKS.get(str(clock), f"{str(clock).replace('_', ' ')} deadline") if clock else None,
         "occurred_on": _day(context.get("occurred_at")),
+        "giver_label": _GIVERS.get(str(giver), str(giver).replace("_", " ")) if giver else "the family",
         "appointment": _appointment(context.get("appointment_at")),
         "breach_day": _day(context.get("breach_date")),
         "raised_day": _day(context.get("raised_on")),

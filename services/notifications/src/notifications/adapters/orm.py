@@ -178,5 +178,16 @@ held_events = Table(
     Index("ix_held_events_held_at", "held_at"),
 )
 
+# Per referral, the family's consent in force as the consent events tell it (the newest consent_version wins):
+# while it is withdrawn only the receiving organisation hears about the referral (domain/subscriptions.py).
+consents = Table(
+    "consents",
+    metadata,
+    Column("referral_id", String(64), primary_key=True),
+    Column("consent_version", Integer, nullable=False),
+    Column("consent_status", String(16), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 inbox = define_inbox_table(metadata)
 positions = define_positions_table(metadata)

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifications.adapters.repositories.consents import SqlConsentRepository
 from notifications.adapters.repositories.deliveries import SqlDeliveryRepository
 from notifications.adapters.repositories.digests import SqlDigestRepository
 from notifications.adapters.repositories.directory import SqlDirectoryRepository
@@ -28,6 +29,7 @@ class SqlUnitOfWork:
     emails: SqlEmailRepository
     preferences: SqlPreferenceRepository
     digests: SqlDigestRepository
+    consents: SqlConsentRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -69,3 +71,4 @@ class SqlUnitOfWork:
         self.emails = SqlEmailRepository(session)
         self.preferences = SqlPreferenceRepository(session)
         self.digests = SqlDigestRepository(session)
+        self.consents = SqlConsentRepository(session)

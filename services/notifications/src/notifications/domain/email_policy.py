@@ -6,13 +6,19 @@ the link to the referral in the referrals API, where authorised users see the de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from send_shared.events.schemas import CLOCK_BREACH_IMMINENT, ReferralStatus, referral_event_type
+from send_shared.events.schemas import (
+    CLOCK_BREACH_IMMINENT,
+    ConsentStatus,
+    ReferralStatus,
+    consent_event_type,
+    referral_event_type,
+)
 
 Scalar = str | int | None
 ContextValue = Scalar | list[dict[str, Scalar]]  # a list only in the digest: one entry per referral
@@ -29,6 +35,7 @@ class Template(StrEnum):
     BREACH_IMMINENT = "breach_imminent"
     NEW_REFERRAL = "new_referral"
     NEW_REFERRALS_DIGEST = "new_referrals_digest"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
 
 
 class Audience(StrEnum):
@@ -96,6 +103,16 @@ _REFERRAL_TEMPLATES: dict[str, tuple[Template, tuple[str, ...]]] = {
 }
 # A referral is new for its receiver when it is submitted, whether by the referrer or by a hand-off.
 NEW_REFERRAL_FIELDS = ("referral_id", "service_id", "receiving_org_id", "urgency", "primary_need", "occurred_at")
+# Both parties must act on a withdrawal of consent: the receiver stops or closes the work, the referrer stops sharing.
+_CONSENT_FIELDS = (
+    "referral_id",
+    "service_id",
+    "referrer_org_id",
+    "receiving_org_id",
+    "consent_status",
+    "given_by",
+    "occurred_at",
+)
 _ALERT_FIELDS = (
     "referral_id",
     "clock",
@@ -110,8 +127,17 @@ _ALERT_FIELDS = (
 )
 
 
-def email_intents(event_type: str, data: Mapping[str, Any]) -> list[EmailIntent]:
-    """The emails ``event_type`` with payload ``data`` causes: none for most events."""
+def email_intents(
+    event_type: str, data: Mapping[str, Any], concerned: Collection[str] | None = None
+) -> list[EmailIntent]:
+    """The emails ``event_type`` with payload ``data`` causes (none for most events), to the organisations
+    ``concerned`` only when given (``subscriptions.organisations_concerned``: while consent is withdrawn, not
+    the referrer)."""
+    intents = _all_intents(event_type, data)
+    return intents if concerned is None else [i for i in intents if i.organisation_id in concerned]
+
+
+def _all_intents(event_type: str, data: Mapping[str, Any]) -> list[EmailIntent]:
     if event_type in _REFERRAL_TEMPLATES:
         template, extra = _REFERRAL_TEMPLATES[event_type]
         return _addressed(data, (Audience.REFERRER,), template, _pick(data, _REFERRAL_FIELDS + extra))
@@ -120,6 +146,9 @@ def email_intents(event_type: str, data: Mapping[str, Any]) -> list[EmailIntent]
     if event_type == CLOCK_BREACH_IMMINENT and is_statutory(data.get("clock")):
         audiences = (Audience.REFERRER, Audience.RECEIVER)
         return _addressed(data, audiences, Template.BREACH_IMMINENT, _pick(data, _ALERT_FIELDS))
+    if event_type == consent_event_type(ConsentStatus.WITHDRAWN):
+        audiences = (Audience.REFERRER, Audience.RECEIVER)
+        return _addressed(data, audiences, Template.CONSENT_WITHDRAWN, _pick(data, _CONSENT_FIELDS))
     return []
 
 

@@ -9,14 +9,18 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from send_shared.events.schemas import SCHEMAS
+from notifications.domain.consent import ConsentState
+from send_shared.events.schemas import CLOCKS_UPDATED, CONSENT_EVENT_TYPES, SCHEMAS, ReferralStatus, referral_event_type
 
 REFERRAL_PREFIX = "uk.send.referral."
 ALERT_PREFIX = "uk.send.waitlist."
 MAX_URL_LENGTH = 2000  # endpoints.url is String(2000)
 # The event types an endpoint can receive: the contract's types that concern organisations (the ping is
 # sent to every endpoint on request, whatever it subscribes to).
-SUBSCRIBABLE_TYPES = frozenset(t for t in SCHEMAS if t.startswith((REFERRAL_PREFIX, ALERT_PREFIX)))
+# (Not the clocks waitlists tells the referrals service for the family view: those are no one's webhook.)
+SUBSCRIBABLE_TYPES = frozenset(
+    t for t in SCHEMAS if t.startswith((REFERRAL_PREFIX, ALERT_PREFIX)) and t != CLOCKS_UPDATED
+)
 
 
 class EndpointStatus(StrEnum):
@@ -44,12 +48,33 @@ class Endpoint:
     status: EndpointStatus = EndpointStatus.ACTIVE
 
 
-def organisations_concerned(event_type: str, data: Mapping[str, Any]) -> list[str]:
-    """Only the referrer and the receiving organisation ever hear about a referral or its alerts."""
+# The reason code of the referral's withdrawal that a withdrawal of consent before acceptance causes.
+CONSENT_WITHDRAWN_REASON = "consent_withdrawn"
+_WITHDRAWN = referral_event_type(ReferralStatus.WITHDRAWN)
+
+
+def organisations_concerned(event_type: str, data: Mapping[str, Any], consent: ConsentState | None = None) -> list[str]:
+    """Who hears about a referral event, a consent event or a clock alert (webhooks and email alike): only the
+    referrer and the receiving organisation ever do, and while the family's consent is withdrawn (``consent``,
+    the consent in force for the event's referral) only the receiving organisation, which must still act
+    (close the referral or record the statutory basis it goes on under). Two things still reach both: the
+    consent events themselves (the receiver stops the work, the referrer stops sharing) and the referral's
+    withdrawal that a withdrawal of consent before acceptance causes (the referrer must know it ended).
+    Once consent is given again both hear everything from then on."""
     if not event_type.startswith((REFERRAL_PREFIX, ALERT_PREFIX)):
         return []
-    found = [data.get("referrer_org_id"), data.get("receiving_org_id")]
+    referrer, receiver = data.get("referrer_org_id"), data.get("receiving_org_id")
+    if consent is not None and consent.withdrawn and not _both_hear_despite_withdrawal(event_type, data):
+        found = [receiver]
+    else:
+        found = [referrer, receiver]
     return sorted({str(org) for org in found if org})
+
+
+def _both_hear_despite_withdrawal(event_type: str, data: Mapping[str, Any]) -> bool:
+    if event_type in CONSENT_EVENT_TYPES:
+        return True
+    return event_type == _WITHDRAWN and data.get("reason_code") == CONSENT_WITHDRAWN_REASON
 
 
 def type_matches(pattern: str, event_type: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
 
-from send_shared.events.schemas import WEBHOOK_PING, ClockAlertV1, ReferralEventV1, WebhookPingV1
+from send_shared.events.schemas import WEBHOOK_PING, ClockAlertV1, ReferralConsentV1, ReferralEventV1, WebhookPingV1
 from send_shared.events.webhooks import StructuredEvent
 from send_shared.web.problems import add_problem_responses
 
@@ -32,7 +32,7 @@ WebhookSignature = Annotated[
 
 
 def document_webhooks(app: FastAPI) -> None:
-    """Add the three webhooks to the app's OpenAPI document (without FastAPI's 422, which is about our own
+    """Add the four webhooks to the app's OpenAPI document (without FastAPI's 422, which is about our own
     requests, not what a subscriber answers)."""
 
     @app.webhooks.post("referral-event", responses=_ANSWERS)
@@ -40,14 +40,28 @@ def document_webhooks(app: FastAPI) -> None:
         body: StructuredEvent[ReferralEventV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
     ) -> None:
         """A change of a referral your organisation sent or receives (`uk.send.referral.<status>.v1`), in the
-        order of its versions. De-duplicate on `webhook-id`; a version gap cannot happen: later versions wait."""
+        order of its versions. De-duplicate on `webhook-id`; a version gap cannot happen: later versions wait.
+        While the family's consent is withdrawn only the receiving organisation hears of the referral's changes;
+        the referrer hears only the withdrawal a withdrawal of consent before acceptance causes (reason code
+        `consent_withdrawn`), then nothing more until consent is given again."""
+
+    @app.webhooks.post("referral-consent", responses=_ANSWERS)
+    def referral_consent(
+        body: StructuredEvent[ReferralConsentV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """The family's consent to share a referral your organisation sent or receives was given, changed or
+        withdrawn (`uk.send.referral.consent.<given|changed|withdrawn>.v1`): always to both the referrer and the
+        receiving organisation. Numbered by `consent_version`, not the referral's version; the newest is the
+        consent in force (an older one that comes late is not sent). On `withdrawn` the receiver stops or closes
+        the work (or records the statutory basis it goes on under) and the referrer stops sharing."""
 
     @app.webhooks.post("clock-alert", responses=_ANSWERS)
     def clock_alert(
         body: StructuredEvent[ClockAlertV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
     ) -> None:
         """A statutory or service clock of a referral that concerns you is about to breach
-        (`uk.send.waitlist.clock_breach_imminent.v1`) or has breached (`uk.send.waitlist.clock_breached.v1`)."""
+        (`uk.send.waitlist.clock_breach_imminent.v1`) or has breached (`uk.send.waitlist.clock_breached.v1`).
+        While the family's consent is withdrawn, to the receiving organisation only."""
 
     @app.webhooks.post(
         "ping",

@@ -3,7 +3,9 @@
 Every event is validated against its schema first (``validated_payload``): a violation raises, and the
 consumer parks it on its dead-letter topic. Webhook bodies and email contexts are built from the
 validated payload only, so a field the contract does not know (a name, say) never goes out.
-A referral's events go on in version order (``domain.ordering``); one that comes early is held.
+A referral's events go on in version order (``domain.ordering``); one that comes early is held. Consent events
+carry their own consent version, not the referral's: they go on at once (never held), and the newest one is kept
+as the referral's consent in force, which decides who hears what follows (``organisations_concerned``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from notifications.adapters.event_mapping import clean_event, from_structured, webhook_body
+from notifications.domain.consent import ConsentState
 from notifications.domain.delivery import Message
 from notifications.domain.ordering import Arrival, arrival
-from notifications.domain.subscriptions import organisations_concerned, wants
+from notifications.domain.subscriptions import ALERT_PREFIX, REFERRAL_PREFIX, organisations_concerned, wants
 from notifications.service_layer.mail import queue_emails
 from notifications.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from send_shared.events.envelope import CloudEvent
-from send_shared.events.schemas import OrganisationV1, ReferralEventV1, ServiceV1, validated_payload
+from send_shared.events.schemas import (
+    OrganisationV1,
+    ReferralClocksV1,
+    ReferralConsentV1,
+    ReferralEventV1,
+    ServiceV1,
+    validated_payload,
+)
 from send_shared.metrics import CONSUMER_VERSION_GAPS
 
 log = logging.getLogger(__name__)
@@ -51,7 +61,14 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
     if isinstance(payload, OrganisationV1):
         await uow.directory.record_organisation(payload.organisation_id, payload.version)
         return 0
+    if isinstance(payload, ReferralClocksV1):
+        return 0  # waitlists tells the referrals service (the family view), not organisations
     clean = clean_event(event, payload)
+    if isinstance(payload, ReferralConsentV1):
+        state = ConsentState(payload.referral_id, payload.consent_version, payload.consent_status)
+        if not await uow.consents.record(state, datetime.now(UTC)):
+            return 0  # a repeat, or older than the consent in force: those concerned heard a newer one
+        return await _send_on(uow, clean, referral_link_template)
     if not isinstance(payload, ReferralEventV1):
         return await _send_on(uow, clean, referral_link_template)
     last = await _last_sent_version(uow, payload.referral_id, payload.version)
@@ -72,17 +89,22 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
 
 
 async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str) -> int:
-    concerned = organisations_concerned(event.type, event.data)
-    if not concerned:
+    """Who hears is decided as the event goes on, by the consent in force then: an event held for its turn and
+    sent on after a withdrawal reaches only the receiving organisation."""
+    if not event.type.startswith((REFERRAL_PREFIX, ALERT_PREFIX)):
         return 0
     referral_id = str(event.data.get("referral_id") or event.subject or "")
+    consent = await uow.consents.of(referral_id) if referral_id else None
+    concerned = organisations_concerned(event.type, event.data, consent)
+    if not concerned:
+        return 0
     link = referral_link_template.format(referral_id=referral_id) if referral_id else None
     now = datetime.now(UTC)
     order_key = referral_id or event.id
     message = Message(event.id, event.type, order_key, tuple(concerned), webhook_body(event, link), now)
     if not await uow.messages.add(message):
         return 0  # sent on before (messages are kept): whatever brought it back, no one hears it twice
-    await queue_emails(uow, event.id, event.type, event.data)
+    await queue_emails(uow, event.id, event.type, event.data, concerned)
     targets = [
         e for e in await uow.endpoints.subscribed(concerned) if wants(e.subscription, event.type, event.data, concerned)
     ]

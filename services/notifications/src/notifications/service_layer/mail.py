@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -26,10 +26,12 @@ class Mailer(Protocol):
         ...
 
 
-async def queue_emails(uow: UnitOfWork, event_id: str, event_type: str, data: Mapping[str, Any]) -> int:
-    """Queues the event's emails that their organisations want at once, and keeps those they want in their
-    daily digest; returns how many were queued or kept."""
-    intents = email_intents(event_type, data)
+async def queue_emails(
+    uow: UnitOfWork, event_id: str, event_type: str, data: Mapping[str, Any], concerned: Collection[str]
+) -> int:
+    """Queues the event's emails to the organisations ``concerned`` that they want at once, and keeps those they
+    want in their daily digest; returns how many were queued or kept."""
+    intents = email_intents(event_type, data, concerned)
     if not intents:
         return 0
     now = datetime.now(UTC)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from notifications.domain.consent import ConsentState
 from notifications.domain.delivery import (
     AttemptRecord,
     Backlog,
@@ -184,6 +185,16 @@ class DigestRepository(Protocol):
     async def mark_digested(self, entry_ids: Sequence[int], day: date) -> None: ...
 
 
+class ConsentRepository(Protocol):
+    """Per referral, the family's consent in force, from the consent events."""
+
+    async def of(self, referral_id: str) -> ConsentState | None: ...
+    async def record(self, state: ConsentState, now: datetime) -> bool:
+        """Keeps ``state`` if it is newer (a higher consent version) than the one kept; False for a repeat or an
+        older version, which change nothing."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def endpoints(self) -> EndpointRepository: ...
@@ -201,6 +212,8 @@ class UnitOfWork(Protocol):
     def preferences(self) -> PreferenceRepository: ...
     @property
     def digests(self) -> DigestRepository: ...
+    @property
+    def consents(self) -> ConsentRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

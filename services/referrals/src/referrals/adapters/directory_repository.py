@@ -70,6 +70,9 @@ class SqlDirectoryRepository:
             "target_days": service.target_days,
             "active": service.active,
             "version": version,
+            "contact_phone": service.contact_phone,
+            "contact_email": service.contact_email,
+            "contact_url": service.contact_url,
         }
         if current is None:
             await self.session.execute(insert(directory_services).values(id=service.id, **values))
@@ -91,6 +94,9 @@ def _service_from_row(row: Any) -> Service:
         target_days=row["target_days"],
         active=row["active"],
         version=row["version"],
+        contact_phone=row["contact_phone"],
+        contact_email=row["contact_email"],
+        contact_url=row["contact_url"],
     )
 
 

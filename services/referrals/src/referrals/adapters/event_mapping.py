@@ -3,6 +3,7 @@ this line."""
 
 from __future__ import annotations
 
+from referrals.domain.consent import ConsentRecord
 from referrals.domain.directory import Organisation, Service
 from referrals.domain.model import Referral, StatusChanged
 from send_shared.events.envelope import CloudEvent
@@ -10,8 +11,10 @@ from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,
     SERVICE_UPSERTED,
     OrganisationV1,
+    ReferralConsentV1,
     ReferralEventV1,
     ServiceV1,
+    consent_event_type,
     referral_event_type,
 )
 
@@ -50,6 +53,47 @@ def to_cloud_event(referral: Referral, change: StatusChanged, *, source: str, ev
         data=payload.model_dump(mode="json"),
         extensions={"referralversion": str(change.version)},
     )
+
+
+def consent_cloud_event(referral: Referral, record: ConsentRecord, *, source: str) -> CloudEvent:
+    """A consent event: codes and directory ids only; who gave consent is a role, the note never leaves."""
+    payload = ReferralConsentV1(
+        referral_id=referral.id,
+        consent_version=record.version,
+        consent_status=record.status,
+        given_by=record.given_by,
+        scope_service_ids=list(record.scope.service_ids),
+        scope_organisation_ids=list(record.scope.organisation_ids),
+        child_ref=referral.child_ref,
+        referrer_org_id=referral.referrer_org_id,
+        service_id=referral.service_id,
+        receiving_org_id=referral.receiving_org_id,
+        occurred_at=record.occurred_at,
+        recorded_at=record.recorded_at,
+    )
+    return CloudEvent(
+        id=record.event_id,
+        type=consent_event_type(record.status),
+        source=source,
+        subject=referral.id,
+        time=record.recorded_at,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+def ordered_events(
+    referral: Referral, changes: list[StatusChanged], consents: list[ConsentRecord]
+) -> list[StatusChanged | ConsentRecord]:
+    """The referral's new events and consent events in the order they happened in one transaction: a consent event
+    comes right after the referral event of the version it was recorded at (the submission's consent after
+    ``submitted``; a withdrawal of consent before the ``withdrawn`` it causes)."""
+    pending = sorted(consents, key=lambda c: c.version)
+    ordered: list[StatusChanged | ConsentRecord] = []
+    for change in changes:
+        while pending and pending[0].referral_version < change.version:
+            ordered.append(pending.pop(0))
+        ordered.append(change)
+    return ordered + pending
 
 
 def organisation_event(org: Organisation, source: str) -> CloudEvent:

@@ -59,15 +59,71 @@ referral_people = Table(
     "referral_people",
     metadata,
     Column("referral_id", String(36), primary_key=True),
-    Column("given_name", String(100), nullable=False),
-    Column("family_name", String(100), nullable=False),
-    Column("date_of_birth", Date, nullable=False),
+    Column("given_name", String(100), nullable=True),
+    Column("family_name", String(100), nullable=True),
+    Column("date_of_birth", Date, nullable=True),
     Column("nhs_number", String(10), nullable=True),
     Column("upn", String(13), nullable=True),
-    Column("reason", Text, nullable=False),
-    Column("consent_given_by", String(20), nullable=False),
-    Column("consent_given_at", UtcDateTime(), nullable=False),
-    Column("consent_scope", String(500), nullable=False),
+    Column("reason", Text, nullable=True),
+    # How the family wants to be reached (the family view's link goes to contact_email).
+    Column("contact_email", String(254), nullable=True),
+    Column("contact_phone", String(32), nullable=True),
+    Column("contact_preference", String(20), nullable=True),
+    # Erasure (UK GDPR Article 17) blanks the names and identifiers above and keeps a tombstone: who and when.
+    Column("erased_at", UtcDateTime(), nullable=True),
+    Column("erased_by_org_id", String(64), nullable=True),
+)
+
+# Consent to share the referral, one row per consent event (given, changed, withdrawn); the newest is in force.
+referral_consents = Table(
+    "referral_consents",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("consent_version", Integer, primary_key=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("consent_status", String(20), nullable=False),
+    Column("given_by", String(20), nullable=False),
+    Column("scope_service_ids", JSON, nullable=False),
+    Column("scope_organisation_ids", JSON, nullable=False),
+    Column("note", String(500), nullable=True),  # the family's words; never leaves this service
+    Column("recorded_by_org_id", String(64), nullable=True),  # null when the family recorded it themselves
+    Column("recorded_via", String(20), nullable=False),  # api, import or family_view
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# Private links to the family view. Only a hash of the token is kept; the token itself is in the email.
+family_links = Table(
+    "family_links",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("child_ref", String(64), nullable=False),
+    Column("referral_id", String(36), nullable=False),
+    Column("issued_by_org_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Index("ix_family_links_referral", "referral_id"),
+)
+
+# Emails carrying a family link, queued in the transaction that made the link; the token is cleared once sent.
+family_link_emails = Table(
+    "family_link_emails",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("link_id", String(36), nullable=False),
+    Column("to_address", String(254), nullable=False),
+    Column("token", String(100), nullable=True),
+    Column("queued_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    # When to try again after a failure; null once sent or given up (the token is cleared then too).
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Index("ix_family_link_emails_unsent", "sent_at", "queued_at"),
 )
 
 referral_history = Table(
@@ -136,7 +192,23 @@ directory_services = Table(
     Column("target_days", Integer, nullable=True),
     Column("active", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
+    # How a family reaches the service (directory data, not personal): shown on the family view.
+    Column("contact_phone", String(32), nullable=True),
+    Column("contact_email", String(254), nullable=True),
+    Column("contact_url", String(500), nullable=True),
     Index("ix_directory_services_organisation", "organisation_id"),
+)
+
+# Each referral's clocks as waitlists last told them (uk.send.waitlist.clocks_updated.v1), for the family view's
+# deadline: the newest referral_version wins. Clocks are never worked out here (waitlists holds the rules).
+referral_clocks = Table(
+    "referral_clocks",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("referral_version", Integer, nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("clocks", JSON, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
 )
 
 # Every event published (the store, never pruned), the publish queue and the newest record per partition.

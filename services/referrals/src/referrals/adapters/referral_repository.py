@@ -13,7 +13,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import idempotency_keys, referral_history, referral_people, referrals
-from referrals.domain.child import Consent, PersonalDetails
+from referrals.domain.child import PersonalDetails
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.history import HistoryRecord
 from referrals.domain.idempotency import StoredResponse
@@ -75,7 +75,7 @@ class SqlReferralRepository:
             .mappings()
             .first()
         )
-        if row is None:
+        if row is None or row["erased_at"] is not None:  # erased: nothing is held but the tombstone
             return None
         return PersonalDetails(
             given_name=row["given_name"],
@@ -84,7 +84,6 @@ class SqlReferralRepository:
             nhs_number=row["nhs_number"],
             upn=row["upn"],
             reason=row["reason"],
-            consent=Consent(row["consent_given_by"], as_utc(row["consent_given_at"]), row["consent_scope"]),
         )
 
     async def visible(self, f: ListFilter, *, limit: int, cursor: str | None) -> tuple[list[Referral], str | None]:
@@ -187,9 +186,6 @@ def _person_row(p: PersonalDetails) -> dict[str, Any]:
         "nhs_number": p.nhs_number,
         "upn": p.upn,
         "reason": p.reason,
-        "consent_given_by": p.consent.given_by,
-        "consent_given_at": p.consent.given_at,
-        "consent_scope": p.consent.scope,
     }
 
 

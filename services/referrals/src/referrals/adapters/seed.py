@@ -31,6 +31,9 @@ def seed_file() -> tuple[list[Organisation], list[Service]]:
             urgencies=tuple(Urgency(u) for u in s["urgencies"]),
             clocks=tuple(Clock(c) for c in s["clocks"]),
             target_days=s.get("target_days"),
+            contact_phone=s.get("contact_phone"),
+            contact_email=s.get("contact_email"),
+            contact_url=s.get("contact_url"),
         )
         for s in doc["services"]
     ]

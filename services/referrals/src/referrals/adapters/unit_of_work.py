@@ -11,11 +11,17 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from referrals.adapters.audit_log import SqlAuditLog
+from referrals.adapters.clocks_repository import SqlReferralClocksRepository
+from referrals.adapters.consent_repository import SqlConsentRepository
 from referrals.adapters.directory_repository import SqlDirectoryRepository
-from referrals.adapters.event_mapping import to_cloud_event
+from referrals.adapters.event_mapping import consent_cloud_event, ordered_events, to_cloud_event
+from referrals.adapters.family_links import SqlFamilyLinkRepository
 from referrals.adapters.orm import outbox, referral_history
+from referrals.adapters.privacy_repository import SqlPrivacyRepository
 from referrals.adapters.referral_repository import SqlReferralRepository, history_row
+from referrals.domain.consent import ConsentRecord
 from referrals.domain.history import history_record
+from referrals.domain.model import Referral
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
@@ -31,8 +37,12 @@ class SqlUnitOfWork:
         self.session = self.sessions()
         await self.session.begin()
         self.referrals = SqlReferralRepository(self.session)
+        self.consents = SqlConsentRepository(self.session)
         self.directory = SqlDirectoryRepository(self.session)
         self.audit_log = SqlAuditLog(self.session)
+        self.privacy = SqlPrivacyRepository(self.session)
+        self.family_links = SqlFamilyLinkRepository(self.session)
+        self.referral_clocks = SqlReferralClocksRepository(self.session)
         self.pending: list[tuple[CloudEvent, str]] = []
         return self
 
@@ -46,15 +56,28 @@ class SqlUnitOfWork:
         self.pending.append((event, key))
 
     async def commit(self) -> None:
-        """Write every recorded domain event to history and outbox, then commit all of it at once."""
+        """Write every recorded domain event to history and outbox, and every consent event to the outbox in its
+        place among them, then commit all of it at once."""
         items = []
         history = []
-        for referral in self.referrals.seen:
-            for change in referral.events:
+        consents: dict[str, list[ConsentRecord]] = {}
+        holders: dict[str, Referral] = {}
+        for holder, record in self.consents.added:
+            consents.setdefault(record.referral_id, []).append(record)
+            holders.setdefault(record.referral_id, holder)
+        self.consents.added = []
+        seen = list(self.referrals.seen)
+        seen_ids = {r.id for r in seen}
+        for referral in [*seen, *(r for i, r in holders.items() if i not in seen_ids)]:
+            for item in ordered_events(referral, referral.events, consents.pop(referral.id, [])):
+                if isinstance(item, ConsentRecord):
+                    event = consent_cloud_event(referral, item, source=self.event_source)
+                    items.append((event, Topics.REFERRAL_EVENTS, referral.id))
+                    continue
                 event_id = str(uuid.uuid4())
-                event = to_cloud_event(referral, change, source=self.event_source, event_id=event_id)
+                event = to_cloud_event(referral, item, source=self.event_source, event_id=event_id)
                 items.append((event, Topics.REFERRAL_EVENTS, referral.id))
-                history.append(history_row(history_record(referral, change, event_id)))
+                history.append(history_row(history_record(referral, item, event_id)))
             referral.events.clear()
         items += [(event, Topics.REFERRAL_EVENTS, key) for event, key in self.pending]
         self.pending = []

@@ -9,6 +9,11 @@ from enum import StrEnum
 
 class AuditAction(StrEnum):
     READ_REFERRAL = "read_referral"
+    READ_CONSENT = "read_consent"
+    ERASED = "erased"  # the child's personal data in a referral replaced by a tombstone
+    SUBJECT_ACCESS = "subject_access"  # everything held about a child exported for a subject access request
+    FAMILY_VIEW = "family_view"  # a family opened its private link (subject family-link:<id>)
+    FAMILY_CONTACT = "family_contact"  # a family changed its contact details through its link
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _NHS = re.compile(r"[0-9]{10}")
@@ -41,13 +41,6 @@ def child_reference(identifier: str, key: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Consent:
-    given_by: str
-    given_at: datetime
-    scope: str
-
-
-@dataclass(frozen=True, slots=True)
 class PersonalDetails:
     """Who the child is and why they are referred. Never leaves the referrals service."""
 
@@ -57,7 +50,6 @@ class PersonalDetails:
     nhs_number: str | None
     upn: str | None
     reason: str
-    consent: Consent
 
     @property
     def identifier(self) -> str:

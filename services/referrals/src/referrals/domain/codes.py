@@ -47,6 +47,13 @@ class RejectionReason(StrEnum):
     DUPLICATE = "duplicate"
 
 
+class WithdrawalReason(StrEnum):
+    """Codes a withdrawal may carry. The referrer may give a code of its own too (recorded as given)."""
+
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    """Consent was withdrawn before the service accepted the referral: the referral ends with it (issue 17)."""
+
+
 class Outcome(StrEnum):
     PLAN_ISSUED = "plan_issued"
     NO_PLAN = "no_plan"

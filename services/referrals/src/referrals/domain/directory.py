@@ -52,6 +52,10 @@ class Service:
     target_days: int | None = None
     active: bool = True
     version: int = 0
+    contact_phone: str | None = None
+    """How a family reaches the service (directory data, never a person's): shown on the family view."""
+    contact_email: str | None = None
+    contact_url: str | None = None
 
     @property
     def is_ehc(self) -> bool:

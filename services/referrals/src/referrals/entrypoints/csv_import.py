@@ -17,7 +17,9 @@ read too: day-first dates, UK local times, codes in any case and the usual MIS c
 | reason | yes | why the child was referred |
 | consent_given_by | yes | parent, carer, young_person, local_authority |
 | consent_given_at | yes | ISO 8601 date-time with offset |
-| consent_scope | yes | what the consent covers |
+| consent_scope | yes | what the consent covers, in the family's words (kept as the consent's note) |
+| consent_scope_service_ids | no | services that may receive the referral (directory ids, separated by spaces or `;`); with neither this nor the next, only the service referred to |
+| consent_scope_organisation_ids | no | organisations any of whose services may receive it (directory ids, separated by spaces or `;`) |
 | referred_at | yes | ISO 8601 date-time with offset, from 2000-01-01, not in the future |
 | status | no | submitted (default); a receiver importing its own service's list also acknowledged, accepted, scheduled, on_hold |
 | accepted_at | for accepted, scheduled, on_hold | when the referral was accepted |
@@ -26,7 +28,7 @@ read too: day-first dates, UK local times, codes in any case and the usual MIS c
 | hold_reason, expected_resume | for on_hold | a hold reason code and a date, at most two years ahead |
 
 Every date-time needs an offset and none may be before 2000-01-01. An import records only the moves the
-caller's role may make in a live move: a referrer (a school importing what it sent) imports `submitted`
+caller's role may make in a live move (and consent version 1, `given`, as a submission does): a referrer (a school importing what it sent) imports `submitted`
 referrals only; the moves a receiver makes come in through the receiver's own import of its waiting list.
 History names the importing organisation as the one that recorded each move.
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +74,17 @@ IMPORTABLE_STATUSES = (Status.SUBMITTED, Status.ACKNOWLEDGED, Status.ACCEPTED, S
 COLUMNS = (
     "service_id", "referrer_org_id", "nhs_number", "upn", "given_name", "family_name", "date_of_birth",
     "primary_need", "secondary_need", "urgency", "reason", "consent_given_by", "consent_given_at", "consent_scope",
-    "referred_at", "status", "accepted_at", "status_at", "appointment_at", "hold_reason", "expected_resume",
+    "consent_scope_service_ids", "consent_scope_organisation_ids", "referred_at", "status", "accepted_at", "status_at", "appointment_at", "hold_reason", "expected_resume",
 )  # fmt: skip
 _CHILD = {"given_name", "family_name", "date_of_birth", "nhs_number", "upn"}
-_CONSENT = {"consent_given_by": "given_by", "consent_given_at": "given_at", "consent_scope": "scope"}
+_CONSENT = {
+    "consent_given_by": "given_by",
+    "consent_given_at": "given_at",
+    "consent_scope": "scope",
+    "consent_scope_service_ids": "scope_service_ids",
+    "consent_scope_organisation_ids": "scope_organisation_ids",
+}
+_ID_LISTS = {"consent_scope_service_ids", "consent_scope_organisation_ids"}
 
 
 class ImportRow(BaseModel):
@@ -177,7 +187,11 @@ def _nest(record: dict[str, Any]) -> dict[str, Any]:
     }
     nested: dict[str, Any] = {k: v for k, v in flat.items() if k not in _CHILD and k not in _CONSENT}
     nested["child"] = {k: v for k, v in flat.items() if k in _CHILD}
-    nested["consent"] = {_CONSENT[k]: v for k, v in flat.items() if k in _CONSENT}
+    nested["consent"] = {
+        _CONSENT[k]: (re.split(r"[;\s]+", v.strip(" ;")) if k in _ID_LISTS and isinstance(v, str) else v)
+        for k, v in flat.items()
+        if k in _CONSENT
+    }
     return nested
 
 

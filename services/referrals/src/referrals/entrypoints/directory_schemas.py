@@ -65,6 +65,9 @@ _SERVICE_EXAMPLE: JsonDict = {
     "urgencies": ["routine"],
     "clocks": ["service_target"],
     "target_days": 126,
+    "contact_phone": "01632 960 200",
+    "contact_email": "camhs@northshire-camhs.example",
+    "contact_url": "https://northshire-camhs.example/contact",
 }
 
 
@@ -87,6 +90,24 @@ class ServiceIn(BaseModel):
         None, ge=1, le=3650, description="Target of the service_target clock, in days from referral to start."
     )
     active: bool = Field(True, description="Whether the service takes new referrals; default true.")
+    contact_phone: str | None = Field(
+        None,
+        max_length=32,
+        pattern=r"^\+?[0-9][0-9 ()-]{5,30}$",
+        description="The service's phone number for families (shown on the family view); never a person's.",
+    )
+    contact_email: str | None = Field(
+        None,
+        max_length=254,
+        pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$",
+        description="The service's email address for families (shown on the family view); a team's, not a person's.",
+    )
+    contact_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://[^\s<>\"]+$",
+        description="The service's web page for families (shown on the family view).",
+    )
 
 
 class ServiceOut(ServiceIn):
@@ -138,5 +159,8 @@ def service_out(s: Service) -> ServiceOut:
             "clocks": list(s.clocks),
             "target_days": s.target_days,
             "active": s.active,
+            "contact_phone": s.contact_phone,
+            "contact_email": s.contact_email,
+            "contact_url": s.contact_url,
         }
     )

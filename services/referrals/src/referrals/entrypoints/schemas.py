@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -20,11 +20,14 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from referrals.domain.child import Consent, PersonalDetails, is_valid_nhs_number, is_valid_upn
+from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_valid_upn
 from referrals.domain.codes import EHC_OUTCOMES, HoldReason, NeedCode, Outcome, RejectionReason, Urgency
+from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, ConsentStatus
 from referrals.domain.history import HistoryRecord
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
+from referrals.domain.privacy import Tombstone
+from referrals.service_layer.consent import GivenConsent
 from send_shared.events.schemas import DIRECTORY_ID_PATTERN
 
 NAME_PATTERN = r"^[^\W\d_]+(?:[ '\u2019.\-][^\W\d_]+)*$"
@@ -152,16 +155,49 @@ ReasonCodeOut = Annotated[str, WithJsonSchema({"anyOf": [*_REASON_LISTS, {"title
 OutcomeCodeOut = Annotated[str, WithJsonSchema({"anyOf": [*_OUTCOME_LISTS, {"title": "OtherOutcome", **_OTHER_OUT}]})]
 
 
+ScopeIds = Annotated[list[Identifier], Field(max_length=50)]
+
+
+def scope_of(service_ids: list[str] | None, organisation_ids: list[str] | None) -> ConsentScope | None:
+    """None when neither list is given (the default scope of the action)."""
+    if service_ids is None and organisation_ids is None:
+        return None
+    return ConsentScope.of(service_ids or [], organisation_ids or [])
+
+
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    given_by: Literal["parent", "carer", "young_person", "local_authority"] = Field(
-        description="Who gave consent to the referral: a parent, a carer, the young person, or the local authority."
+    given_by: ConsentGiver = Field(
+        description="Who gave consent to the referral: a parent, a carer, the young person (only if 16 or over on "
+        "`given_at`), or the local authority (a looked-after child)."
     )
     given_at: PastInstant = Field(
         description="When consent was given: ISO 8601 date-time with a time zone, e.g. 2026-11-01T10:00:00Z."
     )
-    scope: Text = Field(min_length=1, max_length=500, description="What the consent covers, in the family's words.")
+    scope: Text = Field(
+        min_length=1,
+        max_length=500,
+        description="What the consent covers, in the family's words: kept as the consent's note, never leaves "
+        "this service. Which services may receive the referral is `scope_service_ids` / `scope_organisation_ids`.",
+    )
+    scope_service_ids: ScopeIds | None = Field(
+        None,
+        description="Services (directory ids) the family agrees may receive the referral, e.g. a later hand-off. "
+        "With neither this nor `scope_organisation_ids`, only the service referred to.",
+    )
+    scope_organisation_ids: ScopeIds | None = Field(
+        None,
+        description="Organisations (directory ids) any of whose services may receive the referral.",
+    )
+
+    def given(self) -> GivenConsent:
+        return GivenConsent(
+            given_by=self.given_by,
+            occurred_at=self.given_at,
+            scope=scope_of(self.scope_service_ids, self.scope_organisation_ids),
+            note=self.scope,
+        )
 
 
 class ChildIn(BaseModel):
@@ -269,7 +305,6 @@ class ReferralCreate(BaseModel):
             nhs_number=self.child.nhs_number,
             upn=self.child.upn,
             reason=self.reason,
-            consent=Consent(self.consent.given_by, self.consent.given_at, self.consent.scope),
         )
 
 
@@ -346,12 +381,61 @@ class ChildOut(BaseModel):
     upn: str | None = Field(description="The child's unique pupil number, or null if not given.")
 
 
+class ErasedChildOut(BaseModel):
+    """The tombstone of an erased child's personal data (UK GDPR Article 17): the referral stays, who the child
+    was does not."""
+
+    erased_at: datetime = Field(description="When the child's personal data was erased (ISO 8601 with a time zone).")
+    erased_by_org_id: str = Field(description="The organisation that erased it (directory id).")
+
+
 class ParallelReferral(BaseModel):
     referral_id: str | None = Field(
         description="That referral's id; null when the caller is neither that referral's referrer nor receiver."
     )
     service_id: str = Field(description="The service that referral is at.")
     status: Status = Field(description="That referral's status.")
+
+
+_CONSENT_EXAMPLE: JsonDict = {
+    "consent_version": 1,
+    "status": "given",
+    "given_by": "parent",
+    "scope_service_ids": ["svc-camhs-core"],
+    "scope_organisation_ids": [],
+    "occurred_at": "2026-11-01T10:00:00Z",
+}
+
+
+class ConsentInForce(BaseModel):
+    """The consent the referral rests on now: the newest consent event."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_CONSENT_EXAMPLE]})
+
+    consent_version: int = Field(
+        description="The consent event's number: 1 at submission, +1 per give, change, withdraw."
+    )
+    status: ConsentStatus = Field(description="given, changed (a new scope or giver) or withdrawn.")
+    given_by: ConsentGiver = Field(description="Who gave, changed or withdrew consent, as a role.")
+    scope_service_ids: list[str] = Field(
+        description="Services that may receive the referral (directory ids); empty once withdrawn. The referral's "
+        "own service is always in scope while consent is given."
+    )
+    scope_organisation_ids: list[str] = Field(
+        description="Organisations any of whose services may receive the referral (directory ids); empty once withdrawn."
+    )
+    occurred_at: datetime = Field(description="When consent was given, changed or withdrawn (business time).")
+
+    @classmethod
+    def of(cls, record: ConsentRecord) -> ConsentInForce:
+        return cls(
+            consent_version=record.version,
+            status=record.status,
+            given_by=record.given_by,
+            scope_service_ids=list(record.scope.service_ids),
+            scope_organisation_ids=list(record.scope.organisation_ids),
+            occurred_at=record.occurred_at,
+        )
 
 
 _REFERRAL_EXAMPLE: JsonDict = {
@@ -382,6 +466,7 @@ _REFERRAL_EXAMPLE: JsonDict = {
         "upn": None,
     },
     "reason": "Persistent anxiety affecting attendance since spring term.",
+    "consent": _CONSENT_EXAMPLE,
     "parallel_referrals": [],
 }
 
@@ -421,11 +506,18 @@ class ReferralOut(BaseModel):
     allowed_moves: list[Status] = Field(
         description="The statuses the referral may move to next (by its referrer or its receiver, as each may)."
     )
-    child: ChildOut | None = Field(
-        None, description="Who the child is: only on a single referral, and only for its referrer and receiver."
+    child: ChildOut | ErasedChildOut | None = Field(
+        None,
+        description="Who the child is: only on a single referral, and only for its referrer and receiver; once the "
+        "child's data is erased, the tombstone (`erased_at`, `erased_by_org_id`) instead.",
     )
     reason: str | None = Field(
         None, description="Why the child was referred: only on a single referral, for its referrer and receiver."
+    )
+    consent: ConsentInForce | None = Field(
+        None,
+        description="The consent in force (history: GET /v1/referrals/{referral_id}/consent): only on a single "
+        "referral, for its referrer and receiver.",
     )
     parallel_referrals: list[ParallelReferral] = Field(
         default_factory=list, description="The child's other open referrals, at other services."
@@ -435,13 +527,18 @@ class ReferralOut(BaseModel):
     def of(
         cls,
         referral: Referral,
-        person: PersonalDetails | None = None,
+        person: PersonalDetails | Tombstone | None = None,
         parallel: list[Referral] | None = None,
         *,
         viewer: tuple[str, str] | None = None,
+        consent: ConsentRecord | None = None,
     ) -> ReferralOut:
         """``viewer`` is the (organisation, role) reading: it sees the ids of the parallel referrals it may read."""
         d = referral.last_details
+        erased: ErasedChildOut | None = None
+        if isinstance(person, Tombstone):
+            erased = ErasedChildOut(erased_at=person.erased_at, erased_by_org_id=person.erased_by_org_id)
+            person = None
         return cls(
             id=referral.id,
             status=referral.status,
@@ -470,8 +567,9 @@ class ReferralOut(BaseModel):
                 upn=person.upn,
             )
             if person
-            else None,
+            else erased,
             reason=person.reason if person else None,
+            consent=ConsentInForce.of(consent) if consent else None,
             parallel_referrals=[
                 ParallelReferral(
                     referral_id=r.id if viewer is not None and r.readable_by(*viewer) else None,

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.codes import HoldReason, NeedCode, Urgency
+from referrals.domain.consent import RecordedVia
 from referrals.domain.errors import DomainError
 from referrals.domain.idempotency import StoredResponse
 from referrals.domain.lifecycle import Actor, Status, actor_may_move
@@ -21,6 +22,7 @@ from referrals.domain.model import (
     check_urgency_offered,
 )
 from referrals.service_layer.callers import Caller
+from referrals.service_layer.consent import GivenConsent, check_scope_known, first_consent, record_first_consent
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
 
@@ -33,6 +35,7 @@ class ImportedReferral:
     service_id: str
     referrer_org_id: str | None
     person: PersonalDetails
+    consent: GivenConsent
     primary_need: NeedCode
     secondary_need: NeedCode | None
     urgency: Urgency
@@ -85,6 +88,16 @@ async def import_referrals(
             raise ImportRejected(sorted(problems, key=lambda p: (p.line, p.column)))
         for row, referral in zip(rows, created, strict=True):
             await uow.referrals.add(referral, row.person)
+            # Consent version 1 is published after the referral's first event (submitted), as a submission's.
+            await record_first_consent(
+                uow,
+                referral,
+                row.consent,
+                date_of_birth=row.person.date_of_birth,
+                now=now,
+                recorded_via=RecordedVia.IMPORT,
+                recorded_by_org_id=caller.organisation_id,
+            )
         body = {"imported": len(created), "referral_ids": [r.id for r in created]}
         response = await remember(uow, caller, idempotency, 201, body)
         await uow.commit()
@@ -178,6 +191,19 @@ async def _build(
             )
     except DomainError as exc:
         problem(getattr(exc, "field", "status"), getattr(exc, "rule", "legal_move"), str(exc))
+        return None
+    try:
+        await check_scope_known(uow, row.consent.scope, "consent_")
+        first_consent(
+            referral,
+            row.consent,
+            date_of_birth=row.person.date_of_birth,
+            now=now,
+            recorded_via=RecordedVia.IMPORT,
+            recorded_by_org_id=caller.organisation_id,
+        )
+    except MissingDetail as exc:
+        problem(exc.field if exc.field.startswith("consent_") else f"consent_{exc.field}", exc.rule, str(exc))
         return None
     siblings.append(referral)
     return referral

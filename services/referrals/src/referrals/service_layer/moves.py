@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import MoveDetails, Referral, check_no_open_duplicate, check_not_in_future
 from referrals.service_layer.callers import Caller
+from referrals.service_layer.consent import consent_of, copy_consent
 from referrals.service_layer.directory import find_service
 from referrals.service_layer.errors import NotFound, VersionMismatch
 from referrals.service_layer.unit_of_work import UnitOfWork
@@ -44,6 +45,7 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
         linked: Referral | None = None
         if onward is not None and cmd.target in (Status.HANDED_OFF, Status.REJECTED):
             referral.check_onward_service(onward.id, onward_field)
+            (await consent_of(uow, referral)).check_onward(onward, onward_field)
             check_no_open_duplicate(await uow.referrals.open_for_child(referral.child_ref), onward.id)
             linked = referral.linked_copy(
                 id=str(uuid.uuid4()),
@@ -69,5 +71,6 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
             if person is None:
                 raise NotFound(referral.id)
             await uow.referrals.add(linked, person)
+            await copy_consent(uow, referral, linked, now=now, recorded_by=cmd.caller.organisation_id)
         await uow.commit()
     return referral

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 from referrals.domain.audit import AuditAction, AuditEntry
 from referrals.domain.child import PersonalDetails
+from referrals.domain.consent import ConsentRecord
 from referrals.domain.history import HistoryRecord
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import Referral
+from referrals.domain.privacy import Tombstone
 from referrals.service_layer.callers import Caller
 from referrals.service_layer.errors import NotFound, NotYourReferral
 from referrals.service_layer.unit_of_work import UnitOfWork
@@ -16,11 +18,14 @@ from referrals.service_layer.unit_of_work import UnitOfWork
 
 async def get_referral(
     referral_id: str, caller: Caller, uow: UnitOfWork
-) -> tuple[Referral, PersonalDetails | None, list[Referral]]:
-    """The referral, the child's details (read audited) and the child's other open referrals."""
+) -> tuple[Referral, PersonalDetails | Tombstone | None, list[Referral], ConsentRecord | None]:
+    """The referral, the child's details (read audited), the child's other open referrals and the consent in force."""
     async with uow:
         referral = await _readable(referral_id, caller, uow)
-        person = await uow.referrals.person(referral_id)
+        held = await uow.privacy.person_record(referral_id)
+        tombstone = held.tombstone if held is not None else None  # an erased child's data is its tombstone
+        person: PersonalDetails | Tombstone | None = tombstone or await uow.referrals.person(referral_id)
+        consents = await uow.consents.history(referral_id)
         parallel = [r for r in await uow.referrals.open_for_child(referral.child_ref) if r.id != referral.id]
         await uow.audit_log.add(
             AuditEntry(
@@ -33,7 +38,7 @@ async def get_referral(
             )
         )
         await uow.commit()
-    return referral, person, parallel
+    return referral, person, parallel, (consents[-1] if consents else None)
 
 
 async def list_referrals(

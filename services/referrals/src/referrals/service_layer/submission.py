@@ -10,9 +10,11 @@ from typing import Any
 
 from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.codes import NeedCode, Urgency
+from referrals.domain.consent import RecordedVia
 from referrals.domain.idempotency import StoredResponse
-from referrals.domain.model import Referral, check_no_open_duplicate, check_urgency_offered
+from referrals.domain.model import MissingDetail, Referral, check_no_open_duplicate, check_urgency_offered
 from referrals.service_layer.callers import Caller
+from referrals.service_layer.consent import GivenConsent, check_scope_known, record_first_consent
 from referrals.service_layer.directory import find_service
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
@@ -23,6 +25,7 @@ class SubmitReferral:
     caller: Caller
     service_id: str
     person: PersonalDetails
+    consent: GivenConsent
     urgency: Urgency
     primary_need: NeedCode
     secondary_need: NeedCode | None
@@ -45,6 +48,7 @@ async def submit_referral(
             return stored
         service = await find_service(uow.directory, cmd.service_id, "service_id")
         check_urgency_offered(service, cmd.urgency)
+        await check_scope_known(uow, cmd.consent.scope, "consent.")
         child_ref = child_reference(cmd.person.identifier, child_ref_key)
         open_referrals = await uow.referrals.open_for_child(child_ref)
         check_no_open_duplicate(open_referrals, service.id)
@@ -63,6 +67,18 @@ async def submit_referral(
             parallel_referral_ids=tuple(sorted(o.id for o in open_referrals)),
         )
         await uow.referrals.add(referral, cmd.person)
+        try:
+            await record_first_consent(
+                uow,
+                referral,
+                cmd.consent,
+                date_of_birth=cmd.person.date_of_birth,
+                now=now,
+                recorded_via=RecordedVia.API,
+                recorded_by_org_id=cmd.caller.organisation_id,
+            )
+        except MissingDetail as exc:
+            raise MissingDetail(f"consent.{exc.field}", exc.rule, str(exc)) from exc
         response = await remember(uow, cmd.caller, idempotency, 201, render(referral))
         await uow.commit()
     return response

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
-from referrals.service_layer.repositories import AuditLog, DirectoryRepository, ReferralRepository
+from referrals.service_layer.repositories import (
+    AuditLog,
+    ConsentRepository,
+    DirectoryRepository,
+    FamilyLinkRepository,
+    PrivacyRepository,
+    ReferralClocksRepository,
+    ReferralRepository,
+)
 from send_shared.events.envelope import CloudEvent
 
 
@@ -17,9 +25,17 @@ class UnitOfWork(Protocol):
     @property
     def referrals(self) -> ReferralRepository: ...
     @property
+    def consents(self) -> ConsentRepository: ...
+    @property
     def directory(self) -> DirectoryRepository: ...
     @property
     def audit_log(self) -> AuditLog: ...
+    @property
+    def privacy(self) -> PrivacyRepository: ...
+    @property
+    def family_links(self) -> FamilyLinkRepository: ...
+    @property
+    def referral_clocks(self) -> ReferralClocksRepository: ...
 
     def emit(self, event: CloudEvent, key: str) -> None:
         """Publish an event that is not a referral change (directory events) with this transaction."""
@@ -34,7 +50,8 @@ class UnitOfWork(Protocol):
         ...
 
     async def commit(self) -> None:
-        """Records every new domain event of the referrals seen (history and outbox), then commits it all."""
+        """Records every new domain event of the referrals seen (history and outbox) and every consent event added
+        (outbox, after the referral event of the version it was recorded at), then commits it all."""
         ...
 
     async def rollback(self) -> None: ...

@@ -15,12 +15,15 @@ from send_shared.events.envelope import CloudEvent, EventDecodeError, decode_att
 from send_shared.events.schemas import (
     CLOCK_BREACH_IMMINENT,
     CLOCK_BREACHED,
+    CLOCKS_UPDATED,
     ORGANISATION_UPSERTED,
     REFERRAL_EVENT_TYPES,
     SERVICE_UPSERTED,
     ClockAlertV1,
+    ClockStateV1,
     ContractViolation,
     OrganisationV1,
+    ReferralClocksV1,
     ReferralEventV1,
     ServiceV1,
     check_attributes,
@@ -28,6 +31,7 @@ from send_shared.events.schemas import (
 )
 from waitlists.adapters.orm import organisations, referral_changes, referrals, services
 from waitlists.domain.alerts import AlertKind, ClockAlert
+from waitlists.domain.clock_updates import ClockUpdate
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.projection import RecordedChange, ReferralEvent
 from waitlists.domain.timeline import DateOutOfRange, business_date
@@ -146,3 +150,20 @@ def alert_event(alert: ClockAlert, source: str) -> CloudEvent:
     return CloudEvent(
         type=_ALERT_TYPES[alert.due.kind], source=source, subject=clock.referral_id, data=data.model_dump(mode="json")
     )
+
+
+def clocks_event(update: ClockUpdate, source: str) -> CloudEvent:
+    told = update.clocks
+    data = ReferralClocksV1(
+        referral_id=told.referral_id,
+        referral_version=told.referral_version,
+        service_id=told.service_id,
+        receiving_org_id=update.parties.receiving_org_id,
+        referrer_org_id=update.parties.referrer_org_id,
+        clocks=[
+            ClockStateV1(clock=c.clock, target_days=c.target_days, start_date=c.start_date, state=c.state,
+                         breach_date=c.breach_date, stopped_on=c.stopped_on, exception=c.exception)
+            for c in told.clocks
+        ],
+    )  # fmt: skip
+    return CloudEvent(type=CLOCKS_UPDATED, source=source, subject=told.referral_id, data=data.model_dump(mode="json"))

@@ -173,6 +173,17 @@ alerts_sent = Table(
     Column("sent_at", UtcDateTime(), nullable=False),
 )
 
+# The clocks last told of each referral (``uk.send.waitlist.clocks_updated.v1``), as a fingerprint: told again
+# only when they differ. Not part of the projection: a rebuild keeps it, so it tells nothing twice.
+clock_updates_sent = Table(
+    "clock_updates_sent",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("fingerprint", String(32), nullable=False),
+    Column("referral_version", Integer, nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
+)
+
 inbox = define_inbox_table(metadata)
 positions = define_positions_table(metadata)
 # Every alert published (the store, never pruned), the publish queue and the newest record per partition.

@@ -9,6 +9,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from waitlists.adapters.alerts import SqlAlerts
+from waitlists.adapters.clock_updates import SqlClockUpdates
 from waitlists.adapters.directory import SqlDirectory
 from waitlists.adapters.facts import SqlFacts
 from waitlists.adapters.referrals import SqlReferrals
@@ -24,6 +25,7 @@ class _SessionWork:
     directory: SqlDirectory
     facts: SqlFacts
     alerts: SqlAlerts
+    clock_updates: SqlClockUpdates
     _session: AsyncSession
 
     def _bind(self, session: AsyncSession) -> None:
@@ -32,6 +34,7 @@ class _SessionWork:
         self.directory = SqlDirectory(session)
         self.facts = SqlFacts(session)
         self.alerts = SqlAlerts(session)
+        self.clock_updates = SqlClockUpdates(session)
 
     def mark_child(self, child_ref: str) -> None:
         self._marked(_MARKED_CHILDREN).add(child_ref)

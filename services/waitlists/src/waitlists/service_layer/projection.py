@@ -2,7 +2,9 @@
 
 The facts of the children and services an event touched are derived again once per transaction, just before
 it commits (``refresh_marked_facts``), so a batch of events for one child costs one refresh and the facts never
-disagree with the timelines they come from. The projection does not depend on arrival order; a referral version
+disagree with the timelines they come from. In the same step each of those referrals' clocks, as of its newest
+change, are told to other services (``uk.send.waitlist.clocks_updated.v1``, through the outbox) when they
+differ from those told last: one read and, if any changed, one write per transaction. The projection does not depend on arrival order; a referral version
 that arrives while an earlier one is missing (the broker lost it and it is being published again) is counted
 and logged."""
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from send_shared.metrics import CONSUMER_VERSION_GAPS
+from waitlists.domain.clock_updates import changed_clocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry, clocks_changed, newest
 from waitlists.domain.facts import derive_journeys
 from waitlists.domain.projection import ReferralEvent, project
@@ -18,6 +21,7 @@ from waitlists.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "waitlists"
+EVENT_SOURCE = "/send/waitlists"
 
 
 async def project_event(uow: UnitOfWork, event: ReferralEvent | ServiceEntry | OrganisationEntry) -> None:
@@ -52,8 +56,9 @@ async def _project_referral(uow: UnitOfWork, event: ReferralEvent) -> None:
     uow.mark_child(event.child_ref)
 
 
-async def refresh_marked_facts(uow: UnitOfWork) -> None:
-    """Derives again every fact of the children marked, and of every child with a referral at a service marked."""
+async def refresh_marked_facts(uow: UnitOfWork, *, source: str = EVENT_SOURCE) -> None:
+    """Derives again every fact of the children marked, and of every child with a referral at a service marked,
+    and tells the clocks of their referrals that changed (events from ``source``)."""
     async with uow:
         children, services = uow.take_marked()
         if services:
@@ -63,6 +68,9 @@ async def refresh_marked_facts(uow: UnitOfWork) -> None:
             clocks = await uow.directory.service_clocks({t.service_id for j in journeys.values() for t in j})
             referral_ids = [t.referral_id for j in journeys.values() for t in j]
             await uow.facts.replace(referral_ids, derive_journeys(journeys, clocks))
+            told_before = await uow.clock_updates.told_before(referral_ids)
+            timelines = [t for j in journeys.values() for t in j]
+            await uow.clock_updates.tell(changed_clocks(timelines, clocks, told_before), source)
         await uow.commit()
 
 

@@ -10,6 +10,7 @@ from typing import Protocol, Self
 
 from waitlists.domain.access import Parties
 from waitlists.domain.alerts import ClockAlert
+from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, StopCount
@@ -62,6 +63,11 @@ class Alerts(Protocol):
     async def raise_once(self, alert: ClockAlert, source: str) -> bool: ...
 
 
+class ClockUpdates(Protocol):
+    async def told_before(self, referral_ids: Sequence[str]) -> dict[str, ToldBefore]: ...
+    async def tell(self, updates: Sequence[ClockUpdate], source: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """``async with`` it for one transaction; what it wrote is kept only once ``commit`` is awaited."""
 
@@ -73,6 +79,8 @@ class UnitOfWork(Protocol):
     def facts(self) -> Facts: ...
     @property
     def alerts(self) -> Alerts: ...
+    @property
+    def clock_updates(self) -> ClockUpdates: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -70,8 +70,8 @@ _EVENT_TYPES = (
 )
 _SERVICE_IDS = "Only events of referrals at these services (directory ids); empty for every service."
 _URGENCIES = (
-    "Only events of referrals with these urgencies; empty for every urgency. Clock alerts carry no urgency: "
-    "while this lists any, they do not come."
+    "Only events of referrals with these urgencies; empty for every urgency. Clock alerts and consent events "
+    "carry no urgency: while this lists any, they do not come."
 )
 _DESCRIPTION = "Your own note of what the endpoint is for; empty by default."
 _ENDPOINT_EXAMPLE: JsonDict = {
@@ -183,8 +183,9 @@ class EndpointWithSecret(EndpointOut):
 async def create(body: EndpointIn, caller: Member, uow: Uow, policy: CheckedUrls) -> EndpointWithSecret:
     """For a referrer, receiver or admin of an organisation in the directory: registers a URL that is sent,
     as signed webhooks, the events it subscribes to about your organisation's referrals (those it made or
-    receives), and no others. Answers the endpoint with its signing secret, shown this once. Send a test
-    ping with `POST /v1/endpoints/{endpoint_id}/test`."""
+    receives), and no others; a referral whose family withdrew consent is heard of by its receiving
+    organisation only (docs/consent.md, "Who still hears after a withdrawal"). Answers the endpoint with its
+    signing secret, shown this once. Send a test ping with `POST /v1/endpoints/{endpoint_id}/test`."""
     return EndpointWithSecret.made(await use_cases.register(uow, caller.organisation_id, body.spec(), policy=policy))
 
 

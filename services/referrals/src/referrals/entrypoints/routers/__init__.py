@@ -2,14 +2,29 @@
 
 from fastapi import APIRouter
 
-from referrals.entrypoints.routers import audit, directory, importing, moves, pages, reading, submission
+from referrals.entrypoints.routers import (
+    audit,
+    consent,
+    directory,
+    family,
+    importing,
+    moves,
+    pages,
+    privacy,
+    reading,
+    submission,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     submission.router,
     reading.router,
     moves.router,
+    consent.router,
     importing.router,
     directory.router,
     audit.router,
+    privacy.router,
     pages.router,
+    family.router,
+    family.pages,
 )

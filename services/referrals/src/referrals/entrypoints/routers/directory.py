@@ -87,6 +87,9 @@ async def put_service(
         tuple(body.clocks),
         body.target_days,
         body.active,
+        contact_phone=body.contact_phone,
+        contact_email=body.contact_email,
+        contact_url=body.contact_url,
     )
     try:
         saved = await directory_cases.upsert_service(

@@ -9,7 +9,7 @@ from fastapi import status as http
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from referrals.domain.child import Consent, PersonalDetails
+from referrals.domain.child import PersonalDetails
 from referrals.domain.lifecycle import Status
 from referrals.entrypoints import csv_import
 from referrals.entrypoints.dependencies import Party, Settings, Uow, caller_of
@@ -114,8 +114,8 @@ def _imported(line: int, row: csv_import.ImportRow) -> import_cases.ImportedRefe
             nhs_number=row.child.nhs_number,
             upn=row.child.upn,
             reason=row.reason,
-            consent=Consent(row.consent.given_by, row.consent.given_at, row.consent.scope),
         ),
+        consent=row.consent.given(),
         primary_need=row.primary_need,
         secondary_need=row.secondary_need,
         urgency=row.urgency,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from referrals.domain.consent import OutsideConsent
 from referrals.domain.model import DuplicateReferral, IllegalMove, MissingDetail, MoveDetails, NotYourMove
 from referrals.entrypoints.dependencies import Party, Uow, caller_of
 from referrals.entrypoints.preconditions import etag, parse_if_match
@@ -24,7 +25,10 @@ router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES
     response_model=ReferralOut,
     summary="Move a referral to a new status",
     responses={
-        409: {"description": "Illegal move: names the current status and the allowed moves"},
+        409: {
+            "description": "Illegal move: names the current status and the allowed moves; or a hand-off or "
+            "re-referral consent does not allow (rule outside_consent_scope or consent_withdrawn)"
+        },
         412: {"description": "If-Match is not the current version"},
         428: {"description": "If-Match missing"},
     },
@@ -49,7 +53,7 @@ async def move(
     mark a mistake (`entered_in_error`); every other move is the receiving service's. Each status needs its own
     details: `rejected` a rejection reason code, an explanation and a signposted service or a re-referral;
     `on_hold` a hold reason code and an expected resume date; `scheduled` the appointment; `handed_off` the
-    service taking over; `completed` an outcome code. Send the ETag you read as `If-Match`; the answer is the
+    service taking over (within the consent in force: see /consent); `completed` an outcome code. Send the ETag you read as `If-Match`; the answer is the
     moved referral with its new ETag."""
     expected = parse_if_match(if_match)
     try:
@@ -92,5 +96,13 @@ async def move(
         raise duplicate(exc, caller, request) from exc
     except MissingDetail as exc:
         raise missing_detail(exc) from exc
+    except OutsideConsent as exc:
+        raise Problem(
+            409,
+            "Outside consent",
+            str(exc),
+            kind="outside-consent",
+            errors=[{"field": exc.field, "rule": exc.rule, "message": str(exc)}],
+        ) from exc
     response.headers["ETag"] = etag(referral.version)
     return ReferralOut.of(referral)

@@ -21,7 +21,7 @@ from referrals.domain.listing import ListFilter
 from referrals.domain.model import Referral
 from referrals.entrypoints.dependencies import Lookup, Uow, UowFactory, caller_of
 from referrals.entrypoints.routers.reading import ReferralId
-from referrals.entrypoints.schemas import ReferralOut
+from referrals.entrypoints.schemas import ErasedChildOut, ReferralOut
 from referrals.service_layer import reading as reading_cases
 from referrals.service_layer.directory import all_organisations, all_services
 from referrals.service_layer.errors import NotFound, NotYourReferral
@@ -94,11 +94,13 @@ async def referral_page(
         return RedirectResponse(f"/signin?{urlencode({'next': request.url.path})}", status_code=303)
     caller = caller_of(reader)
     try:
-        referral, person, parallel = await reading_cases.get_referral(referral_id, caller, uow)
+        referral, person, parallel, consent = await reading_cases.get_referral(referral_id, caller, uow)
         history = await reading_cases.referral_history(referral_id, caller, more())
     except (NotFound, NotYourReferral):
         return _page("Referral not found", "<p>There is no referral here that your organisation may read.</p>", 404)
-    shown = ReferralOut.of(referral, person, parallel, viewer=(reader.organisation_id, reader.role.value))
+    shown = ReferralOut.of(
+        referral, person, parallel, viewer=(reader.organisation_id, reader.role.value), consent=consent
+    )
     names = {o.id: o.name for o in await all_organisations(more())}
     services = {s.id: s.name for s in await all_services(more())}
     return _page(f"Referral to {services.get(referral.service_id, referral.service_id)}",
@@ -118,7 +120,11 @@ def _body(
 ) -> str:
     e = html.escape
     child = ""
-    if shown.child is not None:
+    if isinstance(shown.child, ErasedChildOut):  # the tombstone: who the child was is gone (UK GDPR Art. 17)
+        by = names.get(shown.child.erased_by_org_id, shown.child.erased_by_org_id)
+        erased = _when(shown.child.erased_at)
+        child = f"<tr><th scope='row'>Child</th><td>Details erased on {erased} by {e(by)}</td></tr>"
+    elif shown.child is not None:
         born = shown.child.date_of_birth.strftime("%-d %B %Y")
         child = f"<tr><th scope='row'>Child</th><td>{e(shown.child.given_name)} {e(shown.child.family_name)}, born {born}</td></tr>"
     rows = "".join(

@@ -78,17 +78,19 @@ async def list_(
 
 @router.get("/referrals/{referral_id}", response_model=ReferralOut, name="get_referral", summary="One referral")
 async def get(referral_id: ReferralId, caller: Party, uow: Uow, response: Response) -> ReferralOut:
-    """One referral, with the child's details and the reason for its referrer and its receiver, and the
-    child's other open referrals. The `ETag` header is its version: send it as `If-Match` to move it. Every
+    """One referral, with the child's details, the reason and the consent in force for its referrer and its
+    receiver, and the child's other open referrals. The `ETag` header is its version: send it as `If-Match` to move it. Every
     read is recorded in the audit log."""
     try:
-        referral, person, parallel = await reading_cases.get_referral(referral_id, caller_of(caller), uow)
+        referral, person, parallel, consent = await reading_cases.get_referral(referral_id, caller_of(caller), uow)
     except NotFound as exc:
         raise not_found() from exc
     except NotYourReferral as exc:
         raise not_readable(exc) from exc
     response.headers["ETag"] = etag(referral.version)
-    return ReferralOut.of(referral, person, parallel, viewer=(caller.organisation_id, caller.role.value))
+    return ReferralOut.of(
+        referral, person, parallel, viewer=(caller.organisation_id, caller.role.value), consent=consent
+    )
 
 
 @router.get("/referrals/{referral_id}/history", response_model=list[HistoryEntry], summary="Every change, in order")

@@ -49,6 +49,7 @@ async def create(
                 caller=caller_of(caller),
                 service_id=body.service_id,
                 person=body.person(),
+                consent=body.consent.given(),
                 urgency=body.urgency,
                 primary_need=body.primary_need,
                 secondary_need=body.secondary_need,

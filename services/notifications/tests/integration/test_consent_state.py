@@ -1,0 +1,98 @@
+"""The consent in force per referral, kept in notifications' own database (SQLite and PostgreSQL): the newest
+consent version wins, a repeat or a stale one changes nothing, and the fan-out reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from notifications.adapters.orm import consents, messages
+from notifications.adapters.unit_of_work import SqlUnitOfWork
+from notifications.domain.consent import ConsentState
+from notifications.entrypoints.cli import main as cli_main
+from notifications.service_layer.fanout import fan_out
+from send_shared.db import create_engine, session_factory
+from send_shared.events.envelope import CloudEvent
+from send_shared.events.schemas import ConsentGiver, ConsentStatus, ReferralConsentV1
+
+from .conftest import referral_event
+
+NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def unit_of_work(database_url: str) -> AsyncIterator[Any]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATABASE_URL", database_url)
+        await asyncio.to_thread(cli_main, ["migrate"])
+    engine = create_engine(database_url)
+    try:
+        yield partial(SqlUnitOfWork, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+async def record(unit_of_work: Any, state: ConsentState) -> bool:
+    async with unit_of_work() as uow:
+        kept = await uow.consents.record(state, NOW)
+        await uow.commit()
+    return bool(kept)
+
+
+async def kept(unit_of_work: Any, referral_id: str) -> Any:
+    async with unit_of_work() as uow:
+        return await uow.consents.of(referral_id)
+
+
+async def test_the_newest_consent_version_wins_in_any_order(unit_of_work: Any) -> None:
+    referral = f"r-{uuid.uuid4().hex[:8]}"
+    assert await kept(unit_of_work, referral) is None
+    assert await record(unit_of_work, ConsentState(referral, 1, ConsentStatus.GIVEN)) is True
+    assert await record(unit_of_work, ConsentState(referral, 3, ConsentStatus.GIVEN)) is True
+    assert await record(unit_of_work, ConsentState(referral, 2, ConsentStatus.WITHDRAWN)) is False
+    assert await record(unit_of_work, ConsentState(referral, 3, ConsentStatus.WITHDRAWN)) is False
+    assert await kept(unit_of_work, referral) == ConsentState(referral, 3, ConsentStatus.GIVEN)
+    assert await record(unit_of_work, ConsentState(referral, 4, ConsentStatus.WITHDRAWN)) is True
+    assert await kept(unit_of_work, referral) == ConsentState(referral, 4, ConsentStatus.WITHDRAWN)
+    assert await kept(unit_of_work, "another") is None
+
+
+def consent_event(referral_id: str, version: int, status: str) -> CloudEvent:
+    data = ReferralConsentV1(
+        referral_id=referral_id, consent_version=version, consent_status=ConsentStatus(status),
+        given_by=ConsentGiver.PARENT, child_ref="c" * 32, referrer_org_id="org-school",
+        service_id="svc-camhs-core", receiving_org_id="org-camhs", occurred_at=NOW, recorded_at=NOW,
+    )  # fmt: skip
+    return CloudEvent(id=f"evt-{uuid.uuid4().hex}", type=f"uk.send.referral.consent.{status}.v1",
+                      source="/send/referrals", subject=referral_id, data=data.model_dump(mode="json"))  # fmt: skip
+
+
+async def test_after_a_withdrawal_the_messages_concern_the_receiver_only(unit_of_work: Any, database_url: str) -> None:
+    referral = f"r-{uuid.uuid4().hex[:8]}"
+    events = [referral_event(referral, 1, "submitted"), consent_event(referral, 1, "given"),
+              referral_event(referral, 2, "accepted"), consent_event(referral, 2, "withdrawn"),
+              consent_event(referral, 1, "given"), referral_event(referral, 3, "scheduled")]  # fmt: skip
+    for event in events:
+        async with unit_of_work() as uow:
+            await fan_out(event, uow, referral_link_template="{referral_id}")
+            await uow.commit()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(messages.c.event_id, messages.c.organisation_ids))
+            audience = {event_id: sorted(orgs) for event_id, orgs in rows}
+            status = (
+                await conn.execute(select(consents.c.consent_status).where(consents.c.referral_id == referral))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    both = ["org-camhs", "org-school"]
+    assert [audience.get(e.id) for e in events] == [both, both, both, both, None, ["org-camhs"]]
+    assert status == "withdrawn"
