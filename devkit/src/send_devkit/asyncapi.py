@@ -472,8 +472,9 @@ def _webhook_channel(doc: dict[str, Any], messages: dict[str, Any]) -> None:
         "address": None,
         "title": WEBHOOKS,
         "description": "HTTP POSTs to each subscribed endpoint of the organisations concerned (the referrer and "
-        "the receiving organisation), retried with exponential backoff over hours; an endpoint that keeps "
-        "failing or answers 410 Gone is disabled.",
+        "the receiving organisation; while the family's consent is withdrawn, the receiving organisation only, "
+        "but for the withdrawal itself: see docs/consent.md), retried with exponential backoff over hours; an "
+        "endpoint that keeps failing or answers 410 Gone is disabled.",
         "servers": [{"$ref": "#/servers/subscriber"}],
         "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in own},
         "bindings": {"http": {"bindingVersion": "0.3.0"}},
