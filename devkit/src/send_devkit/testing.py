@@ -63,14 +63,15 @@ async def _create_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-async def _drop_database(admin_url: str, name: str) -> None:
+async def _drop_databases(admin_url: str, names: list[str]) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url
 
     url = make_url(admin_url).set(drivername="postgresql")
     conn = await asyncpg.connect(url.render_as_string(hide_password=False))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 
@@ -91,9 +92,18 @@ class PostgresServer:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
-        for name in self.created:
-            asyncio.run(_drop_database(self.admin_url, name))
+        asyncio.run(_drop_databases(self.admin_url, self.created))
         self.created.clear()
+
+
+# Servers whose databases are dropped when the session finishes: after the last test, outside any test's
+# timeout (each drop makes PostgreSQL checkpoint, so a few hundred take minutes on a busy machine).
+_to_drop: list[PostgresServer] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    while _to_drop:
+        _to_drop.pop().drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +112,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if explicit:
         server = PostgresServer(explicit)
         yield server
-        server.drop_all()
+        _to_drop.append(server)
         return
     if docker_engine_answers():
         from testcontainers.postgres import PostgresContainer
@@ -113,7 +123,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         return
     server = PostgresServer(LOCAL_POSTGRES)
     yield server
-    server.drop_all()
+    _to_drop.append(server)
 
 
 @pytest.fixture(scope="session")
