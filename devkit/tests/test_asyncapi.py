@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from send_devkit import asyncapi
-from send_shared.events.schemas import CLOCKS_UPDATED, SCHEMAS, WEBHOOK_PING
+from send_shared.events.schemas import CLOCKS_UPDATED, SCHEMAS, WAIT_ESTIMATE, WEBHOOK_PING
 from send_shared.events.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,9 @@ def test_every_published_type_has_a_message_on_its_channel(doc: dict[str, Any]) 
     (webhooks,) = (c for c in channels.values() if c["address"] is None)
     delivered = {ref["$ref"].rsplit("/", 1)[-1].removeprefix("webhook.") for ref in webhooks["messages"].values()}
     assert delivered == {
-        t for t in SCHEMAS if t.startswith(("uk.send.referral.", "uk.send.waitlist.")) and t != CLOCKS_UPDATED
+        t
+        for t in SCHEMAS
+        if t.startswith(("uk.send.referral.", "uk.send.waitlist.")) and t not in (CLOCKS_UPDATED, WAIT_ESTIMATE)
     } | {WEBHOOK_PING}
     for name, operation in doc["operations"].items():
         assert operation["action"] == "send", name
@@ -81,6 +83,14 @@ def test_the_clocks_for_the_family_view_are_on_the_waitlists_topic_for_the_refer
     message = doc["components"]["messages"][CLOCKS_UPDATED]
     assert "consumed by the referrals service" in message["description"].lower().replace("\n", " ")
     assert f"webhook.{CLOCKS_UPDATED}" not in doc["components"]["messages"]
+
+
+def test_the_wait_estimates_are_on_the_waitlists_topic_for_the_referrals_service(doc: dict[str, Any]) -> None:
+    (alerts,) = (c for c in doc["channels"].values() if c["address"] == Topics.WAITLIST_ALERTS)
+    assert WAIT_ESTIMATE in {ref["$ref"].rsplit("/", 1)[-1] for ref in alerts["messages"].values()}
+    message = doc["components"]["messages"][WAIT_ESTIMATE]
+    assert "consumed by the referrals service" in message["description"].lower().replace("\n", " ")
+    assert f"webhook.{WAIT_ESTIMATE}" not in doc["components"]["messages"]
 
 
 def test_every_example_matches_its_message(doc: dict[str, Any]) -> None:

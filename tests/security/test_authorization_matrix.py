@@ -127,6 +127,10 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
         ("GET", "/v1/directory/services"): lambda c: c.role is not None,
         ("PUT", "/v1/directory/organisations/{organisation_id}"): lambda c: c.role is PLAT,
         ("PUT", "/v1/directory/services/{service_id}"): lambda c: c.role is PLAT or (c.org, c.role) == (CAMHS, ADM),
+        # Support while waiting (issue #18): offers are directory data; a take-up is recorded by the referral's readers.
+        ("GET", "/v1/directory/interim-offers"): lambda c: c.role is not None,
+        ("PUT", "/v1/directory/interim-offers/{offer_id}"): lambda c: c.role is PLAT or (c.org, c.role) == (CAMHS, ADM),
+        ("POST", "/v1/referrals/{referral_id}/signposts/{offer_id}/take-up"): reads_the_referral,
         ("GET", "/v1/audit"): lambda c: c.role is PLAT or (known(c) and c.role is ADM),
     },
     "waitlists": {
@@ -137,6 +141,16 @@ EXPECTED: dict[str, dict[tuple[str, str], Callable[[Caller], bool]]] = {
         ("GET", "/v1/dashboard/scopes"): roles(OPS, ADM),
         ("GET", "/v1/dashboard/trend"): roles(OPS, ADM),
         ("GET", "/v1/dashboard/services"): roles(OPS, ADM),
+        # Demand, capacity and the breach forecast (issue #18): the figures' readers, the figures' disclosure control.
+        ("GET", "/v1/capacity/{scope}/{scope_id}/weekly"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/capacity/{scope}/{scope_id}/forecast"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/exports/capacity-weekly.csv"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/exports/breach-forecast.csv"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/impact/{scope}/{scope_id}"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/exports/impact.csv"): roles(R, RX, OPS, ADM),
+        # Predicted waits (issue #18): the figures' readers; counts of 1 to 4 withheld from other organisations.
+        ("GET", "/v1/services/{service_id}/predicted-wait"): roles(R, RX, OPS, ADM),
+        ("GET", "/v1/predicted-waits"): roles(R, RX, OPS, ADM),
     },
     "notifications": {
         ("POST", "/v1/endpoints"): roles(R, RX, ADM),
@@ -187,6 +201,7 @@ EXEMPT: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/family/{token}/contact"): "family link token",
         ("GET", "/family/{token}/withdraw"): "family link token",
         ("POST", "/family/{token}/withdraw"): "family link token",
+        ("POST", "/family/{token}/take-up"): "family link token",
     },
     "waitlists": {
         # The dashboard's own files (HTML, script, style): the same for everyone and without data (checked in
@@ -425,6 +440,28 @@ async def family_link(system: System) -> str:
     return str(made.json()["id"])
 
 
+OFFER = "io-family-voice-peer-support"
+
+
+async def signposted(system: System, referral_id: str, offer_id: str) -> None:
+    """The referral signposted to the offer (as a clock alert or an accepted long wait would), once."""
+    from sqlalchemy import text
+
+    async with system.apps["referrals"].state.runtime.engine.begin() as conn:
+        held = await conn.execute(
+            text("SELECT 1 FROM referral_signposts WHERE referral_id = :r AND offer_id = :o"),
+            {"r": referral_id, "o": offer_id},
+        )
+        if held.first() is None:
+            await conn.execute(
+                text(
+                    "INSERT INTO referral_signposts (referral_id, offer_id, provider_org_id, trigger, signposted_at, "
+                    "position) VALUES (:r, :o, 'org-family-voice', 'clock_breach_imminent', :at, 0)"
+                ),
+                {"r": referral_id, "o": offer_id, "at": datetime.now(UTC)},
+            )
+
+
 async def version_of(system: System, referral_id: str) -> int:
     shown = await system.clients["referrals"].get(f"/v1/referrals/{referral_id}", headers=Caller(SCHOOL, R).headers)
     return int(shown.json()["version"])
@@ -477,6 +514,22 @@ async def request_for(system: System, service: str, method: str, path: str, call
             link_id = await family_link(system) if allowed else system.family_link_id or await family_link(system)
             system.family_link_id = system.family_link_id or link_id
             return Call(path.format(referral_id=rid, link_id=link_id))
+        if path == "/v1/referrals/{referral_id}/signposts/{offer_id}/take-up":
+            # An allowed caller takes up an offer a fresh referral of its own was signposted to; the others try the
+            # shared referral's.
+            target = await submit(system.clients["referrals"], next(_nhs)) if allowed else rid
+            await signposted(system, target, OFFER)
+            return Call(path.format(referral_id=target, offer_id=OFFER))
+        if path == "/v1/directory/interim-offers/{offer_id}":
+            body = {
+                "service_id": SERVICE,
+                "provider_org_id": "org-family-voice",
+                "name": "Parent peer support group",
+                "description": "Meet other parents whose children are waiting.",
+                "needs": ["SEMH"],
+                "contact_phone": "01632 960 400",
+            }
+            return Call(path.format(offer_id=OFFER), json=body)
         if path == "/v1/directory/organisations/{organisation_id}":
             body = {"name": "Millbrook Primary Academy", "kind": "school", "area_id": "la-northshire"}
             return Call(path.format(organisation_id=OTHER), json=body)
@@ -497,7 +550,7 @@ async def request_for(system: System, service: str, method: str, path: str, call
             return Call(path, params={"area_id": "la-northshire", "year": "2026"})
         if path.startswith(("/v1/exports", "/v1/dashboard")) and not path.endswith("/scopes"):
             return Call(path, params=scope)
-        return Call(path.format(referral_id=rid, **scope))
+        return Call(path.format(referral_id=rid, service_id=SERVICE, **scope))
     # notifications
     endpoint = system.endpoint_id
     if method == "DELETE" and allowed:

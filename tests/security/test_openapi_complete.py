@@ -34,11 +34,14 @@ CODE_FIELDS = {
         "ConsentHistoryOut": ("status", "allowed_actions", "referral_status"),
         "ConsentEventOut": ("status", "given_by", "recorded_via"),
         "ConsentInForce": ("status", "given_by"),
+        "SignpostOut": ("trigger", "taken_up_by"),
     },
     "waitlists": {
         "ClockStateOut": ("clock", "state"),
         "FiguresOut": ("clocks", "rejections_by_reason"),
         "TrendOut": ("clock",),
+        "PredictedWaitOut": ("clock",),
+        "ForecastRowOut": ("scope", "breaches", "breaches_with_extra", "avoided"),
     },
     "notifications": {
         "EndpointIn": ("event_types", "urgencies"),

@@ -27,6 +27,9 @@ from send_shared.events.schemas import (
     CLOCKS_UPDATED,
     ORGANISATION_UPSERTED,
     SERVICE_UPSERTED,
+    SIGNPOST_TAKEN_UP,
+    SIGNPOSTED,
+    WAIT_ESTIMATE,
     WEBHOOK_PING,
     ClockAlertV1,
     ClockStateV1,
@@ -37,8 +40,11 @@ from send_shared.events.schemas import (
     ReferralClocksV1,
     ReferralConsentV1,
     ReferralEventV1,
+    ReferralSignpostedV1,
     ReferralStatus,
     ServiceV1,
+    SignpostTakenUpV1,
+    WaitEstimateV1,
     WebhookPingV1,
     consent_event_type,
     referral_event_type,
@@ -146,8 +152,43 @@ _CLOCKS_EXAMPLE = ReferralClocksV1(
                      breach_date=date(2026, 6, 9)),
     ],
 )  # fmt: skip
-# Published on the alerts topic for the referrals service (the family view's deadline): no organisation's webhook.
-NOT_DELIVERED_AS_WEBHOOKS = frozenset({CLOCKS_UPDATED})
+_ESTIMATE_EXAMPLE = WaitEstimateV1(
+    service_id="svc-northshire-camhs", as_of=date(2026, 3, 2), window_weeks=26, children=143, enough_data=True,
+    to_support_median_days=41, to_support_p90_days=97, to_support_p90_low_days=84, to_support_p90_high_days=120,
+    to_clock_stop_median_days=25, to_clock_stop_p90_days=44,
+)  # fmt: skip
+# Published on the alerts topic for the referrals service (the family view's deadline, the predicted wait a school
+# sees): no organisation's webhook.
+NOT_DELIVERED_AS_WEBHOOKS = frozenset({CLOCKS_UPDATED, WAIT_ESTIMATE})
+
+
+# Support while waiting (issue 18): published by the referrals service, delivered as webhooks to both parties.
+_SIGNPOST_EXAMPLES: dict[str, tuple[str, EventPayload, str]] = {
+    SIGNPOSTED: (
+        "Referral signposted to support while waiting",
+        ReferralSignpostedV1(
+            referral_id="3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b", referrer_org_id="org-riverside-primary",
+            service_id="svc-camhs-core", receiving_org_id="org-northshire-camhs", trigger="long_wait",
+            offer_ids=["io-camhs-parent-workshops", "io-family-voice-peer-support"],
+            provider_org_ids=["org-northshire-camhs", "org-family-voice"], primary_need="SEMH",
+            occurred_at=_AT,
+        ),
+        "The referral was signposted to interim offers (directory ids, the service's own first): accepted at a "
+        "service whose predicted wait to support (90th percentile) is over the threshold (trigger long_wait), or "
+        "a clock nearing breach (clock_breach_imminent). Ids and codes only.",
+    ),
+    SIGNPOST_TAKEN_UP: (
+        "Signpost taken up",
+        SignpostTakenUpV1(
+            referral_id="3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b", referrer_org_id="org-riverside-primary",
+            service_id="svc-camhs-core", receiving_org_id="org-northshire-camhs",
+            offer_id="io-family-voice-peer-support", provider_org_id="org-family-voice", recorded_by="family",
+            occurred_at=_AT,
+        ),
+        "An interim offer the referral was signposted to was taken up, as its referrer, its receiver or the "
+        "family (on the family view) recorded.",
+    ),
+}  # fmt: skip
 
 
 _DIRECTORY_EXAMPLES: dict[str, EventPayload] = {
@@ -398,6 +439,19 @@ def _referral_messages(doc: dict[str, Any]) -> dict[str, Any]:
             "description": _CONSENT_DESCRIPTIONS[consent] + " Consent events have their own consent_version and "
             "leave the referral's version (and ce_referralversion) alone; they carry codes, never names or notes.",
         }
+    for event_type, (title, example, description) in _SIGNPOST_EXAMPLES.items():
+        found[event_type] = {
+            **_kafka_message(
+                doc,
+                event_type,
+                title,
+                example,
+                key="referral_id",
+                subject="The referral id (also the key).",
+                source="/send/referrals",
+            ),
+            "description": description,
+        }
     for event_type, example in _DIRECTORY_EXAMPLES.items():
         key = "organisation_id" if isinstance(example, OrganisationV1) else "service_id"
         found[event_type] = _kafka_message(
@@ -441,7 +495,24 @@ def _alert_messages(doc: dict[str, Any]) -> dict[str, Any]:
                 "those sent last; the newest referral_version wins. Consumed by the referrals service (consumer "
                 "group referrals-clocks), which shows the family the deadline that applies; not a webhook."
             ),
-        }
+        },
+        WAIT_ESTIMATE: {
+            **_kafka_message(
+                doc,
+                WAIT_ESTIMATE,
+                "Service wait estimate",
+                _ESTIMATE_EXAMPLE,
+                key="service_id",
+                subject="The service id (also the key).",
+                source="/send/waitlists",
+            ),
+            "description": (
+                "A service's predicted wait (Kaplan-Meier over the referrals submitted in the window before as_of: "
+                "median and 90th percentile days to support starting and to the first clock's stop), worked out at "
+                "most daily and sent when it changes; below the threshold enough_data is false and every figure "
+                "null. Consumed by the referrals service, which shows it to schools and families; not a webhook."
+            ),
+        },
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from fastapi import FastAPI
@@ -10,18 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.clocks_repository import SqlReferralClocksRepository
 from referrals.adapters.family_mailer import SmtpMailer
+from referrals.adapters.interim_repository import SqlInterimRepository
 from referrals.adapters.orm import inbox, outbox, positions, store_replay_requests
-from referrals.adapters.seed import seed_file
+from referrals.adapters.referral_repository import SqlReferralRepository
+from referrals.adapters.seed import seed_file, seed_offers
 from referrals.adapters.unit_of_work import SqlUnitOfWork
-from referrals.entrypoints.consumers import CLOCKS_GROUP, on_waitlists_event
+from referrals.entrypoints.consumers import CLOCKS_GROUP, Signposting, on_waitlists_event
 from referrals.entrypoints.routers import ROUTERS
 from referrals.entrypoints.routers.pages import READERS
 from referrals.service_layer.directory import all_organisations, is_registered, seed_if_empty
 from referrals.service_layer.family_mail import FamilyLinkMailer
+from referrals.service_layer.interim import seed_offers_if_empty
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from referrals.settings import ReferralsSettings
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
+from send_shared.outbox import OutboxWriter
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.store_replay import StoreReplayServer, request_topic
 from send_shared.telemetry import setup_logging, setup_tracing
@@ -31,9 +36,19 @@ log = logging.getLogger(__name__)
 STORE_REPLAY_GROUP = "referrals-store-replay"
 
 
-async def handle_waitlists_event(event: CloudEvent, session: AsyncSession) -> None:
-    """The clocks consumer's handler, in the consumer runtime's transaction."""
-    await on_waitlists_event(event, SqlReferralClocksRepository(session))
+def waitlists_event_handler(source: str) -> Callable[[CloudEvent, AsyncSession], Awaitable[None]]:
+    """The clocks consumer's handler, in the consumer runtime's transaction: a signpost it makes is published
+    through the outbox in that transaction."""
+    writer = OutboxWriter(outbox)
+
+    async def handle(event: CloudEvent, session: AsyncSession) -> None:
+        async def publish(signposted: CloudEvent, key: str) -> None:
+            await writer.add(session, signposted, topic=Topics.REFERRAL_EVENTS, key=key)
+
+        signposting = Signposting(SqlReferralRepository(session), SqlInterimRepository(session), publish, source)
+        await on_waitlists_event(event, SqlReferralClocksRepository(session), signposting)
+
+    return handle
 
 
 def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
@@ -48,6 +63,8 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
             return
         if added := await seed_if_empty(*seed_file(), make_uow(), source=settings.event_source):
             log.info("directory seeded", extra={"entries": added})
+        if added := await seed_offers_if_empty(seed_offers(), make_uow()):
+            log.info("interim offers seeded", extra={"entries": added})
 
     runtime.startup.append(seed_directory)
     replay = StoreReplayServer(
@@ -69,7 +86,10 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
             fetch_max_wait_ms=500,  # requests are rare and a second more does not matter
         ),
         # The clocks waitlists tells of each referral: the family view's deadline.
-        ConsumerSpec(CLOCKS_GROUP, [Topics.WAITLIST_ALERTS], handle_waitlists_event, inbox, positions),
+        # Each service's predicted wait, and signposts when a clock nears breach.
+        ConsumerSpec(
+            CLOCKS_GROUP, [Topics.WAITLIST_ALERTS], waitlists_event_handler(settings.event_source), inbox, positions
+        ),
     ]
     runtime.workers.append(("store-replay", replay.run))
     if settings.family_email_enabled:

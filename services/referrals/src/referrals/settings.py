@@ -38,6 +38,13 @@ class ReferralsSettings(ServiceSettings):
     smtp_password: SecretStr | None = Field(None, description="Password for that login.")
     smtp_starttls: bool = Field(False, description="Require STARTTLS (set true in production).")
     smtp_timeout_seconds: float = Field(10.0, gt=0, description="Timeout for connecting and for each SMTP command.")
+    signpost_wait_weeks: int = Field(
+        12,
+        ge=0,
+        le=520,
+        description="Accepting a referral signposts it to interim offers when its service's predicted wait to "
+        "support (9 in 10 children start within it) is over this many weeks.",
+    )
     mail_from: str = Field("SEND referrals <no-reply@send.localhost>", description="From header of family link emails.")
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from referrals.adapters.clocks_repository import SqlReferralClocksRepository
 from referrals.adapters.orm import referral_clocks
-from referrals.bootstrap import handle_waitlists_event
+from referrals.bootstrap import waitlists_event_handler
 from referrals.entrypoints.cli import main as cli_main
 from send_shared.db import create_engine, session_factory
 from send_shared.events.envelope import CloudEvent
@@ -43,7 +43,7 @@ def told(referral_id: str, version: int, *clocks: tuple[str, str, str | None, st
 
 async def handle(engine: AsyncEngine, event: CloudEvent) -> None:
     async with session_factory(engine)() as session, session.begin():
-        await handle_waitlists_event(event, session)
+        await waitlists_event_handler("/send/referrals")(event, session)
 
 
 async def test_the_newest_version_is_kept_and_read_back(engine: AsyncEngine) -> None:

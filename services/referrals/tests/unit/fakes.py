@@ -23,6 +23,7 @@ from referrals.domain.directory import Organisation, Service
 from referrals.domain.family import FamilyContact, FamilyLink, LinkEmail
 from referrals.domain.history import HistoryRecord, history_record
 from referrals.domain.idempotency import StoredResponse
+from referrals.domain.interim import InterimOffer, Signpost, TakenUpBy, WaitEstimate
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import Referral
 from referrals.domain.privacy import PersonRecord, Tombstone
@@ -47,6 +48,9 @@ class FakeState:
     family_emails: dict[int, dict[str, object]] = field(default_factory=dict)
     family_contacts: dict[str, FamilyContact] = field(default_factory=dict)
     clocks: dict[str, ReferralClocks] = field(default_factory=dict)  # as waitlists last told them, by referral
+    offers: dict[str, InterimOffer] = field(default_factory=dict)
+    estimates: dict[str, WaitEstimate] = field(default_factory=dict)  # as waitlists last told them, by service
+    signposts: dict[tuple[str, str], Signpost] = field(default_factory=dict)  # by (referral, offer)
 
 
 class FakeReferralRepository:
@@ -302,6 +306,46 @@ class FakeReferralClocks:
         return {rid: list(self.state.clocks[rid].clocks) for rid in referral_ids if rid in self.state.clocks}
 
 
+class FakeInterim:
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    async def offer(self, offer_id: str) -> InterimOffer | None:
+        return self.state.offers.get(offer_id)
+
+    async def all_offers(self) -> list[InterimOffer]:
+        return [self.state.offers[k] for k in sorted(self.state.offers)]
+
+    async def save_offer(self, offer: InterimOffer) -> InterimOffer:
+        held = self.state.offers.get(offer.id)
+        saved = replace(offer, version=held.version + 1 if held else 1)
+        self.state.offers[offer.id] = saved
+        return saved
+
+    async def keep_estimate(self, estimate: WaitEstimate) -> bool:
+        held = self.state.estimates.get(estimate.service_id)
+        if held is not None and held.as_of > estimate.as_of:
+            return False
+        self.state.estimates[estimate.service_id] = estimate
+        return True
+
+    async def estimates(self, service_ids: Sequence[str] | None = None) -> dict[str, WaitEstimate]:
+        return {k: v for k, v in self.state.estimates.items() if service_ids is None or k in service_ids}
+
+    async def signposts_of(self, referral_id: str) -> list[Signpost]:
+        found = [s for (r, _), s in self.state.signposts.items() if r == referral_id]
+        return sorted(found, key=lambda s: (s.signposted_at, s.position))
+
+    async def add_signposts(self, signposts: Sequence[Signpost]) -> None:
+        for s in signposts:
+            assert (s.referral_id, s.offer_id) not in self.state.signposts
+            self.state.signposts[(s.referral_id, s.offer_id)] = s
+
+    async def take_up(self, referral_id: str, offer_id: str, at: datetime, by: TakenUpBy) -> None:
+        held = self.state.signposts[(referral_id, offer_id)]
+        self.state.signposts[(referral_id, offer_id)] = replace(held, taken_up_at=at, taken_up_by=by)
+
+
 class FakeUnitOfWork:
     def __init__(self, state: FakeState | None = None) -> None:
         self.committed = state if state is not None else FakeState()
@@ -316,6 +360,7 @@ class FakeUnitOfWork:
         self.family_links = FakeFamilyLinkRepository(self.working)
         self.privacy = FakePrivacyRepository(self.working)
         self.referral_clocks = FakeReferralClocks(self.working)
+        self.interim = FakeInterim(self.working)
         self.pending: list[tuple[CloudEvent, str]] = []
         return self
 
@@ -359,3 +404,4 @@ class FakeUnitOfWork:
         ) = self.working
         self.family_links.state = self.working
         self.referral_clocks.state = self.working
+        self.interim.state = self.working

@@ -16,6 +16,7 @@ from send_shared.telemetry import setup_logging, setup_tracing
 from send_shared.web.signin import signin_router
 from waitlists.adapters.orm import inbox, outbox, positions
 from waitlists.adapters.unit_of_work import JoinedUnitOfWork, SqlUnitOfWork
+from waitlists.domain.waits import WaitPolicy
 from waitlists.entrypoints import dashboard
 from waitlists.entrypoints.consumers import on_referral_event
 from waitlists.entrypoints.headers import DASHBOARD_POLICY
@@ -26,6 +27,7 @@ from waitlists.service_layer.dashboard import signin_organisations
 from waitlists.service_layer.projection import CONSUMER_GROUP, EVENT_SOURCE, backfill_facts, refresh_marked_facts
 from waitlists.service_layer.reporting import organisation_known
 from waitlists.service_layer.unit_of_work import UnitOfWorkFactory
+from waitlists.service_layer.waits import run_estimate_scheduler
 from waitlists.settings import WaitlistsSettings
 
 
@@ -65,6 +67,12 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         await run_alert_scheduler(uows, stop, interval=settings.alert_scan_seconds,
                                   lead_days=settings.alert_lead_days, source=settings.event_source)  # fmt: skip
 
+    policy = WaitPolicy(settings.wait_window_weeks, settings.wait_min_children)
+
+    async def wait_estimates(stop: asyncio.Event) -> None:
+        await run_estimate_scheduler(uows, stop, interval=settings.wait_estimate_scan_seconds, policy=policy,
+                                     source=settings.event_source)  # fmt: skip
+
     async def gauges(stop: asyncio.Event) -> None:
         await run_refresher(uows, stop, interval=settings.gauge_refresh_seconds)
 
@@ -80,6 +88,7 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
     runtime.startup.append(backfill)
     runtime.workers.append(("alert-scheduler", alert_scheduler))
     runtime.workers.append(("gauge-refresher", gauges))
+    runtime.workers.append(("wait-estimates", wait_estimates))
     app = create_app(
         runtime,
         title="SEND waitlists",
@@ -87,6 +96,7 @@ def build_app(settings: WaitlistsSettings | None = None) -> FastAPI:
         page_policies={"/dashboard": DASHBOARD_POLICY},
     )
     app.state.unit_of_work = uows
+    app.state.wait_policy = policy
     app.state.organisation_lookup = directory_member
     for router in ROUTERS:
         app.include_router(router)

@@ -15,3 +15,12 @@ class WaitlistsSettings(ServiceSettings):
     alert_scan_seconds: float = Field(60.0, gt=0, description="How often the alert scheduler looks for due alerts.")
     gauge_refresh_seconds: float = Field(60.0, gt=0, description="How often the /metrics waiting-list gauges refresh.")
     event_source: str = Field("/send/waitlists", description="CloudEvents source of the alerts this service emits.")
+    wait_window_weeks: int = Field(
+        26, ge=1, le=104, description="Weeks of referrals (by submission) a predicted wait is built from."
+    )
+    wait_min_children: int = Field(
+        20, ge=5, le=10_000, description="Fewest referrals behind a predicted wait; below it, not enough data."
+    )
+    wait_estimate_scan_seconds: float = Field(
+        3600.0, gt=0, description="How often the estimate worker looks for services not worked out yet today."
+    )

@@ -10,14 +10,17 @@ from types import TracebackType
 
 from waitlists.domain.access import Parties
 from waitlists.domain.alerts import AlertKind, ClockAlert
+from waitlists.domain.capacity import ServiceActivity, Waiter
 from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, StopCount, StopOutcome
+from waitlists.domain.impact import Completion, ImpactRead, Start, Submission
 from waitlists.domain.metrics import Period, Tally
 from waitlists.domain.projection import HeldProjection, ProjectedReferral
 from waitlists.domain.scope import Scope
 from waitlists.domain.timeline import Timeline
+from waitlists.domain.waits import ReferralOutcome, WaitEstimate
 
 from . import fake_facts
 
@@ -163,6 +166,44 @@ class FakeFacts:
         return [StopCount(sid, clock, on, outcome, exception, n)
                 for (sid, clock, on, outcome, exception), n in counted.items()]  # fmt: skip
 
+    async def activity(
+        self, service_ids: Sequence[str], first: date, day: date, boundaries: Sequence[date]
+    ) -> dict[str, ServiceActivity]:
+        found = {service_id: ServiceActivity() for service_id in service_ids}
+        for f in self.held.values():
+            if f.service_id not in found:
+                continue
+            mine = found[f.service_id]
+            for counts, on in ((mine.submitted, f.outcome.submitted_on), (mine.started, f.outcome.started_on)):
+                if on is not None and first <= on <= day:
+                    counts[on] = counts.get(on, 0) + 1
+            for b in boundaries:
+                if b <= day and any(w.valid_from <= b < w.valid_to for w in f.waiting):
+                    mine.waiting_on[b] = mine.waiting_on.get(b, 0) + 1
+            for w in f.waiting:
+                if w.valid_from <= day < w.valid_to:
+                    waited = w.paused_days if w.waiting_since is None else (day - w.waiting_since).days
+                    dues = [c.breach_on for c in f.clock_spells
+                            if c.valid_from <= day < c.valid_to and c.breach_on is not None]  # fmt: skip
+                    mine.queue.append(Waiter(f.referral_id, waited or 0, min(dues, default=None)))
+        return found
+
+    async def impact(self, service_ids: Sequence[str], first: date, day: date) -> ImpactRead:
+        """As the SQL read, less what the facts do not hold: no outcome codes, referrers of unknown kind."""
+        found = ImpactRead()
+        held = list(self.held.values())
+        for f in held:
+            o = f.outcome
+            done = o.closed_on if o.closed_status == "completed" else None
+            if f.service_id in service_ids and done is not None and first <= done <= day:
+                found.completions.append(Completion(f.child_ref, f.service_id, done, None))
+            if f.service_id in service_ids and o.started_on is not None and 0 <= (day - o.started_on).days <= 364:
+                found.starts.append(Start(f.service_id, "unknown", (o.started_on - o.submitted_on).days))
+        children = {c.child_ref for c in found.completions}
+        found.submissions = [Submission(f.child_ref, f.service_id, f.outcome.submitted_on) for f in held
+                             if f.child_ref in children and first < f.outcome.submitted_on <= day]  # fmt: skip
+        return found
+
     async def due_for_alert(self, day: date, lead_days: int) -> list[str]:
         announced = {(rid, clock) for rid, clock, kind in self._alerts.sent if kind is AlertKind.BREACHED}
         return sorted({
@@ -202,6 +243,41 @@ class FakeClockUpdates:
             self.published.append((update, source))
 
 
+class FakeWaits:
+    """The referrals' outcomes read from the facts held; the estimates sent kept in a list."""
+
+    def __init__(self, facts: FakeFacts) -> None:
+        self._facts = facts
+        self.computed: dict[str, date] = {}
+        self.last_sent: dict[str, tuple[object, ...]] = {}
+        self.sent: list[tuple[WaitEstimate, str]] = []
+
+    async def outcomes(
+        self, first_clocks: Mapping[str, str | None], first: date, last: date
+    ) -> dict[str, list[ReferralOutcome]]:
+        found: defaultdict[str, list[ReferralOutcome]] = defaultdict(list)
+        for f in self._facts.held.values():
+            o = f.outcome
+            if f.service_id not in first_clocks or not first <= o.submitted_on <= last:
+                continue
+            stop = next((s for s in f.clock_stops if s.clock.value == first_clocks[f.service_id]), None)
+            found[f.service_id].append(ReferralOutcome(o.submitted_on, o.started_on, o.closed_on,
+                                                       stop.stopped_on if stop else None,
+                                                       stop.outcome if stop else None))  # fmt: skip
+        return dict(found)
+
+    async def computed_on(self, service_ids: Collection[str]) -> dict[str, date]:
+        return {sid: on for sid, on in self.computed.items() if sid in service_ids}
+
+    async def send_if_changed(self, estimate: WaitEstimate, source: str) -> bool:
+        self.computed[estimate.service_id] = estimate.as_of
+        if self.last_sent.get(estimate.service_id) == estimate.fingerprint():
+            return False
+        self.last_sent[estimate.service_id] = estimate.fingerprint()
+        self.sent.append((estimate, source))
+        return True
+
+
 class FakeUnitOfWork:
     """One store shared by every ``async with``; ``commits`` counts the commits."""
 
@@ -211,6 +287,7 @@ class FakeUnitOfWork:
         self.alerts = FakeAlerts()
         self.clock_updates = FakeClockUpdates(self.referrals)
         self.facts = FakeFacts(self.alerts)
+        self.waits = FakeWaits(self.facts)
         self.marked_children: set[str] = set()
         self.marked_services: set[str] = set()
         self.commits = 0

@@ -203,6 +203,70 @@ class ReferralClocksV1(EventPayload):
     clocks: list[ClockStateV1] = Field(description="Every clock the service runs for the referral.")
 
 
+WAIT_ESTIMATE = "uk.send.waitlist.wait_estimate.v1"
+
+
+class WaitEstimateV1(EventPayload):
+    """Data of ``uk.send.waitlist.wait_estimate.v1``: a service's predicted wait (Kaplan-Meier over the referrals
+    submitted in the window before ``as_of``), sent when it changes, at most daily. The CloudEvent subject is the
+    service id. Counts only: below the threshold ``enough_data`` is false and every figure null."""
+
+    service_id: str = Field(description="The service the estimate is for (directory id); also the CloudEvent subject.")
+    as_of: date = Field(description="The Europe/London date the estimate is for.")
+    window_weeks: int = Field(
+        ge=1, description="Weeks of referrals (by submission date) before as_of it is built from."
+    )
+    children: int | None = Field(
+        ge=0, description="Referrals behind the estimate; null when 1 to 4 (disclosure control)."
+    )
+    enough_data: bool = Field(description="At least the threshold of referrals (default 20): the figures are given.")
+    to_support_median_days: int | None = Field(None, description="Median days from submission to support starting.")
+    to_support_p90_days: int | None = Field(
+        None, description="Days within which 9 in 10 children start support; null if the curve never gets there."
+    )
+    to_support_p90_low_days: int | None = Field(None, description="Lower end of the 95% band of the p90.")
+    to_support_p90_high_days: int | None = Field(
+        None, description="Upper end of the 95% band of the p90; null when unbounded by the data."
+    )
+    to_clock_stop_median_days: int | None = Field(
+        None, description="Median days from submission to the first clock's stop."
+    )
+    to_clock_stop_p90_days: int | None = Field(None, description="90th percentile days to the first clock's stop.")
+
+
+SIGNPOSTED = "uk.send.referral.signposted.v1"
+SIGNPOST_TAKEN_UP = "uk.send.referral.signpost_taken_up.v1"
+
+
+class ReferralSignpostedV1(EventPayload):
+    """Data of ``uk.send.referral.signposted.v1``: the referral was pointed to interim offers (support while
+    waiting), because its service's predicted wait is long or a clock nears breach. Ids and codes only."""
+
+    referral_id: str = Field(description="The referral; also the CloudEvent subject.")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    service_id: str = Field(description="The service the referral waits at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    trigger: str = Field(description="long_wait (accepted with a long predicted wait) or clock_breach_imminent.")
+    offer_ids: list[str] = Field(description="The interim offers signposted (directory ids), the service's own first.")
+    provider_org_ids: list[str] = Field(description="The organisations providing them, in the same order.")
+    primary_need: str | None = Field(None, description="The referral's DfE SEN need code the offers suit.")
+    occurred_at: AwareDatetime = Field(description="When the referral was signposted.")
+
+
+class SignpostTakenUpV1(EventPayload):
+    """Data of ``uk.send.referral.signpost_taken_up.v1``: an interim offer the referral was signposted to was taken
+    up, as its referrer, its receiver or the family recorded. Ids and codes only."""
+
+    referral_id: str = Field(description="The referral; also the CloudEvent subject.")
+    referrer_org_id: str = Field(description="The organisation that made the referral (directory id).")
+    service_id: str = Field(description="The service the referral waits at (directory id).")
+    receiving_org_id: str = Field(description="The organisation that runs that service (directory id).")
+    offer_id: str = Field(description="The interim offer taken up (directory id).")
+    provider_org_id: str = Field(description="The organisation providing it (directory id).")
+    recorded_by: str = Field(description="Who recorded it: referrer, receiver or family.")
+    occurred_at: AwareDatetime = Field(description="When it was recorded.")
+
+
 WEBHOOK_PING = "uk.send.webhook.ping.v1"
 
 
@@ -216,13 +280,26 @@ class ContractViolation(ValueError):
     """An event whose attributes disagree with its data (type, subject or version): never worth retrying."""
 
 
-EventPayloadV1 = ReferralEventV1 | ReferralConsentV1 | ClockAlertV1 | ReferralClocksV1 | ServiceV1 | OrganisationV1
+EventPayloadV1 = (
+    ReferralEventV1
+    | ReferralConsentV1
+    | ClockAlertV1
+    | ReferralClocksV1
+    | ServiceV1
+    | OrganisationV1
+    | WaitEstimateV1
+    | ReferralSignpostedV1
+    | SignpostTakenUpV1
+)
 SCHEMAS: dict[str, type[EventPayloadV1]] = {
     **dict.fromkeys(REFERRAL_EVENT_TYPES, ReferralEventV1),
     **dict.fromkeys(CONSENT_EVENT_TYPES, ReferralConsentV1),
     CLOCK_BREACH_IMMINENT: ClockAlertV1,
     CLOCK_BREACHED: ClockAlertV1,
     CLOCKS_UPDATED: ReferralClocksV1,
+    WAIT_ESTIMATE: WaitEstimateV1,
+    SIGNPOSTED: ReferralSignpostedV1,
+    SIGNPOST_TAKEN_UP: SignpostTakenUpV1,
     SERVICE_UPSERTED: ServiceV1,
     ORGANISATION_UPSERTED: OrganisationV1,
 }
@@ -255,8 +332,18 @@ def check_attributes(
     if isinstance(payload, ReferralConsentV1) and event_type != consent_event_type(payload.consent_status):
         raise ContractViolation(f"type {event_type} carries consent status {payload.consent_status.value}")
     if (
-        isinstance(payload, ReferralEventV1 | ReferralConsentV1 | ClockAlertV1 | ReferralClocksV1)
+        isinstance(
+            payload,
+            ReferralEventV1
+            | ReferralConsentV1
+            | ClockAlertV1
+            | ReferralClocksV1
+            | ReferralSignpostedV1
+            | SignpostTakenUpV1,
+        )
         and subject is not None
         and subject != payload.referral_id
     ):
         raise ContractViolation(f"subject {subject} is not referral {payload.referral_id}")
+    if isinstance(payload, WaitEstimateV1) and subject is not None and subject != payload.service_id:
+        raise ContractViolation(f"subject {subject} is not service {payload.service_id}")

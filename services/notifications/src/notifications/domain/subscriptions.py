@@ -10,16 +10,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from notifications.domain.consent import ConsentState
-from send_shared.events.schemas import CLOCKS_UPDATED, CONSENT_EVENT_TYPES, SCHEMAS, ReferralStatus, referral_event_type
+from send_shared.events.schemas import (
+    CLOCKS_UPDATED,
+    CONSENT_EVENT_TYPES,
+    SCHEMAS,
+    WAIT_ESTIMATE,
+    ReferralStatus,
+    referral_event_type,
+)
 
 REFERRAL_PREFIX = "uk.send.referral."
 ALERT_PREFIX = "uk.send.waitlist."
 MAX_URL_LENGTH = 2000  # endpoints.url is String(2000)
 # The event types an endpoint can receive: the contract's types that concern organisations (the ping is
 # sent to every endpoint on request, whatever it subscribes to).
-# (Not the clocks waitlists tells the referrals service for the family view: those are no one's webhook.)
+# (Not the clocks waitlists tells the referrals service for the family view, nor its services' wait estimates:
+# those are no one's webhook.)
+NOT_WEBHOOKS = frozenset({CLOCKS_UPDATED, WAIT_ESTIMATE})
 SUBSCRIBABLE_TYPES = frozenset(
-    t for t in SCHEMAS if t.startswith((REFERRAL_PREFIX, ALERT_PREFIX)) and t != CLOCKS_UPDATED
+    t for t in SCHEMAS if t.startswith((REFERRAL_PREFIX, ALERT_PREFIX)) and t not in NOT_WEBHOOKS
 )
 
 

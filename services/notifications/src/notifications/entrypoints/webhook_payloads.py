@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
 
-from send_shared.events.schemas import WEBHOOK_PING, ClockAlertV1, ReferralConsentV1, ReferralEventV1, WebhookPingV1
+from send_shared.events.schemas import (
+    WEBHOOK_PING,
+    ClockAlertV1,
+    ReferralConsentV1,
+    ReferralEventV1,
+    ReferralSignpostedV1,
+    SignpostTakenUpV1,
+    WebhookPingV1,
+)
 from send_shared.events.webhooks import StructuredEvent
 from send_shared.web.problems import add_problem_responses
 
@@ -32,7 +40,7 @@ WebhookSignature = Annotated[
 
 
 def document_webhooks(app: FastAPI) -> None:
-    """Add the four webhooks to the app's OpenAPI document (without FastAPI's 422, which is about our own
+    """Add the webhooks to the app's OpenAPI document (without FastAPI's 422, which is about our own
     requests, not what a subscriber answers)."""
 
     @app.webhooks.post("referral-event", responses=_ANSWERS)
@@ -62,6 +70,23 @@ def document_webhooks(app: FastAPI) -> None:
         """A statutory or service clock of a referral that concerns you is about to breach
         (`uk.send.waitlist.clock_breach_imminent.v1`) or has breached (`uk.send.waitlist.clock_breached.v1`).
         While the family's consent is withdrawn, to the receiving organisation only."""
+
+    @app.webhooks.post("referral-signposted", responses=_ANSWERS)
+    def referral_signposted(
+        body: StructuredEvent[ReferralSignpostedV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """A referral your organisation sent or receives was signposted to support while waiting
+        (`uk.send.referral.signposted.v1`): accepted at a service whose predicted wait is long (`long_wait`), or a
+        clock nearing breach (`clock_breach_imminent`). Ids only: read the offers in the referrals service's
+        directory (`GET /v1/directory/interim-offers`) and tell the family. While the family's consent is
+        withdrawn, to the receiving organisation only."""
+
+    @app.webhooks.post("signpost-taken-up", responses=_ANSWERS)
+    def signpost_taken_up(
+        body: StructuredEvent[SignpostTakenUpV1], id_: WebhookId, at: WebhookTimestamp, signature: WebhookSignature
+    ) -> None:
+        """Support while waiting that a referral was signposted to was taken up, as its referrer, its receiver or
+        the family recorded (`uk.send.referral.signpost_taken_up.v1`)."""
 
     @app.webhooks.post(
         "ping",

@@ -30,6 +30,7 @@ from send_shared.events.schemas import (
     ReferralConsentV1,
     ReferralEventV1,
     ServiceV1,
+    WaitEstimateV1,
     validated_payload,
 )
 from send_shared.metrics import CONSUMER_VERSION_GAPS
@@ -61,8 +62,8 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
     if isinstance(payload, OrganisationV1):
         await uow.directory.record_organisation(payload.organisation_id, payload.version)
         return 0
-    if isinstance(payload, ReferralClocksV1):
-        return 0  # waitlists tells the referrals service (the family view), not organisations
+    if isinstance(payload, ReferralClocksV1 | WaitEstimateV1):
+        return 0  # waitlists tells the referrals service (the family view, the estimate), not organisations
     clean = clean_event(event, payload)
     if isinstance(payload, ReferralConsentV1):
         state = ConsentState(payload.referral_id, payload.consent_version, payload.consent_status)

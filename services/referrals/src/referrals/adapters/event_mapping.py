@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from referrals.domain.consent import ConsentRecord
 from referrals.domain.directory import Organisation, Service
+from referrals.domain.interim import Signpost, SignpostTrigger, TakenUpBy
 from referrals.domain.model import Referral, StatusChanged
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,
     SERVICE_UPSERTED,
+    SIGNPOST_TAKEN_UP,
+    SIGNPOSTED,
     OrganisationV1,
     ReferralConsentV1,
     ReferralEventV1,
+    ReferralSignpostedV1,
     ServiceV1,
+    SignpostTakenUpV1,
     consent_event_type,
     referral_event_type,
 )
@@ -121,3 +126,40 @@ def service_event(service: Service, source: str) -> CloudEvent:
         active=service.active,
     )
     return CloudEvent(type=SERVICE_UPSERTED, source=source, subject=service.id, data=data.model_dump(mode="json"))
+
+
+def signposted_event(
+    referral: Referral, signposts: list[Signpost], trigger: SignpostTrigger, source: str
+) -> CloudEvent:
+    """The referral was signposted to interim offers: ids and codes only."""
+    at = signposts[0].signposted_at
+    data = ReferralSignpostedV1(
+        referral_id=referral.id,
+        referrer_org_id=referral.referrer_org_id,
+        service_id=referral.service_id,
+        receiving_org_id=referral.receiving_org_id,
+        trigger=trigger.value,
+        offer_ids=[s.offer_id for s in signposts],
+        provider_org_ids=[s.provider_org_id for s in signposts],
+        primary_need=referral.primary_need,
+        occurred_at=at,
+    )
+    return CloudEvent(type=SIGNPOSTED, source=source, subject=referral.id, time=at, data=data.model_dump(mode="json"))
+
+
+def taken_up_event(referral: Referral, signpost: Signpost, by: TakenUpBy, source: str) -> CloudEvent:
+    at = signpost.taken_up_at
+    assert at is not None
+    data = SignpostTakenUpV1(
+        referral_id=referral.id,
+        referrer_org_id=referral.referrer_org_id,
+        service_id=referral.service_id,
+        receiving_org_id=referral.receiving_org_id,
+        offer_id=signpost.offer_id,
+        provider_org_id=signpost.provider_org_id,
+        recorded_by=by.value,
+        occurred_at=at,
+    )
+    return CloudEvent(
+        type=SIGNPOST_TAKEN_UP, source=source, subject=referral.id, time=at, data=data.model_dump(mode="json")
+    )

@@ -211,6 +211,59 @@ referral_clocks = Table(
     Column("received_at", UtcDateTime(), nullable=False),
 )
 
+# Support while waiting (issue 18): each service's interim offers (directory data, never a person's).
+interim_offers = Table(
+    "interim_offers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("provider_org_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("needs", JSON, nullable=False),
+    Column("urgencies", JSON, nullable=False),
+    Column("min_age", Integer, nullable=True),
+    Column("max_age", Integer, nullable=True),
+    Column("contact_phone", String(32), nullable=True),
+    Column("contact_email", String(254), nullable=True),
+    Column("contact_url", String(500), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_interim_offers_service", "service_id"),
+)
+
+# The newest wait estimate waitlists told of each service (uk.send.waitlist.wait_estimate.v1); the latest as_of wins.
+service_wait_estimates = Table(
+    "service_wait_estimates",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("window_weeks", Integer, nullable=False),
+    Column("children", Integer, nullable=True),
+    Column("enough_data", Boolean, nullable=False),
+    Column("to_support_median_days", Integer, nullable=True),
+    Column("to_support_p90_days", Integer, nullable=True),
+    Column("to_support_p90_low_days", Integer, nullable=True),
+    Column("to_support_p90_high_days", Integer, nullable=True),
+    Column("to_clock_stop_median_days", Integer, nullable=True),
+    Column("to_clock_stop_p90_days", Integer, nullable=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+# The interim offers each referral was signposted to, and whether (when, by whom) one was taken up.
+referral_signposts = Table(
+    "referral_signposts",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("provider_org_id", String(64), nullable=False),
+    Column("trigger", String(30), nullable=False),
+    Column("signposted_at", UtcDateTime(), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("taken_up_at", UtcDateTime(), nullable=True),
+    Column("taken_up_by", String(20), nullable=True),
+)
+
 # Every event published (the store, never pruned), the publish queue and the newest record per partition.
 outbox = define_outbox_tables(metadata)
 # Requests for a store replay (a consumer rebuilding its projection asks for every event ever published),

@@ -16,6 +16,7 @@ from referrals.adapters.consent_repository import SqlConsentRepository
 from referrals.adapters.directory_repository import SqlDirectoryRepository
 from referrals.adapters.event_mapping import consent_cloud_event, ordered_events, to_cloud_event
 from referrals.adapters.family_links import SqlFamilyLinkRepository
+from referrals.adapters.interim_repository import SqlInterimRepository
 from referrals.adapters.orm import outbox, referral_history
 from referrals.adapters.privacy_repository import SqlPrivacyRepository
 from referrals.adapters.referral_repository import SqlReferralRepository, history_row
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
         self.privacy = SqlPrivacyRepository(self.session)
         self.family_links = SqlFamilyLinkRepository(self.session)
         self.referral_clocks = SqlReferralClocksRepository(self.session)
+        self.interim = SqlInterimRepository(self.session)
         self.pending: list[tuple[CloudEvent, str]] = []
         return self
 

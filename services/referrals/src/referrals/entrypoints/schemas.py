@@ -24,6 +24,7 @@ from referrals.domain.child import PersonalDetails, is_valid_nhs_number, is_vali
 from referrals.domain.codes import EHC_OUTCOMES, HoldReason, NeedCode, Outcome, RejectionReason, Urgency
 from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, ConsentStatus
 from referrals.domain.history import HistoryRecord
+from referrals.domain.interim import InterimOffer, Signpost, SignpostTrigger, TakenUpBy, WaitEstimate, wait_words
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 from referrals.domain.privacy import Tombstone
@@ -438,6 +439,118 @@ class ConsentInForce(BaseModel):
         )
 
 
+_ESTIMATE_EXAMPLE: JsonDict = {
+    "enough_data": True,
+    "as_of": "2026-11-30",
+    "window_weeks": 26,
+    "children": 148,
+    "to_support_median_days": 61,
+    "to_support_p90_days": 118,
+    "to_support_p90_low_days": 104,
+    "to_support_p90_high_days": 131,
+    "to_clock_stop_median_days": 55,
+    "to_clock_stop_p90_days": 112,
+    "summary": "Most children wait about 9 weeks; 9 in 10 start within 17 weeks.",
+}
+
+
+class WaitEstimateOut(BaseModel):
+    """How long children wait at the service, as waitlists last predicted it (Kaplan-Meier over its recent
+    referrals, those still waiting counted too)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_ESTIMATE_EXAMPLE]})
+
+    enough_data: bool = Field(description="False: too few referrals to say (every figure is null then).")
+    as_of: date | None = Field(description="The day the estimate is for; null if none was made yet.")
+    window_weeks: int | None = Field(description="Weeks of referrals it is built from.")
+    children: int | None = Field(description="Referrals behind it; null when 1 to 4 (disclosure control).")
+    to_support_median_days: int | None = Field(description="Median days from referral to support starting.")
+    to_support_p90_days: int | None = Field(description="Days within which 9 in 10 children start support.")
+    to_support_p90_low_days: int | None = Field(description="Lower end of the 95% band of that 90th percentile.")
+    to_support_p90_high_days: int | None = Field(
+        description="Upper end of the band; null when the data does not bound it."
+    )
+    to_clock_stop_median_days: int | None = Field(description="Median days to the first clock's stop.")
+    to_clock_stop_p90_days: int | None = Field(description="90th percentile of days to the first clock's stop.")
+    summary: str = Field(description="The same in plain English, as the family view says it.")
+
+    @classmethod
+    def of(cls, estimate: WaitEstimate | None) -> WaitEstimateOut:
+        if estimate is None:
+            return cls(
+                enough_data=False, as_of=None, window_weeks=None, children=None, to_support_median_days=None,
+                to_support_p90_days=None, to_support_p90_low_days=None, to_support_p90_high_days=None,
+                to_clock_stop_median_days=None, to_clock_stop_p90_days=None, summary=wait_words(None),
+            )  # fmt: skip
+        return cls(
+            enough_data=estimate.enough_data,
+            as_of=estimate.as_of,
+            window_weeks=estimate.window_weeks,
+            children=estimate.children,
+            to_support_median_days=estimate.to_support_median_days,
+            to_support_p90_days=estimate.to_support_p90_days,
+            to_support_p90_low_days=estimate.to_support_p90_low_days,
+            to_support_p90_high_days=estimate.to_support_p90_high_days,
+            to_clock_stop_median_days=estimate.to_clock_stop_median_days,
+            to_clock_stop_p90_days=estimate.to_clock_stop_p90_days,
+            summary=wait_words(estimate),
+        )
+
+
+class SignpostOut(BaseModel):
+    """An interim offer (support while waiting) the referral was signposted to."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "offer_id": "io-family-voice-peer-support",
+                    "name": "Parent peer support group",
+                    "provider_org_id": "org-family-voice",
+                    "description": "Meet other parents whose children are waiting for help.",
+                    "contact_phone": "01632 960 400",
+                    "contact_email": None,
+                    "contact_url": "https://family-voice.example/groups",
+                    "trigger": "long_wait",
+                    "signposted_at": "2026-11-09T11:00:00Z",
+                    "taken_up_at": None,
+                    "taken_up_by": None,
+                }
+            ]
+        }
+    )
+
+    offer_id: str = Field(description="The interim offer (directory id).")
+    name: str | None = Field(description="The offer's name; null if it left the directory.")
+    provider_org_id: str = Field(description="Who provides it (directory id).")
+    description: str | None = Field(description="What it is, in plain English.")
+    contact_phone: str | None = Field(description="How to reach it: phone.")
+    contact_email: str | None = Field(description="How to reach it: email.")
+    contact_url: str | None = Field(description="How to reach it: web page.")
+    trigger: SignpostTrigger = Field(
+        description="Why: long_wait (accepted with a long predicted wait) or clock_breach_imminent."
+    )
+    signposted_at: datetime = Field(description="When the referral was signposted to it.")
+    taken_up_at: datetime | None = Field(description="When it was recorded as taken up; null if not.")
+    taken_up_by: TakenUpBy | None = Field(description="Who recorded the take-up: referrer, receiver or family.")
+
+    @classmethod
+    def of(cls, signpost: Signpost, offer: InterimOffer | None) -> SignpostOut:
+        return cls(
+            offer_id=signpost.offer_id,
+            name=offer.name if offer else None,
+            provider_org_id=signpost.provider_org_id,
+            description=offer.description if offer else None,
+            contact_phone=offer.contact_phone if offer else None,
+            contact_email=offer.contact_email if offer else None,
+            contact_url=offer.contact_url if offer else None,
+            trigger=signpost.trigger,
+            signposted_at=signpost.signposted_at,
+            taken_up_at=signpost.taken_up_at,
+            taken_up_by=signpost.taken_up_by,
+        )
+
+
 _REFERRAL_EXAMPLE: JsonDict = {
     "id": "3f2b8a4e-1c7d-4e5f-9a0b-6c1d2e3f4a5b",
     "status": "accepted",
@@ -468,6 +581,8 @@ _REFERRAL_EXAMPLE: JsonDict = {
     "reason": "Persistent anxiety affecting attendance since spring term.",
     "consent": _CONSENT_EXAMPLE,
     "parallel_referrals": [],
+    "wait_estimate": _ESTIMATE_EXAMPLE,
+    "signposts": [],
 }
 
 
@@ -522,6 +637,15 @@ class ReferralOut(BaseModel):
     parallel_referrals: list[ParallelReferral] = Field(
         default_factory=list, description="The child's other open referrals, at other services."
     )
+    wait_estimate: WaitEstimateOut | None = Field(
+        None,
+        description="How long children wait at the service (waitlists' prediction): on a single referral and on the "
+        "submission's answer.",
+    )
+    signposts: list[SignpostOut] = Field(
+        default_factory=list,
+        description="Support while waiting the referral was signposted to (only on a single referral).",
+    )
 
     @classmethod
     def of(
@@ -532,6 +656,9 @@ class ReferralOut(BaseModel):
         *,
         viewer: tuple[str, str] | None = None,
         consent: ConsentRecord | None = None,
+        estimate: WaitEstimate | None = None,
+        with_estimate: bool = False,
+        signposts: Iterable[SignpostOut] = (),
     ) -> ReferralOut:
         """``viewer`` is the (organisation, role) reading: it sees the ids of the parallel referrals it may read."""
         d = referral.last_details
@@ -578,6 +705,8 @@ class ReferralOut(BaseModel):
                 )
                 for r in (parallel if parallel is not None else [])
             ],
+            wait_estimate=WaitEstimateOut.of(estimate) if with_estimate or estimate is not None else None,
+            signposts=list(signposts),
         )
 
 

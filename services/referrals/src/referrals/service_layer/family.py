@@ -27,11 +27,13 @@ from referrals.domain.family import (
     new_token,
     token_hash,
 )
+from referrals.domain.interim import InterimOffer, Signpost, wait_words
 from referrals.domain.lifecycle import Status
 from referrals.domain.model import Referral
 from referrals.service_layer.callers import Caller, FamilyCaller
 from referrals.service_layer.consent import ConsentChange, withdraw_consent
 from referrals.service_layer.errors import NotFound, NotYourReferral
+from referrals.service_layer.interim import take_up
 from referrals.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 LONDON = ZoneInfo("Europe/London")
@@ -111,6 +113,18 @@ class ServiceContact:
 
 
 @dataclass(frozen=True, slots=True)
+class FamilySignpost:
+    """An interim offer the referral was signposted to, as the family sees it."""
+
+    offer_id: str
+    name: str
+    description: str
+    provider_name: str
+    contact: ServiceContact
+    taken_up: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ReferralCard:
     """One referral as the family sees it: names and plain words only."""
 
@@ -132,6 +146,10 @@ class ReferralCard:
     shared_with: tuple[str, ...]
     deadline: Deadline | None = None
     """The deadline that applies, as waitlists last told its clocks (never worked out here)."""
+    wait: str | None = None
+    """How long children wait at the service, in plain words (waitlists' prediction); while waiting to start."""
+    signposts: tuple[FamilySignpost, ...] = ()
+    """Support while waiting the referral was signposted to."""
 
     @property
     def is_open(self) -> bool:
@@ -182,12 +200,27 @@ async def open_page(token: str, uow: UnitOfWork, *, now: datetime) -> FamilyPage
         services = {s.id: s for s in await uow.directory.all_services()}
         organisations = {o.id: o for o in await uow.directory.all_organisations()}
         clocks = await uow.referral_clocks.clocks_of([r.id for r in referrals])
+        estimates = await uow.interim.estimates(list({r.service_id for r in referrals}))
+        offers = {o.id: o for o in await uow.interim.all_offers()}
         today = now.astimezone(LONDON).date()
         cards = []
         for referral in referrals:
             consent = await uow.consents.history(referral.id)
             card = _card(referral, referrals, services, organisations, consent[-1] if consent else None)
-            cards.append(replace(card, deadline=current_deadline(clocks.get(referral.id, []), today)))
+            waiting = card.is_open and referral.status is not Status.IN_PROGRESS
+            signposts = [
+                _family_signpost(s, offers[s.offer_id], organisations)
+                for s in await uow.interim.signposts_of(referral.id)
+                if s.offer_id in offers and card.is_open
+            ]
+            cards.append(
+                replace(
+                    card,
+                    deadline=current_deadline(clocks.get(referral.id, []), today),
+                    wait=wait_words(estimates.get(referral.service_id)) if waiting else None,
+                    signposts=tuple(signposts),
+                )
+            )
             await uow.audit_log.add(_audit(link, AuditAction.FAMILY_VIEW, referral.id, now))
         contact = await uow.family_links.contact(link.referral_id) or FamilyContact()
         await uow.family_links.used(link.id, now)
@@ -206,6 +239,34 @@ async def update_contact(token: str, contact: FamilyContact, uow: UnitOfWork, *,
         await uow.family_links.used(link.id, now)
         await uow.commit()
     return link
+
+
+def _family_signpost(signpost: Signpost, offer: InterimOffer, organisations: dict[str, Organisation]) -> FamilySignpost:
+    provider = organisations.get(offer.provider_org_id)
+    return FamilySignpost(
+        offer_id=offer.id,
+        name=offer.name,
+        description=offer.description,
+        provider_name=provider.name if provider else "",
+        contact=ServiceContact(offer.contact_phone, offer.contact_email, offer.contact_url),
+        taken_up=signpost.taken_up_at is not None,
+    )
+
+
+async def take_up_offer(
+    token: str, position: int, offer_id: str, uow_factory: UnitOfWorkFactory, *, now: datetime, source: str
+) -> None:
+    """The family says they took up support they were signposted to on one of their child's referrals: the one at
+    ``position`` (1 for the first) on their page, which shows no referral id."""
+    async with uow_factory() as uow:
+        link = await _active_link(token, uow, now)
+        referrals = await uow.family_links.child_referrals(link.child_ref)
+        if not 1 <= position <= len(referrals):
+            raise NotFound(str(position))
+        referral_id = referrals[position - 1].id
+        await uow.family_links.used(link.id, now)
+        await uow.commit()
+    await take_up(referral_id, offer_id, FamilyCaller(link.id, link.child_ref), uow_factory(), now=now, source=source)
 
 
 def _card(

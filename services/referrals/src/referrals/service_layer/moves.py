@@ -12,6 +12,7 @@ from referrals.service_layer.callers import Caller
 from referrals.service_layer.consent import consent_of, copy_consent
 from referrals.service_layer.directory import find_service
 from referrals.service_layer.errors import NotFound, VersionMismatch
+from referrals.service_layer.interim import signpost_if_long_wait
 from referrals.service_layer.unit_of_work import UnitOfWork
 
 
@@ -23,6 +24,10 @@ class MoveReferral:
     expected_version: int
     details: MoveDetails
     occurred_at: datetime | None = None
+    signpost_after_days: int | None = None
+    """Accepting signposts the referral to interim offers when its service's predicted p90 wait to support is over
+    this many days (None: never)."""
+    event_source: str = "/send/referrals"
 
 
 async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
@@ -72,5 +77,9 @@ async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
                 raise NotFound(referral.id)
             await uow.referrals.add(linked, person)
             await copy_consent(uow, referral, linked, now=now, recorded_by=cmd.caller.organisation_id)
+        if cmd.signpost_after_days is not None:
+            await signpost_if_long_wait(
+                referral, uow, threshold_days=cmd.signpost_after_days, now=now, source=cmd.event_source
+            )
         await uow.commit()
     return referral

@@ -15,6 +15,7 @@ from referrals.domain.directory import Organisation, Service
 from referrals.domain.family import FamilyContact, FamilyLink, LinkEmail
 from referrals.domain.history import HistoryRecord
 from referrals.domain.idempotency import StoredResponse
+from referrals.domain.interim import InterimOffer, Signpost, TakenUpBy, WaitEstimate
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import Referral
 from referrals.domain.privacy import PersonRecord
@@ -98,6 +99,35 @@ class DirectoryRepository(Protocol):
     async def save_service(self, service: Service) -> Service:
         """Insert or replace; returns it with its new version."""
         ...
+
+
+class InterimRepository(Protocol):
+    """Support while waiting: interim offers, each service's wait estimate as waitlists last told it, and the
+    signposts of each referral."""
+
+    async def offer(self, offer_id: str) -> InterimOffer | None: ...
+    async def all_offers(self) -> list[InterimOffer]:
+        """Every offer, active or not, by id."""
+        ...
+
+    async def save_offer(self, offer: InterimOffer) -> InterimOffer:
+        """Insert or replace; returns it with its new version."""
+        ...
+
+    async def keep_estimate(self, estimate: WaitEstimate) -> bool:
+        """Holds it unless an estimate of a later ``as_of`` is held for the service; returns whether it was kept."""
+        ...
+
+    async def estimates(self, service_ids: Sequence[str] | None = None) -> dict[str, WaitEstimate]:
+        """The estimate held of each of these services (every service's when None)."""
+        ...
+
+    async def signposts_of(self, referral_id: str) -> list[Signpost]:
+        """Oldest first."""
+        ...
+
+    async def add_signposts(self, signposts: Sequence[Signpost]) -> None: ...
+    async def take_up(self, referral_id: str, offer_id: str, at: datetime, by: TakenUpBy) -> None: ...
 
 
 class AuditLog(Protocol):

@@ -14,6 +14,7 @@ from referrals.service_layer.repositories import (
     ConsentRepository,
     DirectoryRepository,
     FamilyLinkRepository,
+    InterimRepository,
     PrivacyRepository,
     ReferralClocksRepository,
     ReferralRepository,
@@ -36,6 +37,8 @@ class UnitOfWork(Protocol):
     def family_links(self) -> FamilyLinkRepository: ...
     @property
     def referral_clocks(self) -> ReferralClocksRepository: ...
+    @property
+    def interim(self) -> InterimRepository: ...
 
     def emit(self, event: CloudEvent, key: str) -> None:
         """Publish an event that is not a referral change (directory events) with this transaction."""

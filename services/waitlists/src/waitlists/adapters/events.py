@@ -19,6 +19,7 @@ from send_shared.events.schemas import (
     ORGANISATION_UPSERTED,
     REFERRAL_EVENT_TYPES,
     SERVICE_UPSERTED,
+    WAIT_ESTIMATE,
     ClockAlertV1,
     ClockStateV1,
     ContractViolation,
@@ -26,6 +27,7 @@ from send_shared.events.schemas import (
     ReferralClocksV1,
     ReferralEventV1,
     ServiceV1,
+    WaitEstimateV1,
     check_attributes,
     validated_payload,
 )
@@ -35,6 +37,7 @@ from waitlists.domain.clock_updates import ClockUpdate
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.projection import RecordedChange, ReferralEvent
 from waitlists.domain.timeline import DateOutOfRange, business_date
+from waitlists.domain.waits import WaitEstimate
 
 Fitting = TypeVar("Fitting", ReferralEventV1, OrganisationV1, ServiceV1)
 Projectable = ReferralEvent | ServiceEntry | OrganisationEntry
@@ -167,3 +170,17 @@ def clocks_event(update: ClockUpdate, source: str) -> CloudEvent:
         ],
     )  # fmt: skip
     return CloudEvent(type=CLOCKS_UPDATED, source=source, subject=told.referral_id, data=data.model_dump(mode="json"))
+
+
+def wait_estimate_event(estimate: WaitEstimate, source: str) -> CloudEvent:
+    """A service's predicted wait; every figure null when there is not enough data."""
+    support, stop = estimate.to_support, estimate.to_clock_stop
+    data = WaitEstimateV1(
+        service_id=estimate.service_id, as_of=estimate.as_of, window_weeks=estimate.window_weeks,
+        children=estimate.children_shown, enough_data=estimate.enough_data,
+        to_support_median_days=support.median_days, to_support_p90_days=support.p90_days,
+        to_support_p90_low_days=support.p90_low_days, to_support_p90_high_days=support.p90_high_days,
+        to_clock_stop_median_days=stop.median_days if stop else None,
+        to_clock_stop_p90_days=stop.p90_days if stop else None,
+    )  # fmt: skip
+    return CloudEvent(type=WAIT_ESTIMATE, source=source, subject=estimate.service_id, data=data.model_dump(mode="json"))

@@ -38,8 +38,10 @@ from waitlists.adapters.orm import (
     waiting_spells,
 )
 from waitlists.domain.alerts import AlertKind
+from waitlists.domain.capacity import ServiceActivity
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.facts import ReferralFacts, StopCount, StopOutcome
+from waitlists.domain.impact import ImpactRead
 from waitlists.domain.metrics import FLOW_WEEKS, Period, Tally
 from waitlists.domain.timeline import Status
 
@@ -73,6 +75,18 @@ class SqlFacts:
 
     async def due_for_alert(self, day: date, lead_days: int) -> list[str]:
         return await _due_for_alert(self._session, day, lead_days)
+
+    async def activity(
+        self, service_ids: Sequence[str], first: date, day: date, boundaries: Sequence[date]
+    ) -> dict[str, ServiceActivity]:
+        from waitlists.adapters.capacity import activity  # it imports this module's date rules
+
+        return await activity(self._session, service_ids, first, day, boundaries)
+
+    async def impact(self, service_ids: Sequence[str], first: date, day: date) -> ImpactRead:
+        from waitlists.adapters.impact import impact_read  # it imports this module's date rules
+
+        return await impact_read(self._session, service_ids, first, day)
 
 
 async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:

@@ -184,6 +184,17 @@ clock_updates_sent = Table(
     Column("sent_at", UtcDateTime(), nullable=False),
 )
 
+# The wait estimate last sent of each service (``uk.send.waitlist.wait_estimate.v1``), as a fingerprint, and the
+# day it was last worked out: worked out at most daily, sent only when it changed. Not part of the projection.
+wait_estimates_sent = Table(
+    "wait_estimates_sent",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("fingerprint", String(32), nullable=True),
+    Column("computed_on", Date, nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+)
+
 inbox = define_inbox_table(metadata)
 positions = define_positions_table(metadata)
 # Every alert published (the store, never pruned), the publish queue and the newest record per partition.

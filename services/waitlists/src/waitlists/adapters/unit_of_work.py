@@ -13,6 +13,7 @@ from waitlists.adapters.clock_updates import SqlClockUpdates
 from waitlists.adapters.directory import SqlDirectory
 from waitlists.adapters.facts import SqlFacts
 from waitlists.adapters.referrals import SqlReferrals
+from waitlists.adapters.waits import SqlWaits
 
 # Kept on the session, not on the unit of work: the consumer's handler and its before-commit step each see the
 # runtime's session through a unit of work of their own.
@@ -26,6 +27,7 @@ class _SessionWork:
     facts: SqlFacts
     alerts: SqlAlerts
     clock_updates: SqlClockUpdates
+    waits: SqlWaits
     _session: AsyncSession
 
     def _bind(self, session: AsyncSession) -> None:
@@ -35,6 +37,7 @@ class _SessionWork:
         self.facts = SqlFacts(session)
         self.alerts = SqlAlerts(session)
         self.clock_updates = SqlClockUpdates(session)
+        self.waits = SqlWaits(session)
 
     def mark_child(self, child_ref: str) -> None:
         self._marked(_MARKED_CHILDREN).add(child_ref)

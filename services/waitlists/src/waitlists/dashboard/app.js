@@ -403,6 +403,15 @@ function renderDownloads(params) {
     `rtt-distribution-${id}-${asOf}.csv`,
     `Referrals waiting by completed week, ${nameOf(scope, id)}, ${dateText(asOf)} (CSV)`,
   ]];
+  const scoped = new URLSearchParams({ scope, scope_id: id, as_of: asOf });
+  links.push(
+    [`../v1/exports/capacity-weekly.csv?${scoped}`, `capacity-weekly-${id}-${asOf}.csv`,
+      `Referrals in, support started and change in waiting per service and week, ${nameOf(scope, id)} (CSV)`],
+    [`../v1/exports/breach-forecast.csv?${scoped}`, `breach-forecast-${id}-${asOf}.csv`,
+      `Breach forecast and breaches avoided per extra start per service, ${nameOf(scope, id)} (CSV)`],
+    [`../v1/exports/impact.csv?${scoped}`, `impact-${id}-${asOf}.csv`,
+      `Re-referral, outcomes and time to support per service, ${nameOf(scope, id)} (CSV)`],
+  );
   if (area) {
     links.push([
       `../v1/exports/ehc-timeliness.csv?${new URLSearchParams({ area_id: area, year })}`,
@@ -484,6 +493,131 @@ function render(figures, trend, services) {
   renderServices(services);
 }
 
+// Demand and capacity (issue #18): weekly flows per service, the breach forecast with its what-if, and the area's
+// services ranked by the breaches one more start a week would avoid. Numbers as the API gives them.
+let capacity = { weekly: null, params: null };
+const held = (row, path) => (row.withheld || []).includes(path);
+const shown = (row, path, value) => (held(row, path) || value === null || value === undefined ? WITHHELD : `${value}`);
+const areaOf = (scope, id) => (scope === "area" ? id
+  : scope === "organisation" ? names.organisation.get(id)?.parent
+    : names.organisation.get(names.service.get(id)?.parent)?.parent);
+
+function renderDemand() {
+  const weekly = capacity.weekly;
+  const container = $("#chart-demand");
+  const chosen = $("#demand-service").value;
+  const weeks = chosen ? (weekly.services.find((s) => s.service_id === chosen)?.weeks || []) : weekly.weeks;
+  const who = chosen ? nameOf("service", chosen) : nameOf(weekly.scope, weekly.scope_id);
+  const fields = [["demand", "Referrals in"], ["throughput", "Support started"], ["net_change", "Change in number waiting"]];
+  if (!weeks.length || weeks.every((w) => fields.every(([f]) => w[f] === 0))) {
+    return empty(container, `No referrals came in or started at ${who} in these weeks.`);
+  }
+  const labels = weeks.map((w) => `w/c ${dateText(w.week_start, { day: "numeric", month: "short" })}${w.complete ? "" : " (part)"}`);
+  const values = weeks.flatMap((w) => fields.map(([f]) => w[f] || 0));
+  const top = Math.max(4, ...values), bottom = Math.min(0, ...values);
+  const tick = Math.max(1, Math.ceil((top - bottom) / 4));
+  const floor = Math.floor(bottom / tick) * tick;
+  // lineChart draws from 0 up; shift by the lowest tick so a fall in the list shows below zero.
+  const series = fields.map(([f, name]) => ({
+    name, values: weeks.map((w) => ({ value: w[f] === null ? null : w[f] - floor, text: shown(w, f, w[f]) })),
+  }));
+  const ticks = [0, 1, 2, 3, 4].map((i) => i * tick);
+  lineChart(container, series, labels, {
+    max: 4 * tick, ticks, format: (v) => `${v + floor}`, unit: "referrals a week",
+  }, `${who}: referrals in, support started and the change in the number waiting, each calendar week`);
+  numbersTable(container, `${who}: each calendar week (Monday to Sunday)`,
+    ["Week beginning", ...fields.map(([, n]) => n), "Waiting at the end"],
+    weeks.map((w, i) => [labels[i], ...fields.map(([f]) => shown(w, f, w[f])), shown(w, "waiting_at_end", w.waiting_at_end)]));
+}
+
+function renderForecast(answer) {
+  const t = answer.total;
+  const extra = answer.extra_starts;
+  const value = (path, n) => (held(t, path) ? null : n);
+  const bar = (label, path, n, tone) => ({ label, value: value(path, n), text: shown(t, path, n), tone });
+  const who = nameOf(answer.scope, answer.scope_id);
+  barChart($("#chart-forecast"), [
+    bar("4 weeks, now", "breaches.4", t.breaches["4"], "soon"),
+    bar(`4 weeks, +${extra}`, "breaches_with_extra.4", t.breaches_with_extra["4"]),
+    bar("12 weeks, now", "breaches.12", t.breaches["12"], "bad"),
+    bar(`12 weeks, +${extra}`, "breaches_with_extra.12", t.breaches_with_extra["12"]),
+  ], `${who}: breaches forecast at current throughput and with ${extra} more starts a week`, "breaches forecast",
+  "No breaches are forecast in the next 12 weeks, at current throughput or with more starts.");
+  numbersTable($("#chart-forecast"), `${who}: breaches forecast after ${dateText(answer.as_of)}`,
+    ["Within", "At current throughput", `With ${extra} more a week`, "Avoided"],
+    ["4", "12"].map((h) => [`${h} weeks`, shown(t, `breaches.${h}`, t.breaches[h]),
+      shown(t, `breaches_with_extra.${h}`, t.breaches_with_extra[h]), shown(t, `avoided.${h}`, t.avoided[h])]));
+  const avoided = shown(t, "avoided.12", t.avoided["12"]);
+  const result = avoided === WITHHELD ? "the number of breaches avoided in the next 12 weeks is withheld"
+    : `${avoided} breach${avoided === "1" ? "" : "es"} avoided in the next 12 weeks`;
+  $("#forecast-summary").textContent = `${who}: with ${extra} more start${extra === 1 ? "" : "s"} a week, ${result} `
+    + `(now ${shown(t, "throughput_per_week", t.throughput_per_week)} starts a week).`;
+}
+
+function renderRanking(answer) {
+  const rows = answer.services.map((r) => {
+    const row = element("tr", { "data-service": r.scope_id });
+    row.append(element("td", { class: "num" }, `${r.rank}`), element("th", { scope: "row" }, r.name));
+    const cells = [
+      ["throughput", shown(r, "throughput_per_week", r.throughput_per_week)],
+      ["demand", shown(r, "demand_per_week", r.demand_per_week)],
+      ["waiting", shown(r, "waiting", r.waiting)],
+      ["breaches-4", shown(r, "breaches.4", r.breaches["4"])],
+      ["breaches-12", shown(r, "breaches.12", r.breaches["12"])],
+      ["per-start", shown(r, "avoided_per_extra_start", r.avoided_per_extra_start)],
+    ];
+    for (const [name, text] of cells) row.append(element("td", { class: "num", "data-figure": `rank-${name}` }, text));
+    return row;
+  });
+  if (!rows.length) {
+    const row = element("tr");
+    row.append(element("td", { colspan: "8" }, "No service in this area."));
+    rows.push(row);
+  }
+  $("#ranking tbody").replaceChildren(...rows);
+  $("#ranking-caption").textContent = `Where one more clinician would help most in ${nameOf("area", answer.scope_id)}: `
+    + `services ranked by the breaches one more start a week would avoid in the 12 weeks after ${dateText(answer.as_of)}, per extra start.`;
+}
+
+async function loadForecast() {
+  const params = capacity.params;
+  const extra = $("#extra-starts").value || "1";
+  const query = new URLSearchParams({ as_of: params.get("as_of"), extra_starts: extra });
+  const path = `../v1/capacity/${params.get("scope")}/${encodeURIComponent(params.get("scope_id"))}/forecast?${query}`;
+  renderForecast(await api(path));
+}
+
+async function loadCapacity(params) {
+  capacity.params = params;
+  const scope = params.get("scope"), id = params.get("scope_id"), asOf = params.get("as_of");
+  const area = areaOf(scope, id) || (scope === "area" ? id : null);
+  const weekly = await api(`../v1/capacity/${scope}/${encodeURIComponent(id)}/weekly?${new URLSearchParams({ as_of: asOf })}`);
+  capacity.weekly = weekly;
+  const select = $("#demand-service");
+  const wanted = select.value;
+  select.replaceChildren(element("option", { value: "" }, `All of ${nameOf(scope, id)}`),
+    ...weekly.services.map((s) => element("option", { value: s.service_id }, nameOf("service", s.service_id))));
+  if (weekly.services.some((s) => s.service_id === wanted)) select.value = wanted;
+  renderDemand();
+  await loadForecast();
+  if (area) {
+    renderRanking(await api(`../v1/capacity/area/${encodeURIComponent(area)}/forecast?${new URLSearchParams({ as_of: asOf })}`));
+  }
+}
+
+$("#demand-service").addEventListener("change", () => { if (capacity.weekly) renderDemand(); });
+$("#what-if").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!capacity.params) return;
+  try {
+    await loadForecast();
+  } catch (error) {
+    if (error instanceof SignedOut) return showSignIn();
+    statusLine.className = "error";
+    statusLine.textContent = `Could not work out the forecast (${error.message}).`;
+  }
+});
+
 async function load() {
   const params = new URLSearchParams({ scope: $("#scope").value, scope_id: $("#scope-id").value, as_of: $("#as-of").value });
   history.replaceState(null, "", `?${params}`);
@@ -497,6 +631,7 @@ async function load() {
   ]);
   render(figures, trend, services);
   renderDownloads(params);
+  await loadCapacity(params);
   statusLine.textContent = `Figures for ${nameOf(params.get("scope"), params.get("scope_id"))} as of ${dateText(params.get("as_of"))}.`;
   document.body.dataset.loaded = base;
 }

@@ -7,10 +7,11 @@ import asyncio
 import json
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from send_shared.consumer.exclusion import GroupBusy, GroupLock
-from send_shared.db import create_engine
+from send_shared.db import create_engine, session_factory
 from send_shared.events.topics import Topics
 from send_shared.service import service_cli
 from send_shared.store_replay import IncompleteReplay, delete_topic, request_replay
@@ -18,6 +19,7 @@ from waitlists.service_layer.projection import CONSUMER_GROUP
 from waitlists.settings import WaitlistsSettings
 
 REBUILD_HELP = "rebuild the projection from the referrals service's event store (consumer stopped)"
+BACKTEST_HELP = "compare past predicted waits with what happened, and print the calibration as JSON"
 
 
 def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
@@ -89,6 +91,51 @@ class _ProgressLine:
             print(text, file=sys.stderr, flush=True)
 
 
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date written YYYY-MM-DD") from exc
+
+
+def backtest(settings: WaitlistsSettings, argv: list[str]) -> None:
+    from waitlists.adapters.unit_of_work import SqlUnitOfWork
+    from waitlists.domain.timeline import london_today
+    from waitlists.domain.waits import WaitPolicy
+    from waitlists.service_layer.backtest import backtest as run
+
+    parser = argparse.ArgumentParser(
+        prog="waitlists backtest",
+        description="For each as_of from --from to --to every --every-weeks weeks, predict every service's wait "
+        "and compare it with what happened to the children referred in the --cohort-weeks weeks after; prints "
+        "the calibration (share started within the predicted p90, target about 0.9) as JSON.",
+    )
+    parser.add_argument("--from", dest="first", type=_date, required=True, help="first as_of, YYYY-MM-DD")
+    parser.add_argument("--to", dest="last", type=_date, required=True, help="last as_of, YYYY-MM-DD")
+    parser.add_argument("--every-weeks", type=int, default=4, help="weeks between as_of dates (default 4)")
+    parser.add_argument("--cohort-weeks", type=int, default=4,
+                        help="weeks of referrals after each as_of to follow (default 4)")  # fmt: skip
+    parser.add_argument("--observed-on", type=_date, default=None, help="the day outcomes are read on (today)")
+    args = parser.parse_args(argv)
+    if args.every_weeks < 1 or args.cohort_weeks < 1 or args.last < args.first:
+        parser.error("--every-weeks and --cohort-weeks must be at least 1, and --to not before --from")
+    policy = WaitPolicy(settings.wait_window_weeks, settings.wait_min_children)
+
+    async def main() -> dict[str, object]:
+        engine = create_engine(settings.database_url)
+        try:
+            result = await run(
+                SqlUnitOfWork(session_factory(engine)), first=args.first, last=args.last,
+                every_weeks=args.every_weeks, cohort_weeks=args.cohort_weeks,
+                observed_on=args.observed_on or london_today(), policy=policy,
+            )  # fmt: skip
+        finally:
+            await engine.dispose()
+        return result.report()
+
+    print(json.dumps(asyncio.run(main()), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     from waitlists.bootstrap import build_app
 
@@ -99,5 +146,5 @@ def main(argv: list[str] | None = None) -> None:
         settings_factory=WaitlistsSettings,
         app_factory=build_app,
         migrations=Path(__file__).resolve().parents[1] / "migrations",
-        extra={"rebuild": (REBUILD_HELP, rebuild)},
+        extra={"rebuild": (REBUILD_HELP, rebuild), "backtest": (BACKTEST_HELP, backtest)},
     )

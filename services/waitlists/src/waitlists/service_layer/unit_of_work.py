@@ -10,14 +10,17 @@ from typing import Protocol, Self
 
 from waitlists.domain.access import Parties
 from waitlists.domain.alerts import ClockAlert
+from waitlists.domain.capacity import ServiceActivity
 from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, StopCount
+from waitlists.domain.impact import ImpactRead
 from waitlists.domain.metrics import Period, Tally
 from waitlists.domain.projection import HeldProjection, ProjectedReferral
 from waitlists.domain.scope import Scope
 from waitlists.domain.timeline import Timeline
+from waitlists.domain.waits import ReferralOutcome, WaitEstimate
 
 
 class Referrals(Protocol):
@@ -57,6 +60,10 @@ class Facts(Protocol):
     async def children_on_several_lists(self, service_ids: Sequence[str], day: date) -> int: ...
     async def stops_between(self, service_ids: Sequence[str], first: date, last: date) -> list[StopCount]: ...
     async def due_for_alert(self, day: date, lead_days: int) -> list[str]: ...
+    async def activity(
+        self, service_ids: Sequence[str], first: date, day: date, boundaries: Sequence[date]
+    ) -> dict[str, ServiceActivity]: ...
+    async def impact(self, service_ids: Sequence[str], first: date, day: date) -> ImpactRead: ...
 
 
 class Alerts(Protocol):
@@ -66,6 +73,14 @@ class Alerts(Protocol):
 class ClockUpdates(Protocol):
     async def told_before(self, referral_ids: Sequence[str]) -> dict[str, ToldBefore]: ...
     async def tell(self, updates: Sequence[ClockUpdate], source: str) -> None: ...
+
+
+class Waits(Protocol):
+    async def outcomes(
+        self, first_clocks: Mapping[str, str | None], first: date, last: date
+    ) -> dict[str, list[ReferralOutcome]]: ...
+    async def computed_on(self, service_ids: Collection[str]) -> dict[str, date]: ...
+    async def send_if_changed(self, estimate: WaitEstimate, source: str) -> bool: ...
 
 
 class UnitOfWork(Protocol):
@@ -81,6 +96,8 @@ class UnitOfWork(Protocol):
     def alerts(self) -> Alerts: ...
     @property
     def clock_updates(self) -> ClockUpdates: ...
+    @property
+    def waits(self) -> Waits: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

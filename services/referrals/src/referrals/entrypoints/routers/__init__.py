@@ -12,6 +12,7 @@ from referrals.entrypoints.routers import (
     pages,
     privacy,
     reading,
+    signposts,
     submission,
 )
 
@@ -19,6 +20,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     submission.router,
     reading.router,
     moves.router,
+    signposts.router,
     consent.router,
     importing.router,
     directory.router,

@@ -2,8 +2,9 @@
 
 - The API (``/v1/referrals/{id}/family-links``): the referral's referrer or receiver makes a private link for the
   family, lists the links (never a token) and revokes one. The token travels only in the email.
-- The page (``/family/{token}``, HTML, no script): the child's referrals in plain words, a form for the family's
-  contact details and a withdrawal of consent after a confirmation page. Forms carry a CSRF token bound to a
+- The page (``/family/{token}``, HTML, no script): the child's referrals in plain words (with how long children
+  wait and the support while waiting each was signposted to, which the family can say they took up), a form for
+  the family's contact details and a withdrawal of consent after a confirmation page. Forms carry a CSRF token bound to a
   cookie and to the link, and cross-site posts are refused. Pages are rate-limited per client address and per
   link, never cached or indexed, and refuse to be framed; every view is audited."""
 
@@ -45,6 +46,7 @@ from referrals.domain.family import (
     status_wording,
     token_hash,
 )
+from referrals.domain.interim import SignpostNotFound
 from referrals.domain.model import MissingDetail
 from referrals.entrypoints.dependencies import Party, Settings, Uow, UowFactory, caller_of
 from referrals.entrypoints.problems import PROBLEM_RESPONSES, missing_detail, not_found, not_readable
@@ -311,6 +313,8 @@ def _cards(page: family_cases.FamilyPage) -> list[dict[str, Any]]:
         hold = hold_wording(card.hold_reason_code) if card.hold_reason_code else None
         shown.append(
             {
+                "wait": card.wait,
+                "signposts": card.signposts,
                 "service_name": card.service_name,
                 "organisation_name": card.organisation_name,
                 "status": card.status,
@@ -349,6 +353,7 @@ def _page_response(
         preferences=[(p.value, words) for p, words in CONTACT_PREFERENCE_WORDS.items()],
         csrf=_csrf_value(settings, nonce, page.link.id),
         contact_action=f"/family/{token}/contact",
+        take_up_action=f"/family/{token}/take-up",
         withdraw_href=f"/family/{token}/withdraw",
         may_withdraw=page.may_withdraw,
         saved=extra.pop("saved", None),
@@ -408,6 +413,38 @@ async def family_contact(
     if error is not None:
         return _page_response(request, token, page, settings, status=422, error=error, contact=contact)
     return _page_response(request, token, page, settings, saved="Thank you. We have saved how to get in touch.")
+
+
+@pages.post("/family/{token}/take-up", response_class=HTMLResponse)
+async def family_take_up(
+    token: str, request: Request, more: UowFactory, settings: Settings, limits: Limits
+) -> Response:
+    """The family says they are using support they were signposted to: recorded as the take-up event."""
+    if (limited := _limited(request, token, limits)) is not None:
+        return limited
+    if not _TOKEN.fullmatch(token):
+        return _refused()
+    now = datetime.now(UTC)
+    try:
+        link = await family_cases.link_for_token(token, more(), now=now)
+    except LinkRefused as exc:
+        return _refused(exc)
+    form = await _form(request)
+    if not _form_ok(request, form, link.id, settings):
+        return _render("form_refused.html", 403, title="Something went wrong", back=f"/family/{token}")
+    position, offer_id = form.get("request", ""), form.get("offer", "")
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", position) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", offer_id):
+        return _render("form_refused.html", 422, title="Something went wrong", back=f"/family/{token}")
+    try:
+        await family_cases.take_up_offer(token, int(position), offer_id, more, now=now, source=settings.event_source)
+    except LinkRefused as exc:
+        return _refused(exc)
+    except (NotFound, SignpostNotFound):
+        return _render("form_refused.html", 404, title="Something went wrong", back=f"/family/{token}")
+    page = await family_cases.open_page(token, more(), now=now)
+    return _page_response(
+        request, token, page, settings, saved="Thank you. We have noted that you are using this help."
+    )
 
 
 @pages.get("/family/{token}/withdraw", response_class=HTMLResponse)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request, Response
 
 from referrals.domain.consent import OutsideConsent
 from referrals.domain.model import DuplicateReferral, IllegalMove, MissingDetail, MoveDetails, NotYourMove
-from referrals.entrypoints.dependencies import Party, Uow, caller_of
+from referrals.entrypoints.dependencies import Party, Settings, Uow, caller_of
 from referrals.entrypoints.preconditions import etag, parse_if_match
 from referrals.entrypoints.problems import PROBLEM_RESPONSES, duplicate, forbidden, missing_detail, not_found
 from referrals.entrypoints.routers.reading import ReferralId
@@ -40,6 +40,7 @@ async def move(
     request: Request,
     response: Response,
     uow: Uow,
+    settings: Settings,
     if_match: Annotated[
         str | None,
         Header(
@@ -53,7 +54,8 @@ async def move(
     mark a mistake (`entered_in_error`); every other move is the receiving service's. Each status needs its own
     details: `rejected` a rejection reason code, an explanation and a signposted service or a re-referral;
     `on_hold` a hold reason code and an expected resume date; `scheduled` the appointment; `handed_off` the
-    service taking over (within the consent in force: see /consent); `completed` an outcome code. Send the ETag you read as `If-Match`; the answer is the
+    service taking over (within the consent in force: see /consent); `completed` an outcome code. Accepting a
+    referral whose service's predicted wait is long signposts it to interim offers (see `signposts`). Send the ETag you read as `If-Match`; the answer is the
     moved referral with its new ETag."""
     expected = parse_if_match(if_match)
     try:
@@ -74,6 +76,8 @@ async def move(
                     expected_resume=body.expected_resume,
                     outcome_code=body.outcome_code,
                 ),
+                signpost_after_days=settings.signpost_wait_weeks * 7,
+                event_source=settings.event_source,
             ),
             uow,
         )

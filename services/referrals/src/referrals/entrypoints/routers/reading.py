@@ -19,7 +19,9 @@ from referrals.entrypoints.schemas import (
     HistoryEntry,
     ReferralOut,
     ReferralPage,
+    SignpostOut,
 )
+from referrals.service_layer import interim as interim_cases
 from referrals.service_layer import reading as reading_cases
 from referrals.service_layer.errors import NotFound, NotYourReferral
 
@@ -80,16 +82,26 @@ async def list_(
 async def get(referral_id: ReferralId, caller: Party, uow: Uow, response: Response) -> ReferralOut:
     """One referral, with the child's details, the reason and the consent in force for its referrer and its
     receiver, and the child's other open referrals. The `ETag` header is its version: send it as `If-Match` to move it. Every
-    read is recorded in the audit log."""
+    read is recorded in the audit log. It also carries the service's predicted wait (`wait_estimate`) and the support
+    while waiting the referral was signposted to (`signposts`; record a take-up with
+    POST /v1/referrals/{referral_id}/signposts/{offer_id}/take-up)."""
     try:
         referral, person, parallel, consent = await reading_cases.get_referral(referral_id, caller_of(caller), uow)
     except NotFound as exc:
         raise not_found() from exc
     except NotYourReferral as exc:
         raise not_readable(exc) from exc
+    estimate, signposts = await interim_cases.waiting_support(referral, uow)
     response.headers["ETag"] = etag(referral.version)
     return ReferralOut.of(
-        referral, person, parallel, viewer=(caller.organisation_id, caller.role.value), consent=consent
+        referral,
+        person,
+        parallel,
+        viewer=(caller.organisation_id, caller.role.value),
+        consent=consent,
+        estimate=estimate,
+        with_estimate=True,
+        signposts=[SignpostOut.of(s, offer) for s, offer in signposts],
     )
 
 
