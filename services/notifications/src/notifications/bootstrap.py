@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from notifications.adapters.mailer import SmtpMailer
 from notifications.adapters.orm import inbox, positions
 from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.adapters.webhook_client import WebhookClient
@@ -26,6 +25,7 @@ from notifications.service_layer.mail import MailWorker
 from notifications.settings import NotificationsSettings
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
+from send_shared.smtp import SmtpMailer
 from send_shared.telemetry import setup_logging, setup_tracing
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from notifications.adapters.mailer import MailDeliveryError, SmtpMailer, render
+from notifications.adapters.mailer import render
 from notifications.domain.digest import digest_intent
 from notifications.domain.email_policy import EmailIntent, Template, email_intents
 from send_devkit.broker import free_port, wait_for_port
@@ -32,6 +32,7 @@ from send_shared.events.schemas import (
     ReferralStatus,
     referral_event_type,
 )
+from send_shared.smtp import MailDeliveryError, SmtpMailer
 
 REFERRAL_ID = "3f2a1b2c-0000-4000-8000-000000000001"
 LINKED_ID = "7d00aa11-0000-4000-8000-000000000002"

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from notifications.adapters.mailer import SmtpMailer
 from notifications.domain.digest import DigestSchedule
 from notifications.service_layer.mail import MailWorker
 from send_devkit.smtp_sink import SmtpSink
+from send_shared.smtp import SmtpMailer
 
 from .conftest import CAMHS, SCHOOL, bearer, consume, referral_event
 

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from notifications.adapters.mailer import SmtpMailer
 from notifications.adapters.orm import deliveries
 from notifications.adapters.webhook_client import WebhookClient
 from notifications.service_layer.dispatcher import Dispatcher
@@ -24,6 +23,7 @@ from send_devkit.smtp_sink import SmtpSink
 from send_devkit.webhook_receiver import Received, Receiver
 from send_shared.events.schemas import ReferralEventV1
 from send_shared.events.webhooks import StructuredEvent
+from send_shared.smtp import SmtpMailer
 
 from .conftest import CAMHS, OTHER, SCHOOL, bearer, consume, referral_event
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from notifications.adapters.mailer import MailDeliveryError
 from notifications.adapters.webhook_client import Attempt
 from notifications.domain.delivery import DeliveryStatus, webhook_id
 from notifications.domain.email_policy import RETRY_DELAYS as EMAIL_RETRY_DELAYS
@@ -33,6 +32,7 @@ from send_shared.events.schemas import (
     ReferralStatus,
     referral_event_type,
 )
+from send_shared.smtp import MailDeliveryError
 
 from .fakes import FakeUnitOfWork
 

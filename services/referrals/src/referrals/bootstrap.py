@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.clocks_repository import SqlReferralClocksRepository
-from referrals.adapters.family_mailer import SmtpMailer
 from referrals.adapters.interim_repository import SqlInterimRepository
 from referrals.adapters.orm import inbox, outbox, positions, store_replay_requests
 from referrals.adapters.referral_repository import SqlReferralRepository
@@ -28,6 +27,7 @@ from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
+from send_shared.smtp import SmtpMailer
 from send_shared.store_replay import StoreReplayServer, request_topic
 from send_shared.telemetry import setup_logging, setup_tracing
 from send_shared.web.signin import signin_router

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 
 import pytest
 
-from referrals.adapters.family_mailer import MailDeliveryError
 from referrals.domain.audit import AuditAction
 from referrals.domain.child import PersonalDetails
 from referrals.domain.codes import HoldReason, Urgency
@@ -24,6 +23,7 @@ from referrals.service_layer import family as cases
 from referrals.service_layer.directory import seed_if_empty
 from referrals.service_layer.errors import NotFound, NotYourReferral
 from referrals.service_layer.family_mail import FamilyLinkMailer
+from send_shared.smtp import MailDeliveryError
 
 from .fakes import FakeUnitOfWork
 from .test_services import CAMHS, ORGANISATIONS, OTHER_SCHOOL, RECEIVER, REFERRER, SCHOOL, SERVICES
@@ -194,10 +194,11 @@ class FakeMailer:
         self.sent: list[EmailMessage] = []
         self.failure = failure
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage) -> list[str]:
         if self.failure is not None:
             raise self.failure
         self.sent.append(message)
+        return []
 
 
 async def test_the_email_carries_the_link_and_then_the_token_is_forgotten(uow: FakeUnitOfWork) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from referrals.adapters.family_mailer import MailDeliveryError, SmtpMailer, link_email
+from referrals.adapters.family_mailer import link_email
 from send_devkit.broker import free_port
 from send_devkit.smtp_sink import SmtpSink
+from send_shared.smtp import MailDeliveryError, SmtpMailer
 
 URL = "http://127.0.0.1:8001/family/" + "T" * 43
 

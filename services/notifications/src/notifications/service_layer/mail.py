@@ -10,11 +10,12 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from notifications.adapters.mailer import MailDeliveryError, render
+from notifications.adapters.mailer import render
 from notifications.domain.digest import DigestEntry, DigestSchedule, digest_event_id, digest_intent
 from notifications.domain.email_policy import QueuedEmail, Template, email_intents, next_try
 from notifications.domain.email_preferences import EmailPreferences, NewReferralEmails, Routing, routing
 from notifications.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from send_shared.smtp import MailDeliveryError
 
 log = logging.getLogger(__name__)
 _ERROR_CHARS = 500  # emails.last_error is String(500)

@@ -8,7 +8,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from zoneinfo import ZoneInfo
 
-import aiosmtplib
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from referrals.domain.family import day_words
@@ -44,53 +43,3 @@ def link_email(*, to: str, url: str, expires_at: datetime, mail_from: str) -> Em
 
 def _one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
-
-
-class MailDeliveryError(Exception):
-    """The message was not sent; ``transient`` says whether trying again later may succeed."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
-
-
-class SmtpMailer:
-    """Sends messages through one SMTP server (a relay in production, the development sink locally)."""
-
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        username: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        timeout: float = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.username = username
-        self.password = password
-        self.starttls = starttls
-        self.timeout = timeout
-
-    async def send(self, message: EmailMessage) -> None:
-        """Raises ``MailDeliveryError``: transient for 4xx replies, connection failures and timeouts; permanent
-        for 5xx replies."""
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.starttls,
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            transient = all(400 <= refusal.code < 500 for refusal in error.recipients)
-            raise MailDeliveryError(f"recipient refused: {error}", transient=transient) from error
-        except aiosmtplib.SMTPResponseException as error:
-            raise MailDeliveryError(f"SMTP {error.code}: {error.message}", transient=error.code < 500) from error
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise MailDeliveryError(f"SMTP connection failed: {error}", transient=True) from error

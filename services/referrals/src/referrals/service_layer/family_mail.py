@@ -12,16 +12,18 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-from referrals.adapters.family_mailer import MailDeliveryError, link_email
+from referrals.adapters.family_mailer import link_email
 from referrals.domain.family import LinkEmail, next_email_try
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
+from send_shared.smtp import MailDeliveryError
 
 log = logging.getLogger(__name__)
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
-        """Raises ``MailDeliveryError`` when the message was not sent."""
+    async def send(self, message: EmailMessage) -> list[str]:
+        """Returns the recipients refused (a family link has one); raises ``MailDeliveryError`` when the message
+        was not sent."""
         ...
 
 
