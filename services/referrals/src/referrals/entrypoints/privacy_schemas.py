@@ -7,12 +7,11 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from referrals.domain.child import is_valid_nhs_number, is_valid_upn
 from referrals.domain.consent import ConsentRecord
 from referrals.domain.family import FamilyLink
 from referrals.domain.privacy import PersonRecord, SubjectRecord, Tombstone
 from referrals.entrypoints.directory_schemas import AuditEntry
-from referrals.entrypoints.schemas import HistoryEntry, ReferralOut
+from referrals.entrypoints.schemas import HistoryEntry, ReferralOut, checked_nhs_number, checked_upn
 
 _ERASED_AT = "2026-12-01T09:00:00Z"
 
@@ -56,19 +55,8 @@ class SubjectAccessIn(BaseModel):
         None, max_length=20, description="The child's unique pupil number (ASCII). Give this, `nhs_number`, or both."
     )
 
-    @field_validator("nhs_number")
-    @classmethod
-    def _nhs(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_nhs_number(value):
-            raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
-        return value.replace(" ", "") if value else value
-
-    @field_validator("upn")
-    @classmethod
-    def _upn(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_upn(value):
-            raise ValueError("not a valid unique pupil number")
-        return value.strip().upper() if value else value
+    _nhs = field_validator("nhs_number")(checked_nhs_number)
+    _upn = field_validator("upn")(checked_upn)
 
     @model_validator(mode="after")
     def _identified(self) -> SubjectAccessIn:

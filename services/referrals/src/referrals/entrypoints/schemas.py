@@ -201,6 +201,20 @@ class ConsentIn(BaseModel):
         )
 
 
+def checked_nhs_number(value: str | None) -> str | None:
+    """An NHS number as the API takes it (ASCII digits, spaces allowed, a valid check digit), without spaces."""
+    if value is not None and not is_valid_nhs_number(value):
+        raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
+    return value.replace(" ", "") if value else value
+
+
+def checked_upn(value: str | None) -> str | None:
+    """A unique pupil number as the API takes it, in capitals."""
+    if value is not None and not is_valid_upn(value):
+        raise ValueError("not a valid unique pupil number")
+    return value.strip().upper() if value else value
+
+
 class ChildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -232,19 +246,8 @@ class ChildIn(BaseModel):
         "`nhs_number`.",
     )
 
-    @field_validator("nhs_number")
-    @classmethod
-    def _nhs(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_nhs_number(value):
-            raise ValueError("not a valid NHS number (10 digits with a modulus 11 check digit)")
-        return value.replace(" ", "") if value else value
-
-    @field_validator("upn")
-    @classmethod
-    def _upn(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_upn(value):
-            raise ValueError("not a valid unique pupil number")
-        return value.strip().upper() if value else value
+    _nhs = field_validator("nhs_number")(checked_nhs_number)
+    _upn = field_validator("upn")(checked_upn)
 
     @model_validator(mode="after")
     def _identified(self) -> ChildIn:
