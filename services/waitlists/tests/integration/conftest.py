@@ -77,6 +77,7 @@ def referral_events(
     *changes: tuple[str | None, ...],
     urgency: str = "routine",
     receiving: str | None = None,
+    needs: tuple[str | None, str | None] = (None, None),
 ) -> list[CloudEvent]:
     """(status, YYYY-MM-DD[, reason][, outcome]) changes as the referrals service would publish them."""
     receiving = receiving or next(org for svc, org, _, _ in SERVICES if svc == service)
@@ -88,7 +89,8 @@ def referral_events(
         data = ReferralEventV1(
             referral_id=referral_id, version=version, status=ReferralStatus(status), child_ref=child,
             referrer_org_id="org-school", service_id=service, receiving_org_id=receiving, urgency=urgency,
-            occurred_at=at, recorded_at=at, reason_code=reason, outcome_code=outcome,
+            primary_need=needs[0], secondary_need=needs[1], occurred_at=at, recorded_at=at, reason_code=reason,
+            outcome_code=outcome,
         )  # fmt: skip
         events.append(
             CloudEvent(

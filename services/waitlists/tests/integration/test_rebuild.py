@@ -47,9 +47,14 @@ from .conftest import directory_events, referral_events
 def history() -> list[Any]:
     events = directory_events()
     events += referral_events("r1", "c1", "svc-camhs", ("submitted", "2026-01-05"), ("accepted", "2026-01-12"),
-                              ("in_progress", "2026-01-30"))  # fmt: skip
+                              ("in_progress", "2026-01-30"), needs=("SEMH", "ASD"))  # fmt: skip
     events += referral_events(
-        "r2", "c2", "svc-camhs", ("submitted", "2026-01-05"), ("rejected", "2026-01-20", "outside_remit")
+        "r2",
+        "c2",
+        "svc-camhs",
+        ("submitted", "2026-01-05"),
+        ("rejected", "2026-01-20", "outside_remit"),
+        needs=("SLCN", None),
     )
     events += referral_events("r3", "c2", "svc-slt", ("submitted", "2026-01-21"), ("accepted", "2026-01-25"),
                               ("on_hold", "2026-02-01", "family_unavailable"), ("accepted", "2026-02-15"))  # fmt: skip
@@ -123,6 +128,9 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
         await producer.stop()
     live = await snapshot(engine)
     assert len(live["referral_changes"]) == 14
+    async with engine.connect() as conn:
+        needs = {r.referral_id: (r.primary_need, r.secondary_need) for r in await conn.execute(select(referrals))}
+    assert (needs["r1"], needs["r2"], needs["r3"]) == (("SEMH", "ASD"), ("SLCN", None), (None, None))
     steps: list[tuple[str, int]] = []
     report = await rebuild(
         SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,

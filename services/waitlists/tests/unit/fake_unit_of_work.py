@@ -15,7 +15,7 @@ from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, StopCount, StopOutcome
-from waitlists.domain.impact import Completion, ImpactRead, Start, Submission
+from waitlists.domain.impact import Completion, ImpactRead, Start, Submission, need_codes
 from waitlists.domain.metrics import Period, Tally
 from waitlists.domain.projection import HeldProjection, ProjectedReferral
 from waitlists.domain.scope import Scope
@@ -129,9 +129,10 @@ class FakeDirectory:
 
 
 class FakeFacts:
-    def __init__(self, alerts: FakeAlerts) -> None:
+    def __init__(self, alerts: FakeAlerts, referrals: FakeReferrals) -> None:
         self.held: dict[str, ReferralFacts] = {}
         self._alerts = alerts
+        self._referrals = referrals
 
     async def any(self) -> bool:
         return bool(self.held)
@@ -189,7 +190,8 @@ class FakeFacts:
         return found
 
     async def impact(self, service_ids: Sequence[str], first: date, day: date) -> ImpactRead:
-        """As the SQL read, less what the facts do not hold: no outcome codes, referrers of unknown kind."""
+        """As the SQL read, less what the facts do not hold: no outcome codes, referrers of unknown kind (need codes
+        from the referrals held)."""
         found = ImpactRead()
         held = list(self.held.values())
         for f in held:
@@ -198,7 +200,9 @@ class FakeFacts:
             if f.service_id in service_ids and done is not None and first <= done <= day:
                 found.completions.append(Completion(f.child_ref, f.service_id, done, None))
             if f.service_id in service_ids and o.started_on is not None and 0 <= (day - o.started_on).days <= 364:
-                found.starts.append(Start(f.service_id, "unknown", (o.started_on - o.submitted_on).days))
+                r = self._referrals.held[f.referral_id]
+                needs = need_codes(r.primary_need, r.secondary_need)
+                found.starts.append(Start(f.service_id, "unknown", (o.started_on - o.submitted_on).days, 1, needs))
         children = {c.child_ref for c in found.completions}
         found.submissions = [Submission(f.child_ref, f.service_id, f.outcome.submitted_on) for f in held
                              if f.child_ref in children and first < f.outcome.submitted_on <= day]  # fmt: skip
@@ -286,7 +290,7 @@ class FakeUnitOfWork:
         self.directory = FakeDirectory()
         self.alerts = FakeAlerts()
         self.clock_updates = FakeClockUpdates(self.referrals)
-        self.facts = FakeFacts(self.alerts)
+        self.facts = FakeFacts(self.alerts, self.referrals)
         self.waits = FakeWaits(self.facts)
         self.marked_children: set[str] = set()
         self.marked_services: set[str] = set()

@@ -120,6 +120,41 @@ async def test_impact_rereferral_and_time_to_support(http: httpx.AsyncClient, uo
     assert row["rereferral"]["6m"] == {"completed": 1, "rereferred": 1, "pct": 100.0}
     assert row["rereferral"]["12m"] == {"completed": 0, "rereferred": 0, "pct": None}
     assert row["time_to_support"] == [{"referrer_kind": "unknown", "started": 1, "median_days": 15, "p90_days": 15}]
+    assert row["time_to_support_by_need"] == [{"need_code": "unknown", "started": 1, "median_days": 15,
+                                               "p90_days": 15}]  # fmt: skip
     sheet = await http.get("/v1/exports/impact.csv", params={"scope": "service", "scope_id": "svc-camhs",
                                                              "as_of": "2026-09-01"})  # fmt: skip
     assert "svc-camhs,rereferred,6m,1" in sheet.text
+    assert "svc-camhs,median_days_to_support_by_need,unknown,15" in sheet.text
+
+
+async def test_time_to_support_by_need_code_withheld_from_others(
+    http: httpx.AsyncClient, uow: FakeUnitOfWork, caller: Caller
+) -> None:
+    # Started on 20 January: r2 (SEMH and ASD) after 15 days, r3 (SEMH) after 10; six more SEMH after 5 days each.
+    # SEMH: 8 referrals (5 x6, 10, 15: median rank 4 = 5, p90 rank ceil(7.2) = 8 = 15); ASD: 1, withheld.
+    semh_asd = {"primary_need": "SEMH", "secondary_need": "ASD"}
+    events = [change("r2", 1, "submitted", "2026-01-05", **semh_asd), change("r2", 2, "in_progress", "2026-01-20",
+              **semh_asd), change("r3", 1, "submitted", "2026-01-10", primary_need="SEMH"),
+              change("r3", 2, "in_progress", "2026-01-20", primary_need="SEMH")]  # fmt: skip
+    for i in range(6):
+        events += [change(f"s{i}", 1, "submitted", "2026-01-15", child=f"k{i}", primary_need="SEMH"),
+                   change(f"s{i}", 2, "in_progress", "2026-01-20", child=f"k{i}", primary_need="SEMH")]  # fmt: skip
+    await project(uow, *events)
+    await refresh_marked_facts(uow)
+    caller.act_as("org-school", Role.REFERRER)
+    found = await http.get("/v1/impact/service/svc-camhs", params={"as_of": "2026-02-01"})
+    assert found.status_code == 200, found.text
+    (row,) = found.json()["services"]
+    by_need = {n["need_code"]: n for n in row["time_to_support_by_need"]}
+    assert by_need["ASD"] == {"need_code": "ASD", "started": None, "median_days": None, "p90_days": None}
+    assert "time_to_support_by_need.ASD.started" in row["withheld"]
+    # SEMH stays: started (8) less SEMH (8) is ASD less the referrals with two codes, and a reader knows neither.
+    assert by_need["SEMH"] == {"need_code": "SEMH", "started": 8, "median_days": 5, "p90_days": 15}
+    caller.act_as("org-camhs")
+    own = (await http.get("/v1/impact/service/svc-camhs", params={"as_of": "2026-02-01"})).json()["services"][0]
+    assert {n["need_code"]: (n["started"], n["median_days"], n["p90_days"]) for n in own["time_to_support_by_need"]} \
+        == {"ASD": (1, 15, 15), "SEMH": (8, 5, 15)}  # fmt: skip
+    sheet = await http.get("/v1/exports/impact.csv", params={"scope": "service", "scope_id": "svc-camhs",
+                                                             "as_of": "2026-02-01"})  # fmt: skip
+    assert "svc-camhs,started_with_need,ASD,1" in sheet.text

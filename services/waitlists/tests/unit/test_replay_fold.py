@@ -35,10 +35,11 @@ def test_changes_settle_in_version_order_and_a_repeat_keeps_its_first_copy() -> 
 
 
 def test_a_referrals_fixed_facts_come_from_the_first_event_seen() -> None:
-    found = fold(change("r1", 2, "accepted", "2026-01-12", urgency="urgent"),
-                 change("r1", 1, "submitted", "2026-01-05", urgency="routine")).result()  # fmt: skip
+    found = fold(change("r1", 2, "accepted", "2026-01-12", urgency="urgent", primary_need="SEMH", secondary_need="ASD"),
+                 change("r1", 1, "submitted", "2026-01-05", urgency="routine", primary_need="SLCN")).result()  # fmt: skip
     assert found.referrals["r1"].urgency == "urgent"
     assert found.referrals["r1"].child_ref == "c1"
+    assert (found.referrals["r1"].primary_need, found.referrals["r1"].secondary_need) == ("SEMH", "ASD")
 
 
 def test_the_directory_keeps_the_newest_version_and_the_first_of_equal_versions() -> None:
@@ -94,6 +95,7 @@ def test_values_postgresql_would_refuse_are_skipped_as_the_consumer_parks_them()
         change("r2", 1, "submitted", "2026-01-05", service="svc-" + "x" * 61),
         change("r3", 1, "submitted", "2026-01-05", reason_code="r" * 65),
         change("r4", 2**31, "submitted", "2026-01-05"),
+        change("r5", 1, "submitted", "2026-01-05", primary_need="N" * 9),
     )
-    assert (folded.events, folded.skipped) == (1, 3)
+    assert (folded.events, folded.skipped) == (1, 4)
     assert list(folded.result().referrals) == ["r1"]

@@ -92,8 +92,10 @@ def _domain(payload: ReferralEventV1 | ServiceV1 | OrganisationV1) -> Projectabl
         except DateOutOfRange as exc:
             raise Unprojectable(f"occurred_at: {exc}") from exc
         change = RecordedChange(d.version, d.status, d.occurred_at, on, d.reason_code, d.outcome_code)
+        primary, secondary = (shared(n) if n else None for n in (d.primary_need, d.secondary_need))
         return ReferralEvent(d.referral_id, d.child_ref, shared(d.service_id), shared(d.receiving_org_id),
-                             shared(d.referrer_org_id), shared(d.urgency or "routine"), change)  # fmt: skip
+                             shared(d.referrer_org_id), shared(d.urgency or "routine"), primary, secondary,
+                             change)  # fmt: skip
     if isinstance(payload, ServiceV1):
         s = _fits(payload)
         return ServiceEntry(s.service_id, s.organisation_id, s.name, tuple(s.clocks), s.target_days, s.active,

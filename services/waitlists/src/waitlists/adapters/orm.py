@@ -24,6 +24,10 @@ referrals = Table(
     Column("urgency", String(20), nullable=False),
     Column("latest_version", Integer, nullable=False),
     Column("latest_status", String(20), nullable=False),
+    # DfE SEN need codes; null in rows projected before 0007. Last, as the migration adds them, so that a
+    # rebuilt table has the columns of a migrated one in the same order.
+    Column("primary_need", String(8), nullable=True),
+    Column("secondary_need", String(8), nullable=True),
     Index("ix_referrals_service", "service_id"),
     Index("ix_referrals_child", "child_ref"),
 )

@@ -98,7 +98,8 @@ async def _fill(conn: AsyncConnection, held: HeldProjection) -> None:
         ])  # fmt: skip
     for chunk in held.chunks(_CHUNK):
         latest = [(r.referral_id, r.child_ref, r.service_id, r.receiving_org_id, r.referrer_org_id, r.urgency,
-                   r.latest.version, r.latest.status.value) for r in chunk]  # fmt: skip
+                   r.latest.version, r.latest.status.value, r.primary_need, r.secondary_need)
+                  for r in chunk]  # fmt: skip
         await bulk_insert(conn, referrals, latest)
         await bulk_insert(conn, referral_changes, [
             (r.referral_id, c.version, c.status.value, c.occurred_at, c.occurred_on, c.reason_code, c.outcome_code)

@@ -33,6 +33,8 @@ class SqlReferrals:
                     r.c.receiving_org_id,
                     r.c.referrer_org_id,
                     r.c.urgency,
+                    r.c.primary_need,
+                    r.c.secondary_need,
                     c.c.version,
                     c.c.status,
                     c.c.occurred_at,
@@ -52,7 +54,8 @@ class SqlReferrals:
         self._held[referral_id] = {change.version for change in changes}
         first = rows[0]
         return ProjectedReferral(referral_id, first.child_ref, first.service_id, first.receiving_org_id,
-                                 first.referrer_org_id, first.urgency, changes)  # fmt: skip
+                                 first.referrer_org_id, first.urgency, first.primary_need, first.secondary_need,
+                                 changes)  # fmt: skip
 
     async def save(self, referral: ProjectedReferral) -> None:
         """Writes what ``get`` did not read; idempotent (a change already stored stays as it is)."""
@@ -71,7 +74,8 @@ class SqlReferrals:
             insert(referrals)
             .values(referral_id=referral.referral_id, child_ref=referral.child_ref, service_id=referral.service_id,
                     receiving_org_id=referral.receiving_org_id, referrer_org_id=referral.referrer_org_id,
-                    urgency=referral.urgency, **latest)
+                    urgency=referral.urgency, primary_need=referral.primary_need,
+                    secondary_need=referral.secondary_need, **latest)
             .on_conflict_do_update(index_elements=[referrals.c.referral_id], set_=latest)
         )  # fmt: skip
         held.update(c.version for c in new)

@@ -10,11 +10,16 @@
   (``none`` without one).
 - **Time to support**: days from submission to support starting (first in_progress), for referrals started in the
   12 months to as_of, by the kind of the referring organisation in the directory (school, trust, ...; a trust's
-  in-house specialists refer as the trust; ``unknown`` when the directory has not named it): median and 90th
-  percentile, nearest rank.
+  in-house specialists refer as the trust; ``unknown`` when the directory has not named it), and by the referral's
+  DfE SEN need code (primary or secondary: a referral with two codes counts under each; ``unknown`` for one
+  projected before the codes were kept): median and 90th percentile, nearest rank. Only started referrals count,
+  as for every impact figure (the predicted wait, ``survival``, is the censoring-aware one).
 
-Every count goes through the figures' disclosure control (``capacity.capacity_table``): counts of 1 to 4, what
-gives them back, and the rates and percentiles over them are withheld; an organisation sees its own in full.
+Every count goes through the figures' disclosure control (``impact_table``): counts of 1 to 4, what gives them back,
+and the rates and percentiles over them are withheld; an organisation sees its own in full. The counts by need code
+add up to the referrals started plus those with two codes (``needs.second_codes``, never published): that latent
+difference is protected like any other of 1 to 4, and where it is 0 the codes are protected as parts of the total.
+So is each code's complement, the referrals started without it.
 """
 
 from __future__ import annotations
@@ -24,12 +29,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from waitlists.domain.capacity import capacity_table
 from waitlists.domain.clocks import ServiceClocks
-from waitlists.domain.disclosure import Cells
+from waitlists.domain.disclosure import Cells, Table
 from waitlists.domain.stats import nearest_rank
 
 WINDOWS = {"6m": 182, "12m": 365}
 YEAR_DAYS = 364  # a period of 12 months ending on as_of: as_of - 364 to as_of
+UNKNOWN = "unknown"
+MENTIONS = "needs.mentions"  # the counts by need code added up: started + SECOND_CODES
+SECOND_CODES = "needs.second_codes"
+
+
+def need_codes(primary: str | None, secondary: str | None) -> tuple[str, ...]:
+    """A referral's distinct need codes, ``unknown`` when it holds none."""
+    return tuple(dict.fromkeys(code for code in (primary, secondary) if code)) or (UNKNOWN,)
 
 
 def service_kind(service: ServiceClocks) -> str:
@@ -57,6 +71,7 @@ class Start:
     referrer_kind: str
     days: int
     n: int = 1
+    needs: tuple[str, ...] = (UNKNOWN,)
 
 
 @dataclass
@@ -74,6 +89,7 @@ class ServiceImpact:
     rereferral: dict[str, tuple[int, int]]  # window -> (completions whose window has passed, re-referred)
     outcomes: dict[str, int]  # outcome code -> completions in the 12 months
     waits: dict[str, Counter[int]]  # referrer kind -> days to support -> how many
+    need_waits: dict[str, Counter[int]] = field(default_factory=dict)  # need code -> days to support -> how many
 
 
 def impact(
@@ -108,12 +124,15 @@ def impact(
         mine = found.get(start.service_id)
         if mine is not None:
             mine.waits.setdefault(start.referrer_kind, Counter())[start.days] += start.n
+            for code in start.needs:
+                mine.need_waits.setdefault(code, Counter())[start.days] += start.n
     return found
 
 
-def impact_cells(f: ServiceImpact, codes: Sequence[str], referrer_kinds: Sequence[str]) -> Cells:
-    """One service's cells, every service listing the same ``codes`` and ``referrer_kinds`` (so their sums relate
-    the same way)."""
+def impact_cells(f: ServiceImpact, codes: Sequence[str], referrer_kinds: Sequence[str], needs: Sequence[str]
+                 ) -> Cells:  # fmt: skip
+    """One service's cells, every service listing the same outcome ``codes``, ``referrer_kinds`` and need codes
+    (``needs``), so their sums relate the same way."""
     c = Cells()
     for window in WINDOWS:
         eligible, again = f.rereferral[window]
@@ -130,7 +149,30 @@ def impact_cells(f: ServiceImpact, codes: Sequence[str], referrer_kinds: Sequenc
         c.derived |= {f"started.{kind}.median": (f"started.{kind}",), f"started.{kind}.p90": (f"started.{kind}",)}
     c.add("started", sum(sum(w.values()) for w in f.waits.values()))
     c.relate("started", (f"started.{kind}" for kind in referrer_kinds))
+    for code in needs:
+        c.add(f"need.{code}", sum(f.need_waits.get(code, Counter()).values()))
+        c.derived |= {f"need.{code}.median": (f"need.{code}",), f"need.{code}.p90": (f"need.{code}",)}
+        c.complement("started", f"need.{code}", f"need.{code}.without")  # started with any other code(s) only
+    # Sum of the codes = started + referrals with two codes. The latent copy of started comes between them so that,
+    # when the difference must be protected, a need code is withheld (found back along the codes' sum) rather than
+    # the started total, which the comparison of referrer kinds rests on.
+    c.add(MENTIONS, sum(c.value(f"need.{code}") for code in needs), publish=False)
+    c.relate(MENTIONS, (f"need.{code}" for code in needs))
+    c.add("needs.referrals", c.value("started"), publish=False)
+    c.relate("needs.referrals", ("started",))
+    c.complement(MENTIONS, "needs.referrals", SECOND_CODES)
     return c
+
+
+def impact_table(area_id: str, per_service: Mapping[str, Cells], organisation_of: Mapping[str, str]) -> Table:
+    """The area's impact cells with their sums by organisation and area (``capacity.capacity_table``). Where no
+    referral has two need codes, the codes are exact parts of the referrals started, which a reader may well guess:
+    they are protected as parts of that total there (after the sums, so that one node's partition is not another's)."""
+    table = capacity_table(area_id, per_service, organisation_of)
+    for cells in table.cells.values():
+        if cells.latent.get(SECOND_CODES) == 0:
+            cells.relate("started", next(r[1:] for r in cells.relations if r[0] == MENTIONS))
+    return table
 
 
 def quantiles(days: Counter[int]) -> tuple[int | None, int | None]:

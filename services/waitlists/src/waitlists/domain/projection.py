@@ -3,7 +3,8 @@
 The live consumer (one event at a time, the state read from the database and written back) and the
 rebuild (the whole topic folded in memory) both apply ``project``, so a rebuild holds what the consumer
 built:
-- a referral's fixed facts (child, service, organisations, urgency) come from the first event of it seen;
+- a referral's fixed facts (child, service, organisations, urgency, need codes) come from the first event of it
+  seen;
 - a repeated (referral, version) keeps its first copy;
 - the changes are held in version order, whatever order they arrive in.
 """
@@ -39,6 +40,8 @@ class ReferralEvent:
     receiving_org_id: str
     referrer_org_id: str
     urgency: str
+    primary_need: str | None  # DfE SEN need codes, as the referral event carries them
+    secondary_need: str | None
     change: RecordedChange
 
 
@@ -50,6 +53,8 @@ class ProjectedReferral:
     receiving_org_id: str
     referrer_org_id: str
     urgency: str
+    primary_need: str | None
+    secondary_need: str | None
     changes: tuple[RecordedChange, ...]  # version order, one per version
 
     @property
@@ -63,7 +68,8 @@ class ProjectedReferral:
 
     def _with(self, changes: tuple[RecordedChange, ...]) -> ProjectedReferral:
         return ProjectedReferral(self.referral_id, self.child_ref, self.service_id, self.receiving_org_id,
-                                 self.referrer_org_id, self.urgency, changes)  # fmt: skip
+                                 self.referrer_org_id, self.urgency, self.primary_need, self.secondary_need,
+                                 changes)  # fmt: skip
 
 
 def project(current: ProjectedReferral | None, event: ReferralEvent) -> ProjectedReferral:
@@ -71,7 +77,8 @@ def project(current: ProjectedReferral | None, event: ReferralEvent) -> Projecte
     change = event.change
     if current is None:
         return ProjectedReferral(event.referral_id, event.child_ref, event.service_id, event.receiving_org_id,
-                                 event.referrer_org_id, event.urgency, (change,))  # fmt: skip
+                                 event.referrer_org_id, event.urgency, event.primary_need, event.secondary_need,
+                                 (change,))  # fmt: skip
     changes = current.changes
     if changes[-1].version < change.version:  # the usual case: newer than every version held
         return current._with((*changes, change))

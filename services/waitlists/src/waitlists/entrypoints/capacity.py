@@ -312,6 +312,17 @@ class TimeToSupportOut(BaseModel):
     p90_days: int | None = Field(description="90th percentile of those days (nearest rank)." + _WITHHELD)
 
 
+class NeedTimeToSupportOut(BaseModel):
+    need_code: str = Field(
+        description="A DfE SEN need code of the referral (SEMH, ASD, ...; unknown if none is held). A referral with a "
+        "primary and a secondary need counts under both, so these rows add up to more than the referrals started."
+    )
+    started: int | None = Field(description="Referrals with this need whose support started in the 12 months to "
+                                "as_of." + _WITHHELD)  # fmt: skip
+    median_days: int | None = Field(description="Median days from submission to support starting." + _WITHHELD)
+    p90_days: int | None = Field(description="90th percentile of those days (nearest rank)." + _WITHHELD)
+
+
 class ImpactRowOut(BaseModel):
     scope: Scope = Field(description="service for a service's row; the scope's level for its total.")
     scope_id: str = Field(description="The directory id of the service (or the scope, for the total).")
@@ -328,6 +339,7 @@ class ImpactRowOut(BaseModel):
     )
     completed: int | None = Field(description="Referrals completed in the 12 months to as_of." + _WITHHELD)
     time_to_support: list[TimeToSupportOut] = Field(description="Days to support by the referrer's kind.")
+    time_to_support_by_need: list[NeedTimeToSupportOut] = Field(description="Days to support by need code.")
     withheld: list[str] = Field(description="Dotted paths of this row's figures withheld (each null).")
 
 
@@ -336,6 +348,7 @@ _IMPACT_ROW: JsonDict = {"scope": "service", "scope_id": "svc-camhs-core", "name
                               "12m": {"completed": 35, "rereferred": None, "pct": None}},
                "outcomes": {"goals_met": 30, "none": 12}, "completed": 42,
                "time_to_support": [{"referrer_kind": "school", "started": 50, "median_days": 41, "p90_days": 90}],
+               "time_to_support_by_need": [{"need_code": "SEMH", "started": 31, "median_days": 45, "p90_days": 97}],
                "withheld": ["rereferral.12m.rereferred", "rereferral.12m.pct"]}  # fmt: skip
 
 
@@ -371,8 +384,8 @@ async def impact_figures(
 ) -> ImpactOut:
     """What support achieved, per service: re-referral of the same child to the same kind of service within 6 and
     12 months of completion, completions by outcome code, and days to support by the referring organisation's kind
-    (schools beside trusts' in-house specialists). Readers as for the figures; other organisations' figures under
-    disclosure control."""
+    (schools beside trusts' in-house specialists) and by need code. Readers as for the figures; other organisations'
+    figures under disclosure control."""
     found = await _impact(scope, scope_id, as_of_or_today(as_of), uow, caller.organisation_id)
     return ImpactOut.model_validate(found, from_attributes=True)
 
@@ -407,5 +420,10 @@ async def impact_csv(
             put("median_days_to_support", t.referrer_kind, t.median_days,
                 f"time_to_support.{t.referrer_kind}.median_days")  # fmt: skip
             put("p90_days_to_support", t.referrer_kind, t.p90_days, f"time_to_support.{t.referrer_kind}.p90_days")
+        for need in r.time_to_support_by_need:
+            path = f"time_to_support_by_need.{need.need_code}"
+            put("started_with_need", need.need_code, need.started, f"{path}.started")
+            put("median_days_to_support_by_need", need.need_code, need.median_days, f"{path}.median_days")
+            put("p90_days_to_support_by_need", need.need_code, need.p90_days, f"{path}.p90_days")
     return _csv(["as_of", "service_id", "measure", "group", "value"], rows,
                 f"impact-{scope_id}-{found.as_of.isoformat()}.csv")  # fmt: skip

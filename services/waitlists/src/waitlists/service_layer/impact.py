@@ -1,15 +1,24 @@
 """Impact figures of a scope's services on a date, under the figures' disclosure control (issue #18): re-referral,
-outcomes and time to support by the referrer's kind (``domain.impact``)."""
+outcomes and time to support by the referrer's kind and by need code (``domain.impact``)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from waitlists.domain.capacity import capacity_table
 from waitlists.domain.disclosure import Controlled, Level, Withheld, node_id
-from waitlists.domain.impact import WINDOWS, YEAR_DAYS, ServiceImpact, impact, impact_cells, quantiles, service_kind
+from waitlists.domain.impact import (
+    WINDOWS,
+    YEAR_DAYS,
+    ServiceImpact,
+    impact,
+    impact_cells,
+    impact_table,
+    quantiles,
+    service_kind,
+)
 from waitlists.domain.scope import Scope
 from waitlists.domain.stats import percent
 from waitlists.service_layer.reporting import UnknownScope
@@ -32,6 +41,14 @@ class TimeToSupport:
 
 
 @dataclass(frozen=True)
+class NeedTimeToSupport:
+    need_code: str
+    started: int | None
+    median_days: int | None
+    p90_days: int | None
+
+
+@dataclass(frozen=True)
 class ImpactRow:
     scope: str
     scope_id: str
@@ -41,6 +58,7 @@ class ImpactRow:
     outcomes: dict[str, int | None]
     completed: int | None
     time_to_support: list[TimeToSupport]
+    time_to_support_by_need: list[NeedTimeToSupport]
     withheld: list[str]
 
 
@@ -70,10 +88,11 @@ async def impact_report(scope: Scope, scope_id: str, day: date, uow: UnitOfWork,
     found = impact(read, kinds, in_area, day)
     codes = sorted({code for f in found.values() for code in f.outcomes})
     referrer_kinds = sorted({k for f in found.values() for k in f.waits})
+    needs = sorted({code for f in found.values() for code in f.need_waits})
     for service_id in in_area:
         organisation_of.setdefault(service_id, scope_id if scope is Scope.ORGANISATION else f"unknown-{service_id}")
-    table = capacity_table(area_id, {s: impact_cells(f, codes, referrer_kinds) for s, f in found.items()},
-                           organisation_of)  # fmt: skip
+    table = impact_table(area_id, {s: impact_cells(f, codes, referrer_kinds, needs) for s, f in found.items()},
+                         organisation_of)  # fmt: skip
     controlled = Controlled.of(table).for_viewer(viewer)
     node = node_id(scope, scope_id)
 
@@ -90,23 +109,30 @@ async def impact_report(scope: Scope, scope_id: str, day: date, uow: UnitOfWork,
             )
         outcomes = {code: w(f"outcomes.{code}", f"outcome.{code}", sum(p.outcomes.get(code, 0) for p in parts))
                     for code in codes}  # fmt: skip
-        waits = []
-        for k in referrer_kinds:
-            days: Counter[int] = Counter()
-            for p in parts:
-                days.update(p.waits.get(k, Counter()))
+
+        def support(path: str, cell: str, days: Counter[int]) -> tuple[int | None, int | None, int | None]:
             median, p90 = quantiles(days)
-            waits.append(TimeToSupport(
-                k,
-                w(f"time_to_support.{k}.started", f"started.{k}", sum(days.values())),
-                w(f"time_to_support.{k}.median_days", f"started.{k}.median", median),
-                w(f"time_to_support.{k}.p90_days", f"started.{k}.p90", p90),
-            ))  # fmt: skip
+            return (w(f"{path}.started", cell, sum(days.values())), w(f"{path}.median_days", f"{cell}.median", median),
+                    w(f"{path}.p90_days", f"{cell}.p90", p90))  # fmt: skip
+
+        waits = [TimeToSupport(k, *support(f"time_to_support.{k}", f"started.{k}", _pooled((p.waits for p in parts), k)))
+                 for k in referrer_kinds]  # fmt: skip
+        by_need = [NeedTimeToSupport(code, *support(f"time_to_support_by_need.{code}", f"need.{code}",
+                                                    _pooled((p.need_waits for p in parts), code)))
+                   for code in needs]  # fmt: skip
         completed_all = sum(sum(p.outcomes.values()) for p in parts)
         return ImpactRow(level, ident, name, kind, rereferral, outcomes,
-                         w("completed", "outcomes.completed", completed_all), waits, w.paths)  # fmt: skip
+                         w("completed", "outcomes.completed", completed_all), waits, by_need, w.paths)  # fmt: skip
 
     services = [row(node_id(Level.SERVICE, s), "service", s, names.get(s, s), [found[s]], kinds[s])
                 for s in sorted(in_scope)]  # fmt: skip
     total = row(node, scope.value, scope_id, scope_id, [found[s] for s in in_scope], None)
     return ImpactReport(scope, scope_id, day, not controlled.full(node), total, services)
+
+
+def _pooled(waits: Iterable[Mapping[str, Counter[int]]], group: str) -> Counter[int]:
+    """One group's days to support, added up over services."""
+    days: Counter[int] = Counter()
+    for of_service in waits:
+        days.update(of_service.get(group, Counter()))
+    return days
