@@ -53,6 +53,7 @@ from referrals.entrypoints.problems import PROBLEM_RESPONSES, missing_detail, no
 from referrals.entrypoints.routers.reading import ReferralId
 from referrals.service_layer import family as family_cases
 from referrals.service_layer.errors import NotFound, NotYourReferral
+from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from referrals.settings import ReferralsSettings
 from send_shared.web.problems import Problem
 from send_shared.web.rate_limits import Limit
@@ -307,6 +308,30 @@ def _form_ok(request: Request, form: dict[str, str], link_id: str, settings: Ref
     return hmac.compare_digest(form.get("csrf", ""), _csrf_value(settings, nonce, link_id))
 
 
+async def _posted_form(
+    token: str,
+    request: Request,
+    more: UnitOfWorkFactory,
+    settings: ReferralsSettings,
+    limits: FamilyLimits,
+    now: datetime,
+) -> dict[str, str] | Response:
+    """A family-view form's fields, or the page refusing it: rate limit, a link that works, same origin and
+    the form's token (one gate for every form the family can send)."""
+    if (limited := _limited(request, token, limits)) is not None:
+        return limited
+    if not _TOKEN.fullmatch(token):
+        return _refused()
+    try:
+        link = await family_cases.link_for_token(token, more(), now=now)
+    except LinkRefused as exc:
+        return _refused(exc)
+    form = await _form(request)
+    if not _form_ok(request, form, link.id, settings):
+        return _render("form_refused.html", 403, title="Something went wrong", back=f"/family/{token}")
+    return form
+
+
 def _cards(page: family_cases.FamilyPage) -> list[dict[str, Any]]:
     shown = []
     for card in page.cards:
@@ -381,18 +406,10 @@ async def family_page(token: str, request: Request, uow: Uow, settings: Settings
 async def family_contact(
     token: str, request: Request, more: UowFactory, settings: Settings, limits: Limits
 ) -> Response:
-    if (limited := _limited(request, token, limits)) is not None:
-        return limited
-    if not _TOKEN.fullmatch(token):
-        return _refused()
     now = datetime.now(UTC)
-    try:
-        link = await family_cases.link_for_token(token, more(), now=now)
-    except LinkRefused as exc:
-        return _refused(exc)
-    form = await _form(request)
-    if not _form_ok(request, form, link.id, settings):
-        return _render("form_refused.html", 403, title="Something went wrong", back=f"/family/{token}")
+    form = await _posted_form(token, request, more, settings, limits, now)
+    if isinstance(form, Response):
+        return form
     email, phone = form.get("email", "").strip(), form.get("phone", "").strip()
     preference = form.get("preference", "")
     contact = FamilyContact(
@@ -420,18 +437,10 @@ async def family_take_up(
     token: str, request: Request, more: UowFactory, settings: Settings, limits: Limits
 ) -> Response:
     """The family says they are using support they were signposted to: recorded as the take-up event."""
-    if (limited := _limited(request, token, limits)) is not None:
-        return limited
-    if not _TOKEN.fullmatch(token):
-        return _refused()
     now = datetime.now(UTC)
-    try:
-        link = await family_cases.link_for_token(token, more(), now=now)
-    except LinkRefused as exc:
-        return _refused(exc)
-    form = await _form(request)
-    if not _form_ok(request, form, link.id, settings):
-        return _render("form_refused.html", 403, title="Something went wrong", back=f"/family/{token}")
+    form = await _posted_form(token, request, more, settings, limits, now)
+    if isinstance(form, Response):
+        return form
     position, offer_id = form.get("request", ""), form.get("offer", "")
     if not re.fullmatch(r"[1-9][0-9]{0,3}", position) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", offer_id):
         return _render("form_refused.html", 422, title="Something went wrong", back=f"/family/{token}")
@@ -478,18 +487,10 @@ async def withdraw_confirmation(token: str, request: Request, uow: Uow, settings
 
 @pages.post("/family/{token}/withdraw", response_class=HTMLResponse)
 async def withdraw(token: str, request: Request, more: UowFactory, settings: Settings, limits: Limits) -> Response:
-    if (limited := _limited(request, token, limits)) is not None:
-        return limited
-    if not _TOKEN.fullmatch(token):
-        return _refused()
     now = datetime.now(UTC)
-    try:
-        link = await family_cases.link_for_token(token, more(), now=now)
-    except LinkRefused as exc:
-        return _refused(exc)
-    form = await _form(request)
-    if not _form_ok(request, form, link.id, settings):
-        return _render("form_refused.html", 403, title="Something went wrong", back=f"/family/{token}")
+    form = await _posted_form(token, request, more, settings, limits, now)
+    if isinstance(form, Response):
+        return form
     try:
         await family_cases.withdraw_all_consent(token, more, now=now)
     except LinkRefused as exc:
