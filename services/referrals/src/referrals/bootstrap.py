@@ -18,7 +18,7 @@ from referrals.adapters.unit_of_work import SqlUnitOfWork
 from referrals.entrypoints.consumers import CLOCKS_GROUP, Signposting, on_waitlists_event
 from referrals.entrypoints.routers import ROUTERS
 from referrals.entrypoints.routers.pages import READERS
-from referrals.service_layer.directory import all_organisations, is_registered, seed_if_empty
+from referrals.service_layer.directory import KnownOrganisations, all_organisations, seed_if_empty
 from referrals.service_layer.family_mail import FamilyLinkMailer
 from referrals.service_layer.interim import seed_offers_if_empty
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
@@ -83,6 +83,7 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
             replay.record,
             inbox,
             positions,
+            after_commit=replay.wake.set,
             fetch_max_wait_ms=500,  # requests are rare and a second more does not matter
         ),
         # The clocks waitlists tells of each referral: the family view's deadline.
@@ -114,14 +115,11 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
         untraced_paths=("/family/",),
     )
 
-    async def organisation_lookup(organisation_id: str) -> bool:
-        return await is_registered(organisation_id, make_uow())
-
     async def who_may_sign_in() -> list[tuple[str, str]]:
         return [(o.id, o.name) for o in await all_organisations(make_uow())]
 
     app.state.uow_factory = make_uow
-    app.state.organisation_lookup = organisation_lookup
+    app.state.organisation_lookup = KnownOrganisations(make_uow)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(signin_router(settings, who_may_sign_in, landing="/referrals/", roles=READERS))

@@ -76,7 +76,7 @@ async def submit(
         uow,
         b"test-key",
         idempotency=Idempotency(key, key),
-        render=lambda r: {"id": r.id},
+        render=lambda r, _estimate: {"id": r.id},
     )
     referral_id: str = response.body["id"]
     uow.committed.published.clear()
@@ -105,7 +105,7 @@ async def test_a_submission_records_consent_version_one_right_after_submitted(uo
         uow,
         b"test-key",
         idempotency=Idempotency("k", "h"),
-        render=lambda r: {"id": r.id, "version": r.version},
+        render=lambda r, _estimate: {"id": r.id, "version": r.version},
     )
     [(referral_id, records)] = uow.committed.consents.items()
     assert [(r.version, r.status, r.scope.service_ids, r.recorded_by_org_id) for r in records] == [

@@ -74,7 +74,7 @@ async def submit(
         uow,
         KEY,
         idempotency=Idempotency(key, request_hash),
-        render=lambda r: {"id": r.id, "version": r.version},
+        render=lambda r, _estimate: {"id": r.id, "version": r.version},
     )
     referral_id: str = response.body["id"]
     return referral_id
@@ -280,6 +280,28 @@ async def test_the_seed_loads_into_an_empty_directory_only(uow: FakeUnitOfWork) 
     assert await directory.seed_if_empty(ORGANISATIONS, SERVICES, uow, source="/test") == 0
     assert await directory.is_registered(SCHOOL, uow)
     assert not await directory.is_registered("org-nowhere", uow)
+
+
+async def test_known_organisations_asks_the_directory_once_for_a_known_one_and_each_time_for_an_unknown_one(
+    uow: FakeUnitOfWork,
+) -> None:
+    opened: list[int] = []
+
+    def counted() -> FakeUnitOfWork:
+        opened.append(1)
+        return uow
+
+    known = directory.KnownOrganisations(counted)
+    assert [await known(SCHOOL) for _ in range(3)] == [True, True, True]
+    assert len(opened) == 1
+    assert [await known("org-new") for _ in range(2)] == [False, False]
+    assert len(opened) == 3
+    await directory.upsert_organisation(
+        Organisation("org-new", "New", OrganisationKind.SCHOOL, "area"), uow, source="/t"
+    )
+    assert await known("org-new")  # registered meanwhile (by this process or any other): seen at once
+    assert await known("org-new")
+    assert len(opened) == 4
 
 
 # Import

@@ -12,6 +12,8 @@ from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, 
 from referrals.domain.model import Referral
 from send_shared.db import as_utc
 
+_INSERT_CONSENT = insert(referral_consents)  # built once: see referral_repository
+
 
 class SqlConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -20,7 +22,7 @@ class SqlConsentRepository:
 
     async def add(self, referral: Referral, record: ConsentRecord) -> None:
         """Inserts the row; two writers of the same consent version collide on the primary key."""
-        await self.session.execute(insert(referral_consents).values(**consent_row(record)))
+        await self.session.execute(_INSERT_CONSENT, consent_row(record))
         self.added.append((referral, record))
 
     async def history(self, referral_id: str) -> list[ConsentRecord]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import directory_services, organisations
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
+
+# Built once (every request reads the directory): see referral_repository.
+_SERVICE = select(directory_services).where(directory_services.c.id == bindparam("id"))
+_ACTIVE_SERVICE = _SERVICE.where(directory_services.c.active)
+_ORGANISATION = select(organisations).where(organisations.c.id == bindparam("id"))
 
 
 class SqlDirectoryRepository:
@@ -18,18 +23,12 @@ class SqlDirectoryRepository:
         self.session = session
 
     async def service(self, service_id: str, *, include_inactive: bool = False) -> Service | None:
-        query = select(directory_services).where(directory_services.c.id == service_id)
-        if not include_inactive:
-            query = query.where(directory_services.c.active)
-        row = (await self.session.execute(query)).mappings().first()
+        query = _SERVICE if include_inactive else _ACTIVE_SERVICE
+        row = (await self.session.execute(query, {"id": service_id})).mappings().first()
         return _service_from_row(row) if row else None
 
     async def organisation(self, organisation_id: str) -> Organisation | None:
-        row = (
-            (await self.session.execute(select(organisations).where(organisations.c.id == organisation_id)))
-            .mappings()
-            .first()
-        )
+        row = (await self.session.execute(_ORGANISATION, {"id": organisation_id})).mappings().first()
         return _organisation_from_row(row) if row else None
 
     async def all_services(self) -> list[Service]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,9 @@ _ESTIMATE_FIGURES = (
     "to_clock_stop_median_days",
     "to_clock_stop_p90_days",
 )
+# Built once (every submission reads its service's estimate): see referral_repository.
+_ESTIMATES = select(service_wait_estimates)
+_ESTIMATES_OF = _ESTIMATES.where(service_wait_estimates.c.service_id.in_(bindparam("ids", expanding=True)))
 
 
 class SqlInterimRepository:
@@ -88,10 +91,10 @@ class SqlInterimRepository:
         return bool(cast("CursorResult[Any]", result).rowcount)
 
     async def estimates(self, service_ids: Sequence[str] | None = None) -> dict[str, WaitEstimate]:
-        query = select(service_wait_estimates)
-        if service_ids is not None:
-            query = query.where(service_wait_estimates.c.service_id.in_(list(service_ids)))
-        rows = (await self._session.execute(query)).mappings()
+        if service_ids is None:
+            rows = (await self._session.execute(_ESTIMATES)).mappings()
+        else:
+            rows = (await self._session.execute(_ESTIMATES_OF, {"ids": list(service_ids)})).mappings()
         return {
             r["service_id"]: WaitEstimate(
                 service_id=r["service_id"], as_of=r["as_of"], **{name: r[name] for name in _ESTIMATE_FIGURES}

@@ -9,7 +9,7 @@ from referrals.domain.directory import DirectoryConflict, Organisation, Organisa
 from referrals.domain.errors import DomainError
 from referrals.service_layer.errors import UnknownService
 from referrals.service_layer.repositories import DirectoryRepository
-from referrals.service_layer.unit_of_work import UnitOfWork
+from referrals.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 class NotOwner(DomainError):
@@ -94,3 +94,21 @@ async def all_services(uow: UnitOfWork) -> list[Service]:
 async def is_registered(organisation_id: str, uow: UnitOfWork) -> bool:
     async with uow:
         return await uow.directory.organisation(organisation_id) is not None
+
+
+class KnownOrganisations:
+    """Whether an organisation is in the directory (every authenticated request asks), remembering those that are:
+    the directory never removes an organisation, so a yes stays true. An unknown organisation is looked up again
+    each time, since any process may register it meanwhile."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+        self._known: set[str] = set()  # no larger than the directory
+
+    async def __call__(self, organisation_id: str) -> bool:
+        if organisation_id in self._known:
+            return True
+        if await is_registered(organisation_id, self._uow()):
+            self._known.add(organisation_id)
+            return True
+        return False

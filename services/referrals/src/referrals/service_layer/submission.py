@@ -12,6 +12,7 @@ from referrals.domain.child import PersonalDetails, child_reference
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.consent import RecordedVia
 from referrals.domain.idempotency import StoredResponse
+from referrals.domain.interim import WaitEstimate
 from referrals.domain.model import MissingDetail, Referral, check_no_open_duplicate, check_urgency_offered
 from referrals.service_layer.callers import Caller
 from referrals.service_layer.consent import GivenConsent, check_scope_known, record_first_consent
@@ -38,10 +39,10 @@ async def submit_referral(
     child_ref_key: bytes,
     *,
     idempotency: Idempotency,
-    render: Callable[[Referral], dict[str, Any]],
+    render: Callable[[Referral, WaitEstimate | None], dict[str, Any]],
 ) -> StoredResponse:
-    """Creates the referral and returns its response (``render``), stored under the Idempotency-Key; or the
-    response stored under that key before."""
+    """Creates the referral and returns its response (``render``, given the service's predicted wait as waitlists
+    last told it), stored under the Idempotency-Key; or the response stored under that key before."""
     now = datetime.now(UTC)
     async with uow:
         if stored := await earlier_response(uow, cmd.caller, idempotency):
@@ -79,6 +80,7 @@ async def submit_referral(
             )
         except MissingDetail as exc:
             raise MissingDetail(f"consent.{exc.field}", exc.rule, str(exc)) from exc
-        response = await remember(uow, cmd.caller, idempotency, 201, render(referral))
+        estimate = (await uow.interim.estimates([service.id])).get(service.id)
+        response = await remember(uow, cmd.caller, idempotency, 201, render(referral, estimate))
         await uow.commit()
     return response

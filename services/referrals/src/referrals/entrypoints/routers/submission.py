@@ -14,7 +14,6 @@ from referrals.entrypoints.dependencies import Referrer, Settings, Uow, caller_o
 from referrals.entrypoints.preconditions import IDEMPOTENCY_KEY, check_idempotency_key, etag, idempotency_key_parameter
 from referrals.entrypoints.problems import PROBLEM_RESPONSES, duplicate, missing_detail, reused_idempotency_key
 from referrals.entrypoints.schemas import ReferralCreate, ReferralOut
-from referrals.service_layer import interim as interim_cases
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
 from referrals.service_layer.submission import SubmitReferral, submit_referral
 
@@ -44,8 +43,6 @@ async def create(
     may read it, or else the service to contact. The answer carries the service's predicted wait
     (`wait_estimate`: median and 90th percentile to support starting, or "not enough data yet")."""
     idempotency_key = check_idempotency_key(request.headers.get(IDEMPOTENCY_KEY))
-    # The service's predicted wait, as waitlists last told it, goes with the answer (read before: a snapshot).
-    estimate = (await interim_cases.estimates(uow, [body.service_id])).get(body.service_id)
     request_hash = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
     try:
         response = await submit_referral(
@@ -62,7 +59,7 @@ async def create(
             uow,
             settings.child_ref_key.get_secret_value().encode(),
             idempotency=Idempotency(idempotency_key, request_hash),
-            render=lambda r: ReferralOut.of(r, estimate=estimate, with_estimate=True).model_dump(mode="json"),
+            render=lambda r, estimate: ReferralOut.of(r, estimate=estimate, with_estimate=True).model_dump(mode="json"),
         )
     except MissingDetail as exc:
         raise missing_detail(exc) from exc
