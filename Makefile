@@ -16,7 +16,8 @@ help:
 	@echo "make run          start the broker, an SMTP sink and all three services on this machine (data in ./var);"
 	@echo "                  ports: SEND_REFERRALS_PORT, SEND_WAITLISTS_PORT, SEND_NOTIFICATIONS_PORT, SEND_BROKER_PORT,"
 	@echo "                  SEND_SMTP_PORT; DEMO_DATA=0 skips the demo history"
-	@echo "make test         install, lint, check the architecture contracts, run every test (PYTEST_ARGS=... to narrow)"
+	@echo "make test         install, lint, check the architecture contracts, run every test on TEST_WORKERS processes"
+	@echo "                  (default 2; PYTEST_ARGS=... to narrow)"
 	@echo "make install      create .venv and install the development lock and the packages"
 	@echo "make lint         ruff and mypy --strict"
 	@echo "make fmt          let ruff fix and format"
@@ -52,8 +53,10 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two workers (one a core here), each file on one worker: its module fixtures (a whole stack) start once.
+TEST_WORKERS ?= 2
 test: lint contracts browser promtool node-tools
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Debian's Chromium for the dashboard's browser test (Playwright cannot download its own here).
 browser:

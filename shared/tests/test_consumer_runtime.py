@@ -99,6 +99,7 @@ class Scenario:
     async def running(
         self, *, max_attempts: int = 3, backoff_initial: float = 0.05, backoff_max: float = 0.3,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> Any:  # fmt: skip
         producer: AIOKafkaProducer = new_producer(self.bootstrap, client_id=f"{self.group}-dlq")
         await producer.start()
@@ -109,6 +110,7 @@ class Scenario:
             handler=self.handler,
             engine=self.engine,
             before_commit=before_commit,
+            after_commit=after_commit,
             inbox=Inbox(inbox, self.group),
             positions=ConsumerPositions(positions, self.group),
             producer=producer,
@@ -226,6 +228,28 @@ async def test_before_commit_runs_once_per_transaction_inside_it(scenario: Scena
         await scenario.until(lambda: _settled(scenario, len(events)), "every event processed")
     assert sorted(e for batch in finished for e in batch) == sorted(e.id for e in events)  # each event once
     assert all(finished)  # never called for a transaction that applied nothing
+
+
+async def test_after_commit_is_told_when_what_the_handlers_wrote_can_be_read(scenario: Scenario) -> None:
+    """A worker woken by ``after_commit`` reads what the handlers wrote: each wake's look, from a connection of
+    its own, finds at least every effect applied before the wake."""
+    events = [make_event(key, version) for key in ("ref-a", "ref-b", "ref-c") for version in (1, 2, 3)]
+    for event in events:
+        await scenario.publish(event, event.subject or "")
+    ids = [e.id for e in events]
+    looks: list[asyncio.Task[tuple[int, int]]] = []
+
+    async def look(applied: int) -> tuple[int, int]:
+        return applied, await count(scenario.engine, effects, effects.c.event_id.in_(ids))
+
+    def after_commit() -> None:
+        looks.append(asyncio.ensure_future(look(len(scenario.handler.applied))))
+
+    async with scenario.running(after_commit=after_commit):
+        await scenario.until(lambda: _settled(scenario, len(events)), "every event processed")
+    seen = await asyncio.gather(*looks)
+    assert seen and all(visible >= applied for applied, visible in seen), seen
+    assert seen[-1] == (len(events), len(events))
 
 
 async def _settled(scenario: Scenario, n: int) -> bool:

@@ -31,7 +31,7 @@ from shared_testkit import (
     unique,
     versions_by_key,
 )
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from send_shared.db import create_engine
@@ -253,11 +253,70 @@ class _TopicWatcher:
         return None
 
 
-async def _commit_event(engine: AsyncEngine, topic: str, key: str, version: int) -> tuple[str, float]:
+async def _commit_event(
+    engine: AsyncEngine, topic: str, key: str, version: int, channel: str | None = None
+) -> tuple[str, float]:
     event = make_event(key, version)
+    writer = OutboxWriter(outbox) if channel is None else OutboxWriter(outbox, notify_channel=channel)
     async with engine.begin() as conn:
-        await OutboxWriter(outbox).add(conn, event, topic=topic, key=key)
+        await writer.add(conn, event, topic=topic, key=key)
     return event.id, time.monotonic()
+
+
+async def test_a_commit_whose_notification_never_comes_is_published_by_the_safety_poll(
+    pg_engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """The relay waits for notifications, but looks anyway every ``safety_poll``: an event is never left behind."""
+    topic = unique("outbox-unheard")
+    await create_topics(kafka_bootstrap, topic)
+    producer = new_producer(kafka_bootstrap, client_id="relay-unheard")
+    await producer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=1.0).run(stop))
+    try:
+        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
+            await asyncio.sleep(1.0)  # the relay did its first (empty) cycle and listens
+            event_id, committed = await _commit_event(pg_engine, topic, "ref-unheard", 1, channel="nobody_listens")
+            latency = await watcher.seconds_until(event_id, committed, within=5.0)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert latency is not None, "an event whose notification was lost was never published"
+
+
+async def test_the_relay_listens_again_when_its_connection_is_lost(
+    pg_engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """Its listening connection killed (a PostgreSQL restart, a proxy's timeout), the relay makes another at once:
+    a commit after that is published on its notification, not at the next safety poll."""
+    topic = unique("outbox-relisten")
+    await create_topics(kafka_bootstrap, topic)
+    producer = new_producer(kafka_bootstrap, client_id="relay-relisten")
+    await producer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0).run(stop))
+    try:
+        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
+            await asyncio.sleep(1.0)
+            async with pg_engine.connect() as conn:
+                killed = (
+                    await conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+                        )
+                    )
+                ).scalars().all()  # fmt: skip
+            assert killed == [True]
+            await asyncio.sleep(1.0)  # it notices the loss and listens again
+            event_id, committed = await _commit_event(pg_engine, topic, "ref-relisten", 1)
+            latency = await watcher.seconds_until(event_id, committed, within=3.0)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert latency is not None, "after losing its listening connection the relay waited for its safety poll"
 
 
 async def test_relay_wakes_on_commit_notify(pg_engine: AsyncEngine, kafka_bootstrap: str) -> None:
@@ -267,7 +326,7 @@ async def test_relay_wakes_on_commit_notify(pg_engine: AsyncEngine, kafka_bootst
     producer = new_producer(kafka_bootstrap, client_id="relay-notify")
     await producer.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0).run(stop))
+    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0).run(stop))
     latencies = []
     try:
         async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
@@ -304,7 +363,9 @@ async def test_commit_during_a_relay_cycle_is_not_left_for_the_next_poll(
     producer = new_producer(kafka_bootstrap, client_id="relay-race")
     await producer.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(CommitDuringCycle(pg_engine, outbox, producer, poll_interval=30.0).run(stop))
+    task = asyncio.create_task(
+        CommitDuringCycle(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0).run(stop)
+    )
     try:
         async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
             await asyncio.sleep(1.0)

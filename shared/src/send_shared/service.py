@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from send_shared.auth import TokenVerifier
 from send_shared.consumer.positions import ConsumerPositions
-from send_shared.consumer.runtime import BeforeCommit, ConsumerRuntime, Handler
+from send_shared.consumer.runtime import AfterCommit, BeforeCommit, ConsumerRuntime, Handler
 from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
 from send_shared.events.topics import Topics
 from send_shared.health import Health, detected
@@ -57,6 +57,7 @@ class ConsumerSpec:
     inbox_table: Table
     positions_table: Table
     before_commit: BeforeCommit | None = None
+    after_commit: AfterCommit | None = None
     # How long the broker may hold an empty fetch: short where latency matters, long for rare messages.
     fetch_max_wait_ms: int = 25
 
@@ -242,6 +243,7 @@ class ServiceRuntime:
             self.link,
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_ms / 1000,
+            safety_poll=s.outbox_safety_poll_seconds,
             retention=timedelta(days=s.outbox_retention_days),
             on_loss=healer.heal,
             lock=lock,
@@ -321,6 +323,7 @@ class ServiceRuntime:
                 topics=spec.topics,
                 handler=spec.handler,
                 before_commit=spec.before_commit,
+                after_commit=spec.after_commit,
                 engine=self.engine,
                 inbox=Inbox(spec.inbox_table, spec.group_id),
                 positions=ConsumerPositions(spec.positions_table, spec.group_id),

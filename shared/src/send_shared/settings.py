@@ -63,8 +63,13 @@ class ServiceSettings(KafkaConnection):
     )
     run_workers: bool = Field(True, description="Run the outbox relay and consumers inside the API process.")
     outbox_poll_interval_ms: int = Field(
-        200, ge=10, le=200, description="Longest the relay sleeps between looks at the outbox."
-    )
+        200, ge=10, le=200, description="Longest the relay sleeps between looks at the outbox when it cannot hear "
+        "commits (SQLite, or while its PostgreSQL listening connection is being made again).",
+    )  # fmt: skip
+    outbox_safety_poll_seconds: float = Field(
+        10.0, gt=0, le=60, description="On PostgreSQL, where each commit's notification wakes the relay: how long it "
+        "waits for one before looking anyway (the longest a missed notification delays an event).",
+    )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows the relay claims per transaction.")
     outbox_retention_days: int = Field(7, ge=1, description="Sent outbox rows older than this are deleted.")
     inbox_retention_days: int = Field(

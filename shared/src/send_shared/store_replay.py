@@ -100,7 +100,9 @@ class IncompleteReplay(Exception):
 
 
 class StoreReplayServer:
-    """Records requests (as a consumer handler) and serves them (as a worker)."""
+    """Records requests (as a consumer handler) and serves them (as a worker), woken by ``wake`` once the
+    consumer's transaction holding a request has committed (its ``after_commit``); ``poll_interval``: how long
+    it waits for that before looking anyway (requests recorded by another process's consumer)."""
 
     def __init__(
         self,
@@ -112,7 +114,7 @@ class StoreReplayServer:
         bootstrap_servers: str,
         topics: Sequence[str],
         source: str,
-        poll_interval: float = 1.0,
+        poll_interval: float = 30.0,
     ) -> None:
         self.engine = engine
         self.tables = tables
@@ -143,7 +145,6 @@ class StoreReplayServer:
             )
             .on_conflict_do_nothing()
         )
-        self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

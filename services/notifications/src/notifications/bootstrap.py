@@ -23,6 +23,7 @@ from notifications.service_layer.dispatcher import Dispatcher
 from notifications.service_layer.fanout import CONSUMER_GROUP, HeldEvents
 from notifications.service_layer.mail import MailWorker
 from notifications.settings import NotificationsSettings
+from send_shared.consumer.wake import WakeAfterCommit
 from send_shared.events.topics import Topics
 from send_shared.service import ConsumerSpec, ServiceRuntime, create_app
 from send_shared.smtp import SmtpMailer
@@ -52,11 +53,21 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
         on_disabled=mail.tell_endpoint_disabled if s.email_enabled else None,
         stuck_after=max(s.stuck_after_seconds, 2 * REQUEST_TIMEOUT_SECONDS),
     )
+    deliveries_queued = WakeAfterCommit(dispatcher.wake.set)
     handler = event_handler(
-        unit_of_work_in=SqlUnitOfWork.within, referral_link_template=s.referral_url_template, after=dispatcher.wake.set
+        unit_of_work_in=SqlUnitOfWork.within,
+        referral_link_template=s.referral_url_template,
+        after=deliveries_queued.queued,
     )
     runtime.consumers = [
-        ConsumerSpec(CONSUMER_GROUP, [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS], handler, inbox, positions)
+        ConsumerSpec(
+            CONSUMER_GROUP,
+            [Topics.REFERRAL_EVENTS, Topics.WAITLIST_ALERTS],
+            handler,
+            inbox,
+            positions,
+            after_commit=deliveries_queued.committed,
+        )
     ]
     held = HeldEvents(
         unit_of_work,

@@ -19,7 +19,11 @@ class NotificationsSettings(ServiceSettings):
         False, description="Allow webhook URLs on loopback or private addresses (development and tests only)."
     )
     webhook_secret_grace_hours: float = Field(24.0, gt=0, description="How long a rotated-out secret still signs.")
-    webhook_poll_ms: int = Field(200, ge=10, le=5000, description="Longest the dispatcher sleeps between looks.")
+    webhook_poll_ms: int = Field(
+        10_000, ge=10, le=60_000, description="Longest the dispatcher waits between looks when nothing wakes it (new "
+        "deliveries and an endpoint resumed wake it, and it wakes itself for the soonest retry): the longest a "
+        "delivery queued by another process's consumer waits.",
+    )  # fmt: skip
     hold_early_events_seconds: float = Field(
         600.0,
         gt=0,

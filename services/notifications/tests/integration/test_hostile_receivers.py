@@ -8,6 +8,7 @@ bounds the whole attempt, and a connection goes only to an address that was chec
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
@@ -164,17 +164,18 @@ class RebindingDns:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every host a TCP connection is opened to; only loopback ones are really made (no traffic leaves)."""
+    """Every address a TCP connection is opened to (asyncio's event loop connects every TCP socket through
+    ``sock_connect``, whichever HTTP client asks); only loopback ones are really made (no traffic leaves)."""
     made: list[str] = []
-    real = anyio.connect_tcp
+    real = asyncio.selector_events.BaseSelectorEventLoop.sock_connect
 
-    async def recording(remote_host: Any, remote_port: int, **kwargs: Any) -> Any:
-        made.append(str(remote_host))
-        if not str(remote_host).startswith("127."):
+    async def recording(loop: Any, sock: socket.socket, address: Any) -> None:
+        made.append(str(address[0]))
+        if not str(address[0]).startswith("127."):
             raise OSError("test: no connection leaves this machine")
-        return await real(remote_host, remote_port, **kwargs)
+        await real(loop, sock, address)
 
-    monkeypatch.setattr(anyio, "connect_tcp", recording)
+    monkeypatch.setattr(asyncio.selector_events.BaseSelectorEventLoop, "sock_connect", recording)
     return made
 
 
@@ -230,6 +231,68 @@ async def test_the_connection_goes_to_the_checked_address_with_the_original_host
     assert checked.requests[0]["host"] == f"hooks.test:{port}", "the Host header keeps the name"
     assert dns.asked == 1
     assert connections == ["127.0.0.1"]
+
+
+def answering(seen: Seen, head: bytes, body: bytes = b"") -> Handler:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.requests.append(await read_request(reader))
+        writer.write(head + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
+async def test_a_redirect_is_recorded_not_followed() -> None:
+    first, target = Seen(), Seen()
+    c = client()
+    try:
+        async with raw_server(answering(target, b"HTTP/1.1 204 No Content\r\n")) as elsewhere:
+            moved = f"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{elsewhere}/internal\r\n"
+            async with raw_server(answering(first, moved.encode())) as port:
+                attempt = await send(c, f"http://127.0.0.1:{port}/hook")
+    finally:
+        await c.close()
+    assert attempt.status_code == 307 and len(first.requests) == 1
+    assert target.requests == [], "the redirect was followed"
+
+
+async def test_proxy_settings_in_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy would connect to a name that was never checked."""
+    direct, proxy = Seen(), Seen()
+    c = client()
+    try:
+        async with (
+            raw_server(answering(proxy, b"HTTP/1.1 200 OK\r\n")) as proxy_port,
+            raw_server(answering(direct, b"HTTP/1.1 204 No Content\r\n")) as port,
+        ):
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+                monkeypatch.setenv(name, f"http://127.0.0.1:{proxy_port}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            attempt = await send(c, f"http://127.0.0.1:{port}/hook")
+    finally:
+        await c.close()
+    assert attempt.status_code == 204 and len(direct.requests) == 1
+    assert proxy.requests == []
+
+
+async def test_a_compressed_response_is_kept_raw_never_inflated() -> None:
+    """A gzip bomb: 64 MiB of zeros in about 64 KiB. Only the raw prefix is read."""
+    seen = Seen()
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+    c = client()
+    try:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\n"
+        async with raw_server(answering(seen, head, bomb)) as port:
+            attempt = await send(c, f"http://127.0.0.1:{port}/hook")
+    finally:
+        await c.close()
+    assert attempt.status_code == 200 and attempt.error is None
+    assert seen.requests[0]["accept-encoding"] == "identity"
+    excerpt = attempt.response_excerpt
+    assert excerpt is not None and 0 < len(excerpt) <= PREFIX_LIMIT
+    assert excerpt.startswith("\x1f"), "the excerpt is the raw gzip stream (magic 1f 8b), not the inflated body"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -147,15 +146,16 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every address a TCP connection is opened to."""
+    """Every address a TCP connection is opened to, whichever HTTP client opens it: asyncio's event loop
+    connects every TCP socket through ``sock_connect``."""
     made: list[str] = []
-    real = anyio.connect_tcp
+    real = asyncio.selector_events.BaseSelectorEventLoop.sock_connect
 
-    async def recording(remote_host: Any, remote_port: int, **kwargs: Any) -> Any:
-        made.append(str(remote_host))
-        return await real(remote_host, remote_port, **kwargs)
+    async def recording(loop: Any, sock: socket.socket, address: Any) -> None:
+        made.append(str(address[0]))
+        await real(loop, sock, address)
 
-    monkeypatch.setattr(anyio, "connect_tcp", recording)
+    monkeypatch.setattr(asyncio.selector_events.BaseSelectorEventLoop, "sock_connect", recording)
     return made
 
 

@@ -249,7 +249,12 @@ class FakeDeliveryRepository:
         pending = [d for d in self._all() if d.status is DeliveryStatus.PENDING]
         due = self._due(now)
         oldest = min((d.next_attempt_at for d in due if d.endpoint_id in active and d.next_attempt_at), default=None)
-        return Backlog(len(pending), len(due), oldest)
+        later = [
+            d.next_attempt_at
+            for d in pending
+            if d.endpoint_id in active and d.next_attempt_at and d.next_attempt_at > now
+        ]
+        return Backlog(len(pending), len(due), oldest, min(later, default=None))
 
     def _all(self) -> list[Delivery]:
         return sorted(self.state.deliveries.values(), key=lambda d: d.id)

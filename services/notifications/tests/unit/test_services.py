@@ -367,6 +367,24 @@ async def test_a_failure_waits_for_the_next_attempt_and_starts_a_failing_run() -
     assert uow.committed.endpoints[endpoint_id].failing_since is not None
 
 
+async def test_a_retry_goes_when_due_though_nothing_wakes_the_dispatcher() -> None:
+    uow = FakeUnitOfWork()
+    await registered(uow)
+    await consume(uow, referral_event("r1", 1, "submitted"))
+    client = ScriptedClient([503, 200])
+    dispatcher = Dispatcher(lambda: uow, lambda: client, poll_interval=60, retry_delays=[timedelta(milliseconds=300)])  # type: ignore[arg-type, return-value]
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with asyncio.timeout(5):  # far less than the 60 s it waits when no retry is due
+            while next(iter(uow.committed.deliveries.values())).status is not DeliveryStatus.SUCCEEDED:
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)  # a stop ends the wait too
+    assert len(client.sent) == 2
+
+
 async def test_each_failed_attempt_logs_one_line_without_the_url_or_the_body(caplog: pytest.LogCaptureFixture) -> None:
     uow = FakeUnitOfWork()
     endpoint_id = await registered(uow, path="/hook?token=s3cret")

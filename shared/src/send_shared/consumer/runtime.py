@@ -80,10 +80,19 @@ Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 # Runs last inside every transaction that applied messages, before it commits: work the handlers
 # of one batch share (say, recomputing what several events touched) is done once, atomically.
 BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+# Told after every transaction that applied messages has committed: wakes a worker that reads what the
+# handlers wrote (woken from inside the handler, it would look before the commit and miss it).
+AfterCommit = Callable[[], None]
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
 _PRUNE_EVERY_SECONDS = 3600
 VERIFY_EVERY = 1.0  # seconds between two confirmations of a busy partition's anchor
 COMMIT_EVERY = 1.0  # seconds between two offset commits to Kafka (lag tools only; positions are in the database)
+# After this long without a message, fetches may wait IDLE_FETCH_WAIT_MS for one. Kafka answers a waiting fetch as
+# soon as a record arrives, so a long wait costs nothing there; the embedded broker (Tansu) holds every fetch for its
+# whole wait, where a short one keeps latency low under load and a long one keeps an idle consumer from asking about
+# forty times a second. The first message after a quiet spell may wait up to the long wait there.
+QUIET_AFTER = 5.0
+IDLE_FETCH_WAIT_MS = 500
 
 
 class _Anchor(NamedTuple):
@@ -117,6 +126,7 @@ class ConsumerRuntime:
         positions: ConsumerPositions,
         producer: Any,
         before_commit: BeforeCommit | None = None,
+        after_commit: AfterCommit | None = None,
         probe: LogProbe | None = None,
         max_attempts: int = 5,
         backoff_initial: float = 0.2,
@@ -134,6 +144,7 @@ class ConsumerRuntime:
         self.topics = [*topics, Topics.replay(group_id)]
         self.handler = handler
         self.before_commit = before_commit
+        self.after_commit = after_commit
         self.engine = engine
         self.sessions = session_factory(engine)
         self.inbox = inbox
@@ -174,6 +185,7 @@ class ConsumerRuntime:
         self._waiting_for_rebuild = False
         self._turned_at = time.monotonic()
         self._busy = False
+        self._fetched_at = time.monotonic()
 
     # --- readiness -------------------------------------------------------------------------------
 
@@ -243,6 +255,7 @@ class ConsumerRuntime:
                     await consumer.seek_to_beginning(*exc.args)
                     continue
                 self._turned_at = time.monotonic()
+                self._pace_fetches(consumer, bool(batches))
                 for partition, messages in batches.items():
                     if not await self._continues(consumer, partition, messages):
                         continue
@@ -269,6 +282,14 @@ class ConsumerRuntime:
             await self.verifier.stop()
             if self._own_probe:
                 await self.probe.stop()
+
+    def _pace_fetches(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
+        """The broker's wait for a fetch: this group's own while messages come, the long one once it is quiet."""
+        now = time.monotonic()
+        if fetched:
+            self._fetched_at = now
+        quiet = now - self._fetched_at > QUIET_AFTER
+        consumer._fetcher._fetch_max_wait_ms = max(self.fetch_max_wait_ms, IDLE_FETCH_WAIT_MS if quiet else 0)
 
     async def _continues(self, consumer: AIOKafkaConsumer, partition: TopicPartition, messages: list[Message]) -> bool:
         """Whether ``messages`` come from the log the partition's anchor is in (asked of the broker at most
@@ -426,6 +447,8 @@ class ConsumerRuntime:
             log.info("batch fell back to one-by-one processing", extra={"group": self.group_id}, exc_info=True)
             return False
         self._remember(partition, position)
+        if self.after_commit is not None:
+            self.after_commit()
         for message, outcome in zip(messages, outcomes, strict=True):
             CONSUMER_MESSAGES.labels(self.group_id, message.topic, outcome).inc()
         CONSUMER_HANDLE_SECONDS.labels(self.group_id).observe((time.perf_counter() - started) / len(messages))
@@ -472,6 +495,8 @@ class ConsumerRuntime:
                     await self.before_commit(session)
             position = await self._save_position(session, partition, message)
         self._remember(partition, position)
+        if claimed and self.after_commit is not None:
+            self.after_commit()
         if not claimed:
             log.info("duplicate event skipped", extra={"event_id": event.id, "event_type": event.type})
             return "duplicate"

@@ -76,6 +76,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        safety_poll: float = 10.0,
         retention: timedelta = timedelta(days=7),
         notify_channel: str = DEFAULT_CHANNEL,
         on_loss: OnLoss | None = None,
@@ -86,6 +87,7 @@ class OutboxRelay:
         self.producer = as_source(producer)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.safety_poll = safety_poll
         self.retention = retention
         self.notify_channel = notify_channel
         self.on_loss = on_loss
@@ -99,10 +101,15 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._listen() if self._postgres else None
+        """Cycles while there is work, then waits: for a commit's notification (PostgreSQL), looking anyway after
+        ``safety_poll`` in case one was missed; without a listening connection (SQLite, or PostgreSQL's dropped
+        it and it cannot be made again yet), every ``poll_interval``."""
+        listener = None
         failures = 0
         try:
             while not stop.is_set():
+                if self._postgres and (listener is None or listener.is_closed()):
+                    listener = await self._listen()  # before the cycle: what was notified meanwhile is read now
                 # Cleared before the cycle, so a commit notified while it runs wakes the next wait at once.
                 self._wake.clear()
                 try:
@@ -131,7 +138,8 @@ class OutboxRelay:
                     # Short: when the broker comes back, what waited must go out (and a loss be seen) soon.
                     await _sleep_or_stop(stop, min(0.2 * 2**failures, 2.0))
                     continue
-                await _wait_any(stop, self._wake, self.poll_interval)
+                listening = listener is not None and not listener.is_closed()
+                await _wait_any(stop, self._wake, self.safety_poll if listening else self.poll_interval)
         finally:
             if listener is not None:
                 await listener.close()
@@ -292,12 +300,22 @@ class OutboxRelay:
         if result.rowcount:
             log.info("outbox pruned", extra={"rows": result.rowcount})
 
-    async def _listen(self) -> Any:
+    async def _listen(self) -> Any | None:
+        """A connection of its own hearing the writers' notifications, or None when none can be made now (the
+        relay polls meanwhile and tries again next cycle). Its loss wakes the relay, which makes another."""
         import asyncpg
 
         url = make_url(self.engine.url).set(drivername="postgresql")
-        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
-        await conn.add_listener(self.notify_channel, lambda *_: self._wake.set())
+        conn = None
+        try:
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=10)
+            await conn.add_listener(self.notify_channel, lambda *_: self._wake.set())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("outbox relay cannot listen for commits; polling", extra={"error": repr(exc)})
+            if conn is not None:
+                conn.terminate()
+            return None
+        conn.add_termination_listener(lambda _conn: self._wake.set())
         return conn
 
 

@@ -3,32 +3,35 @@
 Defences against a hostile receiver or URL (issue #13):
 
 - **SSRF and DNS rebinding**: the host is resolved once, every address is checked, and the connection is
-  made to a checked address (``_PinnedBackend``); httpx never resolves the name again. The URL keeps its
-  host name, so the ``Host`` header, TLS SNI and certificate verification are for the name, not the address.
+  made to a checked address (``_PinnedResolver``, the connector's only resolver); aiohttp never resolves the
+  name again. The URL keeps its host name, so the ``Host`` header, TLS SNI and certificate verification are
+  for the name, not the address.
 - **Deadline**: one deadline (``timeout``) covers the whole attempt: resolution, connection, request,
   headers and the body prefix. A receiver that drips a byte at a time cannot hold an attempt longer.
 - **Size**: only the first ``RESPONSE_PREFIX_BYTES`` of the body are read (raw, no decompression); the
   rest is never read and the connection is closed.
+
+aiohttp rather than httpx since issue #19: about a fifth of the CPU per request (``bench/webhook_clients.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import secrets
 import socket
 import ssl
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from aiohttp.abc import AbstractResolver, ResolveResult
 from standardwebhooks.webhooks import Webhook
+from yarl import URL
 
 from notifications.domain.delivery import REQUEST_TIMEOUT_SECONDS
 from notifications.domain.subscriptions import UnsafeTarget, check_address, check_url_shape
@@ -57,10 +60,10 @@ async def system_resolver(host: str) -> list[str]:
 
 
 def connect_host(url: str) -> str:
-    """The host name exactly as httpx will connect to it (IDNA-encoded, lower case, IPv6 without brackets)."""
+    """The host name exactly as aiohttp will resolve it (IDNA-encoded, lower case, IPv6 without brackets)."""
     try:
-        return httpx.URL(url).raw_host.decode("ascii")
-    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return URL(url).raw_host or ""
+    except (UnicodeError, ValueError, TypeError) as exc:
         raise UnsafeTarget("the URL's host is not valid") from exc
 
 
@@ -84,58 +87,31 @@ async def resolve_and_check(
     return host, tuple(dict.fromkeys(found))
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to the addresses checked for this attempt's host; never resolves a name itself."""
+class _PinnedResolver(AbstractResolver):
+    """The connector's only resolver: answers with the addresses checked for this attempt's host, never
+    resolving a name itself. (aiohttp connects to an IP literal without asking; ``resolve_and_check`` has
+    checked that literal.)"""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         pinned = _PINNED.get()
         if pinned is None or pinned[0] != host:
-            raise httpcore.ConnectError(f"{host[:100]} was not checked for this attempt; not connecting")
-        failure: Exception | None = None
-        for address in pinned[1]:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"{host[:100]}: no address to connect to")
+            raise OSError(f"{host[:100]} was not checked for this attempt; not connecting")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for address in pinned[1]
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks never use unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with the connection pool built on ``_PinnedBackend`` (httpx has no public
-    option for a network backend; the DNS rebinding test fails if this stops taking effect)."""
-
-    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_PinnedBackend(),
-        )
+    async def close(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +125,9 @@ class Attempt:
 
 
 class WebhookClient:
+    """One long-lived aiohttp session, opened on the first send (aiohttp needs the running loop) and
+    closed by ``close``."""
+
     def __init__(
         self,
         *,
@@ -163,22 +142,39 @@ class WebhookClient:
         self.allow_private = allow_private
         self.timeout = timeout  # a deadline for the whole attempt, not per read
         self.resolver = resolver
-        self.http = httpx.AsyncClient(
-            transport=_PinnedTransport(
-                httpx.Limits(max_connections=200, max_keepalive_connections=50), ssl_context=ssl_context
-            ),
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: it would connect to a name we did not check
-            headers={"user-agent": "send-referrals-webhooks/1.0", "accept-encoding": "identity"},
-        )
+        self._ssl_context = ssl_context or ssl.create_default_context(cafile=certifi.where())
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     @property
     def closed(self) -> bool:
-        return self.http.is_closed
+        return self._closed
 
     async def close(self) -> None:
-        await self.http.aclose()
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the webhook client is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    resolver=_PinnedResolver(),
+                    use_dns_cache=False,  # every new connection asks the pinned resolver, within its attempt
+                    ssl=self._ssl_context,
+                    limit=200,
+                    limit_per_host=0,
+                    keepalive_timeout=5.0,
+                ),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                trust_env=False,  # no proxy from the environment: it would connect to a name we did not check
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # nothing a receiver sets is sent anywhere
+                headers={"user-agent": "send-referrals-webhooks/1.0", "accept-encoding": "identity"},
+            )
+        return self._session
 
     async def send(self, url: str, *, webhook_id: str, body: str, secrets_in_use: list[str], now: datetime) -> Attempt:
         started = time.perf_counter()
@@ -201,43 +197,41 @@ class WebhookClient:
             return Attempt(None, _ms(started), _clean(f"refused: {exc}")[:_ERROR_CHARS], None, None, "UnsafeTarget")
         token = _PINNED.set(pinned)
         try:
-            async with self.http.stream(
-                "POST",
+            async with self._http().post(
                 url,
-                content=body.encode(),
+                data=body.encode(),
                 headers={
                     "content-type": "application/json",
                     "webhook-id": webhook_id,
                     "webhook-timestamp": str(int(now.timestamp())),
                     "webhook-signature": signature_header(secrets_in_use, webhook_id, now, body),
                 },
+                allow_redirects=False,
             ) as response:
-                excerpt = await _body_prefix(response, RESPONSE_PREFIX_BYTES)
+                excerpt = await _body_prefix(response.content, RESPONSE_PREFIX_BYTES)
                 retry_after = response.headers.get("retry-after")
                 return Attempt(
-                    response.status_code,
+                    response.status,
                     _ms(started),
                     None,
                     excerpt,
                     _clean(retry_after)[:200] if retry_after is not None else None,
                 )
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
             return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None, type(exc).__name__)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = _clean(f"{type(exc).__name__}: {exc}")[:_ERROR_CHARS]
             return Attempt(None, _ms(started), error, None, None, type(exc).__name__)
         finally:
             _PINNED.reset(token)
 
 
-async def _body_prefix(response: httpx.Response, limit: int) -> str:
-    """At most ``limit`` bytes of the raw body; the rest is never read (closing the response drops it)."""
+async def _body_prefix(body: aiohttp.StreamReader, limit: int) -> str:
+    """At most ``limit`` bytes of the raw body; the rest is never read (releasing an unfinished response
+    closes its connection)."""
     kept = bytearray()
-    async with contextlib.aclosing(cast(AsyncGenerator[bytes, None], response.aiter_raw())) as chunks:
-        async for chunk in chunks:
-            kept += chunk[: limit - len(kept)]
-            if len(kept) >= limit:
-                break
+    while len(kept) < limit and (chunk := await body.read(limit - len(kept))):
+        kept += chunk
     return _clean(bytes(kept).decode("utf-8", errors="replace"))
 
 

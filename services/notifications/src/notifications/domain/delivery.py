@@ -60,6 +60,7 @@ class Backlog:
     pending: int
     due: int
     oldest_due_at_active: datetime | None  # the longest-due delivery to an active endpoint
+    next_due_at_active: datetime | None = None  # the soonest delivery to an active endpoint not due yet (a retry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ sent again with the same ``webhook-id``, which Standard Webhooks receivers use t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -76,6 +75,7 @@ class Dispatcher:
         self._endpoint_views: dict[str, tuple[float, _LaneEndpoint | None]] = {}  # id -> (read at, endpoint)
         self._attempted_at = time.monotonic()
         self._due_since: float | None = None  # when the oldest delivery now due fell due (monotonic clock)
+        self._next_due_at: datetime | None = None  # the soonest retry, as last read or scheduled
 
     def status(self) -> str | None:
         """Stuck when deliveries have been due for a while and no attempt was recorded meanwhile."""
@@ -93,13 +93,13 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 self.wake.clear()
-                for endpoint_id in await self._endpoints_with_due_work():
+                looked_at = datetime.now(UTC)
+                for endpoint_id in await self._endpoints_with_due_work(looked_at):
                     lane = self._lanes.get(endpoint_id)
                     if lane is None or lane.done():
                         self._lanes[endpoint_id] = asyncio.create_task(self._lane(endpoint_id, stop))
                 await self._report_backlog()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                await _woken_or_stopped(self.wake, stop, self._until_next_look(looked_at))
         finally:
             # Lanes finish the delivery in hand (and record it) before stopping; only a hung one is cancelled.
             lanes = [t for t in self._lanes.values() if not t.done()]
@@ -110,9 +110,19 @@ class Dispatcher:
                 await asyncio.gather(*hung, return_exceptions=True)
             await self.client.close()
 
-    async def _endpoints_with_due_work(self) -> list[str]:
+    def _until_next_look(self, looked_at: datetime) -> float:
+        """Seconds until the soonest retry falls due, at most ``poll_interval``: new deliveries wake the
+        dispatcher (``wake``), retries do not. A retry due by ``looked_at`` was found by that look."""
+        if self._next_due_at is not None and self._next_due_at <= looked_at:
+            self._next_due_at = None
+        if self._next_due_at is None:
+            return self.poll_interval
+        until = (self._next_due_at - datetime.now(UTC)).total_seconds()
+        return min(self.poll_interval, max(until, 0.01))
+
+    async def _endpoints_with_due_work(self, now: datetime) -> list[str]:
         async with self.unit_of_work() as uow:
-            return await uow.deliveries.endpoints_with_due_work(datetime.now(UTC))
+            return await uow.deliveries.endpoints_with_due_work(now)
 
     async def _lane(self, endpoint_id: str, stop: asyncio.Event) -> None:
         """Each round sends the first pending delivery of every referral, up to ``per_endpoint`` at once:
@@ -218,6 +228,9 @@ class Dispatcher:
                 if disable_reason:
                     await uow.endpoints.disable(endpoint_id, disable_reason, now)
             await uow.commit()
+        if next_attempt_at is not None and (self._next_due_at is None or next_attempt_at < self._next_due_at):
+            self._next_due_at = next_attempt_at
+            self.wake.set()  # the dispatcher's wait began before this retry was known: it plans again
         if result.outcome is not Outcome.SUCCEEDED:
             _log_failed_attempt(endpoint_id, delivery, attempts_made, attempt, next_attempt_at)
         if disable_reason:
@@ -242,6 +255,19 @@ class Dispatcher:
         oldest = backlog.oldest_due_at_active
         waited = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
         self._due_since = None if waited is None else time.monotonic() - waited
+        # A retry a lane scheduled while the count ran may be missing from it: the sooner of the two stands.
+        scheduled = self._next_due_at if self._next_due_at is not None and self._next_due_at > now else None
+        soonest = [t for t in (scheduled, backlog.next_due_at_active) if t is not None]
+        self._next_due_at = min(soonest, default=None)
+
+
+async def _woken_or_stopped(wake: asyncio.Event, stop: asyncio.Event, at_most: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _log_failed_attempt(

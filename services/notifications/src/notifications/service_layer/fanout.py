@@ -201,12 +201,16 @@ class HeldEvents:
         referral_link_template: str,
         after: Callable[[], None],
         interval: float = 2.0,
+        quiet_interval: float = 10.0,
     ) -> None:
         self.unit_of_work = unit_of_work
         self.hold_limit = hold_limit
         self.referral_link_template = referral_link_template
         self.after = after
         self.interval = interval
+        # While nothing is held here: events this process holds are released as their predecessors arrive
+        # (``_held.maybe``), another process's by its own worker, so the look serves readiness and overdue ones.
+        self.quiet_interval = quiet_interval
         self._held = 0
         self._oldest = 0.0
 
@@ -223,8 +227,9 @@ class HeldEvents:
                 sent += await release_ready(uow, referral_link_template=link)
                 self._held, self._oldest = await held_summary(uow)
                 await uow.commit()
+            holding = self._held > 0 or _held.maybe  # ``maybe``: this process held one since the look began
             _held.maybe = self._held > 0
             if sent:
                 self.after()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+                await asyncio.wait_for(stop.wait(), self.interval if holding else self.quiet_interval)

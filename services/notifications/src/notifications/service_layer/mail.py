@@ -122,6 +122,8 @@ class MailWorker:
         """Sends the queued emails that are due; returns how many were sent."""
         async with self.unit_of_work() as uow:
             due = await uow.emails.due(datetime.now(UTC), limit=100)
+            if not due:  # the usual look: no need for the directory
+                return 0
             names = await uow.directory.service_names()
             addresses = await uow.directory.contacts()
         sent = 0

@@ -211,16 +211,17 @@ class SqlDeliveryRepository:
             select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value)
         )
         due = deliveries.c.next_attempt_at <= now
-        pending, due_count, oldest_due = (
+        pending, due_count, oldest_due, next_due = (
             await self.session.execute(
                 select(
                     func.count(),
                     func.count().filter(due),
                     func.min(deliveries.c.next_attempt_at).filter(due, active),
+                    func.min(deliveries.c.next_attempt_at).filter(~due, active),
                 ).where(deliveries.c.status == _PENDING)
             )
         ).one()
-        return Backlog(int(pending), int(due_count), _utc(oldest_due))
+        return Backlog(int(pending), int(due_count), _utc(oldest_due), _utc(next_due))
 
 
 def _utc(value: datetime | None) -> datetime | None:

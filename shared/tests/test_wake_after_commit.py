@@ -1,0 +1,19 @@
+"""A worker is woken for queued work only once the consumer's transaction has committed, and only if work was queued."""
+
+from __future__ import annotations
+
+from send_shared.consumer.wake import WakeAfterCommit
+
+
+def test_a_wake_comes_at_the_commit_after_work_was_queued_and_only_then() -> None:
+    woken: list[str] = []
+    wake = WakeAfterCommit(lambda: woken.append("up"))
+    wake.committed()  # a transaction that queued nothing
+    assert woken == []
+    wake.queued()
+    wake.queued()
+    assert woken == [], "not before the commit"
+    wake.committed()
+    assert woken == ["up"], "once for the transaction, however much it queued"
+    wake.committed()
+    assert woken == ["up"]
