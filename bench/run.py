@@ -3,6 +3,12 @@ latency under a stated offered load. Prints a table and writes the same figures 
 
     python bench/run.py            # full run
     python bench/run.py --quick    # under 3 minutes, for everyday use
+    python bench/run.py --quick --only latency,idle --baseline-tree /tmp/before --out x.json
+                                   # figures 3 and 7, for this tree's services and another checkout's
+
+Figure 7 (``7_idle``): CPU ms per second of each process of the warmed-up, idle stack: each service, the broker,
+PostgreSQL's backends serving its databases and the server's shared processes, and ``all_in``. Figure 3's
+``cpu_ms_per_referral`` has the same groups, per answered referral.
 
 Runs on loopback only, bounded in count and time, with the embedded broker and the local PostgreSQL.
 """
@@ -24,7 +30,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import MetaData, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from send_devkit.broker import EmbeddedBroker, free_port
 from send_devkit.demo import nhs_number
@@ -399,39 +406,130 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work: Path) -> dict[str, Any]:
-    """From the API's response to (a) the waitlists projection holding the referral and (b) the webhook
-    arriving at a local receiver, at each offered rate of new referrals per second (one system, warmed up)."""
+BENCH_CLIENT = "send-bench"  # the application_name of the bench's own connections, not counted as the stack's
+
+
+def _child_pids(comm: str) -> list[int]:
+    """This process's direct children running the executable ``comm`` (the broker a DevStack started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            head, tail = stat.read_text().rsplit(")", 1)
+            if head.split("(", 1)[1] == comm and int(tail.split()[1]) == os.getpid():
+                found.append(int(stat.parent.name))
+    return found
+
+
+async def _postgres_pids(admin_url: str, databases: list[str]) -> dict[str, list[int]]:
+    """PostgreSQL's processes: the backends connected to ``databases`` for any client but this bench, and
+    the server's own (checkpointer, WAL writer, background writer, autovacuum), which serve every
+    database on the server."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    conn = await asyncpg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        rows = await conn.fetch("SELECT pid, datname, backend_type, application_name FROM pg_stat_activity")
+    finally:
+        await conn.close()
+    backends = [r["pid"] for r in rows if r["datname"] in databases and r["application_name"] != BENCH_CLIENT]
+    shared = [r["pid"] for r in rows if r["backend_type"] != "client backend" and r["datname"] is None]
+    return {"postgres_backends": backends, "postgres_server": shared}
+
+
+class CpuMeter:
+    """CPU time of everything a referral costs: each service process, the broker, PostgreSQL's backends serving
+    the stack's databases and the server's shared processes (an upper bound of our share: they serve every
+    database on the server). A backend that ends between two samples is not counted; the services keep theirs."""
+
+    def __init__(self, stack: DevStack, admin_url: str, database_urls: dict[str, str]) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.stack = stack
+        self.admin_url = admin_url
+        self.databases = [str(make_url(url).database) for url in database_urls.values()]
+
+    def _groups(self) -> dict[str, list[int]]:
+        groups = {name: [p.pid] for name, p in self.stack.processes.items()}
+        groups["broker"] = _child_pids("tansu")
+        groups.update(asyncio.run(_postgres_pids(self.admin_url, self.databases)))
+        with contextlib.suppress(OSError, IndexError):  # and the shared processes' parent, the postmaster
+            stat = Path(f"/proc/{groups['postgres_server'][0]}/stat").read_text()
+            groups["postgres_server"].append(int(stat.rsplit(")", 1)[1].split()[1]))
+        return groups
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        found: dict[str, dict[int, float]] = {}
+        for group, pids in self._groups().items():
+            found[group] = {}
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    found[group][pid] = cpu_seconds(pid)
+        return found
+
+    @staticmethod
+    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+        """CPU seconds per group between two samples, and ``all_in``, their sum."""
+        spent = {
+            group: sum(seconds - before.get(group, {}).get(pid, 0.0) for pid, seconds in pids.items())
+            for group, pids in after.items()
+        }
+        return {**spent, "all_in": sum(spent.values())}
+
+
+@contextlib.contextmanager
+def running_stack(pg: PostgresServer, work: Path, tree: Path | None) -> Iterator[tuple[DevStack, dict[str, str], Any]]:
+    """The three services on PostgreSQL (from ``tree``'s sources when given) with a webhook endpoint at a local
+    receiver, warmed up: one referral has gone all the way (until then consumers may still be joining)."""
     from send_devkit.webhook_receiver import Receiver
 
     urls = {name: pg.new_database(f"bench_{name}") for name in ("referrals", "waitlists", "notifications")}
     ports = {name: free_port() for name in urls}
-    stack = DevStack(var_dir=work / "stack", broker_port=free_port(), ports=ports, database_urls=urls, smtp_port=free_port(),
-                     extra_env={"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false", **NO_RATE_LIMITS})  # fmt: skip
+    extra = {"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false", **NO_RATE_LIMITS}
+    if tree is not None:
+        sources = [tree / "shared" / "src", *(tree / "services" / name / "src" for name in urls)]
+        extra["PYTHONPATH"] = os.pathsep.join(str(path) for path in sources)
+    stack = DevStack(var_dir=work / f"stack-{uuid.uuid4().hex[:6]}", broker_port=free_port(), ports=ports,
+                     database_urls=urls, smtp_port=free_port(), extra_env=extra)  # fmt: skip
     receiver = Receiver().start()
-    found: dict[str, Any] = {"seconds_per_rate": seconds}
     try:
         stack.start()
         camhs = {"authorization": f"Bearer {mint_token('org-northshire-camhs', 'receiver')}"}
         created = httpx.post(f"{stack.url('notifications')}/v1/endpoints", headers=camhs,
                              json={"url": f"{receiver.base}/bench", "event_types": ["uk.send.referral.submitted.v1"]})  # fmt: skip
         receiver.secrets["/bench"] = created.json()["secret"]
-        # Warm-up, not measured: until one referral has gone all the way, consumers may still be joining.
         asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], 1, 1, {}, {}))
         deadline = time.monotonic() + 60
         while not receiver.received and time.monotonic() < deadline:
             time.sleep(0.1)
+        yield stack, urls, receiver
+    finally:
+        receiver.stop()
+        stack.stop()
+
+
+def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work: Path,
+                   tree: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """From the API's response to (a) the waitlists projection holding the referral and (b) the webhook
+    arriving at a local receiver, at each offered rate of new referrals per second (one system, warmed up).
+    ``cpu_ms_per_referral``: CPU ms per answered referral of each service, the broker (``broker``), PostgreSQL's
+    backends serving the stack's databases (``postgres_backends``), the server's shared processes
+    (``postgres_server``: checkpointer, WAL writer, ...; every database's) and ``all_in``, their sum: from the
+    load's start until every webhook arrived."""
+    found: dict[str, Any] = {"seconds_per_rate": seconds}
+    with running_stack(pg, work, tree) as (stack, urls, receiver):
+        meter = CpuMeter(stack, pg.admin_url, urls)
         for rate in rates:
             start = len(receiver.received)
             answered: dict[str, float] = {}
             projected: dict[str, float] = {}
-            cpu_before = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
+            cpu_before = meter.sample()
             asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], rate, seconds, answered, projected))
             deadline = time.monotonic() + 30
             while len(receiver.received) < start + len(answered) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            cpu_ms = {name: round((cpu_seconds(p.pid) - cpu_before[name]) * 1000 / max(1, len(answered)), 1)
-                      for name, p in stack.processes.items()}  # fmt: skip
+            spent = CpuMeter.spent(cpu_before, meter.sample())
+            cpu_ms = {name: round(s * 1000 / max(1, len(answered)), 2) for name, s in spent.items()}
             arrived = {r.body["data"]["referral_id"]: r.at for r in receiver.received[start:] if r.body}
             a = [projected[r] - answered[r] for r in answered if r in projected]
             b = [arrived[r] - answered[r] for r in answered if r in arrived]
@@ -444,11 +542,25 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
                 "cpu_ms_per_referral": cpu_ms,
             }  # fmt: skip
         found["peak_rss_mb"] = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
-    finally:
-        receiver.stop()
-        stack.stop()
-    found["target"] = "at 200/s: projection p50 < 20 ms, p99 < 100 ms; webhook p99 < 250 ms"
+    found["target"] = (
+        "at 200/s: projection p50 < 20 ms, p99 < 100 ms; webhook p99 < 250 ms; all-in CPU <= 10 ms a referral at 100/s"
+    )
     return found
+
+
+def idle_figure(pg: PostgresServer, seconds: float, work: Path, tree: Path | None = None) -> dict[str, Any]:
+    """What the warmed-up stack costs doing nothing: CPU ms per second of wall time over ``seconds`` of idleness
+    (after ``settle`` seconds for the warm-up's tail), for the same groups as figure 3's ``cpu_ms_per_referral``."""
+    settle = 5.0
+    with running_stack(pg, work, tree) as (stack, urls, _receiver):
+        meter = CpuMeter(stack, pg.admin_url, urls)
+        time.sleep(settle)
+        before, started = meter.sample(), time.monotonic()
+        time.sleep(seconds)
+        spent, wall = CpuMeter.spent(before, meter.sample()), time.monotonic() - started
+    return {"idle_s": seconds, "settle_s": settle,
+            "cpu_ms_per_s": {name: round(s * 1000 / wall, 2) for name, s in spent.items()},
+            "target": "near zero: no busy polling"}  # fmt: skip
 
 
 async def _offered_load(base: str, waitlists_db: str, rate: float, seconds: float, answered: dict[str, float],
@@ -457,7 +569,7 @@ async def _offered_load(base: str, waitlists_db: str, rate: float, seconds: floa
 
     rng = random.Random(f"{rate}-{seconds}-{time.time_ns()}")  # fresh children each run: no duplicate referrals
     token = {"authorization": f"Bearer {mint_token('org-riverside-primary', 'referrer')}"}
-    engine = create_engine(waitlists_db)
+    engine = create_async_engine(waitlists_db, connect_args={"server_settings": {"application_name": BENCH_CLIENT}})
     stop = asyncio.Event()
 
     async def watch() -> None:
@@ -498,16 +610,31 @@ async def _offered_load(base: str, waitlists_db: str, rate: float, seconds: floa
     await engine.dispose()
 
 
+FIGURES = ("relay", "ingest", "replay", "queries", "backtest", "latency", "idle")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(FIGURES),
+                        help=f"comma-separated figures to run, of {', '.join(FIGURES)} (default: all)")  # fmt: skip
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="another checkout (e.g. a git worktree of an earlier commit): figures 3 and 7 run its "
+                             "services too, in this run, as *_baseline")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--baseline-out", type=Path, default=None,
+                        help="write the baseline tree's figures to this file, with the names --out uses")  # fmt: skip
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(FIGURES):
+        parser.error(f"unknown figures: {', '.join(sorted(only - set(FIGURES)))}")
     quick = args.quick or os.environ.get("QUICK") == "1"
     quick_sizes: dict[str, Any] = {
         "relay": 20_000,
         "ingest_s": 8.0,
         "rates": [20.0, 100.0],
         "latency_s": 10.0,
+        "idle_s": 30.0,
         "scale": "small",
         "calls": 50,
         "backtest_every_weeks": 4,
@@ -517,6 +644,7 @@ def main() -> None:
         "ingest_s": 30.0,
         "rates": [20.0, 100.0, 200.0],
         "latency_s": 60.0,
+        "idle_s": 60.0,
         "scale": "national",
         "calls": 100,
         "backtest_every_weeks": 4,
@@ -526,36 +654,59 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     pg = PostgresServer(os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES))
     figures: dict[str, Any] = {"mode": "quick" if quick else "full", "started": datetime.now(UTC).isoformat()}
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.baseline_tree is not None:
+        trees.insert(0, ("_baseline", args.baseline_tree.resolve()))
+        figures["baseline_tree"] = str(args.baseline_tree.resolve())
     try:
         with EmbeddedBroker(log_path=work / "broker.log") as broker:
-            figures["2_outbox_relay"] = asyncio.run(
-                relay_figure(pg.new_database("bench_relay"), broker.bootstrap_servers, sizes["relay"])
-            )
-            print("relay", figures["2_outbox_relay"], flush=True)
-            figures["1_ingest"] = ingest_figure(pg, broker.bootstrap_servers, sizes["ingest_s"], work)
-            print("ingest", figures["1_ingest"], flush=True)
-            topic, events, generated_s = asyncio.run(publish_dataset(broker.bootstrap_servers, sizes["scale"]))
-            print(f"dataset: {sizes['scale']}, {events} events generated and published in {generated_s:.0f} s")
-            dataset_db = pg.new_database("bench_dataset")
-            figures["4_replay"] = asyncio.run(replay_figure(dataset_db, broker.bootstrap_servers, topic, events))
-            figures["4_replay"]["dataset"] = sizes["scale"]
-            print("replay", figures["4_replay"], flush=True)
-            figures["5_queries"] = asyncio.run(
-                queries_figure(dataset_db, broker.bootstrap_servers, sizes["scale"], sizes["calls"])
-            )
-            print("queries", figures["5_queries"], flush=True)
-            figures["6_wait_backtest"] = asyncio.run(
-                backtest_figure(dataset_db, sizes["scale"], sizes["backtest_every_weeks"])
-            )
-            print("wait backtest", figures["6_wait_backtest"], flush=True)
-        figures["3_end_to_end_latency"] = latency_figure(pg, sizes["rates"], sizes["latency_s"], work)
-        print("latency", figures["3_end_to_end_latency"], flush=True)
-
+            if "relay" in only:
+                figures["2_outbox_relay"] = asyncio.run(
+                    relay_figure(pg.new_database("bench_relay"), broker.bootstrap_servers, sizes["relay"])
+                )
+                print("relay", figures["2_outbox_relay"], flush=True)
+            if "ingest" in only:
+                figures["1_ingest"] = ingest_figure(pg, broker.bootstrap_servers, sizes["ingest_s"], work)
+                print("ingest", figures["1_ingest"], flush=True)
+            if only & {"replay", "queries", "backtest"}:  # the last two read what the replay rebuilt
+                topic, events, generated_s = asyncio.run(publish_dataset(broker.bootstrap_servers, sizes["scale"]))
+                print(f"dataset: {sizes['scale']}, {events} events generated and published in {generated_s:.0f} s")
+                dataset_db = pg.new_database("bench_dataset")
+                figures["4_replay"] = asyncio.run(replay_figure(dataset_db, broker.bootstrap_servers, topic, events))
+                figures["4_replay"]["dataset"] = sizes["scale"]
+                print("replay", figures["4_replay"], flush=True)
+            if "queries" in only:
+                figures["5_queries"] = asyncio.run(
+                    queries_figure(dataset_db, broker.bootstrap_servers, sizes["scale"], sizes["calls"])
+                )
+                print("queries", figures["5_queries"], flush=True)
+            if "backtest" in only:
+                figures["6_wait_backtest"] = asyncio.run(
+                    backtest_figure(dataset_db, sizes["scale"], sizes["backtest_every_weeks"])
+                )
+                print("wait backtest", figures["6_wait_backtest"], flush=True)
+        for suffix, tree in trees:
+            if "idle" in only:
+                figures[f"7_idle{suffix}"] = idle_figure(pg, sizes["idle_s"], work, tree)
+                print(f"idle{suffix}", figures[f"7_idle{suffix}"], flush=True)
+        for suffix, tree in trees:
+            if "latency" in only:
+                figures[f"3_end_to_end_latency{suffix}"] = latency_figure(
+                    pg, sizes["rates"], sizes["latency_s"], work, tree
+                )
+                print(f"latency{suffix}", figures[f"3_end_to_end_latency{suffix}"], flush=True)
     finally:
         pg.drop_all()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{figures['mode']}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(figures, indent=2))
+    mine = {k: v for k, v in figures.items() if not k.endswith("_baseline")}
+    baseline = {"mode": figures["mode"], "started": figures["started"], "tree": figures.get("baseline_tree"),
+                **{k.removesuffix("_baseline"): v for k, v in figures.items() if k.endswith("_baseline")}}  # fmt: skip
+    for path, found in ((args.out, mine), (args.baseline_out, baseline)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(found, indent=2))
     print()
     print(f"{'figure':<24} {'measured':<70}")
     for key, value in figures.items():
