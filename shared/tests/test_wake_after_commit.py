@@ -17,3 +17,13 @@ def test_a_wake_comes_at_the_commit_after_work_was_queued_and_only_then() -> Non
     assert woken == ["up"], "once for the transaction, however much it queued"
     wake.committed()
     assert woken == ["up"]
+
+
+def test_the_private_fetch_wait_the_runtime_paces_is_still_aiokafkas() -> None:
+    """The runtime lengthens an idle consumer's fetch wait through aiokafka's private attribute (it has no
+    public way to change it after start): an aiokafka that renamed it must fail here, not idle busily."""
+    import inspect
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher)

@@ -118,6 +118,14 @@ class ServiceSettings(KafkaConnection):
         return self
 
     @model_validator(mode="after")
+    def _waits_shorter_than_stuck(self) -> ServiceSettings:
+        """A worker that waits longer than the stuck threshold between looks would turn readiness red while
+        nothing is wrong."""
+        if self.outbox_safety_poll_seconds >= self.stuck_after_seconds:
+            raise ValueError("OUTBOX_SAFETY_POLL_SECONDS must be shorter than STUCK_AFTER_SECONDS")
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_real_keys(self) -> ServiceSettings:
         if self.environment != "production" or self.jwt_jwks_url is not None:
             return self

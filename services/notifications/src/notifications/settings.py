@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from send_shared.settings import ServiceSettings
 
@@ -69,3 +69,9 @@ class NotificationsSettings(ServiceSettings):
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone {zone!r}") from error
         return zone
+
+    @model_validator(mode="after")
+    def _dispatcher_looks_before_it_seems_stuck(self) -> NotificationsSettings:
+        if self.webhook_poll_ms / 1000 >= self.stuck_after_seconds:
+            raise ValueError("WEBHOOK_POLL_MS must be shorter than STUCK_AFTER_SECONDS")
+        return self

@@ -257,6 +257,21 @@ async def test_a_redirect_is_recorded_not_followed() -> None:
     assert target.requests == [], "the redirect was followed"
 
 
+async def test_a_header_that_cannot_be_sent_is_a_failed_attempt_not_a_crash() -> None:
+    """A message id with a line break would be header injection: refused before anything is sent, and
+    recorded as the attempt's error so the lane goes on."""
+    seen = Seen()
+    c = client()
+    try:
+        async with raw_server(answering(seen, b"HTTP/1.1 204 No Content\r\n")) as port:
+            attempt = await c.send(f"http://127.0.0.1:{port}/hook", webhook_id="msg_1\r\nx-injected: 1",
+                                   body='{"a":1}', secrets_in_use=[_SECRET], now=datetime.now(UTC))  # fmt: skip
+    finally:
+        await c.close()
+    assert attempt.status_code is None and attempt.error and "ValueError" in attempt.error
+    assert seen.requests == []
+
+
 async def test_proxy_settings_in_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy would connect to a name that was never checked."""
     direct, proxy = Seen(), Seen()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from notifications.adapters.webhook_client import Attempt
+from notifications.domain import delivery as delivery_module
 from notifications.domain.delivery import DeliveryStatus, webhook_id
 from notifications.domain.email_policy import RETRY_DELAYS as EMAIL_RETRY_DELAYS
 from notifications.domain.email_policy import EmailStatus, Template
@@ -383,6 +384,33 @@ async def test_a_retry_goes_when_due_though_nothing_wakes_the_dispatcher() -> No
         stop.set()
         await asyncio.wait_for(task, 2)  # a stop ends the wait too
     assert len(client.sent) == 2
+
+
+async def test_retries_due_close_together_each_go_when_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three retries a little apart: each goes at its time, not the second and third at the next poll."""
+
+    class Jitter:
+        factors = [1.0, 1.3, 1.6]
+
+        def uniform(self, _low: float, _high: float) -> float:
+            return self.factors.pop(0) if self.factors else 1.0
+
+    monkeypatch.setattr(delivery_module, "random", Jitter())
+    uow = FakeUnitOfWork()
+    await registered(uow)
+    await consume(uow, *(referral_event(f"r{i}", 1, "submitted") for i in range(3)))
+    client = ScriptedClient([503, 503, 503])
+    dispatcher = Dispatcher(lambda: uow, lambda: client, poll_interval=60, retry_delays=[timedelta(seconds=1)])  # type: ignore[arg-type, return-value]
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with asyncio.timeout(8):  # retries due at about 1, 1.3 and 1.6 s; the poll is 60 s
+            while any(d.status is not DeliveryStatus.SUCCEEDED for d in uow.committed.deliveries.values()):
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)
+    assert len(client.sent) == 6
 
 
 async def test_each_failed_attempt_logs_one_line_without_the_url_or_the_body(caplog: pytest.LogCaptureFixture) -> None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -105,11 +107,18 @@ class OutboxRelay:
         ``safety_poll`` in case one was missed; without a listening connection (SQLite, or PostgreSQL's dropped
         it and it cannot be made again yet), every ``poll_interval``."""
         listener = None
+        listen_again_at = -math.inf  # after a failed attempt, the next one waits a safety poll (no connection storm)
         failures = 0
         try:
             while not stop.is_set():
-                if self._postgres and (listener is None or listener.is_closed()):
+                if (
+                    self._postgres
+                    and (listener is None or listener.is_closed())
+                    and time.monotonic() >= listen_again_at
+                ):
                     listener = await self._listen()  # before the cycle: what was notified meanwhile is read now
+                    if listener is None:
+                        listen_again_at = time.monotonic() + self.safety_poll
                 # Cleared before the cycle, so a commit notified while it runs wakes the next wait at once.
                 self._wake.clear()
                 try:

@@ -219,7 +219,7 @@ class WebhookClient:
                 )
         except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
             return Attempt(None, _ms(started), f"timeout after {self.timeout:g} s", None, None, type(exc).__name__)
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: aiohttp refuses a header it cannot send
             error = _clean(f"{type(exc).__name__}: {exc}")[:_ERROR_CHARS]
             return Attempt(None, _ms(started), error, None, None, type(exc).__name__)
         finally:

@@ -76,6 +76,7 @@ class Dispatcher:
         self._attempted_at = time.monotonic()
         self._due_since: float | None = None  # when the oldest delivery now due fell due (monotonic clock)
         self._next_due_at: datetime | None = None  # the soonest retry, as last read or scheduled
+        self._seen_while_running: set[str] = set()  # endpoints with due work found while their lane ran
 
     def status(self) -> str | None:
         """Stuck when deliveries have been due for a while and no attempt was recorded meanwhile."""
@@ -98,6 +99,12 @@ class Dispatcher:
                     lane = self._lanes.get(endpoint_id)
                     if lane is None or lane.done():
                         self._lanes[endpoint_id] = asyncio.create_task(self._lane(endpoint_id, stop))
+                    else:  # the lane may be past its last read: it wakes the dispatcher as it ends
+                        self._seen_while_running.add(endpoint_id)
+                if self._next_due_at is not None and self._next_due_at <= looked_at:
+                    # That retry was found by this look; the next one is read now, not at the next poll.
+                    self._next_due_at = None
+                    self._backlog_read_at = -math.inf
                 await self._report_backlog()
                 await _woken_or_stopped(self.wake, stop, self._until_next_look(looked_at))
         finally:
@@ -154,6 +161,10 @@ class Dispatcher:
                     return
         except Exception:
             log.exception("webhook lane failed; it restarts on the next round", extra={"endpoint_id": endpoint_id})
+        finally:
+            if endpoint_id in self._seen_while_running:
+                self._seen_while_running.discard(endpoint_id)
+                self.wake.set()
 
     async def _endpoint(self, endpoint_id: str) -> _LaneEndpoint | None:
         async with self.unit_of_work() as uow:

@@ -27,7 +27,7 @@ from notifications.domain.subscriptions import (
     Urgency,
     matches_known_type,
 )
-from notifications.entrypoints.dependencies import CheckedUrls, EndpointId, Member, SecretGrace, Uow
+from notifications.entrypoints.dependencies import CheckedUrls, EndpointId, Member, SecretGrace, Uow, WakeDispatcher
 from notifications.service_layer import endpoints as use_cases
 
 EVENT_TYPE = r"^(\*|uk\.send\.[a-z_.]+(\.\*|\.v\d+))$"
@@ -223,11 +223,13 @@ async def pause(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOu
 
 
 @router.post("/endpoints/{endpoint_id}/resume", response_model=EndpointOut, summary="Resume (also after disabling)")
-async def resume(endpoint_id: EndpointId, caller: Member, uow: Uow) -> EndpointOut:
+async def resume(endpoint_id: EndpointId, caller: Member, uow: Uow, wake: WakeDispatcher) -> EndpointOut:
     """For a referrer, receiver or admin of an organisation in the directory: sends to a paused or disabled
     endpoint again, starting with what is queued for it, and clears its failure record. Answers the
     endpoint, `active`."""
-    return EndpointOut.of(await use_cases.resume(uow, caller.organisation_id, endpoint_id))
+    resumed = await use_cases.resume(uow, caller.organisation_id, endpoint_id)
+    wake()  # after the commit: what is queued for it goes now, not at the dispatcher's next look
+    return EndpointOut.of(resumed)
 
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret, summary="New secret")
