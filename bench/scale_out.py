@@ -9,7 +9,9 @@ For each process count N, on fresh databases and a fresh broker:
   stands in for a load balancer), submits referrals for ``--seconds``; then we wait until the waitlists
   projection holds every answered referral and every webhook has arrived at a local receiver.
 - Per process, from its own ``/metrics`` and ``/proc``: API referrals answered, consumer messages by group,
-  outbox events published, and CPU seconds; totals per second of load.
+  outbox events published, and CPU seconds; totals per second of load; and CPU per referral of every
+  process group (each service's processes, the broker, PostgreSQL's backends and shared processes, all in),
+  over the load and its drain.
 
 On this 2-core machine the load generator, the broker and PostgreSQL share the cores with the services,
 so two processes show how the work is shared, not twice the throughput: see bench/README.md,
@@ -41,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import NO_RATE_LIMITS, cpu_seconds, referral_body
+from run import NO_RATE_LIMITS, CpuMeter, cpu_seconds, referral_body
 
 from send_devkit.broker import free_port
 from send_devkit.devstack import DevStack
@@ -151,7 +153,9 @@ def one_run(pg: PostgresServer, processes: int, seconds: float, clients: int, wo
             time.sleep(0.1)
         time.sleep(3)
         warm = len(receiver.received)
+        meter = CpuMeter(stack, pg.admin_url, urls)
         before = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
+        cpu_before = meter.sample()
         started = time.monotonic()
         answered, ids = asyncio.run(closed_loop(bases["referrals"], clients, seconds))
         load_ended = time.monotonic()
@@ -163,6 +167,7 @@ def one_run(pg: PostgresServer, processes: int, seconds: float, clients: int, wo
             time.sleep(0.2)
         drained = time.monotonic()
         after = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
+        spent = CpuMeter.spent(cpu_before, meter.sample())
         projected = asyncio.run(projected_count(urls["waitlists"]))
     finally:
         receiver.stop()
@@ -178,6 +183,9 @@ def one_run(pg: PostgresServer, processes: int, seconds: float, clients: int, wo
                 "cpu_s": round(c1 - c0, 2),
             })  # fmt: skip
     total = len(ids)
+    by_group: Counter[str] = Counter()
+    for group, seconds in spent.items():  # a service's extra processes ("referrals-1") count with it
+        by_group[group.split("-")[0]] += seconds
     return {
         "processes_per_service": processes,
         "clients": clients,
@@ -188,6 +196,7 @@ def one_run(pg: PostgresServer, processes: int, seconds: float, clients: int, wo
         "drained_after_load_s": round(drained - load_ended, 1),
         "projected_all": projected >= total + warm,
         "webhooks_all": len(receiver.received) >= total + warm,
+        "cpu_ms_per_referral": {group: round(seconds * 1000 / max(1, total), 2) for group, seconds in by_group.items()},
         "per_process": per_process,
     }
 
@@ -208,7 +217,9 @@ def main() -> None:
                 print(json.dumps(runs[-1], indent=2), flush=True)
     finally:
         pg.drop_all()
-    result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(), "runs": runs}
+    code = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "code": code.stdout.strip(),
+              "cores": os.cpu_count(), "runs": runs}  # fmt: skip
     out = args.out or ROOT / "bench" / "results" / f"scale-out-{datetime.now(UTC):%Y-%m-%d}" / "result.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
