@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Table, event, insert
+from sqlalchemy import DateTime, Dialect, Insert, MetaData, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -45,6 +46,25 @@ def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:
     return postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert
 
 
+_Statement = TypeVar("_Statement")
+
+
+class ByDialect(Generic[_Statement]):
+    """A statement built once for each dialect from that dialect's ``insert`` (one that knows ``ON CONFLICT``), so
+    a hot path executes it with parameters instead of building it again, and its cache key, on every call."""
+
+    def __init__(self, build: Callable[[Any], _Statement]) -> None:
+        self._built = {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+    def __call__(self, db: AsyncSession | AsyncConnection) -> _Statement:
+        return self._built[dialect_name(db)]
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    return insert(table)
+
+
 # Below this many rows a prepared INSERT wins: asyncpg's COPY first describes the table, one more round trip.
 _COPY_FROM_ROWS = 50
 
@@ -58,7 +78,7 @@ async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records:
     conn = await db.connection() if isinstance(db, AsyncSession) else db
     columns = [c.name for c in table.columns]
     if conn.dialect.name != "postgresql" or len(records) < _COPY_FROM_ROWS:
-        await conn.execute(insert(table), [dict(zip(columns, record, strict=True)) for record in records])
+        await conn.execute(_insert_into(table), [dict(zip(columns, record, strict=True)) for record in records])
         return
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection

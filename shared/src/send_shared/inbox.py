@@ -14,7 +14,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
 
 
 def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -33,20 +33,13 @@ class Inbox:
     def __init__(self, table: Table, consumer_group: str) -> None:
         self.table = table
         self.consumer_group = consumer_group
+        self._claim = ByDialect(lambda insert: insert(table).on_conflict_do_nothing())  # every event: built once
 
     async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
-        stmt = (
-            upsert_insert(db)(self.table)
-            .values(
-                consumer_group=self.consumer_group,
-                event_id=event_id,
-                event_type=event_type,
-                processed_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing()
-        )
-        result = cast("CursorResult[Any]", await db.execute(stmt))
+        row = {"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
+               "processed_at": datetime.now(UTC)}  # fmt: skip
+        result = cast("CursorResult[Any]", await db.execute(self._claim(db), row))
         return bool(result.rowcount)
 
     async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:

@@ -11,13 +11,13 @@ committed to Kafka are kept for lag tools, not trusted for position.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
 
 
 class Position(NamedTuple):
@@ -42,26 +42,13 @@ class ConsumerPositions:
     def __init__(self, table: Table, consumer_group: str) -> None:
         self.table = table
         self.consumer_group = consumer_group
+        self._save = ByDialect(lambda insert: _upsert(insert, table))  # every batch: built once
 
     async def save(self, db: AsyncSession | AsyncConnection, tp: TopicPartition, position: Position) -> None:
-        t = self.table
-        stmt = upsert_insert(db)(t).values(
-            consumer_group=self.consumer_group,
-            topic=tp.topic,
-            partition=tp.partition,
-            next_offset=position.next_offset,
-            fingerprint=position.fingerprint,
-            updated_at=datetime.now(UTC),
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.consumer_group, t.c.topic, t.c.partition],
-            set_={
-                "next_offset": stmt.excluded.next_offset,
-                "fingerprint": stmt.excluded.fingerprint,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        await db.execute(stmt)
+        row = {"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
+               "next_offset": position.next_offset, "fingerprint": position.fingerprint,
+               "updated_at": datetime.now(UTC)}  # fmt: skip
+        await db.execute(self._save(db), row)
 
     async def load(self, engine: AsyncEngine, partitions: set[TopicPartition]) -> dict[TopicPartition, Position]:
         if not partitions:
@@ -75,3 +62,15 @@ class ConsumerPositions:
             )
             found = {TopicPartition(topic, partition): Position(offset, fp) for topic, partition, offset, fp in rows}
         return {tp: position for tp, position in found.items() if tp in partitions}
+
+
+def _upsert(insert: Any, t: Table) -> Any:
+    stmt = insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.consumer_group, t.c.topic, t.c.partition],
+        set_={
+            "next_offset": stmt.excluded.next_offset,
+            "fingerprint": stmt.excluded.fingerprint,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )

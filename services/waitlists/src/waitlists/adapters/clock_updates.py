@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
@@ -20,6 +21,24 @@ from waitlists.domain.access import Parties
 from waitlists.domain.clock_updates import ClockUpdate, ToldBefore
 
 _CHUNK = 500
+_FINGERPRINTED = ("fingerprint", "referral_version", "sent_at")
+
+
+def _remember(insert: Any) -> Any:
+    stmt = insert(clock_updates_sent)
+    return stmt.on_conflict_do_update(
+        index_elements=[clock_updates_sent.c.referral_id], set_={name: stmt.excluded[name] for name in _FINGERPRINTED}
+    )
+
+
+# Every consumer batch reads these and writes those changed: built once.
+_TOLD_BEFORE = (
+    select(referrals.c.referral_id, referrals.c.referrer_org_id, referrals.c.receiving_org_id,
+           clock_updates_sent.c.fingerprint)
+    .outerjoin(clock_updates_sent, clock_updates_sent.c.referral_id == referrals.c.referral_id)
+    .where(referrals.c.referral_id.in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
+_REMEMBER = ByDialect(_remember)
 
 
 class SqlClockUpdates:
@@ -29,14 +48,9 @@ class SqlClockUpdates:
 
     async def told_before(self, referral_ids: Sequence[str]) -> dict[str, ToldBefore]:
         """The parties of these referrals, and the fingerprint of the clocks told last of each."""
-        r, sent = referrals, clock_updates_sent
         found: dict[str, ToldBefore] = {}
         for start in range(0, len(referral_ids), _CHUNK):
-            rows = await self._session.execute(
-                select(r.c.referral_id, r.c.referrer_org_id, r.c.receiving_org_id, sent.c.fingerprint)
-                .outerjoin(sent, sent.c.referral_id == r.c.referral_id)
-                .where(r.c.referral_id.in_(referral_ids[start : start + _CHUNK]))
-            )
+            rows = await self._session.execute(_TOLD_BEFORE, {"ids": list(referral_ids[start : start + _CHUNK])})
             found |= {
                 row.referral_id: ToldBefore(Parties(row.referrer_org_id, row.receiving_org_id), row.fingerprint)
                 for row in rows
@@ -48,13 +62,8 @@ class SqlClockUpdates:
         if not updates:
             return
         now = datetime.now(UTC)
-        stmt = upsert_insert(self._session)(clock_updates_sent)
         await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[clock_updates_sent.c.referral_id],
-                set_={"fingerprint": stmt.excluded.fingerprint, "referral_version": stmt.excluded.referral_version,
-                      "sent_at": stmt.excluded.sent_at},
-            ),
+            _REMEMBER(self._session),
             [{"referral_id": u.clocks.referral_id, "fingerprint": u.clocks.fingerprint,
               "referral_version": u.clocks.referral_version, "sent_at": now} for u in updates],
         )  # fmt: skip

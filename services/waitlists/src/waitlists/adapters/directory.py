@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared.db import upsert_insert
@@ -16,6 +16,9 @@ from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.scope import Scope
 
 _LOCAL_AUTHORITY = "local_authority"
+_CLOCKS = select(services.c.service_id, services.c.clocks, services.c.target_days).order_by(services.c.service_id)
+# Every consumer batch reads its services' clocks: built once.
+_CLOCKS_OF = _CLOCKS.where(services.c.service_id.in_(bindparam("ids", expanding=True)))
 
 
 class SqlDirectory:
@@ -75,7 +78,10 @@ class SqlDirectory:
 
     async def service_clocks(self, service_ids: Collection[str] | None = None) -> dict[str, ServiceClocks]:
         """The clocks of these services (every one for None), in id order."""
-        return await self._clocks(true() if service_ids is None else services.c.service_id.in_(service_ids))
+        if service_ids is None:
+            return await self._clocks(true())
+        rows = await self._session.execute(_CLOCKS_OF, {"ids": list(service_ids)})
+        return {service_id: ServiceClocks.named(clocks, target_days) for service_id, clocks, target_days in rows}
 
     async def area_services(self, scope: Scope, scope_id: str) -> tuple[str, dict[str, str]]:
         """The area holding a scope, and each of the area's services with its organisation."""
@@ -100,11 +106,7 @@ class SqlDirectory:
         return area_id, {r.service_id: r.organisation_id for r in rows}
 
     async def _clocks(self, condition: ColumnElement[bool]) -> dict[str, ServiceClocks]:
-        rows = await self._session.execute(
-            select(services.c.service_id, services.c.clocks, services.c.target_days)
-            .where(condition)
-            .order_by(services.c.service_id)
-        )
+        rows = await self._session.execute(_CLOCKS.where(condition))
         return {service_id: ServiceClocks.named(clocks, target_days) for service_id, clocks, target_days in rows}
 
     async def _organisations(self, condition: ColumnElement[bool], order: Any = None) -> list[OrganisationEntry]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Table,
+    bindparam,
     case,
     cast,
     delete,
@@ -46,6 +47,10 @@ from waitlists.domain.metrics import FLOW_WEEKS, Period, Tally
 from waitlists.domain.timeline import Status
 
 _CHUNK = 500
+# Each consumer batch replaces its referrals' facts: the deletes built once (on PostgreSQL one statement, one round
+# trip, the others as CTEs).
+_DELETES = [delete(table).where(table.c.referral_id.in_(bindparam("ids", expanding=True))) for table in FACT_TABLES]
+_DELETE_ALL_AT_ONCE = _DELETES[-1].add_cte(*(d.cte(f"d{i}") for i, d in enumerate(reversed(_DELETES[:-1]))))
 
 
 class SqlFacts:
@@ -91,14 +96,12 @@ class SqlFacts:
 
 async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     for start in range(0, len(referral_ids), _CHUNK):
-        chunk = referral_ids[start : start + _CHUNK]
-        deletes = [delete(table).where(table.c.referral_id.in_(chunk)) for table in FACT_TABLES]
-        if dialect_name(session) == "postgresql":  # one statement, one round trip: the others as CTEs
-            last, *first = reversed(deletes)
-            await session.execute(last.add_cte(*(d.cte(f"d{i}") for i, d in enumerate(first))))
+        chunk = {"ids": list(referral_ids[start : start + _CHUNK])}
+        if dialect_name(session) == "postgresql":
+            await session.execute(_DELETE_ALL_AT_ONCE, chunk)
         else:
-            for statement in deletes:
-                await session.execute(statement)
+            for statement in _DELETES:
+                await session.execute(statement, chunk)
 
 
 async def insert(db: AsyncSession | AsyncConnection, found: Sequence[ReferralFacts]) -> None:

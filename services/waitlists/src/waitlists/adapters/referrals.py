@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
 from waitlists.adapters.orm import referral_changes, referrals
 from waitlists.domain.access import Parties
 from waitlists.domain.projection import ProjectedReferral, RecordedChange
@@ -18,35 +19,53 @@ from waitlists.domain.timeline import Status, StatusChange, Timeline
 _CHUNK = 500
 
 
+def _with_changes(*columns: Any) -> Select[Any]:
+    r, c = referrals, referral_changes
+    return select(*columns).join(c, c.c.referral_id == r.c.referral_id)
+
+
+# The consumer's statements (each event reads and writes its referral, each batch reads its children's journeys),
+# built once: a statement built per call costs its construction and its cache key every time.
+_HELD = (
+    _with_changes(referrals.c.child_ref, referrals.c.service_id, referrals.c.receiving_org_id,
+                  referrals.c.referrer_org_id, referrals.c.urgency, referrals.c.primary_need,
+                  referrals.c.secondary_need, referral_changes.c.version, referral_changes.c.status,
+                  referral_changes.c.occurred_at, referral_changes.c.occurred_on, referral_changes.c.reason_code,
+                  referral_changes.c.outcome_code)
+    .where(referrals.c.referral_id == bindparam("referral_id"))
+    .order_by(referral_changes.c.version)
+)  # fmt: skip
+_TIMELINES = _with_changes(
+    referrals.c.referral_id, referrals.c.child_ref, referrals.c.service_id, referrals.c.urgency,
+    referral_changes.c.version, referral_changes.c.status, referral_changes.c.occurred_on,
+    referral_changes.c.reason_code, referral_changes.c.outcome_code,
+).order_by(referrals.c.referral_id, referral_changes.c.version)  # fmt: skip
+_JOURNEYS = _TIMELINES.where(referrals.c.child_ref.in_(bindparam("child_refs", expanding=True)))
+_LATEST = ("latest_version", "latest_status")
+
+
+def _save_change(insert: Any) -> Any:
+    return insert(referral_changes).on_conflict_do_nothing()
+
+
+def _save_referral(insert: Any) -> Any:
+    stmt = insert(referrals)
+    return stmt.on_conflict_do_update(
+        index_elements=[referrals.c.referral_id], set_={name: stmt.excluded[name] for name in _LATEST}
+    )
+
+
+_SAVE_CHANGES = ByDialect(_save_change)
+_SAVE_REFERRAL = ByDialect(_save_referral)
+
+
 class SqlReferrals:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._held: dict[str, set[int]] = {}  # versions already stored, by referral read through ``get``
 
     async def get(self, referral_id: str) -> ProjectedReferral | None:
-        r, c = referrals, referral_changes
-        rows = (
-            await self._session.execute(
-                select(
-                    r.c.child_ref,
-                    r.c.service_id,
-                    r.c.receiving_org_id,
-                    r.c.referrer_org_id,
-                    r.c.urgency,
-                    r.c.primary_need,
-                    r.c.secondary_need,
-                    c.c.version,
-                    c.c.status,
-                    c.c.occurred_at,
-                    c.c.occurred_on,
-                    c.c.reason_code,
-                    c.c.outcome_code,
-                )
-                .join(c, c.c.referral_id == r.c.referral_id)
-                .where(r.c.referral_id == referral_id)
-                .order_by(c.c.version)
-            )
-        ).all()
+        rows = (await self._session.execute(_HELD, {"referral_id": referral_id})).all()
         if not rows:
             return None
         changes = tuple(RecordedChange(row.version, Status(row.status), row.occurred_at, row.occurred_on,
@@ -61,22 +80,21 @@ class SqlReferrals:
         """Writes what ``get`` did not read; idempotent (a change already stored stays as it is)."""
         held = self._held.setdefault(referral.referral_id, set())
         new = [c for c in referral.changes if c.version not in held]
-        insert = upsert_insert(self._session)
         if new:
             await self._session.execute(
-                insert(referral_changes).on_conflict_do_nothing(),
+                _SAVE_CHANGES(self._session),
                 [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
                   "occurred_at": c.occurred_at, "occurred_on": c.occurred_on, "reason_code": c.reason_code,
                   "outcome_code": c.outcome_code} for c in new],
             )  # fmt: skip
-        latest = {"latest_version": referral.latest.version, "latest_status": referral.latest.status.value}
+        # The latest version and status are written over a referral already held (the ``excluded`` row's).
         await self._session.execute(
-            insert(referrals)
-            .values(referral_id=referral.referral_id, child_ref=referral.child_ref, service_id=referral.service_id,
-                    receiving_org_id=referral.receiving_org_id, referrer_org_id=referral.referrer_org_id,
-                    urgency=referral.urgency, primary_need=referral.primary_need,
-                    secondary_need=referral.secondary_need, **latest)
-            .on_conflict_do_update(index_elements=[referrals.c.referral_id], set_=latest)
+            _SAVE_REFERRAL(self._session),
+            {"referral_id": referral.referral_id, "child_ref": referral.child_ref, "service_id": referral.service_id,
+             "receiving_org_id": referral.receiving_org_id, "referrer_org_id": referral.referrer_org_id,
+             "urgency": referral.urgency, "primary_need": referral.primary_need,
+             "secondary_need": referral.secondary_need, "latest_version": referral.latest.version,
+             "latest_status": referral.latest.status.value},
         )  # fmt: skip
         held.update(c.version for c in new)
 
@@ -108,7 +126,7 @@ class SqlReferrals:
         """Every referral of these children, by child."""
         found: list[Timeline] = []
         for start in range(0, len(child_refs), _CHUNK):
-            found += await self._timelines(referrals.c.child_ref.in_(child_refs[start : start + _CHUNK]))
+            found += await self._grouped(_JOURNEYS, {"child_refs": list(child_refs[start : start + _CHUNK])})
         return _journeys(found)
 
     async def journeys_after(self, after: str | None, children: int) -> tuple[dict[str, list[Timeline]], str | None]:
@@ -123,16 +141,11 @@ class SqlReferrals:
         return _journeys(await self._timelines(referrals.c.child_ref.between(chunk[0], chunk[-1]))), chunk[-1]
 
     async def _timelines(self, condition: ColumnElement[bool]) -> list[Timeline]:
-        r, c = referrals, referral_changes
-        query = (
-            select(r.c.referral_id, r.c.child_ref, r.c.service_id, r.c.urgency, c.c.version, c.c.status,
-                   c.c.occurred_on, c.c.reason_code, c.c.outcome_code)
-            .join(c, c.c.referral_id == r.c.referral_id)
-            .where(condition)
-            .order_by(r.c.referral_id, c.c.version)
-        )  # fmt: skip
+        return await self._grouped(_TIMELINES.where(condition))
+
+    async def _grouped(self, query: Select[Any], parameters: dict[str, Any] | None = None) -> list[Timeline]:
         grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
-        for row in await self._session.execute(query):
+        for row in await self._session.execute(query, parameters):
             entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
             entry[1].append(
                 StatusChange(row.version, Status(row.status), row.occurred_on, row.reason_code, row.outcome_code)
