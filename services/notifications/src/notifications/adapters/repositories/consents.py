@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents
 from notifications.domain.consent import ConsentState
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
 from send_shared.events.schemas import ConsentStatus
+
+_UPDATED = ("consent_version", "consent_status", "updated_at")
+
+
+def _record(insert: Any) -> Any:
+    stmt = insert(consents)
+    return stmt.on_conflict_do_update(
+        index_elements=[consents.c.referral_id],
+        set_={name: stmt.excluded[name] for name in _UPDATED},
+        where=consents.c.consent_version < stmt.excluded.consent_version,
+    )
+
+
+# Built once (every event going on reads the consent in force): a statement built per call costs its construction
+# and its cache key every time.
+_OF = select(consents.c.consent_version, consents.c.consent_status).where(
+    consents.c.referral_id == bindparam("referral_id")
+)
+_RECORD = ByDialect(_record)
 
 
 class SqlConsentRepository:
@@ -18,23 +38,15 @@ class SqlConsentRepository:
         self.session = session
 
     async def of(self, referral_id: str) -> ConsentState | None:
-        found = (
-            await self.session.execute(
-                select(consents.c.consent_version, consents.c.consent_status).where(
-                    consents.c.referral_id == referral_id
-                )
-            )
-        ).first()
+        found = (await self.session.execute(_OF, {"referral_id": referral_id})).first()
         return ConsentState(referral_id, int(found[0]), ConsentStatus(found[1])) if found is not None else None
 
     async def record(self, state: ConsentState, now: datetime) -> bool:
-        values = {"consent_version": state.version, "consent_status": state.status.value, "updated_at": now}
-        stmt = upsert_insert(self.session)(consents).values(referral_id=state.referral_id, **values)
-        result = await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[consents.c.referral_id],
-                set_=values,
-                where=consents.c.consent_version < stmt.excluded.consent_version,
-            )
-        )
+        row = {
+            "referral_id": state.referral_id,
+            "consent_version": state.version,
+            "consent_status": state.status.value,
+            "updated_at": now,
+        }
+        result = await self.session.execute(_RECORD(self.session), row)
         return bool(getattr(result, "rowcount", 0))

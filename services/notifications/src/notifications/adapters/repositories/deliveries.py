@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
@@ -16,9 +17,45 @@ from notifications.domain.delivery import (
     PendingDelivery,
 )
 from notifications.domain.subscriptions import EndpointStatus
-from send_shared.db import as_utc, upsert_insert
+from send_shared.db import ByDialect, as_utc
 
 _PENDING = DeliveryStatus.PENDING.value
+
+# The consumer's and the dispatcher's statements (each event queues deliveries, each delivery is read, attempted and
+# settled), built once: a statement built per call costs its construction and its cache key every time.
+_QUEUE = ByDialect(lambda insert: insert(deliveries).on_conflict_do_nothing())
+_RECORD_ATTEMPT = delivery_attempts.insert()
+_SETTLE = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))  # SET: the columns given
+_DUE = deliveries.c.next_attempt_at <= bindparam("now")
+_ENDPOINTS_WITH_DUE_WORK = (
+    select(deliveries.c.endpoint_id)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+    .where(deliveries.c.status == _PENDING, _DUE, endpoints.c.status == EndpointStatus.ACTIVE.value)
+    .distinct()
+)
+_PENDING_FOR = (
+    select(
+        deliveries.c.id,
+        deliveries.c.event_id,
+        deliveries.c.order_key,
+        deliveries.c.attempts,
+        deliveries.c.next_attempt_at,
+        messages.c.body,
+        messages.c.organisation_ids,
+        messages.c.received_at,
+    )
+    .join(messages, messages.c.event_id == deliveries.c.event_id)
+    .where(deliveries.c.endpoint_id == bindparam("endpoint_id"), deliveries.c.status == _PENDING)
+    .order_by(deliveries.c.id)
+    .limit(bindparam("limit"))
+)
+_ACTIVE = deliveries.c.endpoint_id.in_(select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value))
+_BACKLOG = select(
+    func.count(),
+    func.count().filter(_DUE),
+    func.min(deliveries.c.next_attempt_at).filter(_DUE, _ACTIVE),
+    func.min(deliveries.c.next_attempt_at).filter(~_DUE, _ACTIVE),
+).where(deliveries.c.status == _PENDING)
 
 
 class SqlDeliveryRepository:
@@ -27,18 +64,17 @@ class SqlDeliveryRepository:
 
     async def queue(self, endpoint_id: str, event_id: str, order_key: str, round_: int, now: datetime) -> None:
         await self.session.execute(
-            upsert_insert(self.session)(deliveries)
-            .values(
-                endpoint_id=endpoint_id,
-                event_id=event_id,
-                round=round_,
-                order_key=order_key,
-                status=_PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
+            _QUEUE(self.session),
+            {
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "round": round_,
+                "order_key": order_key,
+                "status": _PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
         )
 
     async def latest_round(self, endpoint_id: str, event_id: str) -> int | None:
@@ -134,35 +170,10 @@ class SqlDeliveryRepository:
         await self.session.execute(delete(delivery_attempts).where(delivery_attempts.c.endpoint_id == endpoint_id))
 
     async def endpoints_with_due_work(self, now: datetime) -> list[str]:
-        query = (
-            select(deliveries.c.endpoint_id)
-            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(
-                deliveries.c.status == _PENDING,
-                deliveries.c.next_attempt_at <= now,
-                endpoints.c.status == EndpointStatus.ACTIVE.value,
-            )
-            .distinct()
-        )
-        return list((await self.session.execute(query)).scalars())
+        return list((await self.session.execute(_ENDPOINTS_WITH_DUE_WORK, {"now": now})).scalars())
 
     async def pending_for(self, endpoint_id: str, *, limit: int) -> list[PendingDelivery]:
-        rows = await self.session.execute(
-            select(
-                deliveries.c.id,
-                deliveries.c.event_id,
-                deliveries.c.order_key,
-                deliveries.c.attempts,
-                deliveries.c.next_attempt_at,
-                messages.c.body,
-                messages.c.organisation_ids,
-                messages.c.received_at,
-            )
-            .join(messages, messages.c.event_id == deliveries.c.event_id)
-            .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == _PENDING)
-            .order_by(deliveries.c.id)
-            .limit(limit)
-        )
+        rows = await self.session.execute(_PENDING_FOR, {"endpoint_id": endpoint_id, "limit": limit})
         return [
             PendingDelivery(
                 id=r.id,
@@ -179,15 +190,16 @@ class SqlDeliveryRepository:
 
     async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None:
         await self.session.execute(
-            delivery_attempts.insert().values(
-                delivery_id=delivery_id,
-                endpoint_id=endpoint_id,
-                attempted_at=attempt.attempted_at,
-                status_code=attempt.status_code,
-                latency_ms=attempt.latency_ms,
-                error=attempt.error,
-                response_excerpt=attempt.response_excerpt,
-            )
+            _RECORD_ATTEMPT,
+            {
+                "delivery_id": delivery_id,
+                "endpoint_id": endpoint_id,
+                "attempted_at": attempt.attempted_at,
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "error": attempt.error,
+                "response_excerpt": attempt.response_excerpt,
+            },
         )
 
     async def settle(
@@ -199,28 +211,19 @@ class SqlDeliveryRepository:
         next_attempt_at: datetime | None = None,
         succeeded_at: datetime | None = None,
     ) -> None:
-        values: dict[str, object] = {"status": status.value, "next_attempt_at": next_attempt_at}
+        values: dict[str, Any] = {
+            "delivery_id": delivery_id,
+            "status": status.value,
+            "next_attempt_at": next_attempt_at,
+        }
         if attempts is not None:
             values["attempts"] = attempts
         if succeeded_at is not None:
             values["succeeded_at"] = succeeded_at
-        await self.session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+        await self.session.execute(_SETTLE, values)
 
     async def backlog(self, now: datetime) -> Backlog:
-        active = deliveries.c.endpoint_id.in_(
-            select(endpoints.c.id).where(endpoints.c.status == EndpointStatus.ACTIVE.value)
-        )
-        due = deliveries.c.next_attempt_at <= now
-        pending, due_count, oldest_due, next_due = (
-            await self.session.execute(
-                select(
-                    func.count(),
-                    func.count().filter(due),
-                    func.min(deliveries.c.next_attempt_at).filter(due, active),
-                    func.min(deliveries.c.next_attempt_at).filter(~due, active),
-                ).where(deliveries.c.status == _PENDING)
-            )
-        ).one()
+        pending, due_count, oldest_due, next_due = (await self.session.execute(_BACKLOG, {"now": now})).one()
         return Backlog(int(pending), int(due_count), _utc(oldest_due), _utc(next_due))
 
 

@@ -11,7 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifications.adapters.orm import digest_entries
 from notifications.domain.digest import DigestEntry
 from notifications.domain.email_policy import EmailIntent
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
+
+# Built once (every new referral an organisation wants in its digest): a statement built per call costs its
+# construction and its cache key every time.
+_ADD = ByDialect(lambda insert: insert(digest_entries).on_conflict_do_nothing())
 
 
 class SqlDigestRepository:
@@ -19,17 +23,14 @@ class SqlDigestRepository:
         self.session = session
 
     async def add(self, event_id: str, intent: EmailIntent, now: datetime) -> None:
-        await self.session.execute(
-            upsert_insert(self.session)(digest_entries)
-            .values(
-                event_id=event_id,
-                organisation_id=intent.organisation_id,
-                context=dict(intent.context),
-                recorded_at=now,
-                digest_date=None,
-            )
-            .on_conflict_do_nothing()
-        )
+        row = {
+            "event_id": event_id,
+            "organisation_id": intent.organisation_id,
+            "context": dict(intent.context),
+            "recorded_at": now,
+            "digest_date": None,
+        }
+        await self.session.execute(_ADD(self.session), row)
 
     async def waiting(self, before: datetime) -> list[DigestEntry]:
         rows = await self.session.execute(

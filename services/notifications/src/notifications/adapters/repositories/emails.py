@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import emails
 from notifications.domain.email_policy import EmailIntent, EmailStatus, QueuedEmail, Template
-from send_shared.db import upsert_insert
+from send_shared.db import ByDialect
+
+# Built once (every event with emails queues them): a statement built per call costs its construction and its cache
+# key every time.
+_QUEUE = ByDialect(lambda insert: insert(emails).on_conflict_do_nothing())
 
 
 class SqlEmailRepository:
@@ -19,18 +23,17 @@ class SqlEmailRepository:
 
     async def queue(self, event_id: str, intent: EmailIntent, now: datetime) -> None:
         await self.session.execute(
-            upsert_insert(self.session)(emails)
-            .values(
-                event_id=event_id,
-                organisation_id=intent.organisation_id,
-                template=intent.template.value,
-                context=dict(intent.context),
-                status=EmailStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
+            _QUEUE(self.session),
+            {
+                "event_id": event_id,
+                "organisation_id": intent.organisation_id,
+                "template": intent.template.value,
+                "context": dict(intent.context),
+                "status": EmailStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
         )
 
     async def has(self, event_id: str, organisation_id: str, template: Template) -> bool:

@@ -6,13 +6,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, insert, select, update
+from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import endpoints
 from notifications.domain.endpoints import EndpointSpec, RegisteredEndpoint
 from notifications.domain.subscriptions import EndpointStatus
 from send_shared.db import as_utc
+
+# Built once (every event looks up who subscribes, every dispatcher lane reads its endpoint): a statement built per
+# call costs its construction and its cache key every time.
+_GET = select(endpoints).where(endpoints.c.id == bindparam("id"))
+_SUBSCRIBED = select(endpoints).where(
+    endpoints.c.organisation_id.in_(bindparam("organisation_ids", expanding=True)),
+    endpoints.c.status.in_([EndpointStatus.ACTIVE.value, EndpointStatus.PAUSED.value]),
+)
 
 
 def _endpoint(row: RowMapping) -> RegisteredEndpoint:
@@ -65,7 +73,7 @@ class SqlEndpointRepository:
         )
 
     async def get(self, endpoint_id: str) -> RegisteredEndpoint | None:
-        row = (await self.session.execute(select(endpoints).where(endpoints.c.id == endpoint_id))).mappings().first()
+        row = (await self.session.execute(_GET, {"id": endpoint_id})).mappings().first()
         return _endpoint(row) if row is not None else None
 
     async def list_for(self, organisation_id: str) -> list[RegisteredEndpoint]:
@@ -73,11 +81,8 @@ class SqlEndpointRepository:
         return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
 
     async def subscribed(self, organisation_ids: Sequence[str]) -> list[RegisteredEndpoint]:
-        query = select(endpoints).where(
-            endpoints.c.organisation_id.in_(organisation_ids),
-            endpoints.c.status.in_([EndpointStatus.ACTIVE.value, EndpointStatus.PAUSED.value]),
-        )
-        return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
+        found = await self.session.execute(_SUBSCRIBED, {"organisation_ids": list(organisation_ids)})
+        return [_endpoint(r) for r in found.mappings()]
 
     async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None:
         await self._update(

@@ -6,12 +6,32 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import held_events, referral_versions
 from notifications.domain.ordering import HeldEvent
-from send_shared.db import as_utc, upsert_insert
+from send_shared.db import ByDialect, as_utc
+
+
+def _set_last_sent(insert: Any) -> Any:
+    stmt = insert(referral_versions)
+    return stmt.on_conflict_do_update(
+        index_elements=[referral_versions.c.referral_id], set_={"version": stmt.excluded.version}
+    )
+
+
+# Built once (every referral event reads and sets its referral's last version): a statement built per call costs
+# its construction and its cache key every time.
+_LAST_SENT = select(referral_versions.c.version).where(referral_versions.c.referral_id == bindparam("referral_id"))
+_SET_LAST_SENT = ByDialect(_set_last_sent)
+_HOLD = ByDialect(lambda insert: insert(held_events).on_conflict_do_nothing())
+_HELD_FOR = (
+    select(held_events.c.event_id, held_events.c.version, held_events.c.event)
+    .where(held_events.c.referral_id == bindparam("referral_id"))
+    .order_by(held_events.c.version)
+)
+_RELEASE = delete(held_events).where(held_events.c.event_id.in_(bindparam("event_ids", expanding=True)))
 
 
 class SqlReferralOrderRepository:
@@ -19,37 +39,23 @@ class SqlReferralOrderRepository:
         self.session = session
 
     async def last_sent(self, referral_id: str) -> int | None:
-        found = (
-            await self.session.execute(
-                select(referral_versions.c.version).where(referral_versions.c.referral_id == referral_id)
-            )
-        ).scalar()
+        found = (await self.session.execute(_LAST_SENT, {"referral_id": referral_id})).scalar()
         return int(found) if found is not None else None
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
-        stmt = upsert_insert(self.session)(referral_versions).values(referral_id=referral_id, version=version)
-        await self.session.execute(
-            stmt.on_conflict_do_update(index_elements=[referral_versions.c.referral_id], set_={"version": version})
-        )
+        await self.session.execute(_SET_LAST_SENT(self.session), {"referral_id": referral_id, "version": version})
 
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
-        result = await self.session.execute(
-            upsert_insert(self.session)(held_events)
-            .values(event_id=event_id, referral_id=referral_id, version=version, event=event, held_at=now)
-            .on_conflict_do_nothing()
-        )
+        row = {"event_id": event_id, "referral_id": referral_id, "version": version, "event": event, "held_at": now}
+        result = await self.session.execute(_HOLD(self.session), row)
         return bool(getattr(result, "rowcount", 0))
 
     async def held_for(self, referral_id: str) -> list[HeldEvent]:
-        rows = await self.session.execute(
-            select(held_events.c.event_id, held_events.c.version, held_events.c.event)
-            .where(held_events.c.referral_id == referral_id)
-            .order_by(held_events.c.version)
-        )
+        rows = await self.session.execute(_HELD_FOR, {"referral_id": referral_id})
         return [HeldEvent(event_id, version, event) for event_id, version, event in rows]
 
     async def release(self, event_ids: Sequence[str]) -> None:
-        await self.session.execute(delete(held_events).where(held_events.c.event_id.in_(event_ids)))
+        await self.session.execute(_RELEASE, {"event_ids": list(event_ids)})
 
     async def referrals_held_since(self, cutoff: datetime) -> list[str]:
         found = await self.session.execute(
