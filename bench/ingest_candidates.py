@@ -40,8 +40,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import referral_body  # the bench's own body, as figure 1 sends
+
 from send_devkit.broker import EmbeddedBroker, free_port
-from send_devkit.demo import nhs_number
 from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 from send_devkit.tokens import mint_token
 
@@ -68,15 +70,6 @@ class Variant:
                     "--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                     "--log-level", "warning", "referrals.bootstrap:build_app"]  # fmt: skip
         return [sys.executable, "-m", "referrals", "serve"]
-
-
-def referral_body(rng: random.Random) -> dict[str, Any]:
-    return {
-        "service_id": "svc-camhs-core",
-        "child": {"given_name": "Sam", "family_name": "Taylor", "date_of_birth": "2015-04-12", "nhs_number": nhs_number(rng)},
-        "primary_need": "SEMH", "reason": "Benchmark referral.", "urgency": "routine",
-        "consent": {"given_by": "parent", "given_at": "2026-01-05T10:00:00Z", "scope": "Referral"},
-    }  # fmt: skip
 
 
 async def load(url: str, headers: dict[str, str], seconds: float, seed: int) -> tuple[int, int]:

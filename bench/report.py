@@ -59,7 +59,7 @@ class Target:
         if COMPARISONS[self.op](value, self.limit):
             return "met"
         if self.op.startswith("<") and value >= 2 * self.limit > 0:
-            return f"missed: {value / self.limit:.0f} times the target"
+            return f"missed: {number(round(value / self.limit, 1))} times the target"
         return f"missed by {abs(value - self.limit) / abs(self.limit):.0%}"
 
     def __str__(self) -> str:

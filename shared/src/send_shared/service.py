@@ -37,6 +37,7 @@ from send_shared.outbox.healer import BrokerUnavailable, OutboxHealer
 from send_shared.outbox.relay import OutboxRelay
 from send_shared.outbox.table import OutboxTables
 from send_shared.settings import ServiceSettings
+from send_shared.waiting import woken_or_stopped
 from send_shared.web.access_log import AccessLog
 from send_shared.web.docs import install_api_docs
 from send_shared.web.headers import SecurityHeaders
@@ -266,12 +267,7 @@ class ServiceRuntime:
                 log.warning("broker watch could not finish a look", extra={"error": repr(exc)})
                 self._look_failing_since = self._look_failing_since or time.monotonic()
             interval = 0.5 if self._unchecked_since is not None else self.settings.broker_check_seconds
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._look_now.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            await woken_or_stopped(self._look_now, stop, interval)
 
     async def _look_at_broker(self) -> bool:
         """One look; False when the broker did not answer."""

@@ -41,6 +41,7 @@ from send_shared.kafka import OutgoingRecord, TopicSpec, ensure_topics, new_prod
 from send_shared.kafka_connection import client_options
 from send_shared.kafka_link import ProducerSource
 from send_shared.outbox.table import OutboxTables
+from send_shared.waiting import woken_or_stopped
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +158,7 @@ class StoreReplayServer:
                 ).mappings().all()  # fmt: skip
             for request in pending:
                 await self.serve(dict(request))
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            await woken_or_stopped(self.wake, stop, self.poll_interval)
 
     async def serve(self, request: dict[str, object]) -> int:
         request_id, topic, reply = str(request["request_id"]), str(request["topic"]), str(request["reply_topic"])

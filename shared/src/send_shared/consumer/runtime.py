@@ -72,6 +72,7 @@ from send_shared.metrics import (
     CONSUMER_RETRIES,
 )
 from send_shared.telemetry import context_from_kafka_headers
+from send_shared.waiting import woken_or_stopped
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("send_shared.consumer")
@@ -604,12 +605,7 @@ class ConsumerRuntime:
             except Exception:
                 log.exception("consumer watch failed", extra={"group": self.group_id})
             interval = 0.5 if self._unchecked_since is not None else self.watch_interval
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._look_now.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            await woken_or_stopped(self._look_now, stop, interval)
 
     async def _look(self, consumer: AIOKafkaConsumer) -> bool:
         """One look at every assigned partition; False when the broker did not answer."""

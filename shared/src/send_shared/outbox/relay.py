@@ -51,6 +51,7 @@ from send_shared.metrics import OUTBOX_COMMIT_TO_PUBLISH, OUTBOX_PUBLISH_FAILURE
 from send_shared.outbox.table import SHARDS, OutboxTables
 from send_shared.outbox.writer import DEFAULT_CHANNEL
 from send_shared.telemetry import PROPAGATOR, TRACE_HEADERS, context_from_mapping
+from send_shared.waiting import woken_or_stopped
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("send_shared.outbox")
@@ -148,7 +149,7 @@ class OutboxRelay:
                     await _sleep_or_stop(stop, min(0.2 * 2**failures, 2.0))
                     continue
                 listening = listener is not None and not listener.is_closed()
-                await _wait_any(stop, self._wake, self.safety_poll if listening else self.poll_interval)
+                await woken_or_stopped(self._wake, stop, self.safety_poll if listening else self.poll_interval)
         finally:
             if listener is not None:
                 await listener.close()
@@ -331,15 +332,6 @@ class OutboxRelay:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, at_most: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def _heads_of(aggregated: dict[str, int] | None) -> dict[tuple[str, int], int]:

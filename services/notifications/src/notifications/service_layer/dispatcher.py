@@ -35,6 +35,7 @@ from notifications.domain.delivery import (
 from notifications.domain.endpoints import RegisteredEndpoint
 from notifications.domain.subscriptions import EndpointStatus
 from notifications.service_layer.unit_of_work import UnitOfWorkFactory
+from send_shared.waiting import woken_or_stopped
 
 log = logging.getLogger(__name__)
 ATTEMPTS = Counter("webhook_attempts", "Webhook attempts by result.", ["result"])
@@ -106,7 +107,7 @@ class Dispatcher:
                     self._next_due_at = None
                     self._backlog_read_at = -math.inf
                 await self._report_backlog()
-                await _woken_or_stopped(self.wake, stop, self._until_next_look(looked_at))
+                await woken_or_stopped(self.wake, stop, self._until_next_look(looked_at))
         finally:
             # Lanes finish the delivery in hand (and record it) before stopping; only a hung one is cancelled.
             lanes = [t for t in self._lanes.values() if not t.done()]
@@ -270,15 +271,6 @@ class Dispatcher:
         scheduled = self._next_due_at if self._next_due_at is not None and self._next_due_at > now else None
         soonest = [t for t in (scheduled, backlog.next_due_at_active) if t is not None]
         self._next_due_at = min(soonest, default=None)
-
-
-async def _woken_or_stopped(wake: asyncio.Event, stop: asyncio.Event, at_most: float) -> None:
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def _log_failed_attempt(

@@ -4,7 +4,6 @@ email is sent or given up."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from referrals.adapters.family_mailer import link_email
 from referrals.domain.family import LinkEmail, next_email_try
 from referrals.service_layer.unit_of_work import UnitOfWorkFactory
 from send_shared.smtp import MailDeliveryError
+from send_shared.waiting import woken_or_stopped
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,7 @@ class FamilyLinkMailer:
         while not stop.is_set():
             await self.send_due()
             self.wake.clear()
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.gather(*waiters, return_exceptions=True)
+            await woken_or_stopped(self.wake, stop, self.poll_interval)
 
     def status(self) -> str | None:
         """None while emails go out (or none are due); a reason once sending has failed for a while."""
