@@ -107,7 +107,7 @@ class Dispatcher:
                     self._next_due_at = None
                     self._backlog_read_at = -math.inf
                 await self._report_backlog()
-                await woken_or_stopped(self.wake, stop, self._until_next_look(looked_at))
+                await woken_or_stopped(self.wake, stop, self._until_next_look())
         finally:
             # Lanes finish the delivery in hand (and record it) before stopping; only a hung one is cancelled.
             lanes = [t for t in self._lanes.values() if not t.done()]
@@ -118,11 +118,9 @@ class Dispatcher:
                 await asyncio.gather(*hung, return_exceptions=True)
             await self.client.close()
 
-    def _until_next_look(self, looked_at: datetime) -> float:
+    def _until_next_look(self) -> float:
         """Seconds until the soonest retry falls due, at most ``poll_interval``: new deliveries wake the
-        dispatcher (``wake``), retries do not. A retry due by ``looked_at`` was found by that look."""
-        if self._next_due_at is not None and self._next_due_at <= looked_at:
-            self._next_due_at = None
+        dispatcher (``wake``), retries do not."""
         if self._next_due_at is None:
             return self.poll_interval
         until = (self._next_due_at - datetime.now(UTC)).total_seconds()
