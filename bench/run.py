@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -163,27 +164,48 @@ async def publish_dataset(bootstrap: str, scale_name: str) -> tuple[str, int, fl
 
 
 async def replay_figure(database_url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
-    """Events/s for a waitlists rebuild from the dataset's topic (replay and every fact), against a bare
-    consumer reading the same topic; leaves the rebuilt projection in ``database_url`` for figure 5."""
+    """Events/s for a waitlists rebuild from the dataset's topic (replay and every fact) in one process and in one
+    process per core, against a bare consumer reading the same topic; leaves the rebuilt projection in
+    ``database_url`` for figure 5."""
     from waitlists.adapters.orm import metadata as waitlists_metadata
     from waitlists.adapters.projection_store import SqlProjectionStore
     from waitlists.service_layer.rebuild import rebuild
 
+    cores = os.cpu_count() or 1
     bare = await bare_read(bootstrap, topic)
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(waitlists_metadata.create_all)
-    gc.collect()  # what the generator and earlier figures left is not the rebuild's
-    reset_peak_rss()
-    report = await rebuild(SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=topic)
+    found: dict[str, Any] = {"events": events, "bare_consumer_events_per_s": round(bare), "processes": cores}
+    for processes in (1, cores):
+        gc.collect()  # what the generator and earlier figures left is not the rebuild's
+        reset_peak_rss()
+        cpu = _own_and_children_cpu()
+        report = await rebuild(SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=topic,
+                               processes=processes)  # fmt: skip
+        cpu_s = _own_and_children_cpu() - cpu
+        assert report.events == events, report
+        assert report.skipped == 0, report
+        ours = report.events / report.seconds
+        label = "1_process" if processes == 1 else "parts"
+        found[f"rebuild_{label}_s"] = round(report.seconds, 2)
+        found[f"rebuild_{label}_events_per_s"] = round(ours)
+        found[f"ratio_{label}_to_bare"] = round(ours / bare, 3)
+        found[f"rebuild_{label}_events_per_cpu_s"] = round(report.events / cpu_s)  # the rebuild's processes only
+        if processes == 1:
+            found["rebuild_process_peak_rss_mb"] = peak_rss_mb(os.getpid())
     await engine.dispose()
-    assert report.events == events, report
-    assert report.skipped == 0, report
-    ours = report.events / report.seconds
-    return {"events": events, "rebuild_s": round(report.seconds, 1), "rebuild_events_per_s": round(ours),
-            "bare_consumer_events_per_s": round(bare), "ratio_rebuild_to_bare": round(ours / bare, 3),
-            "rebuild_process_peak_rss_mb": peak_rss_mb(os.getpid()),
-            "target": ">= 0.5 of bare and >= 50000 events/s"}  # fmt: skip
+    # The headline: one process per core, as `python -m waitlists rebuild` runs by default.
+    found["rebuild_events_per_s"] = found["rebuild_parts_events_per_s"]
+    found["ratio_rebuild_to_bare"] = found["ratio_parts_to_bare"]
+    found["target"] = ">= 0.5 of bare and >= 50000 events/s"
+    return found
+
+
+def _own_and_children_cpu() -> float:
+    """User and system CPU seconds of this process and of its children that have ended (a rebuild's parts)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 async def queries_figure(database_url: str, bootstrap: str, scale_name: str, calls: int) -> dict[str, Any]:

@@ -298,18 +298,27 @@ async def read_replay(
     request_id: str | None = None,
     idle_timeout: float = 60.0,
     batch: int = 5_000,
+    share: tuple[int, int] = (0, 1),
 ) -> ReplayRead:
     """Reads the reply until every partition's marker, handing each event to ``add``; raises
     ``IncompleteReplay`` if a partition holds fewer or more events than its marker says, and
-    ``TimeoutError`` if nothing arrives for ``idle_timeout`` seconds (the producer is not running)."""
+    ``TimeoutError`` if nothing arrives for ``idle_timeout`` seconds (the producer is not running).
+    ``share`` (index, of how many readers): read only the partitions whose number leaves ``index`` when divided
+    by the readers' count, for a reader that is one of several."""
+    index, readers = share
+    if not 0 <= index < readers:
+        raise ValueError(f"share {share}: the index must be at least 0 and below the number of readers")
     started = time.monotonic()
     consumer = AIOKafkaConsumer(**client_options(bootstrap_servers), group_id=None, enable_auto_commit=False,
                                 max_poll_records=batch, fetch_max_bytes=64 * 1024 * 1024, fetch_max_wait_ms=50)  # fmt: skip
     await consumer.start()
     try:
-        partitions = [TopicPartition(reply, p) for p in sorted(consumer.partitions_for_topic(reply) or ())]
-        if not partitions:
+        every = sorted(consumer.partitions_for_topic(reply) or ())
+        if not every:
             raise IncompleteReplay(f"reply topic {reply} does not exist")
+        partitions = [TopicPartition(reply, p) for p in every if p % readers == index]
+        if not partitions:
+            return ReplayRead(0, time.monotonic() - started)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         seen: Counter[int] = Counter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 
 from send_shared.settings import ServiceSettings
@@ -21,6 +23,10 @@ class WaitlistsSettings(ServiceSettings):
     wait_min_children: int = Field(
         20, ge=5, le=10_000, description="Fewest referrals behind a predicted wait; below it, not enough data."
     )
+    rebuild_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        description="Processes a rebuild on PostgreSQL shares the store replay's partitions between (one per core).",
+    )  # fmt: skip
     wait_estimate_scan_seconds: float = Field(
         3600.0, gt=0, description="How often the estimate worker looks for services not worked out yet today."
     )

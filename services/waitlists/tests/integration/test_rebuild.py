@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import Counter
@@ -37,6 +38,7 @@ from waitlists.adapters.projection_store import SqlProjectionStore
 from waitlists.adapters.unit_of_work import SqlUnitOfWork
 from waitlists.bootstrap import handle_referral_event, refresh_facts
 from waitlists.domain.scope import Scope
+from waitlists.service_layer import rebuild_parts
 from waitlists.service_layer.projection import backfill_facts, derive_everything
 from waitlists.service_layer.rebuild import RebuildRefused, rebuild
 from waitlists.service_layer.reporting import FigureRequest, figures_for
@@ -89,7 +91,10 @@ async def replay_of(
     return reply
 
 
-async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("processes", [1, 4])
+async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_bootstrap: str, processes: int) -> None:
+    """With four processes on PostgreSQL each reads one partition: child c2's rejection (r2) and its acceptance
+    elsewhere (r3), which closes the hand-off gap, are folded by different processes."""
     topic = f"rebuild-{uuid.uuid4().hex[:8]}"
     group = f"waitlists-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, {topic: 4, f"{group}.dlq.v1": 1, f"{group}.replay.v1": 1})
@@ -106,7 +111,10 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
             headers, value = encode_kafka(event)
             records.append(OutgoingRecord(topic, (event.subject or "").encode(), value, headers))
         records.append(OutgoingRecord(topic, b"r1", b"{not json", records[-1].headers))  # parked by the consumer
-        await publish_all(producer, records)
+        partition_of = {
+            r.key: ack.partition for r, ack in zip(records, await publish_all(producer, records), strict=True)
+        }
+        assert partition_of[b"r2"] != partition_of[b"r3"]
         distinct = len({e.id for e in events})
         runtime = ConsumerRuntime(
             bootstrap_servers=kafka_bootstrap, group_id=group, topics=[topic], handler=handle_referral_event,
@@ -134,7 +142,7 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
     steps: list[tuple[str, int]] = []
     report = await rebuild(
         SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,
-        progress=lambda step, count: steps.append((step, count)),
+        progress=lambda step, count: steps.append((step, count)), processes=processes,
     )  # fmt: skip
     assert (report.events, report.skipped, report.referrals) == (len(events), 1, 5)
     assert steps == [("read", report.events), ("writing", 5)], "a person waiting is told how far it got"
@@ -142,8 +150,7 @@ async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_boo
     assert await snapshot(engine) == live
     async with engine.connect() as conn:  # the swapped-in tables are the models' own: names, indexes, keys
         assert await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata)) == []
-        schemas = await conn.run_sync(lambda c: inspect(c).get_schema_names())
-    assert not {"waitlists_rebuild", "waitlists_retired"} & set(schemas), "nothing of the build is left behind"
+    assert not await build_schemas(engine), "nothing of the build is left behind"
 
 
 async def project(engine: AsyncEngine) -> None:
@@ -155,7 +162,10 @@ async def project(engine: AsyncEngine) -> None:
             await refresh_facts(session)
 
 
-async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(
+    engine: AsyncEngine, kafka_bootstrap: str, processes: int
+) -> None:
     """A partition holding one record fewer than its end marker says: nothing is built from it."""
     await project(engine)
     producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
@@ -175,11 +185,16 @@ async def test_a_rebuild_from_a_replay_missing_an_event_is_refused(engine: Async
         await producer.stop()
     before = await snapshot(engine)
     with pytest.raises(IncompleteReplay, match=r"\[0\] held"):
-        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,
+                      processes=processes)  # fmt: skip
     assert await snapshot(engine) == before
+    assert not await build_schemas(engine), "the tables built beside were dropped"
 
 
-async def test_a_rebuild_that_would_lose_referrals_is_refused(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_rebuild_that_would_lose_referrals_is_refused(
+    engine: AsyncEngine, kafka_bootstrap: str, processes: int
+) -> None:
     await project(engine)
     before = await snapshot(engine)
     producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
@@ -191,12 +206,46 @@ async def test_a_rebuild_that_would_lose_referrals_is_refused(engine: AsyncEngin
     finally:
         await producer.stop()
     with pytest.raises(RebuildRefused, match="holds 4 referrals and the projection 5"):
-        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply)
+        await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,
+                      processes=processes)  # fmt: skip
     assert await snapshot(engine) == before
+    assert not await build_schemas(engine)
     report = await rebuild(
-        SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply, allow_fewer=True
-    )
+        SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply, allow_fewer=True,
+        processes=processes,
+    )  # fmt: skip
     assert report.referrals == 4
+
+
+async def test_a_rebuild_part_that_dies_fails_the_rebuild_and_changes_nothing(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite is rebuilt in one process")
+    await project(engine)
+    before = await snapshot(engine)
+    producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
+    await producer.start()
+    try:
+        records = [OutgoingRecord("x", (e.subject or "").encode(), *reversed(encode_kafka(e))) for e in history()]
+        reply = await replay_of(kafka_bootstrap, producer, records)
+    finally:
+        await producer.stop()
+
+    class DyingStore(SqlProjectionStore):  # the part's own store dies as it would write: killed, out of memory
+        def in_this_process(self) -> SqlProjectionStore:
+            os._exit(9)
+
+    with pytest.raises(rebuild_parts.PartFailed, match="ended before it had written"):
+        await rebuild(DyingStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply, processes=2)
+    assert await snapshot(engine) == before
+    assert not await build_schemas(engine)
+
+
+async def build_schemas(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        schemas = await conn.run_sync(lambda c: inspect(c).get_schema_names())
+    return {"waitlists_rebuild", "waitlists_retired"} & set(schemas)
 
 
 async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: AsyncEngine) -> None:

@@ -324,6 +324,8 @@ class FakeProjectionStore:
         self.held = referrals_held
         self.replacements: list[HeldProjection] = []
 
+    writes_in_parts = False  # one process, replaced at once: the parts are the SQL store's (integration tests)
+
     async def referrals_held(self) -> int:
         return self.held
 

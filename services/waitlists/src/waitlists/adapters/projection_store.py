@@ -2,6 +2,7 @@
 
 On PostgreSQL the new tables are built beside the live ones, in a schema of their own, indexed and analysed,
 then swapped in by renames in one short transaction, so readers wait only for the swap, never for the build.
+Several processes may write parts of them, each on its own connection (``service_layer.rebuild_parts``).
 On SQLite the load is one transaction, and readers (WAL) keep reading the old tables until it commits.
 """
 
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateTable
 
-from send_shared.db import bulk_insert
+from send_shared.db import bulk_insert, create_engine
 from waitlists.adapters.facts import insert as insert_facts
 from waitlists.adapters.orm import FACT_TABLES, organisations, referral_changes, referrals, services
+from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.projection import HeldProjection
 
 log = logging.getLogger(__name__)
@@ -32,15 +35,67 @@ class SqlProjectionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @property
+    def writes_in_parts(self) -> bool:
+        """Whether several processes may write parts of one rebuild (PostgreSQL: each on its own connection,
+        into the tables built beside the live ones)."""
+        return self._engine.dialect.name == "postgresql"
+
+    def in_this_process(self) -> SqlProjectionStore:
+        """The same database on connections of its own, for a process forked from this one: the connections
+        of the engine it inherited belong to the parent, which goes on using them."""
+        return SqlProjectionStore(create_engine(self._engine.url.render_as_string(hide_password=False), pool_size=1))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
     async def referrals_held(self) -> int:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(referrals))).scalar_one())
 
     async def replace(self, held: HeldProjection) -> None:
-        if self._engine.dialect.name == "postgresql":
-            await _build_beside_and_swap(self._engine, held)
-        else:
+        if not self.writes_in_parts:
             await _load_in_place(self._engine, held)
+            return
+        await self.begin_parts()
+        try:
+            await self.write_part(held)
+            await self.finish_parts(held.services, held.organisations)
+        except BaseException:
+            await self.abandon_parts()
+            raise
+
+    async def begin_parts(self) -> None:
+        """Empty tables built beside the live ones, without their indexes (cheaper built once the rows are in)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE"))
+            await conn.execute(text(f"CREATE SCHEMA {BUILD_SCHEMA}"))
+            side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
+            for table in PROJECTION:
+                await side.execute(CreateTable(table, include_foreign_key_constraints=[]))
+
+    async def write_part(self, held: HeldProjection) -> None:
+        """``held``'s referrals, their changes and their facts, into the tables beside the live ones."""
+        async with self._engine.begin() as conn:
+            side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
+            await _fill_referrals(side, held)
+
+    async def finish_parts(
+        self, services_held: Mapping[str, ServiceEntry], organisations_held: Mapping[str, OrganisationEntry]
+    ) -> None:
+        """The directory added, the indexes built, and the tables beside swapped in for the live ones."""
+        async with self._engine.begin() as conn:
+            await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
+            await _fill_directory(side, services_held, organisations_held)
+            for table in PROJECTION:
+                for index in table.indexes:
+                    await side.run_sync(index.create)
+        await _swap_in(self._engine)
+
+    async def abandon_parts(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE"))
 
 
 async def _load_in_place(engine: AsyncEngine, held: HeldProjection) -> None:
@@ -50,26 +105,15 @@ async def _load_in_place(engine: AsyncEngine, held: HeldProjection) -> None:
             await conn.execute(delete(table))
         for index in indexes:
             await conn.run_sync(index.drop, checkfirst=True)
-        await _fill(conn, held)
+        await _fill_directory(conn, held.services, held.organisations)
+        await _fill_referrals(conn, held)
         for index in indexes:
             await conn.run_sync(index.create)
         for table in PROJECTION:
             await conn.execute(text(f"ANALYZE {table.name}"))
 
 
-async def _build_beside_and_swap(engine: AsyncEngine, held: HeldProjection) -> None:
-    async with engine.begin() as conn:
-        live_schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
-        await conn.execute(text(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE"))
-        await conn.execute(text(f"CREATE SCHEMA {BUILD_SCHEMA}"))
-        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-        side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
-        for table in PROJECTION:  # without indexes: cheaper to build them once the rows are in
-            await side.execute(CreateTable(table, include_foreign_key_constraints=[]))
-        await _fill(side, held)
-        for table in PROJECTION:
-            for index in table.indexes:
-                await side.run_sync(index.create)
+async def _swap_in(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         # VACUUM also marks the pages all-visible, so the covering indexes answer without the tables.
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -77,6 +121,7 @@ async def _build_beside_and_swap(engine: AsyncEngine, held: HeldProjection) -> N
             await autocommit.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
     started = time.perf_counter()
     async with engine.begin() as conn:
+        live_schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
         await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT.seconds}s'"))
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {RETIRED_SCHEMA} CASCADE"))
         await conn.execute(text(f"CREATE SCHEMA {RETIRED_SCHEMA}"))
@@ -88,14 +133,21 @@ async def _build_beside_and_swap(engine: AsyncEngine, held: HeldProjection) -> N
     log.info("rebuilt projection swapped in", extra={"swap_seconds": round(time.perf_counter() - started, 3)})
 
 
-async def _fill(conn: AsyncConnection, held: HeldProjection) -> None:
-    orgs = [(o.organisation_id, o.name, o.kind, o.area_id, o.version) for o in held.organisations.values()]
+async def _fill_directory(
+    conn: AsyncConnection,
+    services_held: Mapping[str, ServiceEntry],
+    organisations_held: Mapping[str, OrganisationEntry],
+) -> None:
+    orgs = [(o.organisation_id, o.name, o.kind, o.area_id, o.version) for o in organisations_held.values()]
     await bulk_insert(conn, organisations, orgs)
-    if held.services:  # executemany, not COPY: the clocks are JSON, which the driver encodes
+    if services_held:  # executemany, not COPY: the clocks are JSON, which the driver encodes
         await conn.execute(insert(services), [
             {"service_id": s.service_id, "organisation_id": s.organisation_id, "name": s.name, "clocks": list(s.clocks),
-             "target_days": s.target_days, "active": s.active, "version": s.version} for s in held.services.values()
+             "target_days": s.target_days, "active": s.active, "version": s.version} for s in services_held.values()
         ])  # fmt: skip
+
+
+async def _fill_referrals(conn: AsyncConnection, held: HeldProjection) -> None:
     for chunk in held.chunks(_CHUNK):
         latest = [(r.referral_id, r.child_ref, r.service_id, r.receiving_org_id, r.referrer_org_id, r.urgency,
                    r.latest.version, r.latest.status.value, r.primary_need, r.secondary_need)

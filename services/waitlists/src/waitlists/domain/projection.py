@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from waitlists.domain.clocks import ServiceClocks
@@ -95,8 +95,10 @@ class HeldProjection:
     referrals: dict[str, ProjectedReferral]
     services: dict[str, ServiceEntry]
     organisations: dict[str, OrganisationEntry]
-    by_child: dict[str, list[str]]
+    by_child: dict[str, list[str]]  # the ids of every referral of each child, those held elsewhere included
     clocks: dict[str, ServiceClocks]
+    # Referrals of these children that another part of a rebuild holds: in their journeys, not held here.
+    elsewhere: dict[str, ProjectedReferral] = field(default_factory=dict)
 
     def chunks(self, size: int) -> Iterator[list[ProjectedReferral]]:
         """Every referral in id order (so each index grows at its right edge), ``size`` at a time."""
@@ -108,7 +110,8 @@ class HeldProjection:
         """The facts of a chunk's referrals, each with its child's other referrals as its journey."""
         found = []
         for referral in chunk:
-            journey = [self.referrals[other].timeline() for other in self.by_child[referral.child_ref]]
+            journey = [(self.referrals.get(other) or self.elsewhere[other]).timeline()
+                       for other in self.by_child[referral.child_ref]]  # fmt: skip
             own = next(t for t in journey if t.referral_id == referral.referral_id)
             facts = derive(own, self.clocks.get(referral.service_id, ServiceClocks(())), journey)
             if facts is not None:

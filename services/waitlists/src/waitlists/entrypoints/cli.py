@@ -35,6 +35,9 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
     parser.add_argument("--allow-fewer", action="store_true",
                         help="replace the projection even if the replay holds fewer referrals than it")  # fmt: skip
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for referrals to answer")
+    parser.add_argument("--processes", type=int, default=settings.rebuild_processes,
+                        help="processes sharing the replay's partitions, on PostgreSQL (default REBUILD_PROCESSES, "
+                        "one per core)")  # fmt: skip
     args = parser.parse_args(argv)
     bootstrap = settings.kafka_bootstrap_servers
 
@@ -50,7 +53,7 @@ def rebuild(settings: WaitlistsSettings, argv: list[str]) -> None:
                     report = await run(
                         SqlProjectionStore(engine), bootstrap_servers=bootstrap, reply_topic=request.reply_topic,
                         request_id=request.request_id, allow_fewer=args.allow_fewer, idle_timeout=args.wait,
-                        progress=_ProgressLine(),
+                        progress=_ProgressLine(), processes=max(1, args.processes),
                     )  # fmt: skip
                 finally:
                     await delete_topic(bootstrap, request.reply_topic)

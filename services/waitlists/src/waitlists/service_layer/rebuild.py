@@ -20,12 +20,13 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from send_shared.store_replay import read_replay
-from waitlists.service_layer.replay import ReplayFold
+from waitlists.service_layer.rebuild_parts import Replay, rebuild_in_parts
+from waitlists.service_layer.replay import ReplayFold, telling
 from waitlists.service_layer.unit_of_work import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ class RebuildReport:
     seconds: float
 
 
-PROGRESS_EVERY = 10_000
-Record = Callable[[Sequence[tuple[str, bytes | None]], bytes | None], None]
 Progress = Callable[[str, int], None]  # (step, count): ("read", events so far) then ("writing", referrals)
 
 
@@ -57,31 +56,43 @@ async def rebuild(
     allow_fewer: bool = False,
     idle_timeout: float = 60.0,
     progress: Progress | None = None,
+    processes: int = 1,
 ) -> RebuildReport:
     """Folds the store replay on ``reply_topic`` and puts the result in place of the projection; ``progress``
-    hears how far it got (every ``PROGRESS_EVERY`` events read, then each later step)."""
+    hears how far it got (every ``PROGRESS_EVERY`` events read, then each later step). With ``processes`` above
+    one and a store that can be written in parts, that many processes share the replay's partitions
+    (``rebuild_parts``)."""
     started = time.perf_counter()
-    fold = ReplayFold()
     tell = progress or (lambda step, count: None)
-    add = fold.add if progress is None else _telling(fold, progress)
-    with _no_cycle_collection():
-        await read_replay(bootstrap_servers, reply_topic, add, request_id=request_id, idle_timeout=idle_timeout)
-        tell("read", fold.events)
-        events, skipped, folded = fold.events, fold.skipped, fold.result()
-        del fold
-        held = await store.referrals_held()
-        if len(folded.referrals) < held and not allow_fewer:
+    held = await store.referrals_held()
+
+    def enough(count: int) -> None:
+        if count < held and not allow_fewer:
             raise RebuildRefused(
-                f"the store replay holds {len(folded.referrals)} referrals and the projection {held}: "
+                f"the store replay holds {count} referrals and the projection {held}: "
                 "rebuilding would lose referrals (allow it only if the projection is known to be wrong)"
             )
-        count = len(folded.referrals)
-        tell("writing", count)
-        await store.replace(folded)
-        del folded  # gigabytes at national size: not held through VACUUM
+
+    with _no_cycle_collection():
+        if processes > 1 and store.writes_in_parts:
+            replay = Replay(bootstrap_servers, reply_topic, request_id, idle_timeout)
+            parts = await rebuild_in_parts(store, replay, processes=processes, enough=enough, tell=tell)
+            events, skipped, count = parts.events, parts.skipped, parts.referrals
+        else:
+            fold = ReplayFold()
+            add = fold.add if progress is None else telling(fold, lambda events: tell("read", events))
+            await read_replay(bootstrap_servers, reply_topic, add, request_id=request_id, idle_timeout=idle_timeout)
+            tell("read", fold.events)
+            events, skipped, folded = fold.events, fold.skipped, fold.result()
+            del fold
+            count = len(folded.referrals)
+            enough(count)
+            tell("writing", count)
+            await store.replace(folded)
+            del folded  # gigabytes at national size: not held through VACUUM
     report = RebuildReport(events, skipped, count, time.perf_counter() - started)
     log.info("projection rebuilt", extra={"events": events, "skipped": skipped, "referrals": count,
-                                          "seconds": round(report.seconds, 2)})  # fmt: skip
+                                          "processes": processes, "seconds": round(report.seconds, 2)})  # fmt: skip
     return report
 
 
@@ -97,12 +108,3 @@ def _no_cycle_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _telling(fold: ReplayFold, tell: Progress) -> Record:
-    def add(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> None:
-        fold.add(headers, value)
-        if fold.events % PROGRESS_EVERY == 0:
-            tell("read", fold.events)
-
-    return add
