@@ -22,6 +22,7 @@ import orjson
 SPECVERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
 CE_PREFIX = "ce_"
+_PREFIX_LENGTH = len(CE_PREFIX)
 CONTENT_TYPE_HEADER = "content-type"
 _REQUIRED = ("id", "source", "type", "specversion")
 
@@ -109,19 +110,18 @@ def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> DecodedHea
     try:
         for name, raw in headers:
             lowered = name.lower()
-            is_attribute = lowered.startswith(CE_PREFIX)
-            if not is_attribute and lowered != CONTENT_TYPE_HEADER:
-                continue
-            if raw is None:
-                raise EventDecodeError(f"header {name!r} has no value")
-            if is_attribute:
-                attributes[lowered[len(CE_PREFIX) :]] = raw.decode()
-            else:
+            if lowered[:_PREFIX_LENGTH] == CE_PREFIX:
+                if raw is None:
+                    raise EventDecodeError(f"header {name!r} has no value")
+                attributes[lowered[_PREFIX_LENGTH:]] = raw.decode()
+            elif lowered == CONTENT_TYPE_HEADER:
+                if raw is None:
+                    raise EventDecodeError(f"header {name!r} has no value")
                 content_type = raw.decode()
     except UnicodeDecodeError as exc:
         raise EventDecodeError(f"header is not UTF-8: {exc}") from exc
-    missing = [name for name in _REQUIRED if not attributes.get(name)]
-    if missing:
+    if not all(map(attributes.get, _REQUIRED)):
+        missing = [name for name in _REQUIRED if not attributes.get(name)]
         raise EventDecodeError(f"missing CloudEvents attributes: {', '.join(missing)}")
     if attributes["specversion"] != SPECVERSION:
         raise EventDecodeError(f"unsupported specversion {attributes['specversion']!r}")

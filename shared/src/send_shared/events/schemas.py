@@ -29,10 +29,13 @@ class ReferralStatus(StrEnum):
 
 
 def referral_event_type(status: ReferralStatus | str) -> str:
-    return f"uk.send.referral.{ReferralStatus(status).value}.v1"
+    known = _REFERRAL_TYPE_OF.get(status)  # a rebuild asks once an event: looked up, not formatted
+    return known if known is not None else f"uk.send.referral.{ReferralStatus(status).value}.v1"
 
 
-REFERRAL_EVENT_TYPES = frozenset(referral_event_type(s) for s in ReferralStatus)
+_REFERRAL_TYPE_OF: dict[str, str] = {}
+_REFERRAL_TYPE_OF.update({s.value: referral_event_type(s) for s in ReferralStatus})
+REFERRAL_EVENT_TYPES = frozenset(_REFERRAL_TYPE_OF.values())
 
 
 class EventPayload(BaseModel):

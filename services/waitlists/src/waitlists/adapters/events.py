@@ -70,12 +70,13 @@ _LIMITS = {schema: _column_limits(schema) for schema in (ReferralEventV1, Servic
 def _fits(entry: Fitting) -> Fitting:
     """``entry`` if its values fit their columns; raises ``Unprojectable`` naming the field otherwise."""
     lengths, integers = _LIMITS[type(entry)]
+    values = entry.__dict__  # a pydantic model's fields: read here for every event of a rebuild
     for name, length in lengths:
-        value = getattr(entry, name)
+        value = values[name]
         if value is not None and len(value) > length:
             raise Unprojectable(f"{name}: longer than {length} characters")
     for name in integers:
-        value = getattr(entry, name)
+        value = values[name]
         if value is not None and value not in _INT4:
             raise Unprojectable(f"{name}: out of the integer range")
     return entry

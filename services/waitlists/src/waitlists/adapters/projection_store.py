@@ -8,6 +8,7 @@ On SQLite the load is one transaction, and readers (WAL) keep reading the old ta
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -81,16 +82,33 @@ class SqlProjectionStore:
             await _fill_referrals(side, held)
 
     async def finish_parts(
-        self, services_held: Mapping[str, ServiceEntry], organisations_held: Mapping[str, OrganisationEntry]
+        self,
+        services_held: Mapping[str, ServiceEntry],
+        organisations_held: Mapping[str, OrganisationEntry],
+        *,
+        connections: int = 1,
     ) -> None:
-        """The directory added, the indexes built, and the tables beside swapped in for the live ones."""
+        """The directory added, the indexes built and the tables vacuumed (a table at a time on each of
+        ``connections``), and the tables beside swapped in for the live ones."""
         async with self._engine.begin() as conn:
-            await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
             side = await conn.execution_options(schema_translate_map={None: BUILD_SCHEMA})
             await _fill_directory(side, services_held, organisations_held)
-            for table in PROJECTION:
-                for index in table.indexes:
-                    await side.run_sync(index.create)
+        tables = list(PROJECTION)
+
+        async def index_and_vacuum() -> None:
+            async with self._engine.connect() as conn:
+                # VACUUM also marks the pages all-visible, so the covering indexes answer without the tables.
+                side = await conn.execution_options(isolation_level="AUTOCOMMIT",
+                                                    schema_translate_map={None: BUILD_SCHEMA})  # fmt: skip
+                await side.execute(text("SET maintenance_work_mem = '256MB'"))
+                while tables:
+                    table = tables.pop(0)
+                    for index in table.indexes:
+                        await side.run_sync(index.create)
+                    await side.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
+                await side.execute(text("RESET maintenance_work_mem"))
+
+        await asyncio.gather(*(index_and_vacuum() for _ in range(max(1, connections))))
         await _swap_in(self._engine)
 
     async def abandon_parts(self) -> None:
@@ -114,11 +132,6 @@ async def _load_in_place(engine: AsyncEngine, held: HeldProjection) -> None:
 
 
 async def _swap_in(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        # VACUUM also marks the pages all-visible, so the covering indexes answer without the tables.
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        for table in PROJECTION:
-            await autocommit.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
     started = time.perf_counter()
     async with engine.begin() as conn:
         live_schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()

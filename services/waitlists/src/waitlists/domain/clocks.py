@@ -53,11 +53,14 @@ class ClockKind(StrEnum):
 
     @property
     def is_ehc(self) -> bool:
-        return self.value.startswith("ehc_")
+        return self in _EHC_KINDS
 
     @property
     def is_statutory(self) -> bool:
         return self is not ClockKind.SERVICE_TARGET
+
+
+_EHC_KINDS = frozenset(kind for kind in ClockKind if kind.value.startswith("ehc_"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +156,10 @@ def _stops(kind: ClockKind, change: StatusChange) -> bool:
 
 
 def _applies(kind: ClockKind, known: tuple[StatusChange, ...]) -> bool:
+    if kind is not ClockKind.EHC_NO_PLAN_16W and kind is not ClockKind.EHC_PLAN_20W:
+        return True
     no_plan = any(c.status == COMPLETED and c.outcome_code == "no_plan" for c in known)
-    if kind is ClockKind.EHC_NO_PLAN_16W:
-        return no_plan
-    if kind is ClockKind.EHC_PLAN_20W:
-        return not no_plan
-    return True
+    return no_plan if kind is ClockKind.EHC_NO_PLAN_16W else not no_plan
 
 
 def _exception(kind: ClockKind, known: tuple[StatusChange, ...], until: date | None) -> bool:

@@ -21,7 +21,7 @@ that precedes the one before), which is what lets a stop, once seen, stand for g
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import TypeVar
@@ -72,6 +72,9 @@ class WaitingSpell:
         """Everything but the dates it holds between."""
         return self.waiting_since, self.paused_days
 
+    def until(self, valid_to: date) -> WaitingSpell:
+        return WaitingSpell(self.valid_from, valid_to, self.waiting_since, self.paused_days)
+
 
 @dataclass(frozen=True, slots=True)
 class ClockSpell:
@@ -85,6 +88,9 @@ class ClockSpell:
     def held(self) -> tuple[object, ...]:
         """Everything but the dates it holds between."""
         return self.clock, self.breach_on, self.exception
+
+    def until(self, valid_to: date) -> ClockSpell:
+        return ClockSpell(self.clock, self.valid_from, valid_to, self.breach_on, self.exception)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +245,7 @@ def _merge(spells: list[Spell]) -> list[Spell]:
     for spell in spells:
         prev = merged[-1] if merged else None
         if prev is not None and prev.valid_to == spell.valid_from and prev.held == spell.held:
-            merged[-1] = replace(prev, valid_to=spell.valid_to)
+            merged[-1] = prev.until(spell.valid_to)
         else:
             merged.append(spell)
     return merged

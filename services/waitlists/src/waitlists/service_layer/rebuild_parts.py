@@ -118,7 +118,7 @@ async def rebuild_in_parts(
             pipe.send(("write", _elsewhere(index, held_of)))
         written = sum(await _all(_expect(pipe, "written", i) for i, pipe in enumerate(pipes)))
         assert written == referral_count, (written, referral_count)
-        await store.finish_parts(services, organisations)
+        await store.finish_parts(services, organisations, connections=processes)
         finished = True
         return PartsReport(events, skipped, referral_count)
     finally:
