@@ -83,6 +83,43 @@ def test_fitting_offers_match_a_need_and_the_urgency_the_services_own_first() ->
     assert [o.id for o in urgent] == ["io-f-voluntary-own", "io-a-other-semh", "io-d-other-urgent-only"]
 
 
+def test_fitting_offers_match_the_childs_age_and_an_unknown_age_fits_any() -> None:
+    ranged = [
+        offer("io-under-11", "svc-camhs", CAMHS, (NeedCode.SEMH,), max_age=10),
+        offer("io-11-only", "svc-camhs", CAMHS, (NeedCode.SEMH,), min_age=11, max_age=11),
+        offer("io-from-12", "svc-camhs", CAMHS, (NeedCode.SEMH,), min_age=12),
+        offer("io-any", "svc-camhs", CAMHS, (NeedCode.SEMH,)),
+    ]
+
+    def chosen(age: int | None) -> list[str]:
+        return [o.id for o in fitting_offers(ranged, "svc-camhs", ["SEMH"], "routine", already=set(), age=age)]
+
+    assert chosen(10) == ["io-any", "io-under-11"]
+    assert chosen(11) == ["io-11-only", "io-any"]
+    assert chosen(12) == ["io-any", "io-from-12"]
+    assert chosen(None) == ["io-11-only", "io-any", "io-from-12", "io-under-11"]
+
+
+async def test_a_child_is_signposted_only_to_offers_for_its_age_unless_its_details_were_erased(
+    uow: FakeUnitOfWork,
+) -> None:
+    await with_offers(uow)
+    # The child in these tests was born on 2015-04-12: 10 on 2026-03-02 (NOW), 11 from 2026-04-12.
+    for offer_id, ages in (("io-0-for-11-and-over", (11, None)), ("io-0-for-under-11", (None, 10))):
+        await interim.upsert_offer(offer(offer_id, "svc-camhs", CAMHS, (NeedCode.SEMH,), min_age=ages[0],
+                                         max_age=ages[1]), uow)  # fmt: skip
+    first, erased = await submit(uow), await submit(uow, "svc-ehc", key="key-2", request_hash="hash-2")
+    repository = FakeReferralRepository(uow.committed)
+    event = await interim.signpost_on_breach_alert(first, repository, FakeInterim(uow.committed), now=NOW,
+                                                   source="/t")  # fmt: skip
+    assert event is not None and event.data["offer_ids"] == ["io-0-for-under-11", *FITTING][:5]
+    uow.committed.people.pop(erased)  # erased: no date of birth, so no age to match against
+    event = await interim.signpost_on_breach_alert(erased, repository, FakeInterim(uow.committed), now=NOW,
+                                                   source="/t")  # fmt: skip
+    assert event is not None
+    assert {"io-0-for-11-and-over", "io-0-for-under-11"} <= set(event.data["offer_ids"])
+
+
 def test_at_most_five_offers_are_signposted() -> None:
     many = [offer(f"io-{i}", "svc-camhs", CAMHS, (NeedCode.SEMH,)) for i in range(7)]
     assert [o.id for o in fitting_offers(many, "svc-camhs", ["SEMH"], "routine", already=set())] == [

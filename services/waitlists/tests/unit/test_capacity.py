@@ -18,6 +18,7 @@ from waitlists.domain.capacity import (
 )
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.disclosure import Controlled, Level, node_id
+from waitlists.service_layer import capacity as capacity_cases
 
 AS_OF = date(2026, 3, 1)  # a Sunday: week k after it runs from Monday 2 March + 7(k-1) to the Sunday after
 QUEUE = [
@@ -107,3 +108,16 @@ def test_a_small_forecast_is_withheld_from_others_and_shown_to_its_organisation(
     a = node_id(Level.SERVICE, "svc-a")
     public = controlled.for_viewer(None)
     assert public.withheld(area, "forecast.base.4") or public.withheld(a, "forecast.base.4")
+
+
+def test_a_service_whose_ranking_figures_are_withheld_is_listed_after_the_ranked_ones_unnumbered() -> None:
+    def row(service_id: str, withheld: list[str]) -> capacity_cases.ForecastRow:
+        return capacity_cases.ForecastRow(None, "service", service_id, service_id, 1.0, 1.0, 28, 10, {}, {}, {},
+                                          0.5, withheld)  # fmt: skip
+
+    ranked_by_true_values = [row("svc-c", []), row("svc-b", ["breaches.12"]), row("svc-a", []),
+                             row("svc-0", ["avoided_per_extra_start"]), row("svc-d", ["waiting"])]  # fmt: skip
+    shown = capacity_cases._ranked_as_shown(ranked_by_true_values)
+    assert [(r.scope_id, r.rank) for r in shown] == [
+        ("svc-c", 1), ("svc-a", 2), ("svc-d", 3), ("svc-0", None), ("svc-b", None),
+    ]  # fmt: skip

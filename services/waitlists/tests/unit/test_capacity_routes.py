@@ -49,6 +49,7 @@ async def test_the_forecast_worked_by_hand(http: httpx.AsyncClient, caller: Call
     other = (await http.get("/v1/capacity/service/svc-camhs/forecast", params=AS_OF)).json()
     assert other["services"][0]["breaches"] == {"4": None, "12": None}
     assert other["services"][0]["avoided_per_extra_start"] is None
+    assert other["services"][0]["rank"] is None, "a place in the ranking would tell of the withheld figures"
 
 
 async def test_the_csvs_write_withheld_cells_as_c(http: httpx.AsyncClient, caller: Caller) -> None:
@@ -57,7 +58,7 @@ async def test_the_csvs_write_withheld_cells_as_c(http: httpx.AsyncClient, calle
     found = await http.get("/v1/exports/breach-forecast.csv", params=params)
     assert found.status_code == 200, found.text
     (row,) = list(csv.DictReader(io.StringIO(found.text)))
-    assert (row["rank"], row["service_id"], row["breaches_4w"], row["target_days"]) == ("1", "svc-camhs", "c", "28")
+    assert (row["rank"], row["service_id"], row["breaches_4w"], row["target_days"]) == ("c", "svc-camhs", "c", "28")
     weekly = list(csv.DictReader(io.StringIO((await http.get("/v1/exports/capacity-weekly.csv", params=params)).text)))
     assert (weekly[-1]["week_start"], weekly[-1]["demand"], weekly[0]["demand"]) == ("2026-01-05", "c", "0")
 

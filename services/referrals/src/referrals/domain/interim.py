@@ -39,8 +39,18 @@ class InterimOffer:
     active: bool = True
     version: int = 0
 
-    def suits(self, needs: Sequence[str], urgency: str) -> bool:
-        return self.active and any(n in self.needs for n in needs) and (not self.urgencies or urgency in self.urgencies)
+    def suits(self, needs: Sequence[str], urgency: str, age: int | None = None) -> bool:
+        """Active, for one of the child's needs, its urgency and its age (in whole years; None when unknown, the
+        child's details erased: then any age range suits)."""
+        return (
+            self.active
+            and any(n in self.needs for n in needs)
+            and (not self.urgencies or urgency in self.urgencies)
+            and (
+                age is None
+                or ((self.min_age is None or self.min_age <= age) and (self.max_age is None or age <= self.max_age))
+            )
+        )
 
 
 def check_offer(offer: InterimOffer, service: Service | None, provider: Organisation | None) -> None:
@@ -107,11 +117,17 @@ class SignpostNotFound(Exception):
 
 
 def fitting_offers(
-    offers: Sequence[InterimOffer], service_id: str, needs: Sequence[str], urgency: str, *, already: set[str]
+    offers: Sequence[InterimOffer],
+    service_id: str,
+    needs: Sequence[str],
+    urgency: str,
+    *,
+    already: set[str],
+    age: int | None = None,
 ) -> list[InterimOffer]:
-    """The offers that suit the child's needs and urgency, the service's own offers first (then by id), leaving out
-    those already signposted; at most ``MAX_SIGNPOSTS``."""
-    found = [o for o in offers if o.id not in already and o.suits(needs, urgency)]
+    """The offers that suit the child's needs, urgency and age, the service's own offers first (then by id), leaving
+    out those already signposted; at most ``MAX_SIGNPOSTS``."""
+    found = [o for o in offers if o.id not in already and o.suits(needs, urgency, age)]
     found.sort(key=lambda o: (o.service_id != service_id, o.id))
     return found[:MAX_SIGNPOSTS]
 

@@ -8,8 +8,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from referrals.adapters.event_mapping import signposted_event, taken_up_event
+from referrals.domain.consent import age_on
 from referrals.domain.interim import (
     InterimOffer,
     Signpost,
@@ -30,6 +32,7 @@ from referrals.service_layer.unit_of_work import UnitOfWork
 from send_shared.events.envelope import CloudEvent
 
 log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")  # a child's age is counted on the day in England
 
 
 async def upsert_offer(offer: InterimOffer, uow: UnitOfWork, *, owner: str | None = None) -> InterimOffer:
@@ -85,15 +88,23 @@ async def keep_estimate(estimate: WaitEstimate, interim: InterimRepository) -> b
 
 
 async def signpost(
-    referral: Referral, trigger: SignpostTrigger, interim: InterimRepository, *, now: datetime
+    referral: Referral,
+    trigger: SignpostTrigger,
+    interim: InterimRepository,
+    referrals: ReferralRepository,
+    *,
+    now: datetime,
 ) -> list[Signpost]:
-    """Signposts the referral to the fitting offers it was not yet signposted to (the service's own first);
-    returns the new signposts (none if nothing fits)."""
+    """Signposts the referral to the fitting offers it was not yet signposted to (the service's own first), for the
+    child's age in England today; returns the new signposts (none if nothing fits)."""
     if referral.status in FINAL:
         return []
     already = {s.offer_id for s in await interim.signposts_of(referral.id)}
     needs = [n for n in (referral.primary_need, referral.secondary_need) if n]
-    chosen = fitting_offers(await interim.all_offers(), referral.service_id, needs, referral.urgency, already=already)
+    person = await referrals.person(referral.id)  # None once erased: the age is not known, any range suits
+    age = None if person is None else age_on(person.date_of_birth, now.astimezone(LONDON).date())
+    chosen = fitting_offers(await interim.all_offers(), referral.service_id, needs, referral.urgency, already=already,
+                            age=age)  # fmt: skip
     signposts = [Signpost(referral.id, o.id, o.provider_org_id, trigger, now, position=i) for i, o in enumerate(chosen)]
     if signposts:
         await interim.add_signposts(signposts)
@@ -110,7 +121,7 @@ async def signpost_if_long_wait(
     estimate = (await uow.interim.estimates([referral.service_id])).get(referral.service_id)
     if estimate is None or not estimate.long_wait(threshold_days):
         return []
-    signposts = await signpost(referral, SignpostTrigger.LONG_WAIT, uow.interim, now=now)
+    signposts = await signpost(referral, SignpostTrigger.LONG_WAIT, uow.interim, uow.referrals, now=now)
     if signposts:
         uow.emit(signposted_event(referral, signposts, SignpostTrigger.LONG_WAIT, source), referral.id)
     return signposts
@@ -124,7 +135,7 @@ async def signpost_on_breach_alert(
     referral = await referrals.get(referral_id)
     if referral is None:
         return None
-    signposts = await signpost(referral, SignpostTrigger.CLOCK_BREACH_IMMINENT, interim, now=now)
+    signposts = await signpost(referral, SignpostTrigger.CLOCK_BREACH_IMMINENT, interim, referrals, now=now)
     if not signposts:
         return None
     return signposted_event(referral, signposts, SignpostTrigger.CLOCK_BREACH_IMMINENT, source)

@@ -557,7 +557,8 @@ function renderForecast(answer) {
 function renderRanking(answer) {
   const rows = answer.services.map((r) => {
     const row = element("tr", { "data-service": r.scope_id });
-    row.append(element("td", { class: "num" }, `${r.rank}`), element("th", { scope: "row" }, r.name));
+    row.append(element("td", { class: "num" }, r.rank === null ? WITHHELD : `${r.rank}`),
+      element("th", { scope: "row" }, r.name));
     const cells = [
       ["throughput", shown(r, "throughput_per_week", r.throughput_per_week)],
       ["demand", shown(r, "demand_per_week", r.demand_per_week)],

@@ -86,7 +86,9 @@ class WeeklyOut(BaseModel):
 class ForecastRowOut(BaseModel):
     rank: int | None = Field(
         description="1 for the service where one more start a week avoids the most breaches in 12 weeks (ties: more "
-        "breaches forecast, then id); null for the scope's total."
+        "breaches forecast, then id); null for the scope's total, and for a service whose breaches in 12 weeks or "
+        "breaches avoided per extra start are withheld (listed after the ranked ones, by id: its place would tell "
+        "of them)."
     )
     scope: Scope = Field(description="service for a service's row; the scope's level for its total.")
     scope_id: str = Field(description="The directory id of the service (or the scope, for the total).")
@@ -281,7 +283,7 @@ async def forecast_csv(
     header += ["extra_starts", "avoided_per_extra_start"]
     rows = []
     for r in found.services:
-        row = [found.as_of.isoformat(), str(r.rank), r.scope_id]
+        row = [found.as_of.isoformat(), _cell(r.rank, r.rank is None), r.scope_id]
         row += [_cell(getattr(r, name), name in r.withheld)
                 for name in ("throughput_per_week", "demand_per_week", "target_days", "waiting")]  # fmt: skip
         for name in ("breaches", "breaches_with_extra", "avoided"):

@@ -8,7 +8,7 @@ so a figure is withheld in all of them or in none, and the caller's own organisa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from waitlists.domain.capacity import (
@@ -123,19 +123,26 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
         weeks=_week_rows(controlled, node, total_flows),
         service_weeks={s: _week_rows(controlled, node_id(Level.SERVICE, s), flows[s]) for s in sorted(in_scope)},
         total=_forecast_row(controlled, node, None, request.scope.value, request.scope_id, request.scope_id, mine),
-        services=[
-            _forecast_row(
-                controlled,
-                node_id(Level.SERVICE, f.service_id),
-                rank,
-                Level.SERVICE.value,
-                f.service_id,
-                names.get(f.service_id, f.service_id),
-                [f],
-            )
-            for rank, f in enumerate(ranked, start=1)
-        ],
+        services=_ranked_as_shown([_service_row(controlled, f, names) for f in ranked]),
     )
+
+
+def _service_row(controlled: Controlled, f: ServiceForecast, names: dict[str, str]) -> ForecastRow:
+    node = node_id(Level.SERVICE, f.service_id)
+    return _forecast_row(controlled, node, None, Level.SERVICE.value, f.service_id, names.get(f.service_id, f.service_id),
+                         [f])  # fmt: skip
+
+
+RANKED_BY = ("avoided_per_extra_start", f"breaches.{RANKING_HORIZON}")
+
+
+def _ranked_as_shown(rows: list[ForecastRow]) -> list[ForecastRow]:
+    """The rows in ranking order, numbered, where the viewer sees the figures they are ranked by; a row with one of
+    them withheld comes after, unnumbered, in id order: its place among the others would tell of the withheld
+    figure."""
+    shown = [r for r in rows if not set(RANKED_BY) & set(r.withheld)]
+    hidden = sorted((r for r in rows if set(RANKED_BY) & set(r.withheld)), key=lambda r: r.scope_id)
+    return [replace(r, rank=i) for i, r in enumerate(shown, start=1)] + hidden
 
 
 def _sum_flows(per_service: list[list[WeekFlow]]) -> list[WeekFlow]:

@@ -75,7 +75,8 @@ async def services(_caller: Anyone, uow: Uow) -> list[ServiceOut]:
 async def interim_offers(_caller: Anyone, uow: Uow) -> list[InterimOfferOut]:
     """Every interim offer in the directory: support a child can have while waiting for a service (the service's
     own, a trust's in-house specialists, voluntary organisations'), with the needs it suits and how to reach it.
-    Referrals are signposted to fitting active offers, the service's own first. For anyone signed in."""
+    Referrals are signposted to active offers fitting the child's needs, urgency and age, the service's own first.
+    For anyone signed in."""
     return [offer_out(o) for o in await interim_cases.all_offers(uow)]
 
 
