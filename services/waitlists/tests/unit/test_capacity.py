@@ -7,7 +7,6 @@ from datetime import date
 from waitlists.domain.capacity import (
     Waiter,
     Week,
-    calendar_weeks,
     capacity_table,
     forecast,
     forecast_cells,
@@ -15,6 +14,7 @@ from waitlists.domain.capacity import (
     ranking,
     service_forecast,
     weekly_flows,
+    weeks_ending,
 )
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.disclosure import Controlled, Level, node_id
@@ -76,17 +76,17 @@ def test_what_if_and_ranking_per_extra_start() -> None:
     assert [f.service_id for f in ranking([calm, busy])] == ["svc-busy", "svc-calm"]
 
 
-def test_calendar_weeks_end_on_as_of_and_count_flows() -> None:
-    weeks = calendar_weeks(date(2026, 3, 4), 2)  # a Wednesday
-    assert weeks == [Week(date(2026, 2, 23), date(2026, 3, 1)), Week(date(2026, 3, 2), date(2026, 3, 4))]
-    assert [w.complete for w in weeks] == [True, False]
+def test_weeks_are_seven_days_ending_on_as_of_and_count_flows() -> None:
+    weeks = weeks_ending(date(2026, 3, 4), 2)  # a Wednesday: the weeks run Thursday to Wednesday
+    assert weeks == [Week(date(2026, 2, 19), date(2026, 2, 25)), Week(date(2026, 2, 26), date(2026, 3, 4))]
     flows = weekly_flows(
         weeks,
-        submitted={date(2026, 2, 23): 2, date(2026, 3, 1): 1, date(2026, 3, 4): 4, date(2026, 3, 5): 9},
+        submitted={date(2026, 2, 18): 7, date(2026, 2, 23): 2, date(2026, 3, 1): 1, date(2026, 3, 4): 4,
+                   date(2026, 3, 5): 9},
         started={date(2026, 2, 22): 5, date(2026, 3, 3): 2},
-        waiting_on={date(2026, 2, 22): 10, date(2026, 3, 1): 13, date(2026, 3, 4): 15},
-    )
-    assert [(f.demand, f.throughput, f.net_change) for f in flows] == [(3, 0, 3), (4, 2, 2)]
+        waiting_on={date(2026, 2, 18): 10, date(2026, 2, 25): 13, date(2026, 3, 4): 15},
+    )  # fmt: skip
+    assert [(f.demand, f.throughput, f.net_change) for f in flows] == [(2, 5, 3), (5, 2, 2)]
 
 
 def test_a_small_forecast_is_withheld_from_others_and_shown_to_its_organisation() -> None:

@@ -15,16 +15,16 @@ from .conftest import Caller
 from .fake_unit_of_work import FakeUnitOfWork
 from .test_services import change, project
 
-AS_OF = {"as_of": "2026-01-10"}  # a Saturday: the week of Monday 5 January ends on it
+AS_OF = {"as_of": "2026-01-10"}  # a Saturday: the last week runs from Sunday 4 January to it
 
 
-async def test_weekly_flows_by_calendar_week(http: httpx.AsyncClient, caller: Caller) -> None:
+async def test_weekly_flows_by_week_ending_on_as_of(http: httpx.AsyncClient, caller: Caller) -> None:
     found = await http.get("/v1/capacity/service/svc-camhs/weekly", params={**AS_OF, "weeks": 2})
     assert found.status_code == 200, found.text
     body = found.json()
-    assert [(w["week_start"], w["week_end"], w["complete"], w["demand"], w["throughput"], w["net_change"])
-            for w in body["weeks"]] == [("2025-12-29", "2026-01-04", True, 0, 0, 0),
-                                        ("2026-01-05", "2026-01-10", False, 1, 0, 1)]  # fmt: skip
+    assert [(w["week_start"], w["week_end"], w["demand"], w["throughput"], w["net_change"])
+            for w in body["weeks"]] == [("2025-12-28", "2026-01-03", 0, 0, 0),
+                                        ("2026-01-04", "2026-01-10", 1, 0, 1)]  # fmt: skip
     caller.act_as("org-school", Role.REFERRER)
     other = (await http.get("/v1/capacity/service/svc-camhs/weekly", params={**AS_OF, "weeks": 2})).json()
     assert other["suppressed"] is True
@@ -60,7 +60,7 @@ async def test_the_csvs_write_withheld_cells_as_c(http: httpx.AsyncClient, calle
     (row,) = list(csv.DictReader(io.StringIO(found.text)))
     assert (row["rank"], row["service_id"], row["breaches_4w"], row["target_days"]) == ("c", "svc-camhs", "c", "28")
     weekly = list(csv.DictReader(io.StringIO((await http.get("/v1/exports/capacity-weekly.csv", params=params)).text)))
-    assert (weekly[-1]["week_start"], weekly[-1]["demand"], weekly[0]["demand"]) == ("2026-01-05", "c", "0")
+    assert (weekly[-1]["week_start"], weekly[-1]["demand"], weekly[0]["demand"]) == ("2026-01-04", "c", "0")
 
 
 async def test_bad_input_is_a_problem_naming_the_field(http: httpx.AsyncClient) -> None:

@@ -512,7 +512,7 @@ function renderDemand() {
   if (!weeks.length || weeks.every((w) => fields.every(([f]) => w[f] === 0))) {
     return empty(container, `No referrals came in or started at ${who} in these weeks.`);
   }
-  const labels = weeks.map((w) => `w/c ${dateText(w.week_start, { day: "numeric", month: "short" })}${w.complete ? "" : " (part)"}`);
+  const labels = weeks.map((w) => dateText(w.week_end, { day: "numeric", month: "short" }));
   const values = weeks.flatMap((w) => fields.map(([f]) => w[f] || 0));
   const top = Math.max(4, ...values), bottom = Math.min(0, ...values);
   const tick = Math.max(1, Math.ceil((top - bottom) / 4));
@@ -524,9 +524,9 @@ function renderDemand() {
   const ticks = [0, 1, 2, 3, 4].map((i) => i * tick);
   lineChart(container, series, labels, {
     max: 4 * tick, ticks, format: (v) => `${v + floor}`, unit: "referrals a week",
-  }, `${who}: referrals in, support started and the change in the number waiting, each calendar week`);
-  numbersTable(container, `${who}: each calendar week (Monday to Sunday)`,
-    ["Week beginning", ...fields.map(([, n]) => n), "Waiting at the end"],
+  }, `${who}: referrals in, support started and the change in the number waiting, each week (by the day it ends)`);
+  numbersTable(container, `${who}: each week of seven days, the latest ending on the date chosen`,
+    ["Week ending", ...fields.map(([, n]) => n), "Waiting at the end"],
     weeks.map((w, i) => [labels[i], ...fields.map(([f]) => shown(w, f, w[f])), shown(w, "waiting_at_end", w.waiting_at_end)]));
 }
 

@@ -1,9 +1,11 @@
 """Demand, capacity and the breach forecast of a service (issue #18). Pure Python, business dates (Europe/London).
 
-**Weeks.** Calendar weeks, Monday to Sunday. The week holding ``as_of`` ends on ``as_of`` (a part week); nothing
-after ``as_of`` is counted. Per week: *demand* (referrals submitted in it), *throughput* (referrals whose support
-started, their first ``in_progress``, in it) and the *net change* in the list: children waiting at the end of its
-last day less those waiting at the end of the day before it.
+**Weeks.** Seven-day weeks ending on ``as_of``, ``as_of`` less 7 days, and so on: the weeks of the published
+figures' flows (``domain.metrics``), so demand and throughput here are those figures' referrals in and started, and
+the two never differ by part of a week (a count the difference of two published ones could give back). Nothing after
+``as_of`` is counted. Per week: *demand* (referrals submitted in it), *throughput* (referrals whose support started,
+their first ``in_progress``, in it) and the *net change* in the list: children waiting at the end of its last day
+less those waiting at the end of the day before it.
 
 **Rates.** Throughput is the mean starts a week over the ``window_weeks`` (default 8) seven-day windows ending on
 ``as_of``; demand is the mean referrals in a week over the same days.
@@ -41,37 +43,26 @@ from datetime import date, timedelta
 
 from waitlists.domain.clocks import ServiceClocks, target_days
 from waitlists.domain.disclosure import Cells, Level, Node, Table, node_id
+from waitlists.domain.metrics import FLOW_WEEKS
 from waitlists.domain.timeline import add_days
 
 WINDOW_WEEKS = 8  # the recent weeks the throughput and demand rates are means over
-WEEKS_SHOWN = 12  # calendar weeks of demand and throughput, the one holding as_of last
+WEEKS_SHOWN = FLOW_WEEKS  # weeks of demand and throughput, the one ending on as_of last
 HORIZONS = (4, 12)
 RANKING_HORIZON = 12
 _EPSILON = 1e-9  # floor(k * rate) of a rate like 0.1 * 3 that floating point leaves at 2.9999...
 
 
-def week_monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
 @dataclass(frozen=True, slots=True)
 class Week:
-    start: date  # a Monday
-    end: date  # its Sunday, or as_of for the week holding it
-
-    @property
-    def complete(self) -> bool:
-        return (self.end - self.start).days == 6
+    start: date
+    end: date  # six days after its start: as_of, or a multiple of seven days before it
 
 
-def calendar_weeks(as_of: date, weeks: int) -> list[Week]:
-    """The ``weeks`` calendar weeks up to the one holding ``as_of`` (which ends on it), oldest first."""
-    last = week_monday(as_of)
-    found = [Week(last, as_of)]
-    for _ in range(weeks - 1):
-        monday = found[-1].start - timedelta(days=7)
-        found.append(Week(monday, monday + timedelta(days=6)))
-    return list(reversed(found))
+def weeks_ending(as_of: date, weeks: int) -> list[Week]:
+    """The ``weeks`` seven-day weeks ending on ``as_of`` and before it, oldest first."""
+    ends = [as_of - timedelta(days=7 * back) for back in range(weeks - 1, -1, -1)]
+    return [Week(end - timedelta(days=6), end) for end in ends]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +186,7 @@ class ServiceForecast:
     extra_starts: int
     started_in_window: int  # the counts the rates are means of
     submitted_in_window: int
+    window_weeks: int  # the seven-day weeks ending on as_of they are counted over
 
     def avoided(self, weeks: int) -> int:
         return self.base.within(weeks) - self.what_if.within(weeks)
@@ -227,7 +219,8 @@ def service_forecast(
         return forecast(queue, as_of, throughput + extra, demand, target)
 
     return ServiceForecast(service_id, throughput, demand, target, len(queue), run(0), run(extra_starts), run(1),
-                           extra_starts, round(throughput * window_weeks), round(demand * window_weeks))  # fmt: skip
+                           extra_starts, round(throughput * window_weeks), round(demand * window_weeks),
+                           window_weeks)  # fmt: skip
 
 
 def ranking(found: Iterable[ServiceForecast]) -> list[ServiceForecast]:
@@ -238,31 +231,49 @@ def ranking(found: Iterable[ServiceForecast]) -> list[ServiceForecast]:
 # Disclosure control ---------------------------------------------------------------------------------------------
 
 
+def week_cell(back: int, measure: str) -> str:
+    """The cell of a week's demand (``demand``), throughput (``throughput``) or children waiting at its end
+    (``waiting_end``), the week ending ``back`` weeks before as_of: the published figures' own cell where they
+    publish the same count (their flows of the last ``FLOW_WEEKS`` weeks, their children waiting on as_of), so one
+    count is one cell, withheld in both or in neither."""
+    if measure == "waiting_end":
+        return "waiting" if back == 0 else f"week.{back}.waiting_end"
+    if back < FLOW_WEEKS:
+        return f"flow.{FLOW_WEEKS - 1 - back}.{'arrived' if measure == 'demand' else 'started'}"
+    return f"week.{back}.{measure}"
+
+
+def net_change_cell(back: int) -> str:
+    return f"week.{back}.net_change"
+
+
 def flow_cells(flows: Sequence[WeekFlow], c: Cells | None = None) -> Cells:
-    """Cells of the weekly flows: counts per week (``week.<i>.demand``, ``.throughput``, ``.waiting_end``, and the
-    waiting at the start of the first week), net change derived from the waiting counts at both ends."""
+    """Cells of the weekly flows (``week_cell``): demand, throughput and the waiting at each week's end, and the
+    waiting at the start of the first week; net change derived from the waiting counts at both ends."""
     c = Cells() if c is None else c
     if not flows:
         return c
     c.add("week.start.waiting", flows[0].waiting_at_start)
     for i, f in enumerate(flows):
-        c.add(f"week.{i}.demand", f.demand)
-        c.add(f"week.{i}.throughput", f.throughput)
-        c.add(f"week.{i}.waiting_end", f.waiting_at_end)
-        before = "week.start.waiting" if i == 0 else f"week.{i - 1}.waiting_end"
-        c.derived[f"week.{i}.net_change"] = (before, f"week.{i}.waiting_end")
+        back = len(flows) - 1 - i
+        c.add(week_cell(back, "demand"), f.demand)
+        c.add(week_cell(back, "throughput"), f.throughput)
+        c.add(week_cell(back, "waiting_end"), f.waiting_at_end)
+        before = "week.start.waiting" if i == 0 else week_cell(back + 1, "waiting_end")
+        c.derived[net_change_cell(back)] = (before, week_cell(back, "waiting_end"))
     return c
 
 
-def forecast_cells(f: ServiceForecast, c: Cells | None = None, waiting_as: str | None = None) -> Cells:
+def forecast_cells(f: ServiceForecast, c: Cells | None = None, weeks_held: int = 0) -> Cells:
     """Cells of a forecast: breaches within each horizon, with the extra starts and avoided (their difference), and
-    the avoided by one more start a week, whose per-start figure derives from it. ``waiting_as``: the cell already
-    holding the children waiting on as_of (the last week's), which ``forecast.waiting`` is then another name of."""
+    the avoided by one more start a week, whose per-start figure derives from it. ``weeks_held``: how many weeks of
+    flows ``c`` holds already, ending on as_of; with any, ``forecast.waiting`` is another name of the waiting at the
+    last one's end, and the rates' counts are the sums of the weeks they cover, when it holds them all."""
     c = Cells() if c is None else c
-    if waiting_as is None:
-        c.add("forecast.waiting", f.waiting)
+    if weeks_held:
+        c.aliases["forecast.waiting"] = week_cell(0, "waiting_end")
     else:
-        c.aliases["forecast.waiting"] = waiting_as
+        c.add("forecast.waiting", f.waiting)
     for h in HORIZONS:
         c.add(f"forecast.base.{h}", f.base.within(h))
         c.add(f"forecast.what_if.{h}", f.what_if.within(h))
@@ -273,6 +284,9 @@ def forecast_cells(f: ServiceForecast, c: Cells | None = None, waiting_as: str |
     c.complement(f"forecast.what_if.{last}", f"forecast.what_if.{first}", "forecast.what_if.later")
     c.add("rate.started", f.started_in_window)  # published as a mean a week, which gives the count back
     c.add("rate.submitted", f.submitted_in_window)
+    if 0 < f.window_weeks <= weeks_held:
+        c.relate("rate.started", (week_cell(back, "throughput") for back in range(f.window_weeks)))
+        c.relate("rate.submitted", (week_cell(back, "demand") for back in range(f.window_weeks)))
     c.derived |= {"rate.throughput": ("rate.started",), "rate.demand": ("rate.submitted",)}
     c.add("forecast.one_more.avoided", f.avoided_by_one_more)
     c.complement(f"forecast.base.{RANKING_HORIZON}", "forecast.one_more.avoided", "forecast.one_more.left")
@@ -282,8 +296,7 @@ def forecast_cells(f: ServiceForecast, c: Cells | None = None, waiting_as: str |
 
 def service_cells(flows: Sequence[WeekFlow], f: ServiceForecast) -> Cells:
     """One service's cells: its weekly flows and its forecast, the waiting on as_of counted once."""
-    c = flow_cells(flows)
-    return forecast_cells(f, c, f"week.{len(flows) - 1}.waiting_end" if flows else None)
+    return forecast_cells(f, flow_cells(flows), len(flows))
 
 
 def capacity_table(area_id: str, per_service: Mapping[str, Cells], organisation_of: Mapping[str, str]) -> Table:

@@ -245,19 +245,24 @@ class Table:
         return found
 
 
-def protect(table: Table) -> frozenset[Key]:
+def protect(table: Table, settled: Mapping[Key, bool] | None = None) -> frozenset[Key]:
     """The published cells to withhold: primary suppression, then secondary until no withheld value and no small
     unpublished difference can be recovered, by the public or by any organisation knowing its own figures.
 
+    ``settled``: cells another output publishes too and has decided (True: withheld there, so withheld here and
+    protected as if small; False: published there, so known to everyone, and never withheld here to protect
+    another). A second output of the same counts protects itself this way against the first.
+
     The same answer for the same figures: a table whose values, relations and owners equal one protected recently is
     answered from a small in-process memo (keyed by the table's whole content, so nothing goes stale)."""
-    key = table.fingerprint()
+    decided = dict(settled or {})
+    key = (table.fingerprint(), tuple(sorted(decided.items())))
     with _MEMO_LOCK:
         found = _MEMO.get(key)
         if found is not None:
             _MEMO.move_to_end(key)
             return found
-    found = _protect(table)
+    found = _protect(table, decided)
     with _MEMO_LOCK:
         _MEMO[key] = found
         while len(_MEMO) > _MEMO_SIZE:
@@ -265,7 +270,7 @@ def protect(table: Table) -> frozenset[Key]:
     return found
 
 
-_MEMO: OrderedDict[tuple[object, ...], frozenset[Key]] = OrderedDict()
+_MEMO: OrderedDict[tuple[tuple[object, ...], tuple[tuple[Key, bool], ...]], frozenset[Key]] = OrderedDict()
 _MEMO_SIZE = 32  # a table of a large area holds some thousands of cells
 _MEMO_LOCK = threading.Lock()
 
@@ -294,7 +299,7 @@ class _Viewer:
             unknown[j] += 1
 
 
-def _protect(table: Table) -> frozenset[Key]:
+def _protect(table: Table, settled: Mapping[Key, bool]) -> frozenset[Key]:
     values = table.values()
     keys = list(values)
     size = len(keys)
@@ -317,10 +322,18 @@ def _protect(table: Table) -> frozenset[Key]:
         for cell in cells:
             member[cell].append(i)
     hidden = bytearray(1 if published[i] and small(value[i]) else 0 for i in range(size))
+    public = bytearray(size)  # published by another output: known to all, never withheld here
+    for k, withheld in settled.items():
+        if k in index:
+            hidden[index[k]] = 1 if withheld else 0
+            public[index[k]] = 0 if withheld else 1
+    _known_from(public, hidden, relations, member)
     components = _components(size, relations)
 
-    visible = bytearray(1 if published[i] and not hidden[i] and not zero[i] else 0 for i in range(size))
-    known = bytearray(a | b for a, b in zip(visible, zero, strict=True))
+    visible = bytearray(
+        1 if published[i] and not hidden[i] and not zero[i] and not public[i] else 0 for i in range(size)
+    )
+    known = bytearray(a | b | c for a, b, c in zip(visible, zero, public, strict=True))
     unknown = [sum(not known[k] for k in r) for r in relations]
     viewers = [_Viewer(visible, known, unknown, {}, True)]
     # An organisation knows its own cells (published or not) as well, and learns from an area cell only the cell
@@ -363,6 +376,27 @@ def _protect(table: Table) -> frozenset[Key]:
                             other.withhold(cell, member)
         dirty = touched
     return frozenset(keys[i] for i in range(size) if hidden[i] and not zero[i])
+
+
+def _known_from(
+    public: bytearray, hidden: bytearray, relations: Sequence[tuple[int, ...]], member: Sequence[Sequence[int]]
+) -> None:
+    """Marks public every cell that the public cells give away through the relations (withholding it would protect
+    nothing), but a small one, which stays withheld."""
+    unknown = [sum(not public[k] for k in r) for r in relations]
+    queue = [i for i, n in enumerate(unknown) if n == 1]
+    while queue:
+        i = queue.pop()
+        if unknown[i] != 1:
+            continue
+        cell = next(k for k in relations[i] if not public[k])
+        if hidden[cell]:
+            continue  # small, or withheld by the other output: it stays withheld here
+        public[cell] = 1
+        for j in member[cell]:
+            unknown[j] -= 1
+            if unknown[j] == 1:
+                queue.append(j)
 
 
 def _components(size: int, relations: Sequence[tuple[int, ...]]) -> list[list[int]]:
@@ -456,8 +490,8 @@ class Controlled:
     viewer: str | None = None
 
     @classmethod
-    def of(cls, table: Table) -> Controlled:
-        return cls(table, protect(table))
+    def of(cls, table: Table, settled: Mapping[Key, bool] | None = None) -> Controlled:
+        return cls(table, protect(table, settled))
 
     def for_viewer(self, organisation_id: str | None) -> Controlled:
         return Controlled(self.table, self.hidden, organisation_id)

@@ -37,14 +37,18 @@ WindowWeeks = Annotated[
           f"(default {WINDOW_WEEKS})."),
 ]  # fmt: skip
 Weeks = Annotated[
-    int, Query(ge=1, le=52, description=f"Calendar weeks shown, 1 to 52 (default {WEEKS_SHOWN}), as_of's last.")
+    int,
+    Query(
+        ge=1,
+        le=52,
+        description=f"Weeks shown (seven days each, the last ending on as_of), 1 to 52 (default {WEEKS_SHOWN}).",
+    ),
 ]
 
 
 class WeekOut(BaseModel):
-    week_start: date = Field(description="The Monday the calendar week starts on, YYYY-MM-DD (Europe/London).")
-    week_end: date = Field(description="Its Sunday, or as_of for the week holding as_of, YYYY-MM-DD.")
-    complete: bool = Field(description="False for the week holding as_of when as_of is not a Sunday (a part week).")
+    week_start: date = Field(description="The week's first day, YYYY-MM-DD (Europe/London).")
+    week_end: date = Field(description="Its last day, six days later: as_of, or a multiple of seven days before it.")
     demand: int | None = Field(description="Referrals submitted in the week." + _WITHHELD)
     throughput: int | None = Field(description="Referrals whose support started (first in_progress) in the week."
                                    + _WITHHELD)  # fmt: skip
@@ -56,7 +60,7 @@ class WeekOut(BaseModel):
     withheld: list[str] = Field(description="The fields of this week withheld (each null).")
 
 
-_WEEK_EXAMPLE: JsonDict = {"week_start": "2026-11-23", "week_end": "2026-11-29", "complete": True, "demand": 9,
+_WEEK_EXAMPLE: JsonDict = {"week_start": "2026-11-23", "week_end": "2026-11-29", "demand": 9,
                  "throughput": 7, "net_change": 2, "waiting_at_end": 41, "withheld": []}  # fmt: skip
 
 
@@ -181,7 +185,7 @@ async def weekly(
     scope: ScopePath, scope_id: ScopeIdPath, caller: Reader, uow: UnitOfWorkDep, as_of: AsOf = None,
     weeks: Weeks = WEEKS_SHOWN,
 ) -> WeeklyOut:  # fmt: skip
-    """Per calendar week (Monday to Sunday, Europe/London) up to the one holding `as_of`: referrals in (demand),
+    """Per week (seven days, Europe/London; the last ends on `as_of`, as the figures' weekly flows): referrals in (demand),
     support started (throughput) and the net change in the number waiting, for the scope and each of its services.
     Only what happened by `as_of` counts. Readers as for the figures; other organisations' counts under disclosure
     control, named in `withheld`."""
@@ -235,27 +239,25 @@ def _csv(header: list[str], rows: list[list[str]], filename: str) -> PlainTextRe
 @router.get(
     "/exports/capacity-weekly.csv",
     response_class=PlainTextResponse,
-    summary="Demand, throughput and net change per service and calendar week",
+    summary="Demand, throughput and net change per service and week",
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def weekly_csv(
     caller: Reader, uow: UnitOfWorkDep, scope: ScopeQuery, scope_id: ScopeIdQuery, as_of: AsOf = None,
     weeks: Weeks = WEEKS_SHOWN,
 ) -> PlainTextResponse:  # fmt: skip
-    """One row per service of the scope and calendar week, as in `/v1/capacity/{scope}/{scope_id}/weekly`; a
+    """One row per service of the scope and week, as in `/v1/capacity/{scope}/{scope_id}/weekly`; a
     withheld count is written `c`."""
     found = await _report(capacity.CapacityRequest(scope, scope_id, as_of_or_today(as_of), weeks=weeks), uow,
                           caller.organisation_id)  # fmt: skip
-    header = ["as_of", "service_id", "week_start", "week_end", "complete", "demand", "throughput", "net_change",
-              "waiting_at_end"]  # fmt: skip
+    header = ["as_of", "service_id", "week_start", "week_end", "demand", "throughput", "net_change", "waiting_at_end"]
     rows = [
         [
             found.as_of.isoformat(),
             service_id,
             w.week_start.isoformat(),
             w.week_end.isoformat(),
-            str(w.complete).lower(),
-            *(_cell(getattr(w, name), name in w.withheld) for name in header[5:]),
+            *(_cell(getattr(w, name), name in w.withheld) for name in header[4:]),
         ]
         for service_id, weeks_of in found.service_weeks.items()
         for w in weeks_of

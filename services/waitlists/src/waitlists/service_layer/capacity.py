@@ -19,16 +19,18 @@ from waitlists.domain.capacity import (
     ServiceForecast,
     WeekFlow,
     boundary_days,
-    calendar_weeks,
     capacity_table,
+    net_change_cell,
     ranking,
     service_cells,
     service_forecast,
+    week_cell,
     weekly_flows,
+    weeks_ending,
 )
-from waitlists.domain.disclosure import Controlled, Level, Withheld, node_id
+from waitlists.domain.disclosure import Controlled, Level, Table, Withheld, node_id
 from waitlists.domain.scope import Scope
-from waitlists.service_layer.reporting import UnknownScope
+from waitlists.service_layer.reporting import FigureRequest, UnknownScope, area_controls
 from waitlists.service_layer.unit_of_work import UnitOfWork
 
 
@@ -36,7 +38,6 @@ from waitlists.service_layer.unit_of_work import UnitOfWork
 class WeekRow:
     week_start: date
     week_end: date
-    complete: bool
     demand: int | None
     throughput: int | None
     net_change: int | None
@@ -87,7 +88,7 @@ class CapacityRequest:
 
 async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: str | None = None) -> CapacityReport:
     day = request.as_of
-    shown = calendar_weeks(day, request.weeks)
+    shown = weeks_ending(day, request.weeks)
     first = min(shown[0].start, day - timedelta(days=7 * request.window_weeks - 1))
     async with uow:
         in_scope = await uow.directory.scope_services(request.scope, request.scope_id)
@@ -97,6 +98,8 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
         in_area = {**await uow.directory.scope_services(Scope.AREA, area_id), **in_scope}
         names = {s.service_id: s.name for s in (await uow.directory.services(in_area)).values()}
         read = await uow.facts.activity(sorted(in_area), first, day, boundary_days(shown))
+        published, _ = await area_controls(uow, request.scope, request.scope_id, day, FigureRequest(
+            request.scope, request.scope_id, day).period)  # fmt: skip
     flows: dict[str, list[WeekFlow]] = {}
     forecasts: dict[str, ServiceForecast] = {}
     for service_id, service in in_area.items():
@@ -108,7 +111,7 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
             service_id, request.scope_id if request.scope is Scope.ORGANISATION else f"unknown-{service_id}"
         )
     table = capacity_table(area_id, {s: service_cells(flows[s], forecasts[s]) for s in in_area}, organisation_of)
-    controlled = Controlled.of(table).for_viewer(viewer)
+    controlled = Controlled.of(table, _settled_by(published, table)).for_viewer(viewer)
     node = node_id(request.scope, request.scope_id)
     ranked = ranking(forecasts[s] for s in in_scope)
     mine = [forecasts[s] for s in in_scope]
@@ -125,6 +128,13 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
         total=_forecast_row(controlled, node, None, request.scope.value, request.scope_id, request.scope_id, mine),
         services=_ranked_as_shown([_service_row(controlled, f, names) for f in ranked]),
     )
+
+
+def _settled_by(figures: Controlled, table: Table) -> dict[tuple[str, str], bool]:
+    """The cells of ``table`` the published figures (the area's, on the same day, for their default period) hold
+    too, with whether they withhold them: their flows and their waiting on as_of, shown or withheld here as there."""
+    theirs = figures.table.published()
+    return {key: key in figures.hidden for key in table.published() & theirs}
 
 
 def _service_row(controlled: Controlled, f: ServiceForecast, names: dict[str, str]) -> ForecastRow:
@@ -164,16 +174,15 @@ def _week_rows(controlled: Controlled, node: str, flows: list[WeekFlow]) -> list
     rows = []
     for i, f in enumerate(flows):
         w = Withheld(controlled, node)
-        p = f"week.{i}."
+        back = len(flows) - 1 - i
         rows.append(
             WeekRow(
                 f.week.start,
                 f.week.end,
-                f.week.complete,
-                demand=w("demand", p + "demand", f.demand),
-                throughput=w("throughput", p + "throughput", f.throughput),
-                net_change=w("net_change", p + "net_change", f.net_change),
-                waiting_at_end=w("waiting_at_end", p + "waiting_end", f.waiting_at_end),
+                demand=w("demand", week_cell(back, "demand"), f.demand),
+                throughput=w("throughput", week_cell(back, "throughput"), f.throughput),
+                net_change=w("net_change", net_change_cell(back), f.net_change),
+                waiting_at_end=w("waiting_at_end", week_cell(back, "waiting_end"), f.waiting_at_end),
                 withheld=w.paths,
             )
         )
