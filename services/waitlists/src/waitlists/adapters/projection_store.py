@@ -108,7 +108,9 @@ class SqlProjectionStore:
                     await side.execute(text(f"VACUUM ANALYZE {BUILD_SCHEMA}.{table.name}"))
                 await side.execute(text("RESET maintenance_work_mem"))
 
-        await asyncio.gather(*(index_and_vacuum() for _ in range(max(1, connections))))
+        async with asyncio.TaskGroup() as group:  # one failing stops the others before the tables are dropped
+            for _ in range(max(1, min(connections, len(tables)))):
+                group.create_task(index_and_vacuum())
         await _swap_in(self._engine)
 
     async def abandon_parts(self) -> None:

@@ -264,13 +264,15 @@ def flow_cells(flows: Sequence[WeekFlow], c: Cells | None = None) -> Cells:
     return c
 
 
-def forecast_cells(f: ServiceForecast, c: Cells | None = None, weeks_held: int = 0) -> Cells:
+def forecast_cells(
+    f: ServiceForecast, c: Cells | None = None, *, weeks_held: int = 0, waiting_held: bool = False
+) -> Cells:
     """Cells of a forecast: breaches within each horizon, with the extra starts and avoided (their difference), and
     the avoided by one more start a week, whose per-start figure derives from it. ``weeks_held``: how many weeks of
-    flows ``c`` holds already, ending on as_of; with any, ``forecast.waiting`` is another name of the waiting at the
-    last one's end, and the rates' counts are the sums of the weeks they cover, when it holds them all."""
+    demand and throughput ``c`` holds already, ending on as_of: the rates' counts are the sums of the weeks they
+    cover, when it holds them all; ``waiting_held``: ``forecast.waiting`` is another name of the waiting on as_of."""
     c = Cells() if c is None else c
-    if weeks_held:
+    if waiting_held:
         c.aliases["forecast.waiting"] = week_cell(0, "waiting_end")
     else:
         c.add("forecast.waiting", f.waiting)
@@ -294,9 +296,17 @@ def forecast_cells(f: ServiceForecast, c: Cells | None = None, weeks_held: int =
     return c
 
 
-def service_cells(flows: Sequence[WeekFlow], f: ServiceForecast) -> Cells:
-    """One service's cells: its weekly flows and its forecast, the waiting on as_of counted once."""
-    return forecast_cells(f, flow_cells(flows), len(flows))
+def service_cells(flows: Sequence[WeekFlow], f: ServiceForecast, earlier: Sequence[tuple[int, int]] = ()) -> Cells:
+    """One service's cells: its weekly flows and its forecast, the waiting on as_of counted once. ``earlier``: the
+    demand and throughput of the weeks before those shown (the one before them first), held but not published, so
+    that a rate over more weeks than are shown, or a week the published figures show and withhold, is still related
+    to what it counts."""
+    c = flow_cells(flows)
+    for i, (demand, throughput) in enumerate(earlier):
+        back = len(flows) + i
+        c.add(week_cell(back, "demand"), demand, publish=False)
+        c.add(week_cell(back, "throughput"), throughput, publish=False)
+    return forecast_cells(f, c, weeks_held=len(flows) + len(earlier), waiting_held=bool(flows))
 
 
 def capacity_table(area_id: str, per_service: Mapping[str, Cells], organisation_of: Mapping[str, str]) -> Table:

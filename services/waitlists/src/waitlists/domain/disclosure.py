@@ -327,7 +327,8 @@ def _protect(table: Table, settled: Mapping[Key, bool]) -> frozenset[Key]:
         if k in index:
             hidden[index[k]] = 1 if withheld else 0
             public[index[k]] = 0 if withheld else 1
-    _known_from(public, hidden, relations, member)
+            published[index[k]] = 1  # published by the other output: protected as if here too
+    _known_from(public, zero, hidden, relations, member)
     components = _components(size, relations)
 
     visible = bytearray(
@@ -379,17 +380,21 @@ def _protect(table: Table, settled: Mapping[Key, bool]) -> frozenset[Key]:
 
 
 def _known_from(
-    public: bytearray, hidden: bytearray, relations: Sequence[tuple[int, ...]], member: Sequence[Sequence[int]]
+    public: bytearray,
+    zero: bytearray,
+    hidden: bytearray,
+    relations: Sequence[tuple[int, ...]],
+    member: Sequence[Sequence[int]],
 ) -> None:
-    """Marks public every cell that the public cells give away through the relations (withholding it would protect
-    nothing), but a small one, which stays withheld."""
-    unknown = [sum(not public[k] for k in r) for r in relations]
+    """Marks public every cell that the public cells (and those known to be 0) give away through the relations
+    (withholding it would protect nothing), but a small one, which stays withheld."""
+    unknown = [sum(not (public[k] or zero[k]) for k in r) for r in relations]
     queue = [i for i, n in enumerate(unknown) if n == 1]
     while queue:
         i = queue.pop()
         if unknown[i] != 1:
             continue
-        cell = next(k for k in relations[i] if not public[k])
+        cell = next(k for k in relations[i] if not (public[k] or zero[k]))
         if hidden[cell]:
             continue  # small, or withheld by the other output: it stays withheld here
         public[cell] = 1

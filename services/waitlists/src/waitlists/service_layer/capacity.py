@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 
 from waitlists.domain.capacity import (
     HORIZONS,
@@ -29,6 +29,7 @@ from waitlists.domain.capacity import (
     weeks_ending,
 )
 from waitlists.domain.disclosure import Controlled, Level, Table, Withheld, node_id
+from waitlists.domain.metrics import FLOW_WEEKS
 from waitlists.domain.scope import Scope
 from waitlists.service_layer.reporting import FigureRequest, UnknownScope, area_controls
 from waitlists.service_layer.unit_of_work import UnitOfWork
@@ -88,8 +89,10 @@ class CapacityRequest:
 
 async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: str | None = None) -> CapacityReport:
     day = request.as_of
-    shown = weeks_ending(day, request.weeks)
-    first = min(shown[0].start, day - timedelta(days=7 * request.window_weeks - 1))
+    # Every week a rate or the published figures' flows cover is held, the ones not shown unpublished.
+    held = weeks_ending(day, max(request.weeks, request.window_weeks, FLOW_WEEKS))
+    shown, before = held[-request.weeks :], held[: -request.weeks]
+    first = held[0].start
     async with uow:
         in_scope = await uow.directory.scope_services(request.scope, request.scope_id)
         if not in_scope:
@@ -101,16 +104,21 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
         published, _ = await area_controls(uow, request.scope, request.scope_id, day, FigureRequest(
             request.scope, request.scope_id, day).period)  # fmt: skip
     flows: dict[str, list[WeekFlow]] = {}
+    earlier: dict[str, list[tuple[int, int]]] = {}
     forecasts: dict[str, ServiceForecast] = {}
     for service_id, service in in_area.items():
         seen = read[service_id]
         flows[service_id] = weekly_flows(shown, seen.submitted, seen.started, seen.waiting_on)
+        earlier[service_id] = [(f.demand, f.throughput) for f in reversed(weekly_flows(before, seen.submitted,
+                                                                                          seen.started, {}))]  # fmt: skip
         forecasts[service_id] = service_forecast(service_id, service, seen.queue, day, seen.submitted, seen.started,
                                                  request.extra_starts, request.window_weeks)  # fmt: skip
         organisation_of.setdefault(
             service_id, request.scope_id if request.scope is Scope.ORGANISATION else f"unknown-{service_id}"
         )
-    table = capacity_table(area_id, {s: service_cells(flows[s], forecasts[s]) for s in in_area}, organisation_of)
+    table = capacity_table(
+        area_id, {s: service_cells(flows[s], forecasts[s], earlier[s]) for s in in_area}, organisation_of
+    )
     controlled = Controlled.of(table, _settled_by(published, table)).for_viewer(viewer)
     node = node_id(request.scope, request.scope_id)
     ranked = ranking(forecasts[s] for s in in_scope)
@@ -134,7 +142,7 @@ def _settled_by(figures: Controlled, table: Table) -> dict[tuple[str, str], bool
     """The cells of ``table`` the published figures (the area's, on the same day, for their default period) hold
     too, with whether they withhold them: their flows and their waiting on as_of, shown or withheld here as there."""
     theirs = figures.table.published()
-    return {key: key in figures.hidden for key in table.published() & theirs}
+    return {key: key in figures.hidden for key in table.values().keys() & theirs}
 
 
 def _service_row(controlled: Controlled, f: ServiceForecast, names: dict[str, str]) -> ForecastRow:

@@ -67,6 +67,9 @@ class PartsReport:
     referrals: int
 
 
+PART_GRACE = 10.0  # seconds a part has to end after SIGTERM (or, once finished, after its last answer)
+
+
 class PartFailed(Exception):
     """A part's process ended without saying why (killed, or out of memory)."""
 
@@ -89,7 +92,7 @@ async def rebuild_in_parts(
     try:
         for index in range(processes):
             here, there = context.Pipe()
-            worker = context.Process(target=_part, args=(there, store, replay, (index, processes)),
+            worker = context.Process(target=_part, args=(there, tuple(pipes), store, replay, (index, processes)),
                                      name=f"rebuild-part-{index}", daemon=True)  # fmt: skip
             worker.start()
             there.close()
@@ -117,19 +120,30 @@ async def rebuild_in_parts(
         for index, pipe in enumerate(pipes):
             pipe.send(("write", _elsewhere(index, held_of)))
         written = sum(await _all(_expect(pipe, "written", i) for i, pipe in enumerate(pipes)))
-        assert written == referral_count, (written, referral_count)
+        if written != referral_count:
+            raise PartFailed(f"the parts wrote {written} referrals of the {referral_count} they folded")
         await store.finish_parts(services, organisations, connections=processes)
         finished = True
         return PartsReport(events, skipped, referral_count)
     finally:
         for pipe in pipes:
             pipe.close()
-        for process in workers:
-            if not finished:
-                process.terminate()
-            process.join()
+        _end(workers, finished)  # in this thread: a thread left running would be in every later fork
         if not finished:
-            await store.abandon_parts()
+            with contextlib.suppress(Exception):  # the error that stopped the rebuild is the one to report
+                await store.abandon_parts()
+
+
+def _end(workers: Sequence[BaseProcess], finished: bool) -> None:
+    """Waits for every part to end (terminated first unless the rebuild finished); one that will not end on
+    SIGTERM within ``PART_GRACE`` seconds is killed."""
+    for process in workers:
+        if not finished:
+            process.terminate()
+        process.join(PART_GRACE)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 async def _all(waits: Any) -> list[Any]:
@@ -215,8 +229,13 @@ def _elsewhere(index: int, held_of: Sequence[dict[str, list[ProjectedReferral]]]
 # --- in the part's process --------------------------------------------------------------------------------
 
 
-def _part(pipe: Connection, store: ProjectionStore, replay: Replay, share: tuple[int, int]) -> None:
-    with contextlib.suppress(ValueError):  # the parent loop's wake-up pipe: a signal here must not wake it
+def _part(
+    pipe: Connection, others: Sequence[Connection], store: ProjectionStore, replay: Replay, share: tuple[int, int]
+) -> None:
+    for other in others:  # the parent's ends of the parts forked before: held open here, a dead parent goes unseen
+        other.close()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # not the parent loop's handler, which would wake the parent
+    with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
     try:
         asyncio.run(_fold_and_write(pipe, store, replay, share))
