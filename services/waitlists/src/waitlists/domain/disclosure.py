@@ -13,7 +13,9 @@ The rules:
   (services add up to their organisation, organisations to their area). Unpublished differences of 1 to 4 (e.g.
   the children waiting 65 to 78 weeks) are protected the same way. When a relation would give one back, the
   smallest visible count in it is withheld too, until nothing can be recovered, including by an organisation that
-  knows its own figures (it may subtract them from an area total).
+  knows its own figures (it may subtract them from an area total). Relations are first peeled one unknown at a
+  time; then each group of related cells is solved exactly (elimination), which finds what only several relations
+  together give (a total less parts that another total sums), and withholds more until that is hidden too.
 - **Derived figures** (percentages, medians, 90th percentiles, sums of weeks) are withheld with any of their bases.
 - **The dashboard trend** (``trend_table``): each month's clock stops per scope, and their total over the months as
   if published beside them, so no withheld month comes back from the total and the other months.
@@ -359,24 +361,206 @@ def _protect(table: Table, settled: Mapping[Key, bool]) -> frozenset[Key]:
         theirs.secret = {i: value[i] - values.get((mine, keys[i][1]), 0) for i in area_cells}
         viewers.append(theirs)
 
-    # Relations only reach cells of their own component, so a pass re-peels only the components whose cells were
-    # withheld by the pass before (the others would give the same answer: nothing more to withhold).
-    # Relations only reach cells of their own component, so after a sweep only the components where cells were
-    # withheld are looked at again (by every viewer); what a viewer's look withholds applies at once. It ends when a
-    # whole sweep withholds nothing: no viewer can recover anything in any component.
-    dirty = set(range(len(components)))
-    while dirty:
-        touched: set[int] = set()
-        for state in viewers:
-            for c in sorted(dirty):
-                while fixes := _leaks(state, components[c], value, rank, published, relations, member):
-                    touched.add(c)
-                    for cell in fixes:
-                        hidden[cell] = 1
-                        for other in viewers:
-                            other.withhold(cell, member)
-        dirty = touched
+    def withhold(cell: int) -> None:
+        hidden[cell] = 1
+        for other in viewers:
+            other.withhold(cell, member)
+
+    def peel(dirty: set[int]) -> None:
+        # Relations only reach cells of their own component, so after a sweep only the components where cells were
+        # withheld are looked at again (by every viewer); what a viewer's look withholds applies at once. It ends
+        # when a whole sweep withholds nothing: peeling relations one unknown at a time, no viewer recovers anything.
+        while dirty:
+            touched: set[int] = set()
+            for state in viewers:
+                for c in sorted(dirty):
+                    while fixes := _leaks(state, components[c], value, rank, published, relations, member):
+                        touched.add(c)
+                        for cell in fixes:
+                            withhold(cell)
+            dirty = touched
+
+    peel(set(range(len(components))))
+    # Peeling misses what only several relations together give (a total less two parts, each hidden, whose sum
+    # another total gives); exact elimination over each component finds it, and the smallest visible count whose
+    # withholding hides it again is withheld, then peeling runs again over that component.
+    hopeless: set[tuple[int, int]] = set()
+    cells_of = [sorted({k for i in component for k in relations[i]}) for component in components]
+    while found := _exact_leak(viewers, components, cells_of, relations, member, value, published, hopeless):
+        viewer, c, leaked = found
+        extra = _exact_fix(viewers[viewer], components[c], relations, member, value, rank, leaked)
+        if extra is None:  # given away by what is known to everyone: nothing here can hide it
+            hopeless.add((viewer, leaked))
+            continue
+        withhold(extra)
+        peel({c})
     return frozenset(keys[i] for i in range(size) if hidden[i] and not zero[i])
+
+
+_PRIME = (1 << 61) - 1  # elimination modulo a large prime: exact for these small integer relations
+
+
+class _Span:
+    """Rows (sparse, modulo ``_PRIME``) kept in echelon form: is a vector a combination of them?"""
+
+    def __init__(self) -> None:
+        self.pivots: dict[int, dict[int, int]] = {}
+
+    def reduce(self, row: dict[int, int]) -> dict[int, int]:
+        row = {k: v for k, v in row.items() if v}
+        while row:
+            lead = max(row)
+            basis = self.pivots.get(lead)
+            if basis is None:
+                return row
+            factor = row[lead]
+            for k, v in basis.items():
+                left = (row.get(k, 0) - factor * v) % _PRIME
+                if left:
+                    row[k] = left
+                else:
+                    row.pop(k, None)
+        return row
+
+    def knowing(self, cells: Iterable[int]) -> _Span:
+        """A copy that also knows ``cells`` (their unit rows added)."""
+        copy = _Span()
+        copy.pivots = {lead: dict(row) for lead, row in self.pivots.items()}
+        for k in cells:
+            copy.add({k: 1})
+        return copy
+
+    def add(self, row: dict[int, int]) -> None:
+        row = self.reduce(row)
+        if row:
+            lead = max(row)
+            first = row[lead]
+            inverse = first if first in (1, _PRIME - 1) else pow(first, _PRIME - 2, _PRIME)  # 1 and -1: their own
+            self.pivots[lead] = {k: v * inverse % _PRIME for k, v in row.items()}
+
+
+def _reduced(
+    known: bytearray, component: Sequence[int], relations: Sequence[tuple[int, ...]], member: Sequence[Sequence[int]]
+) -> tuple[list[int], set[int]]:
+    """The component's relations left with two or more unknowns once peeling has solved what it can (a relation
+    with one unknown gives it), and the cells peeling solved: the exact search needs only the rest."""
+    unknown = {i: sum(not known[k] for k in relations[i]) for i in component}
+    solved: set[int] = set()
+    queue = [i for i, n in unknown.items() if n == 1]
+    while queue:
+        i = queue.pop()
+        if unknown[i] != 1:
+            continue
+        cell = next(k for k in relations[i] if not known[k] and k not in solved)
+        solved.add(cell)
+        for j in member[cell]:
+            if j in unknown:
+                unknown[j] -= 1
+                if unknown[j] == 1:
+                    queue.append(j)
+    return [i for i in component if unknown[i] >= 2], solved
+
+
+def _span(known: bytearray, solved: set[int], rows: Sequence[int], relations: Sequence[tuple[int, ...]]) -> _Span:
+    """The relations ``rows`` over the cells neither known nor solved (+1 the total, -1 each part)."""
+    span = _Span()
+    for i in rows:
+        row: dict[int, int] = {}
+        for position, k in enumerate(relations[i]):
+            if not known[k] and k not in solved:
+                row[k] = (row.get(k, 0) + (1 if position == 0 else _PRIME - 1)) % _PRIME
+        span.add(row)
+    return span
+
+
+def _exact_leak(
+    viewers: Sequence[_Viewer],
+    components: Sequence[Sequence[int]],
+    cells_of: Sequence[Sequence[int]],
+    relations: Sequence[tuple[int, ...]],
+    member: Sequence[Sequence[int]],
+    value: Sequence[int],
+    published: bytearray,
+    hopeless: set[tuple[int, int]],
+) -> tuple[int, int, int] | None:
+    """The first (viewer, component, cell) where the viewer can work out a cell it must not know. The public's
+    system is built once; an organisation knows more (its own cells), which adds their unit rows to it."""
+    public = viewers[0]
+
+    def watched(v: int, state: _Viewer, cells: Iterable[int]) -> list[int]:
+        return [k for k in cells if not state.known[k] and (v, k) not in hopeless
+                and (small(state.secret.get(k, value[k])) or (state.public and published[k]))]  # fmt: skip
+
+    for c, component in enumerate(components):
+        if not any(watched(v, state, cells_of[c]) for v, state in enumerate(viewers)):
+            continue
+        rows, solved = _reduced(public.known, component, relations, member)
+        for group in _systems(public.known, solved, rows, relations):
+            inside = sorted({k for i in group for k in relations[i] if not public.known[k] and k not in solved})
+            base: _Span | None = None
+            for v, state in enumerate(viewers):
+                guarded = watched(v, state, inside)
+                if not guarded:
+                    continue
+                if base is None:
+                    base = _span(public.known, solved, group, relations)
+                span = base if state is public else base.knowing(k for k in inside if state.known[k])
+                for k in guarded:
+                    if not span.reduce({k: 1}):
+                        return v, c, k
+    return None
+
+
+def _systems(
+    known: bytearray, solved: set[int], rows: Sequence[int], relations: Sequence[tuple[int, ...]]
+) -> list[list[int]]:
+    """``rows`` split into independent systems: relations that share an unknown cell, directly or through others."""
+    parent: dict[int, int] = {}
+
+    def root(k: int) -> int:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    first_of: dict[int, int] = {}
+    for i in rows:
+        unknown = [k for k in relations[i] if not known[k] and k not in solved]
+        first_of[i] = unknown[0]
+        top = root(unknown[0])
+        for k in unknown[1:]:
+            other = root(k)
+            if other != top:
+                parent[other] = top
+    groups: dict[int, list[int]] = {}
+    for i in rows:
+        groups.setdefault(root(first_of[i]), []).append(i)
+    return list(groups.values())
+
+
+def _exact_fix(
+    state: _Viewer,
+    component: Sequence[int],
+    relations: Sequence[tuple[int, ...]],
+    member: Sequence[Sequence[int]],
+    value: Sequence[int],
+    rank: Sequence[int],
+    leaked: int,
+) -> int | None:
+    """The smallest visible count of the component whose withholding leaves ``leaked`` undetermined for the viewer;
+    when no one count does (the same figure shown at two scopes, say), the smallest of those related to it, and the
+    search goes on from there; None when nothing visible is left to withhold."""
+    candidates = sorted({k for i in component for k in relations[i] if state.visible[k]},
+                        key=lambda k: (value[k] == 0, value[k], rank[k]))  # fmt: skip
+    for k in candidates:
+        state.known[k] = 0
+        rows, solved = _reduced(state.known, component, relations, member)
+        still = leaked in solved or not _span(state.known, solved, rows, relations).reduce({leaked: 1})
+        state.known[k] = 1
+        if not still:
+            return k
+    near = {k for i in member[leaked] for k in relations[i]}
+    return next((k for k in candidates if k in near), candidates[0] if candidates else None)
 
 
 def _known_from(
