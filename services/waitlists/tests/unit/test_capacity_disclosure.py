@@ -143,13 +143,7 @@ def recoverable(area: Area, figures: Controlled, capacity: Controlled, viewer: s
         if (n, "waiting") in known:
             known.add((n, "forecast.waiting"))
     index = {key: i for i, key in enumerate(k for k in values if k not in known)}
-    span = Span()
-    for relation in equations(area):
-        row: dict[int, Fraction] = {}
-        for position, key in enumerate(relation):
-            if key in index:
-                row[index[key]] = row.get(index[key], Fraction(0)) + (1 if position == 0 else -1)
-        span.add(row)
+    span = Span.of(equations(area), index)
     withheld = {(n, name) for table in (area.figures, area.capacity) for n, c in table.cells.items()
                 for name in c.published} - known  # fmt: skip
     found = []

@@ -8,6 +8,7 @@ recoverable exactly when its unit vector lies in the row space of the equations 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from fractions import Fraction
 
@@ -96,6 +97,18 @@ class Span:
             lead = min(row)
             self.pivots[lead] = {k: v / row[lead] for k, v in row.items()}
 
+    @classmethod
+    def of(cls, equations: Iterable[Sequence[tuple[str, str]]], index: Mapping[tuple[str, str], int]) -> Span:
+        """Equations, each cells summing to zero (+ the first, - the rest), over the unknown cells ``index`` numbers."""
+        span = cls()
+        for equation in equations:
+            row: dict[int, Fraction] = {}
+            for position, key in enumerate(equation):
+                if key in index:
+                    row[index[key]] = row.get(index[key], Fraction(0)) + (1 if position == 0 else -1)
+            span.add(row)
+        return span
+
 
 def published_relations(table: Table) -> list[list[tuple[str, str]]]:
     """The relations a reader can set up from the outputs, written out from what they show, not taken from the
@@ -150,13 +163,7 @@ def recoverable(table: Table, controlled: Controlled, viewer: str | None) -> lis
         if not controlled.for_viewer(viewer).withheld(node, name)
     }
     index = {key: i for i, key in enumerate(k for k in values if k not in known)}
-    span = Span()
-    for relation in published_relations(table):
-        row: dict[int, Fraction] = {}
-        for position, key in enumerate(relation):
-            if key in index:
-                row[index[key]] = row.get(index[key], Fraction(0)) + (1 if position == 0 else -1)
-        span.add(row)
+    span = Span.of(published_relations(table), index)
     own = {n for n, node in table.nodes.items() if viewer is not None and node.organisation == viewer}
     found = []
     for key in index:
@@ -272,17 +279,11 @@ def test_what_only_two_relations_together_give_is_withheld_too() -> None:
     values = table.values()
     unknown = [key for key in values if controlled.withheld(*key)]
     index = {key: i for i, key in enumerate(unknown)}
-    span = Span()
     nodes = {"service:s0": "organisation:o", "service:s1": "organisation:o", "service:s2": "organisation:o",
              "organisation:o": "area:a"}  # fmt: skip
     equations = [[(n, "waiting"), *((n, b) for b in bands)] for n in table.nodes]
     equations += [[(parent, name), *((n, name) for n, p in nodes.items() if p == parent)]
                   for parent in ("organisation:o", "area:a") for name in ("waiting", *bands)]  # fmt: skip
-    for equation in equations:
-        row: dict[int, Fraction] = {}
-        for position, key in enumerate(equation):
-            if key in index:
-                row[index[key]] = row.get(index[key], Fraction(0)) + (1 if position == 0 else -1)
-        span.add(row)
+    span = Span.of(equations, index)
     assert [key for key in unknown if not span.reduce({index[key]: Fraction(1)})] == []
     assert ("organisation:o", "dist.18-52") in unknown

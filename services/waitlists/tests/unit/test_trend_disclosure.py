@@ -66,13 +66,7 @@ def recoverable(table: Table, controlled: Controlled, viewer: str | None) -> lis
     seen = controlled.for_viewer(viewer)
     known = {(n, name) for n, c in table.cells.items() for name in c.published if not seen.withheld(n, name)}
     index = {key: i for i, key in enumerate(k for k in values if k not in known)}
-    span = Span()
-    for relation in equations(table):
-        row: dict[int, Fraction] = {}
-        for position, key in enumerate(relation):
-            if key in index:
-                row[index[key]] = row.get(index[key], Fraction(0)) + (1 if position == 0 else -1)
-        span.add(row)
+    span = Span.of(equations(table), index)
     found = []
     for key in index:
         node = table.nodes[key[0]]

@@ -331,7 +331,7 @@ def _protect(table: Table, settled: Mapping[Key, bool]) -> frozenset[Key]:
             public[index[k]] = 0 if withheld else 1
             published[index[k]] = 1  # published by the other output: protected as if here too
     _known_from(public, zero, hidden, relations, member)
-    components = _components(size, relations)
+    components = _grouped(relations)  # relations only reach cells of their own group
 
     visible = bytearray(
         1 if published[i] and not hidden[i] and not zero[i] and not public[i] else 0 for i in range(size)
@@ -515,27 +515,8 @@ def _systems(
     known: bytearray, solved: set[int], rows: Sequence[int], relations: Sequence[tuple[int, ...]]
 ) -> list[list[int]]:
     """``rows`` split into independent systems: relations that share an unknown cell, directly or through others."""
-    parent: dict[int, int] = {}
-
-    def root(k: int) -> int:
-        while parent.setdefault(k, k) != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    first_of: dict[int, int] = {}
-    for i in rows:
-        unknown = [k for k in relations[i] if not known[k] and k not in solved]
-        first_of[i] = unknown[0]
-        top = root(unknown[0])
-        for k in unknown[1:]:
-            other = root(k)
-            if other != top:
-                parent[other] = top
-    groups: dict[int, list[int]] = {}
-    for i in rows:
-        groups.setdefault(root(first_of[i]), []).append(i)
-    return list(groups.values())
+    unknown = [[k for k in relations[i] if not known[k] and k not in solved] for i in rows]
+    return [[rows[j] for j in group] for group in _grouped(unknown)]
 
 
 def _exact_fix(
@@ -588,25 +569,25 @@ def _known_from(
                 queue.append(j)
 
 
-def _components(size: int, relations: Sequence[tuple[int, ...]]) -> list[list[int]]:
-    """The relations grouped by the cells they share, each group's relations in order."""
-    parent = list(range(size))
+def _grouped(cells_of: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The positions of ``cells_of`` grouped by the cells they share, directly or through others, each in order."""
+    parent: dict[int, int] = {}
 
     def root(k: int) -> int:
-        while parent[k] != k:
+        while parent.setdefault(k, k) != k:
             parent[k] = parent[parent[k]]
             k = parent[k]
         return k
 
-    for r in relations:
-        first = root(r[0])
-        for k in r[1:]:
+    for cells in cells_of:
+        first = root(cells[0])
+        for k in cells[1:]:
             other = root(k)
             if other != first:
                 parent[other] = first
     groups: dict[int, list[int]] = {}
-    for i, r in enumerate(relations):
-        groups.setdefault(root(r[0]), []).append(i)
+    for i, cells in enumerate(cells_of):
+        groups.setdefault(root(cells[0]), []).append(i)
     return list(groups.values())
 
 
