@@ -91,6 +91,17 @@ async def replay_of(
     return reply
 
 
+async def replay_of_events(bootstrap: str, events: list[Any]) -> str:
+    """A store replay of ``events``, each keyed by its subject (the referral id)."""
+    producer = new_producer(bootstrap, client_id="rebuild-test")
+    await producer.start()
+    try:
+        records = [OutgoingRecord("x", (e.subject or "").encode(), *reversed(encode_kafka(e))) for e in events]
+        return await replay_of(bootstrap, producer, records)
+    finally:
+        await producer.stop()
+
+
 @pytest.mark.parametrize("processes", [1, 4])
 async def test_rebuild_equals_the_live_projection(engine: AsyncEngine, kafka_bootstrap: str, processes: int) -> None:
     """With four processes on PostgreSQL each reads one partition: child c2's rejection (r2) and its acceptance
@@ -197,14 +208,7 @@ async def test_a_rebuild_that_would_lose_referrals_is_refused(
 ) -> None:
     await project(engine)
     before = await snapshot(engine)
-    producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
-    await producer.start()
-    try:
-        forgetful = [e for e in history() if e.subject != "r1"]  # a topic that lost a referral
-        records = [OutgoingRecord("x", (e.subject or "").encode(), *reversed(encode_kafka(e))) for e in forgetful]
-        reply = await replay_of(kafka_bootstrap, producer, records)
-    finally:
-        await producer.stop()
+    reply = await replay_of_events(kafka_bootstrap, [e for e in history() if e.subject != "r1"])  # r1 lost
     with pytest.raises(RebuildRefused, match="holds 4 referrals and the projection 5"):
         await rebuild(SqlProjectionStore(engine), bootstrap_servers=kafka_bootstrap, reply_topic=reply,
                       processes=processes)  # fmt: skip
@@ -223,13 +227,7 @@ async def test_a_rebuild_part_that_dies_fails_the_rebuild_and_changes_nothing(
     """On PostgreSQL; SQLite is rebuilt in this process whatever the processes asked for, so nothing dies there."""
     await project(engine)
     before = await snapshot(engine)
-    producer = new_producer(kafka_bootstrap, client_id="rebuild-test")
-    await producer.start()
-    try:
-        records = [OutgoingRecord("x", (e.subject or "").encode(), *reversed(encode_kafka(e))) for e in history()]
-        reply = await replay_of(kafka_bootstrap, producer, records)
-    finally:
-        await producer.stop()
+    reply = await replay_of_events(kafka_bootstrap, history())
 
     class DyingStore(SqlProjectionStore):  # the part's own store dies as it would write: killed, out of memory
         def in_this_process(self) -> SqlProjectionStore:
