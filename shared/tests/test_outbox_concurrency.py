@@ -9,10 +9,12 @@ the same record are allowed: the relay is at-least-once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,25 +265,36 @@ async def _commit_event(
     return event.id, time.monotonic()
 
 
-async def test_a_commit_whose_notification_never_comes_is_published_by_the_safety_poll(
-    pg_engine: AsyncEngine, kafka_bootstrap: str
-) -> None:
-    """The relay waits for notifications, but looks anyway every ``safety_poll``: an event is never left behind."""
-    topic = unique("outbox-unheard")
-    await create_topics(kafka_bootstrap, topic)
-    producer = new_producer(kafka_bootstrap, client_id="relay-unheard")
+@contextlib.asynccontextmanager
+async def _listening_relay(
+    engine: AsyncEngine, bootstrap: str, name: str, safety_poll: float
+) -> AsyncIterator[tuple[str, _TopicWatcher]]:
+    """A relay publishing to a topic of its own, its polling effectively off (30 s) and its safety poll
+    ``safety_poll``, and a watcher of that topic; yielded once the relay did its first (empty) cycle and listens."""
+    topic = unique(f"outbox-{name}")
+    await create_topics(bootstrap, topic)
+    producer = new_producer(bootstrap, client_id=f"relay-{name}")
     await producer.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=1.0).run(stop))
+    relay = OutboxRelay(engine, outbox, producer, poll_interval=30.0, safety_poll=safety_poll)
+    task = asyncio.create_task(relay.run(stop))
     try:
-        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
-            await asyncio.sleep(1.0)  # the relay did its first (empty) cycle and listens
-            event_id, committed = await _commit_event(pg_engine, topic, "ref-unheard", 1, channel="nobody_listens")
-            latency = await watcher.seconds_until(event_id, committed, within=5.0)
+        async with _TopicWatcher(bootstrap, topic) as watcher:
+            await asyncio.sleep(1.0)
+            yield topic, watcher
     finally:
         stop.set()
         await task
         await producer.stop()
+
+
+async def test_a_commit_whose_notification_never_comes_is_published_by_the_safety_poll(
+    pg_engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """The relay waits for notifications, but looks anyway every ``safety_poll``: an event is never left behind."""
+    async with _listening_relay(pg_engine, kafka_bootstrap, "unheard", safety_poll=1.0) as (topic, watcher):
+        event_id, committed = await _commit_event(pg_engine, topic, "ref-unheard", 1, channel="nobody_listens")
+        latency = await watcher.seconds_until(event_id, committed, within=5.0)
     assert latency is not None, "an event whose notification was lost was never published"
 
 
@@ -290,57 +303,33 @@ async def test_the_relay_listens_again_when_its_connection_is_lost(
 ) -> None:
     """Its listening connection killed (a PostgreSQL restart, a proxy's timeout), the relay makes another at once:
     a commit after that is published on its notification, not at the next safety poll."""
-    topic = unique("outbox-relisten")
-    await create_topics(kafka_bootstrap, topic)
-    producer = new_producer(kafka_bootstrap, client_id="relay-relisten")
-    await producer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0).run(stop))
-    try:
-        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
-            await asyncio.sleep(1.0)
-            async with pg_engine.connect() as conn:
-                killed = (
-                    await conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
-                        )
+    async with _listening_relay(pg_engine, kafka_bootstrap, "relisten", safety_poll=30.0) as (topic, watcher):
+        async with pg_engine.connect() as conn:
+            killed = (
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
                     )
-                ).scalars().all()  # fmt: skip
-            assert killed == [True]
-            await asyncio.sleep(1.0)  # it notices the loss and listens again
-            event_id, committed = await _commit_event(pg_engine, topic, "ref-relisten", 1)
-            latency = await watcher.seconds_until(event_id, committed, within=3.0)
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
+                )
+            ).scalars().all()  # fmt: skip
+        assert killed == [True]
+        await asyncio.sleep(1.0)  # it notices the loss and listens again
+        event_id, committed = await _commit_event(pg_engine, topic, "ref-relisten", 1)
+        latency = await watcher.seconds_until(event_id, committed, within=3.0)
     assert latency is not None, "after losing its listening connection the relay waited for its safety poll"
 
 
 async def test_relay_wakes_on_commit_notify(pg_engine: AsyncEngine, kafka_bootstrap: str) -> None:
     """With polling effectively off (30 s), only the NOTIFY sent at commit can make the relay publish quickly."""
-    topic = unique("outbox-notify")
-    await create_topics(kafka_bootstrap, topic)
-    producer = new_producer(kafka_bootstrap, client_id="relay-notify")
-    await producer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0).run(stop))
     latencies = []
-    try:
-        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
-            await asyncio.sleep(1.0)  # the relay did its first (empty) cycle and listens
-            for version in range(1, 6):
-                event_id, committed = await _commit_event(pg_engine, topic, "ref-notify", version)
-                latency = await watcher.seconds_until(event_id, committed, within=2.0)
-                assert latency is not None, f"event {version} not published within 2 s of its commit"
-                latencies.append(round(latency, 3))
-                await asyncio.sleep(0.3)  # the relay finishes its cycle and waits again
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
+    async with _listening_relay(pg_engine, kafka_bootstrap, "notify", safety_poll=30.0) as (topic, watcher):
+        for version in range(1, 6):
+            event_id, committed = await _commit_event(pg_engine, topic, "ref-notify", version)
+            latency = await watcher.seconds_until(event_id, committed, within=2.0)
+            assert latency is not None, f"event {version} not published within 2 s of its commit"
+            latencies.append(round(latency, 3))
+            await asyncio.sleep(0.3)  # the relay finishes its cycle and waits again
     print("commit-to-topic latencies (s):", latencies)
 
 
