@@ -31,7 +31,7 @@ from waitlists.domain.capacity import (
 from waitlists.domain.disclosure import Controlled, Level, Table, Withheld, node_id
 from waitlists.domain.metrics import FLOW_WEEKS
 from waitlists.domain.scope import Scope
-from waitlists.service_layer.reporting import FigureRequest, UnknownScope, area_controls
+from waitlists.service_layer.reporting import FigureRequest, UnknownScope, area_controls_over
 from waitlists.service_layer.unit_of_work import UnitOfWork
 
 
@@ -101,7 +101,7 @@ async def capacity_report(request: CapacityRequest, uow: UnitOfWork, *, viewer: 
         in_area = {**await uow.directory.scope_services(Scope.AREA, area_id), **in_scope}
         names = {s.service_id: s.name for s in (await uow.directory.services(in_area)).values()}
         read = await uow.facts.activity(sorted(in_area), first, day, boundary_days(shown))
-        published, _ = await area_controls(uow, request.scope, request.scope_id, day, FigureRequest(
+        published, _ = await area_controls_over(uow, area_id, organisation_of, in_area, day, FigureRequest(
             request.scope, request.scope_id, day).period)  # fmt: skip
     flows: dict[str, list[WeekFlow]] = {}
     earlier: dict[str, list[tuple[int, int]]] = {}

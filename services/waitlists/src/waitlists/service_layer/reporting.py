@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from waitlists.domain.clocks import Clock
+from waitlists.domain.clocks import Clock, ServiceClocks
 from waitlists.domain.disclosure import Controlled, area_table, node_id
 from waitlists.domain.metrics import Figures, Period, Tally, clocks_on, figures
 from waitlists.domain.scope import Scope
@@ -64,11 +65,22 @@ async def area_controls(
     area_id, organisation_of = await uow.directory.area_services(scope, scope_id)
     in_area = await uow.directory.scope_services(Scope.AREA, area_id)
     in_scope = await uow.directory.scope_services(scope, scope_id)  # a service whose organisation is unknown yet
-    per_service = await uow.facts.tallies({**in_area, **in_scope}, day, period)
-    for service_id in per_service:
-        organisation_of.setdefault(service_id, f"unknown-{service_id}")
+    return await area_controls_over(uow, area_id, organisation_of, {**in_area, **in_scope}, day, period)
+
+
+async def area_controls_over(
+    uow: UnitOfWork,
+    area_id: str,
+    organisation_of: Mapping[str, str],
+    services: Mapping[str, ServiceClocks],
+    day: date,
+    period: Period,
+) -> tuple[Controlled, dict[str, Tally]]:
+    """``area_controls`` for a caller that has read the area's services already (inside ``uow``)."""
+    per_service = await uow.facts.tallies(services, day, period)
+    owners = {s: organisation_of.get(s, f"unknown-{s}") for s in per_service}
     blank = Tally(day, period)
-    return Controlled.of(area_table(area_id, per_service, organisation_of, blank)), per_service
+    return Controlled.of(area_table(area_id, per_service, owners, blank)), per_service
 
 
 async def referral_clocks(referral_id: str, as_of: date, uow: UnitOfWork, *, viewer: str) -> list[Clock] | None:
