@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from notifications.adapters.orm import deliveries
 from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.bootstrap import build_app
 from notifications.entrypoints.cli import main as cli_main
@@ -111,3 +113,18 @@ def seed_directory(database_url: str, *organisation_ids: str) -> None:
     """Puts organisations in a (migrated) database through the consumer's handler, as their directory
     events would: for a service run as a process, whose tokens must name organisations it knows."""
     asyncio.run(_consume_into(database_url, [organisation_event(org) for org in organisation_ids]))
+
+
+def succeeded_in_books(database_url: str) -> list[str]:
+    """The event ids of the deliveries the service has recorded as succeeded, sorted (one per success)."""
+
+    async def read() -> list[str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(select(deliveries.c.event_id).where(deliveries.c.status == "succeeded"))
+                return sorted(r[0] for r in rows)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

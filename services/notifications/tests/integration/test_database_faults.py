@@ -14,15 +14,14 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from notifications.adapters.orm import deliveries
 from send_devkit.broker import free_port
 from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine
 
-from .conftest import bearer, seed_directory
+from .conftest import bearer, seed_directory, succeeded_in_books
 from .test_killed_mid_delivery import publish, start, wait_ready
 
 ORG = f"org-camhs-{uuid.uuid4().hex[:6]}"
@@ -66,15 +65,6 @@ def test_every_delivery_is_made_while_database_connections_are_terminated(
             terminated.append(asyncio.run(terminate_connections(admin_url, database)))
             faults.wait(0.4)
 
-    async def books() -> list[str]:
-        engine = create_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(select(deliveries.c.event_id).where(deliveries.c.status == "succeeded"))
-                return [r[0] for r in rows]
-        finally:
-            await engine.dispose()
-
     try:
         wait_ready(port)
         created = httpx.post(f"http://127.0.0.1:{port}/v1/endpoints", headers=bearer(ORG),
@@ -93,7 +83,7 @@ def test_every_delivery_is_made_while_database_connections_are_terminated(
         while not wanted <= {r.webhook_id for r in receiver.successes("/faults")} and time.monotonic() < deadline:
             time.sleep(0.2)
         # A success whose recording lost its connection is sent again at its retry and recorded then.
-        while sorted(asyncio.run(books())) != sorted(event_ids) and time.monotonic() < deadline:
+        while succeeded_in_books(database_url) != sorted(event_ids) and time.monotonic() < deadline:
             time.sleep(0.5)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         ready_deadline = time.monotonic() + 90  # a worker that crashed in a row is ready after 30 s of running
@@ -110,5 +100,5 @@ def test_every_delivery_is_made_while_database_connections_are_terminated(
     assert wanted <= got, f"{len(wanted - got)} of {len(wanted)} deliveries never made"
     assert ready.status_code == 200, ready.text
 
-    assert sorted(asyncio.run(books())) == sorted(event_ids), "each message succeeded exactly once in the books"
+    assert succeeded_in_books(database_url) == sorted(event_ids), "each message succeeded exactly once in the books"
     print(f"connections terminated: {sum(terminated)} over {len(terminated)} rounds")
