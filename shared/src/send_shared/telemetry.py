@@ -15,6 +15,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pythonjsonlogger.json import JsonFormatter
 
@@ -23,14 +24,23 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> None:
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    trace.set_tracer_provider(tracer_provider(service_name, otlp_endpoint))
 
-        provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
-        )
-    trace.set_tracer_provider(provider)
+
+def tracer_provider(service_name: str, otlp_endpoint: str | None) -> TracerProvider:
+    """With a collector, spans are sampled as ``OTEL_TRACES_SAMPLER`` says (by default every one) and exported.
+    Without one, a span of our own making is not recorded: it still has its trace and span ids, for the logs and
+    for the context passed on in HTTP and Kafka headers, but no attributes or events that nothing would read
+    (recording them cost a noticeable share of the CPU per referral: ``bench/README.md``, figure 3).
+    A span whose caller sampled it is still recorded, so a caller's decision reaches the services after us."""
+    resource = Resource.create({"service.name": service_name})
+    if not otlp_endpoint:
+        return TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")))
+    return provider
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
