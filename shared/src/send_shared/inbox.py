@@ -7,6 +7,7 @@ replay window the operators use); the consumer runtime prunes in the background.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ class Inbox:
         self.table = table
         self.consumer_group = consumer_group
         self._claim = ByDialect(lambda insert: insert(table).on_conflict_do_nothing())  # every event: built once
+        self._claim_many = ByDialect(lambda insert: insert(table).on_conflict_do_nothing().returning(table.c.event_id))
 
     async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
@@ -41,6 +43,19 @@ class Inbox:
                "processed_at": datetime.now(UTC)}  # fmt: skip
         result = cast("CursorResult[Any]", await db.execute(self._claim(db), row))
         return bool(result.rowcount)
+
+    async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> list[bool]:
+        """``claim`` for a batch of (event id, event type) in one statement: for each, whether it is claimed now.
+        Of an id that comes twice in the batch only the first is claimed."""
+        now = datetime.now(UTC)
+        rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
+                 "processed_at": now} for event_id, event_type in dict(events).items()]  # fmt: skip
+        fresh = set((await db.execute(self._claim_many(db), rows)).scalars())
+        claimed = []
+        for event_id, _type in events:
+            claimed.append(event_id in fresh)
+            fresh.discard(event_id)
+        return claimed
 
     async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:
         async with engine.begin() as conn:

@@ -3,7 +3,8 @@
 For each partition, messages are handled strictly one after another:
 1. decode the CloudEvent (a record that is not one is parked at once);
 2. in one database transaction, claim the event id in the inbox, run the handler and record the
-   partition's position (next offset, last event id); a duplicate finds its id claimed and is skipped;
+   partition's position (next offset, last event id); a duplicate finds its id claimed and is skipped
+   (a batch's ids are claimed in one statement);
 3. a failing handler is retried with exponential backoff and jitter; after ``max_attempts`` the
    message goes to the group's dead-letter topic (and the broker's acknowledgement is awaited) before
    the partition moves on;
@@ -430,10 +431,11 @@ class ConsumerRuntime:
         outcomes: list[str] = []
         try:
             async with self.sessions() as session, session.begin():
-                for message, event in zip(messages, events, strict=True):
+                claims = await self.inbox.claim_many(session, [(event.id, event.type) for event in events])
+                for message, event, claimed in zip(messages, events, claims, strict=True):
                     # Each message keeps its own trace: the span continues the producer's context.
                     with self._span(message, event):
-                        if await self.inbox.claim(session, event.id, event.type):
+                        if claimed:
                             await self.handler(event, session)
                             outcomes.append("processed")
                             log.info("event processed", extra=self._log_fields(event))
