@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from send_shared import direct
 from send_shared.db import ByDialect
 
 
@@ -41,8 +40,7 @@ class Inbox:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
         row = {"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
                "processed_at": datetime.now(UTC)}  # fmt: skip
-        result = cast("CursorResult[Any]", await db.execute(self._claim(db), row))
-        return bool(result.rowcount)
+        return bool((await direct.execute(db, self._claim(db), row)).rowcount)
 
     async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> list[bool]:
         """``claim`` for a batch of (event id, event type) in one statement: for each, whether it is claimed now.

@@ -17,6 +17,7 @@ from aiokafka import TopicPartition
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from send_shared import direct
 from send_shared.db import ByDialect
 
 
@@ -48,7 +49,7 @@ class ConsumerPositions:
         row = {"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
                "next_offset": position.next_offset, "fingerprint": position.fingerprint,
                "updated_at": datetime.now(UTC)}  # fmt: skip
-        await db.execute(self._save(db), row)
+        await direct.execute(db, self._save(db), row)
 
     async def load(self, engine: AsyncEngine, partitions: set[TopicPartition]) -> dict[TopicPartition, Position]:
         if not partitions:

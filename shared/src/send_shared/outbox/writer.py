@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import TextClause, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from send_shared import direct
 from send_shared.db import dialect_name
 from send_shared.events.envelope import CloudEvent, encode_headers
 from send_shared.outbox.table import SHARDS, OutboxTables
@@ -55,7 +56,7 @@ class OutboxWriter:
                 }
             )
         if dialect_name(db) == "postgresql":
-            await db.execute(self._postgres_statement, self._postgres_arrays(rows, now))
+            await direct.execute(db, self._postgres_statement, self._postgres_arrays(rows, now))
             return
         store, queue = self.tables.store, self.tables.queue
         stored = (

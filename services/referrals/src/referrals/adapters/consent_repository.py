@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from referrals.adapters.orm import referral_consents
 from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, ConsentStatus, RecordedVia
 from referrals.domain.model import Referral
+from send_shared import direct
 from send_shared.db import as_utc
 
 _INSERT_CONSENT = insert(referral_consents)  # built once: see referral_repository
@@ -22,7 +23,7 @@ class SqlConsentRepository:
 
     async def add(self, referral: Referral, record: ConsentRecord) -> None:
         """Inserts the row; two writers of the same consent version collide on the primary key."""
-        await self.session.execute(_INSERT_CONSENT, consent_row(record))
+        await direct.execute(self.session, _INSERT_CONSENT, consent_row(record))
         self.added.append((referral, record))
 
     async def history(self, referral_id: str) -> list[ConsentRecord]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from referrals.adapters.orm import directory_services, organisations
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
+from send_shared import direct
 
 # Built once (every request reads the directory): see referral_repository.
 _SERVICE = select(directory_services).where(directory_services.c.id == bindparam("id"))
@@ -24,7 +25,7 @@ class SqlDirectoryRepository:
 
     async def service(self, service_id: str, *, include_inactive: bool = False) -> Service | None:
         query = _SERVICE if include_inactive else _ACTIVE_SERVICE
-        row = (await self.session.execute(query, {"id": service_id})).mappings().first()
+        row = (await direct.execute(self.session, query, {"id": service_id})).first_mapping()
         return _service_from_row(row) if row else None
 
     async def organisation(self, organisation_id: str) -> Organisation | None:

@@ -20,6 +20,7 @@ from referrals.domain.idempotency import StoredResponse
 from referrals.domain.lifecycle import FINAL, Status
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import MoveDetails, Referral
+from send_shared import direct
 from send_shared.db import as_utc
 
 # The submission's statements, built once: a statement built per call (``.values(...)``, a new ``where``) costs its
@@ -45,8 +46,8 @@ class SqlReferralRepository:
         self.seen: set[Referral] = set()
 
     async def add(self, referral: Referral, person: PersonalDetails) -> None:
-        await self.session.execute(_INSERT_REFERRAL, _row(referral))
-        await self.session.execute(_INSERT_PERSON, {"referral_id": referral.id, **_person_row(person)})
+        await direct.execute(self.session, _INSERT_REFERRAL, _row(referral))
+        await direct.execute(self.session, _INSERT_PERSON, {"referral_id": referral.id, **_person_row(person)})
         self.seen.add(referral)
 
     async def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
@@ -72,7 +73,7 @@ class SqlReferralRepository:
             raise ConcurrentUpdate(referral.id)
 
     async def open_for_child(self, child_ref: str) -> list[Referral]:
-        rows = (await self.session.execute(_OPEN_FOR_CHILD, {"child_ref": child_ref})).mappings()
+        rows = (await direct.execute(self.session, _OPEN_FOR_CHILD, {"child_ref": child_ref})).mappings()
         return [_from_row(row) for row in rows]
 
     async def person(self, referral_id: str) -> PersonalDetails | None:
@@ -128,14 +129,15 @@ class SqlReferralRepository:
         return [_history_from_row(row) for row in rows]
 
     async def stored_response(self, organisation_id: str, key: str) -> StoredResponse | None:
-        found = await self.session.execute(_STORED_RESPONSE, {"organisation_id": organisation_id, "key": key})
-        row = found.mappings().first()
+        found = await direct.execute(self.session, _STORED_RESPONSE, {"organisation_id": organisation_id, "key": key})
+        row = found.first_mapping()
         if row is None:
             return None
         return StoredResponse(row["request_hash"], row["status_code"], row["response_body"])
 
     async def store_response(self, organisation_id: str, key: str, response: StoredResponse) -> None:
-        await self.session.execute(
+        await direct.execute(
+            self.session,
             _INSERT_RESPONSE,
             {
                 "organisation_id": organisation_id,

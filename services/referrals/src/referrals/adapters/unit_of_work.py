@@ -23,9 +23,12 @@ from referrals.adapters.referral_repository import SqlReferralRepository, histor
 from referrals.domain.consent import ConsentRecord
 from referrals.domain.history import history_record
 from referrals.domain.model import Referral
+from send_shared import direct
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
+
+_INSERT_HISTORY = insert(referral_history)  # built once: every change writes its history
 
 
 class SqlUnitOfWork:
@@ -84,7 +87,7 @@ class SqlUnitOfWork:
         items += [(event, Topics.REFERRAL_EVENTS, key) for event, key in self.pending]
         self.pending = []
         if history:
-            await self.session.execute(insert(referral_history), history)
+            await direct.execute(self.session, _INSERT_HISTORY, history)
         await self.writer.add_many(self.session, items)
         await self.session.commit()
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from send_shared import direct
 from send_shared.db import ByDialect
 from waitlists.adapters.orm import referral_changes, referrals
 from waitlists.domain.access import Parties
@@ -65,7 +66,7 @@ class SqlReferrals:
         self._held: dict[str, set[int]] = {}  # versions already stored, by referral read through ``get``
 
     async def get(self, referral_id: str) -> ProjectedReferral | None:
-        rows = (await self._session.execute(_HELD, {"referral_id": referral_id})).all()
+        rows = (await direct.execute(self._session, _HELD, {"referral_id": referral_id})).rows
         if not rows:
             return None
         changes = tuple(RecordedChange(row.version, Status(row.status), row.occurred_at, row.occurred_on,
@@ -81,14 +82,16 @@ class SqlReferrals:
         held = self._held.setdefault(referral.referral_id, set())
         new = [c for c in referral.changes if c.version not in held]
         if new:
-            await self._session.execute(
+            await direct.execute(
+                self._session,
                 _SAVE_CHANGES(self._session),
                 [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
                   "occurred_at": c.occurred_at, "occurred_on": c.occurred_on, "reason_code": c.reason_code,
                   "outcome_code": c.outcome_code} for c in new],
             )  # fmt: skip
         # The latest version and status are written over a referral already held (the ``excluded`` row's).
-        await self._session.execute(
+        await direct.execute(
+            self._session,
             _SAVE_REFERRAL(self._session),
             {"referral_id": referral.referral_id, "child_ref": referral.child_ref, "service_id": referral.service_id,
              "receiving_org_id": referral.receiving_org_id, "referrer_org_id": referral.referrer_org_id,

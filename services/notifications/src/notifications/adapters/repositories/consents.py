@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents
 from notifications.domain.consent import ConsentState
+from send_shared import direct
 from send_shared.db import ByDialect
 from send_shared.events.schemas import ConsentStatus
 
@@ -38,7 +39,7 @@ class SqlConsentRepository:
         self.session = session
 
     async def of(self, referral_id: str) -> ConsentState | None:
-        found = (await self.session.execute(_OF, {"referral_id": referral_id})).first()
+        found = (await direct.execute(self.session, _OF, {"referral_id": referral_id})).first()
         return ConsentState(referral_id, int(found[0]), ConsentStatus(found[1])) if found is not None else None
 
     async def record(self, state: ConsentState, now: datetime) -> bool:
@@ -48,5 +49,4 @@ class SqlConsentRepository:
             "consent_status": state.status.value,
             "updated_at": now,
         }
-        result = await self.session.execute(_RECORD(self.session), row)
-        return bool(getattr(result, "rowcount", 0))
+        return bool((await direct.execute(self.session, _RECORD(self.session), row)).rowcount)

@@ -17,6 +17,7 @@ from notifications.domain.delivery import (
     PendingDelivery,
 )
 from notifications.domain.subscriptions import EndpointStatus
+from send_shared import direct
 from send_shared.db import ByDialect, as_utc
 
 _PENDING = DeliveryStatus.PENDING.value
@@ -63,7 +64,8 @@ class SqlDeliveryRepository:
         self.session = session
 
     async def queue(self, endpoint_id: str, event_id: str, order_key: str, round_: int, now: datetime) -> None:
-        await self.session.execute(
+        await direct.execute(
+            self.session,
             _QUEUE(self.session),
             {
                 "endpoint_id": endpoint_id,
@@ -189,7 +191,8 @@ class SqlDeliveryRepository:
         ]
 
     async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None:
-        await self.session.execute(
+        await direct.execute(
+            self.session,
             _RECORD_ATTEMPT,
             {
                 "delivery_id": delivery_id,
@@ -220,7 +223,7 @@ class SqlDeliveryRepository:
             values["attempts"] = attempts
         if succeeded_at is not None:
             values["succeeded_at"] = succeeded_at
-        await self.session.execute(_SETTLE, values)
+        await direct.execute(self.session, _SETTLE, values)
 
     async def backlog(self, now: datetime) -> Backlog:
         pending, due_count, oldest_due, next_due = (await self.session.execute(_BACKLOG, {"now": now})).one()

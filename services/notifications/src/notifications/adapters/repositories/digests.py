@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifications.adapters.orm import digest_entries
 from notifications.domain.digest import DigestEntry
 from notifications.domain.email_policy import EmailIntent
+from send_shared import direct
 from send_shared.db import ByDialect
 
 # Built once (every new referral an organisation wants in its digest): a statement built per call costs its
@@ -30,7 +31,7 @@ class SqlDigestRepository:
             "recorded_at": now,
             "digest_date": None,
         }
-        await self.session.execute(_ADD(self.session), row)
+        await direct.execute(self.session, _ADD(self.session), row)
 
     async def waiting(self, before: datetime) -> list[DigestEntry]:
         rows = await self.session.execute(

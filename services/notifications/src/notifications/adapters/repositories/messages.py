@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import messages
 from notifications.domain.delivery import Message
+from send_shared import direct
 from send_shared.db import ByDialect
 
 # Built once (every event is recorded as it goes on): a statement built per call costs its construction and its
@@ -20,7 +21,8 @@ class SqlMessageRepository:
         self.session = session
 
     async def add(self, message: Message) -> bool:
-        recorded = await self.session.execute(
+        recorded = await direct.execute(
+            self.session,
             _ADD(self.session),
             {
                 "event_id": message.event_id,
@@ -31,7 +33,7 @@ class SqlMessageRepository:
                 "received_at": message.received_at,
             },
         )
-        return bool(getattr(recorded, "rowcount", 0))
+        return bool(recorded.rowcount)
 
     async def any_with_order_key(self, order_key: str) -> bool:
         found = await self.session.execute(_ANY_WITH_ORDER_KEY, {"order_key": order_key})

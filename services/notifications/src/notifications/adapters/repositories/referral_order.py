@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import held_events, referral_versions
 from notifications.domain.ordering import HeldEvent
+from send_shared import direct
 from send_shared.db import ByDialect, as_utc
 
 
@@ -39,11 +40,13 @@ class SqlReferralOrderRepository:
         self.session = session
 
     async def last_sent(self, referral_id: str) -> int | None:
-        found = (await self.session.execute(_LAST_SENT, {"referral_id": referral_id})).scalar()
+        found = (await direct.execute(self.session, _LAST_SENT, {"referral_id": referral_id})).scalar()
         return int(found) if found is not None else None
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
-        await self.session.execute(_SET_LAST_SENT(self.session), {"referral_id": referral_id, "version": version})
+        await direct.execute(
+            self.session, _SET_LAST_SENT(self.session), {"referral_id": referral_id, "version": version}
+        )
 
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
         row = {"event_id": event_id, "referral_id": referral_id, "version": version, "event": event, "held_at": now}
