@@ -5,17 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import referral_clocks
 from referrals.domain.deadlines import ClockState, ReferralClocks
-from send_shared.db import upsert_insert
+from send_shared import direct
+from send_shared.db import ByDialect
 
 _CHUNK = 500
+
+
+def _keep(insert: Any) -> Any:
+    stmt = insert(referral_clocks)
+    return stmt.on_conflict_do_update(
+        index_elements=[referral_clocks.c.referral_id],
+        set_={name: stmt.excluded[name] for name in ("referral_version", "service_id", "clocks", "received_at")},
+        where=referral_clocks.c.referral_version <= stmt.excluded.referral_version,
+    )
+
+
+_KEEP = ByDialect(_keep)  # every clocks update: built once
 
 
 class SqlReferralClocksRepository:
@@ -25,23 +37,10 @@ class SqlReferralClocksRepository:
     async def keep(self, clocks: ReferralClocks) -> bool:
         """Holds ``clocks`` in place of those held, unless those are of a newer referral version (of the same
         version, the later told wins); returns whether they were kept."""
-        stmt = upsert_insert(self._session)(referral_clocks).values(
-            referral_id=clocks.referral_id,
-            referral_version=clocks.referral_version,
-            service_id=clocks.service_id,
-            clocks=[_row(c) for c in clocks.clocks],
-            received_at=datetime.now(UTC),
-        )
-        result = await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[referral_clocks.c.referral_id],
-                set_={
-                    name: stmt.excluded[name] for name in ("referral_version", "service_id", "clocks", "received_at")
-                },
-                where=referral_clocks.c.referral_version <= stmt.excluded.referral_version,
-            )
-        )
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        row = {"referral_id": clocks.referral_id, "referral_version": clocks.referral_version,
+               "service_id": clocks.service_id, "clocks": [_row(c) for c in clocks.clocks],
+               "received_at": datetime.now(UTC)}  # fmt: skip
+        return bool((await direct.execute(self._session, _KEEP(self._session), row)).rowcount)
 
     async def clocks_of(self, referral_ids: Sequence[str]) -> dict[str, list[ClockState]]:
         found: dict[str, list[ClockState]] = {}
