@@ -65,7 +65,7 @@ class _Compiled(NamedTuple):
     binds: tuple[Callable[[Any], Any] | None, ...]
     results: tuple[Callable[[Any], Any] | None, ...]
     row: Callable[[Iterable[Any]], Any]
-    construct: Callable[..., dict[str, Any]]
+    fixed: dict[str, Any]  # the values of bound parameters the caller does not give (``status == 'pending'``)
 
 
 # Rows as SQLAlchemy's: by position or by column name (a type per statement, so untyped here).
@@ -84,8 +84,15 @@ def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _
     names = tuple(compiled.positiontup)
     results = tuple(entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns)
     row = _ROW_TYPE("Row", [entry.keyname for entry in compiled._result_columns], rename=True)
+    fixed = {}
+    for name in names:
+        bind = compiled.binds[name]
+        if name not in keys:
+            if bind.callable is not None or (bind.value is None and bind.required):
+                return None  # a value made as it executes, or one the caller must give: SQLAlchemy says which
+            fixed[name] = bind.value
     return _Compiled(compiled.string, names, tuple(processors.get(name) for name in names), results, row._make,
-                     compiled.construct_params)  # fmt: skip
+                     fixed)  # fmt: skip
 
 
 _DRIVER = "send_shared.direct.driver"
@@ -165,9 +172,10 @@ def _result(rows: list[Any], status: str | None) -> Result:
 
 def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
     try:  # a type's own check (a timestamp without its zone, say) fails as it does in SQLAlchemy
-        values = compiled.construct(params, _check=True)
+        fixed = compiled.fixed
         return [value if bind is None else bind(value)
-                for value, bind in zip([values[name] for name in compiled.names], compiled.binds, strict=True)]  # fmt: skip
+                for value, bind in zip([params[name] if name in params else fixed[name] for name in compiled.names],
+                                       compiled.binds, strict=True)]  # fmt: skip
     except exc.StatementError:
         raise
     except Exception as error:  # what a bind processor raised

@@ -77,21 +77,27 @@ class OutboxWriter:
             "channel": self.notify_channel,
         }
 
-    @functools.cached_property
+    @property
     def _postgres_statement(self) -> TextClause:
-        """One statement, the same whatever the number of events (so prepared once, where a multi-row insert
-        built per call cost three times the CPU): the events go into the store from arrays, in the order
-        given (positions are handed out in that order, which keeps each key's events in order), the queue
-        takes what the store returns, and ``pg_notify``, delivered at commit and only if the transaction
-        commits, wakes the relay at once."""
-        store, queue = self.tables.store.name, self.tables.queue.name
-        return text(
-            f"WITH written AS (INSERT INTO {store} (event_id, topic, message_key, shard, headers, payload, created_at) "  # noqa: S608 - names from our metadata
-            "SELECT e, t, k, s, h, p, c FROM unnest(CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[]), "
-            "CAST(:keys AS varchar[]), CAST(:shards AS smallint[]), CAST(:headers AS json[]), "
-            "CAST(:payloads AS bytea[]), CAST(:created AS timestamptz[])) WITH ORDINALITY AS u(e, t, k, s, h, p, c, n) "
-            "ORDER BY n RETURNING position, topic, shard, created_at), "
-            f"queued AS (INSERT INTO {queue} (position, topic, shard, created_at) "
-            "SELECT position, topic, shard, created_at FROM written) "
-            "SELECT pg_notify(:channel, '')"
-        )
+        return _postgres_statement(self.tables.store.name, self.tables.queue.name)
+
+
+@functools.cache
+def _postgres_statement(store: str, queue: str) -> TextClause:
+    """One statement, the same whatever the number of events (so prepared once, where a multi-row insert
+    built per call cost three times the CPU): the events go into the store from arrays, in the order
+    given (positions are handed out in that order, which keeps each key's events in order), the queue
+    takes what the store returns, and ``pg_notify``, delivered at commit and only if the transaction
+    commits, wakes the relay at once."""
+    # Kept by table names, not per writer: a unit of work makes a writer each time, and the statement is compiled
+    # once (send_shared.direct) for as long as the same object comes back.
+    return text(
+        f"WITH written AS (INSERT INTO {store} (event_id, topic, message_key, shard, headers, payload, created_at) "  # noqa: S608 - names from our metadata
+        "SELECT e, t, k, s, h, p, c FROM unnest(CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[]), "
+        "CAST(:keys AS varchar[]), CAST(:shards AS smallint[]), CAST(:headers AS json[]), "
+        "CAST(:payloads AS bytea[]), CAST(:created AS timestamptz[])) WITH ORDINALITY AS u(e, t, k, s, h, p, c, n) "
+        "ORDER BY n RETURNING position, topic, shard, created_at), "
+        f"queued AS (INSERT INTO {queue} (position, topic, shard, created_at) "
+        "SELECT position, topic, shard, created_at FROM written) "
+        "SELECT pg_notify(:channel, '')"
+    )
