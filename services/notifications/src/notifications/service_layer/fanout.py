@@ -1,6 +1,6 @@
 """Consumer side: turns each event into a message and one delivery per endpoint that may and wants to hear it.
 
-Every event is validated against its schema first (``validated_payload``): a violation raises, and the
+Every event it acts on is validated against its schema first (``validated_payload``): a violation raises, and the
 consumer parks it on its dead-letter topic. Webhook bodies and email contexts are built from the
 validated payload only, so a field the contract does not know (a name, say) never goes out.
 A referral's events go on in version order (``domain.ordering``); one that comes early is held. Consent events
@@ -25,18 +25,20 @@ from notifications.service_layer.mail import queue_emails
 from notifications.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
+    CLOCKS_UPDATED,
+    WAIT_ESTIMATE,
     OrganisationV1,
-    ReferralClocksV1,
     ReferralConsentV1,
     ReferralEventV1,
     ServiceV1,
-    WaitEstimateV1,
     validated_payload,
 )
 from send_shared.metrics import CONSUMER_VERSION_GAPS
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "notifications"
+# Read from waitlists' topic beside the alerts, and left unread: one a referral, so not validated either.
+_NOT_FOR_ORGANISATIONS = frozenset({CLOCKS_UPDATED, WAIT_ESTIMATE})
 
 
 class _HeldFlag:
@@ -53,6 +55,8 @@ _held = _HeldFlag()
 async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template: str) -> int:
     """Records the message and its deliveries in ``uow``'s transaction (the consumer's, which commits it with
     the event's inbox row); returns how many deliveries."""
+    if event.type in _NOT_FOR_ORGANISATIONS:
+        return 0  # waitlists tells the referrals service (the family view, the estimate), not organisations
     payload = validated_payload(event.type, event.data, subject=event.subject, extensions=event.extensions)
     if payload is None:
         return 0  # a type outside the contract concerns no one
@@ -62,8 +66,6 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
     if isinstance(payload, OrganisationV1):
         await uow.directory.record_organisation(payload.organisation_id, payload.version)
         return 0
-    if isinstance(payload, ReferralClocksV1 | WaitEstimateV1):
-        return 0  # waitlists tells the referrals service (the family view, the estimate), not organisations
     clean = clean_event(event, payload)
     if isinstance(payload, ReferralConsentV1):
         state = ConsentState(payload.referral_id, payload.consent_version, payload.consent_status)
