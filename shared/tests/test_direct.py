@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import AsyncSession as Session
 
-from send_shared.db import UtcDateTime, create_engine
+from send_shared.db import InList, UtcDateTime, create_engine
 from send_shared.direct import execute
 
 metadata = MetaData()
@@ -48,6 +48,7 @@ _BY_ID = select(things.c.body, things.c.at, things.c.n).where(things.c.id == bin
 _ADD = insert(things)
 _BUMP = update(things).where(things.c.n >= bindparam("least")).values(n=things.c.n + 1)
 _IN = select(things.c.id).where(things.c.id.in_(bindparam("ids", expanding=True))).order_by(things.c.id)
+_IN_LIST = select(things.c.id).where(InList(things.c.id, "ids")).order_by(things.c.id)
 _COUNT = select(func.count()).select_from(things)
 _TEXT = text("SELECT CAST(:a AS integer) + 1, 'x'")
 
@@ -95,12 +96,16 @@ async def test_rows_counts_and_types_are_sqlalchemys(engine: AsyncEngine, throug
         assert (await execute(session, _BUMP, {"least": 2})).rowcount == 1
         assert (await execute(session, _add_once(session), {"id": "x", "n": 9, "body": {}, "at": AT})).rowcount == 0
         assert (await execute(session, _IN, {"ids": ["y", "x", "z"]})).scalars() == ["x", "y"]
+        assert (await execute(session, _IN_LIST, {"ids": ["y", "x", "z"]})).scalars() == ["x", "y"]
+        assert (await execute(session, _IN_LIST, {"ids": []})).scalars() == []
         assert (await execute(session, _TEXT, {"a": 1})).first() == (2, "x")  # text: values as the driver gives
         direct = through_sqlalchemy[before:]
-    if engine.dialect.name == "postgresql":  # only the IN list (its SQL depends on the list) and the check went through
+    if (
+        engine.dialect.name == "postgresql"
+    ):  # only the expanding IN (its SQL depends on the list) and the check went through
         assert len(direct) == 2
     else:
-        assert len(direct) == 9
+        assert len(direct) == 11
     async with Session(engine) as session:
         assert [tuple(r) for r in await session.execute(select(things.c.id, things.c.n).order_by("id"))] == [
             ("x", 1),

@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Insert, MetaData, Table, event, insert
+from sqlalchemy import Boolean, DateTime, Dialect, Insert, MetaData, Table, bindparam, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 
@@ -86,6 +89,34 @@ async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records:
     options = conn.sync_connection.get_execution_options() if conn.sync_connection is not None else {}
     schema = (options.get("schema_translate_map") or {}).get(table.schema, table.schema)
     await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=schema)
+
+
+class InList(ColumnElement[bool]):
+    """``column IN`` the list given as the parameter ``name``: on PostgreSQL ``column = ANY(:name)``, one statement
+    whatever the list's length (so prepared once, and run on asyncpg by ``send_shared.direct``); elsewhere
+    SQLAlchemy's expanding ``IN``, whose SQL is made afresh for each length."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.name = name
+
+
+@compiles(InList)
+def _expanding_in(element: InList, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw))
+
+
+@compiles(InList, "postgresql")
+def _equals_any(element: InList, compiler: Any, **kw: Any) -> str:
+    array = bindparam(element.name, type_=postgresql.ARRAY(element.column.type))
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(array, **kw)})"
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

@@ -8,14 +8,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import interim_offers, referral_signposts, service_wait_estimates
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.interim import InterimOffer, Signpost, SignpostTrigger, TakenUpBy, WaitEstimate
-from send_shared.db import upsert_insert
+from send_shared import direct
+from send_shared.db import InList, upsert_insert
 
 _ESTIMATE_FIGURES = (
     "window_weeks",
@@ -30,7 +31,7 @@ _ESTIMATE_FIGURES = (
 )
 # Built once (every submission reads its service's estimate): see referral_repository.
 _ESTIMATES = select(service_wait_estimates)
-_ESTIMATES_OF = _ESTIMATES.where(service_wait_estimates.c.service_id.in_(bindparam("ids", expanding=True)))
+_ESTIMATES_OF = _ESTIMATES.where(InList(service_wait_estimates.c.service_id, "ids"))
 
 
 class SqlInterimRepository:
@@ -92,9 +93,9 @@ class SqlInterimRepository:
 
     async def estimates(self, service_ids: Sequence[str] | None = None) -> dict[str, WaitEstimate]:
         if service_ids is None:
-            rows = (await self._session.execute(_ESTIMATES)).mappings()
+            rows = (await direct.execute(self._session, _ESTIMATES)).mappings()
         else:
-            rows = (await self._session.execute(_ESTIMATES_OF, {"ids": list(service_ids)})).mappings()
+            rows = (await direct.execute(self._session, _ESTIMATES_OF, {"ids": list(service_ids)})).mappings()
         return {
             r["service_id"]: WaitEstimate(
                 service_id=r["service_id"], as_of=r["as_of"], **{name: r[name] for name in _ESTIMATE_FIGURES}

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import endpoints
 from notifications.domain.endpoints import EndpointSpec, RegisteredEndpoint
 from notifications.domain.subscriptions import EndpointStatus
-from send_shared.db import as_utc
+from send_shared import direct
+from send_shared.db import InList, as_utc
 
 # Built once (every event looks up who subscribes, every dispatcher lane reads its endpoint): a statement built per
 # call costs its construction and its cache key every time.
 _GET = select(endpoints).where(endpoints.c.id == bindparam("id"))
 _SUBSCRIBED = select(endpoints).where(
-    endpoints.c.organisation_id.in_(bindparam("organisation_ids", expanding=True)),
-    endpoints.c.status.in_([EndpointStatus.ACTIVE.value, EndpointStatus.PAUSED.value]),
+    InList(endpoints.c.organisation_id, "organisation_ids"),
+    endpoints.c.status != EndpointStatus.DISABLED.value,
 )
 
 
-def _endpoint(row: RowMapping) -> RegisteredEndpoint:
+def _endpoint(row: Mapping[Any, Any]) -> RegisteredEndpoint:
     def when(name: str) -> datetime | None:
         value = row[name]
         return as_utc(value) if value is not None else None
@@ -81,7 +82,7 @@ class SqlEndpointRepository:
         return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
 
     async def subscribed(self, organisation_ids: Sequence[str]) -> list[RegisteredEndpoint]:
-        found = await self.session.execute(_SUBSCRIBED, {"organisation_ids": list(organisation_ids)})
+        found = await direct.execute(self.session, _SUBSCRIBED, {"organisation_ids": list(organisation_ids)})
         return [_endpoint(r) for r in found.mappings()]
 
     async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None:

@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import email_preferences
 from notifications.domain.email_preferences import EmailPreferences, NewReferralEmails
-from send_shared.db import upsert_insert
+from send_shared import direct
+from send_shared.db import InList, upsert_insert
 
 # Built once (every event with emails reads its organisations' preferences): a statement built per call costs its
 # construction and its cache key every time.
-_OF = select(email_preferences).where(
-    email_preferences.c.organisation_id.in_(bindparam("organisation_ids", expanding=True))
-)
+_OF = select(email_preferences).where(InList(email_preferences.c.organisation_id, "organisation_ids"))
 
 
 class SqlPreferenceRepository:
@@ -24,7 +23,7 @@ class SqlPreferenceRepository:
         self.session = session
 
     async def of(self, organisation_ids: Sequence[str]) -> dict[str, EmailPreferences]:
-        rows = await self.session.execute(_OF, {"organisation_ids": list(organisation_ids)})
+        rows = await direct.execute(self.session, _OF, {"organisation_ids": list(organisation_ids)})
         return {
             row.organisation_id: EmailPreferences(NewReferralEmails(row.new_referrals), bool(row.breach_alerts))
             for row in rows
