@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.db import ByDialect
+from send_shared import direct
+from send_shared.db import ByDialect, InList
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
@@ -36,7 +37,7 @@ _TOLD_BEFORE = (
     select(referrals.c.referral_id, referrals.c.referrer_org_id, referrals.c.receiving_org_id,
            clock_updates_sent.c.fingerprint)
     .outerjoin(clock_updates_sent, clock_updates_sent.c.referral_id == referrals.c.referral_id)
-    .where(referrals.c.referral_id.in_(bindparam("ids", expanding=True)))
+    .where(InList(referrals.c.referral_id, "ids"))
 )  # fmt: skip
 _REMEMBER = ByDialect(_remember)
 
@@ -50,7 +51,9 @@ class SqlClockUpdates:
         """The parties of these referrals, and the fingerprint of the clocks told last of each."""
         found: dict[str, ToldBefore] = {}
         for start in range(0, len(referral_ids), _CHUNK):
-            rows = await self._session.execute(_TOLD_BEFORE, {"ids": list(referral_ids[start : start + _CHUNK])})
+            rows = await direct.execute(
+                self._session, _TOLD_BEFORE, {"ids": list(referral_ids[start : start + _CHUNK])}
+            )
             found |= {
                 row.referral_id: ToldBefore(Parties(row.referrer_org_id, row.receiving_org_id), row.fingerprint)
                 for row in rows

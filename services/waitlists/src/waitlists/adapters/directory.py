@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from send_shared.db import upsert_insert
+from send_shared import direct
+from send_shared.db import InList, upsert_insert
 from waitlists.adapters.orm import organisations, services
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
@@ -18,7 +19,7 @@ from waitlists.domain.scope import Scope
 _LOCAL_AUTHORITY = "local_authority"
 _CLOCKS = select(services.c.service_id, services.c.clocks, services.c.target_days).order_by(services.c.service_id)
 # Every consumer batch reads its services' clocks: built once.
-_CLOCKS_OF = _CLOCKS.where(services.c.service_id.in_(bindparam("ids", expanding=True)))
+_CLOCKS_OF = _CLOCKS.where(InList(services.c.service_id, "ids"))
 
 
 class SqlDirectory:
@@ -80,7 +81,7 @@ class SqlDirectory:
         """The clocks of these services (every one for None), in id order."""
         if service_ids is None:
             return await self._clocks(true())
-        rows = await self._session.execute(_CLOCKS_OF, {"ids": list(service_ids)})
+        rows = await direct.execute(self._session, _CLOCKS_OF, {"ids": list(service_ids)})
         return {service_id: ServiceClocks.named(clocks, target_days) for service_id, clocks, target_days in rows}
 
     async def area_services(self, scope: Scope, scope_id: str) -> tuple[str, dict[str, str]]:

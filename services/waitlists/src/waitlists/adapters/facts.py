@@ -16,7 +16,6 @@ from sqlalchemy import (
     Date,
     Integer,
     Table,
-    bindparam,
     case,
     cast,
     delete,
@@ -28,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from send_shared.db import bulk_insert, dialect_name
+from send_shared import direct
+from send_shared.db import InList, bulk_insert, dialect_name
 from waitlists.adapters.orm import (
     FACT_TABLES,
     alerts_sent,
@@ -49,7 +49,7 @@ from waitlists.domain.timeline import Status
 _CHUNK = 500
 # Each consumer batch replaces its referrals' facts: the deletes built once (on PostgreSQL one statement, one round
 # trip, the others as CTEs).
-_DELETES = [delete(table).where(table.c.referral_id.in_(bindparam("ids", expanding=True))) for table in FACT_TABLES]
+_DELETES = [delete(table).where(InList(table.c.referral_id, "ids")) for table in FACT_TABLES]
 _DELETE_ALL_AT_ONCE = _DELETES[-1].add_cte(*(d.cte(f"d{i}") for i, d in enumerate(reversed(_DELETES[:-1]))))
 
 
@@ -98,7 +98,7 @@ async def _delete(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     for start in range(0, len(referral_ids), _CHUNK):
         chunk = {"ids": list(referral_ids[start : start + _CHUNK])}
         if dialect_name(session) == "postgresql":
-            await session.execute(_DELETE_ALL_AT_ONCE, chunk)
+            await direct.execute(session, _DELETE_ALL_AT_ONCE, chunk)
         else:
             for statement in _DELETES:
                 await session.execute(statement, chunk)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared import direct
-from send_shared.db import ByDialect
+from send_shared.db import ByDialect, InList
 from waitlists.adapters.orm import referral_changes, referrals
 from waitlists.domain.access import Parties
 from waitlists.domain.projection import ProjectedReferral, RecordedChange
@@ -41,7 +41,7 @@ _TIMELINES = _with_changes(
     referral_changes.c.version, referral_changes.c.status, referral_changes.c.occurred_on,
     referral_changes.c.reason_code, referral_changes.c.outcome_code,
 ).order_by(referrals.c.referral_id, referral_changes.c.version)  # fmt: skip
-_JOURNEYS = _TIMELINES.where(referrals.c.child_ref.in_(bindparam("child_refs", expanding=True)))
+_JOURNEYS = _TIMELINES.where(InList(referrals.c.child_ref, "child_refs"))
 _LATEST = ("latest_version", "latest_status")
 
 
