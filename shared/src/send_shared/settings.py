@@ -54,7 +54,9 @@ class ServiceSettings(KafkaConnection):
         "for this long makes readiness fail.",
     )  # fmt: skip
     otel_exporter_otlp_endpoint: str | None = Field(
-        None, description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans stay in-process."
+        None,
+        description="OTLP/HTTP collector endpoint, e.g. http://otel-collector:4318. Unset: spans are not recorded "
+        "(their trace and span ids still go into logs and the headers passed on).",
     )
     log_level: str = Field("INFO", description="Root log level.")
     access_log: bool = Field(True, description="Log one JSON line per HTTP request (probes and scrapes excepted).")
