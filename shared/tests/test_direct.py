@@ -4,6 +4,7 @@ types, the same counts, the same errors; and on PostgreSQL it does not go throug
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     bindparam,
@@ -25,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import AsyncSession as Session
 
@@ -50,6 +52,11 @@ _BUMP = update(things).where(things.c.n >= bindparam("least")).values(n=things.c
 _IN = select(things.c.id).where(things.c.id.in_(bindparam("ids", expanding=True))).order_by(things.c.id)
 _IN_LIST = select(things.c.id).where(InList(things.c.id, "ids")).order_by(things.c.id)
 _COUNT = select(func.count()).select_from(things)
+_COUNT_IN = select(func.count()).where(InList(things.c.id, "ids"))  # things only through InList: FROM has it
+_N_OF = select(things.c.n).where(things.c.id == bindparam("id"))
+_MEAN = select(
+    func.avg(things.c.n, type_=Numeric(10, 2))
+)  # a numeric result: through SQLAlchemy, whose processor needs the type code
 _TEXT = text("SELECT CAST(:a AS integer) + 1, 'x'")
 
 
@@ -99,13 +106,15 @@ async def test_rows_counts_and_types_are_sqlalchemys(engine: AsyncEngine, throug
         assert (await execute(session, _IN_LIST, {"ids": ["y", "x", "z"]})).scalars() == ["x", "y"]
         assert (await execute(session, _IN_LIST, {"ids": []})).scalars() == []
         assert (await execute(session, _TEXT, {"a": 1})).first() == (2, "x")  # text: values as the driver gives
+        assert (await execute(session, _COUNT_IN, {"ids": ["x", "q"]})).scalar() == 1
+        assert (await execute(session, _MEAN)).scalar() == (await session.execute(_MEAN)).scalar() == 3.5
         direct = through_sqlalchemy[before:]
     if (
         engine.dialect.name == "postgresql"
     ):  # only the expanding IN (its SQL depends on the list) and the check went through
-        assert len(direct) == 2
+        assert len(direct) == 4  # and the mean, twice
     else:
-        assert len(direct) == 11
+        assert len(direct) == 14
     async with Session(engine) as session:
         assert [tuple(r) for r in await session.execute(select(things.c.id, things.c.n).order_by("id"))] == [
             ("x", 1),
@@ -143,6 +152,58 @@ async def test_errors_are_sqlalchemys_and_undo_the_transaction(engine: AsyncEngi
         await _in_one_transaction(engine, x, naive)
     async with Session(engine) as session:
         assert (await session.execute(_COUNT)).scalar() == 0
+
+
+async def _write_after_losing_the_connection(engine: AsyncEngine) -> None:
+    async with Session(engine) as session, session.begin():
+        pid = (await execute(session, text("SELECT pg_backend_pid()"))).scalar()
+        async with engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # Once the driver has read the server's goodbye. (Caught in the middle of reading it, asyncpg says
+        # "another operation is in progress", an InternalError, through SQLAlchemy's own execution as well.)
+        await asyncio.sleep(0.3)
+        await execute(session, _ADD, {"id": "x", "n": 1, "body": {}, "at": AT})
+
+
+async def test_a_lost_connection_fails_as_the_consumers_expect_a_database_down(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        await _lost_connection_fails_and_the_pool_recovers(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _lost_connection_fails_and_the_pool_recovers(engine: AsyncEngine) -> None:
+    # The consumer runtime holds a partition while the database is down on exactly these (runtime._DATABASE_DOWN),
+    # rather than parking the message as poison.
+    with pytest.raises((OperationalError, InterfaceError, ConnectionError)):
+        await _write_after_losing_the_connection(engine)
+    async with Session(engine) as session:  # and the pool gives a working connection afterwards
+        assert (await session.execute(_COUNT)).scalar() == 0
+
+
+async def test_statements_prepared_before_a_table_changed_are_prepared_again(pg_url: str) -> None:
+    engine = create_engine(pg_url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(_ADD, {"id": "x", "n": 1, "body": {}, "at": AT})
+    try:
+        assert await _read_in_a_transaction(engine) == (1,)  # prepared on the pool's connection
+        async with engine.begin() as conn:  # what a migration might do while the service runs
+            await conn.execute(text("ALTER TABLE things ALTER COLUMN n TYPE bigint"))
+        with pytest.raises(DBAPIError, match="cached statement plan is invalid"):
+            await _read_in_a_transaction(engine)  # as SQLAlchemy's own execution fails once
+        assert await _read_in_a_transaction(engine) == (1,)
+    finally:
+        await engine.dispose()
+
+
+async def _read_in_a_transaction(engine: AsyncEngine) -> Any:
+    async with Session(engine) as session, session.begin():
+        await execute(session, _COUNT)
+        return (await execute(session, _N_OF, {"id": "x"})).first()
 
 
 async def test_a_list_of_parameter_sets_runs_the_statement_for_each(engine: AsyncEngine) -> None:

@@ -21,6 +21,7 @@ async def test_a_batch_claims_each_id_once(any_engine: AsyncEngine) -> None:
         assert await inbox.claim_many(session, [("e4", "t"), ("e5", "t")]) == [False, True]
         assert not await inbox.claim(session, "e5", "t")
         assert await Inbox(inbox_table, "group-b").claim_many(session, [("e1", "t")]) == [True]  # another group's
+        assert await inbox.claim_many(session, []) == []
     async with Session(any_engine) as session:
         rows = await session.execute(select(inbox_table.c.consumer_group, func.count()).group_by("consumer_group"))
         assert sorted(tuple(row) for row in rows) == [("group-a", 5), ("group-b", 1)]

@@ -107,6 +107,10 @@ class InList(ColumnElement[bool]):
         self.column = column
         self.name = name
 
+    @property
+    def _from_objects(self) -> list[Any]:  # the column's table belongs in FROM, as with column.in_()
+        return list(self.column._from_objects)
+
 
 @compiles(InList)
 def _expanding_in(element: InList, compiler: Any, **kw: Any) -> str:

@@ -22,7 +22,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import exc
+from sqlalchemy import Numeric, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
@@ -82,6 +82,8 @@ def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _
         return None
     processors = compiled._bind_processors  # the compiler's own bind processors, as execution uses them
     names = tuple(compiled.positiontup)
+    if any(isinstance(entry.type, Numeric) for entry in compiled._result_columns):
+        return None  # the dialect's numeric result processors need the column's type code, known as it executes
     results = tuple(entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns)
     row = _ROW_TYPE("Row", [entry.keyname for entry in compiled._result_columns], rename=True)
     fixed = {}
@@ -153,7 +155,10 @@ async def execute(
             records = await prepared.fetch(*args[0])
             status = prepared.get_statusmsg()
     except Exception as error:  # turned into SQLAlchemy's error, as SQLAlchemy does
-        raise _as_sqlalchemy_error(adapter, compiled.sql, args, error) from error
+        raised = _as_sqlalchemy_error(adapter, dialect, compiled.sql, args, error)
+        if raised is error:
+            raise
+        raise raised from error
     if not compiled.results:  # text without its columns declared: the driver's values as they are
         return _result([tuple(record) for record in records], status)
     rows = [
@@ -190,9 +195,14 @@ async def _through_sqlalchemy(
     return Result(rows, result.rowcount if not result.returns_rows or result.rowcount >= 0 else len(rows))
 
 
-def _as_sqlalchemy_error(adapter: Any, sql: str, args: Sequence[Any], error: Exception) -> Exception:
+def _as_sqlalchemy_error(adapter: Any, dialect: Any, sql: str, args: Sequence[Any], error: Exception) -> Exception:
     try:
         adapter._handle_exception(error)  # raises the driver error as the dialect's DB-API error
     except Exception as translated:  # noqa: BLE001 - whatever the dialect made of it
-        return exc.DBAPIError.instance(sql, list(args), translated, adapter.dbapi.Error)
+        if not isinstance(translated, adapter.dbapi.Error):
+            return translated  # not the driver's (a socket's ConnectionError, say): raised as it is, as SQLAlchemy does
+        if isinstance(translated, adapter.dbapi.InvalidCachedStatementError | adapter.dbapi.InternalServerError):
+            dialect._invalidate_schema_cache()  # a table changed under its prepared statements: prepare them again
+        wrapped: Exception = exc.DBAPIError.instance(sql, list(args), translated, adapter.dbapi.Error)
+        return wrapped
     return error

@@ -45,9 +45,12 @@ class Inbox:
     async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> list[bool]:
         """``claim`` for a batch of (event id, event type) in one statement: for each, whether it is claimed now.
         Of an id that comes twice in the batch only the first is claimed."""
+        if not events:
+            return []
         now = datetime.now(UTC)
+        first_types = dict(reversed(events))  # an id's type as it first came
         rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
-                 "processed_at": now} for event_id, event_type in dict(events).items()]  # fmt: skip
+                 "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
         fresh = set((await db.execute(self._claim_many(db), rows)).scalars())
         claimed = []
         for event_id, _type in events:
