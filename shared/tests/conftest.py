@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from send_shared.db import create_engine
+from send_shared.telemetry import setup_logging
 
 # The helper module sits next to this file; --import-mode=importlib does not put this folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,3 +45,18 @@ async def any_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the service's logging (``setup_logging``) writes to stdout during one test; the root logger is put back
+    afterwards."""
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    setup_logging("svc")
+    try:
+        yield out
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])

@@ -6,28 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from send_shared.telemetry import setup_logging
 from send_shared.web.access_log import AccessLog
-
-
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stdout", out)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    setup_logging("svc")
-    try:
-        yield out
-    finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
 
 
 def records(out: io.StringIO) -> list[dict[str, object]]:

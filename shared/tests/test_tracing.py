@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from send_shared.telemetry import PROPAGATOR, setup_logging, tracer_provider
+from send_shared.telemetry import PROPAGATOR, tracer_provider
 
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 
@@ -51,16 +51,8 @@ def test_with_a_collector_every_span_is_recorded(monkeypatch: pytest.MonkeyPatch
         provider.shutdown()
 
 
-def test_log_lines_carry_the_trace_of_an_unrecorded_span(monkeypatch: pytest.MonkeyPatch) -> None:
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stdout", out)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    setup_logging("svc")
-    try:
-        with tracer_provider("svc", None).get_tracer("test").start_as_current_span("work") as span:
-            logging.getLogger("send.test").info("inside")
-    finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
-    (line,) = [json.loads(text) for text in out.getvalue().splitlines()]
+def test_log_lines_carry_the_trace_of_an_unrecorded_span(lines: io.StringIO) -> None:
+    with tracer_provider("svc", None).get_tracer("test").start_as_current_span("work") as span:
+        logging.getLogger("send.test").info("inside")
+    (line,) = [json.loads(text) for text in lines.getvalue().splitlines()]
     assert line["trace_id"] == f"{span.get_span_context().trace_id:032x}"
