@@ -9,8 +9,9 @@ SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...), so callers catch w
 
 SQLAlchemy runs the statement instead whenever the shortcut would not be the same: on SQLite, before the driver's
 transaction has begun (SQLAlchemy begins it lazily, at its first statement), for tables built beside the live ones
-(``schema_translate_map``), and for statements whose SQL depends on the parameters (``IN`` lists) or that need
-Python-side column defaults. Written by hand: SQLAlchemy has no public API for running a compiled statement on the
+(``schema_translate_map``), for statements whose SQL depends on the parameters (expanding ``IN`` lists; use
+``db.InList``, one statement on PostgreSQL), that need Python-side column defaults, or whose results are numeric.
+Statements are kept compiled by identity, so pass ones built once (a module's constants). Written by hand: SQLAlchemy has no public API for running a compiled statement on the
 driver, and asyncpg alone would mean a second copy of every statement and its types.
 """
 
