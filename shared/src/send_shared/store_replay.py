@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 REPLAY_REQUESTED = "uk.send.store.replay_requested.v1"
 REPLAY_COMPLETED = "uk.send.store.replay_completed.v1"
+_MARKER_TYPE = REPLAY_COMPLETED.encode()  # compared with every record's type header
 _CHUNK = 5_000
 REPLY_RETENTION = timedelta(days=2)
 
@@ -356,7 +357,7 @@ async def read_replay(
 def _is_marker(headers: Sequence[tuple[str, bytes | None]]) -> bool:
     for key, value in headers:
         if key == "ce_type":
-            return value == REPLAY_COMPLETED.encode()
+            return value == _MARKER_TYPE
     return False
 
 

@@ -14,7 +14,7 @@ from send_shared.events.envelope import CloudEvent, encode_kafka
 from send_shared.events.schemas import ReferralEventV1, ReferralStatus, referral_event_type
 from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, clock_on
 from waitlists.domain.facts import derive
-from waitlists.domain.timeline import DateOutOfRange, StatusChange, Timeline, business_date
+from waitlists.domain.timeline import DateOutOfRange, StatusChange, Timeline, add_days, business_date
 from waitlists.entrypoints.headers import content_disposition
 from waitlists.service_layer.replay import ReplayFold
 
@@ -75,6 +75,23 @@ def test_a_huge_service_target_never_overflows(target: int) -> None:
     else:
         assert clock.state is ClockState.BREACHED
     assert derive(timeline(start), ServiceClocks((ClockKind.SERVICE_TARGET,), target), []) is not None
+
+
+@pytest.mark.parametrize(
+    ("day", "days", "expected"),
+    [
+        (date(2026, 1, 5), 10**12, date.max),
+        (date(2026, 1, 5), -(10**12), date.min),
+        (date.max, 1, date.max),
+        (date.min, -1, date.min),
+        (date.max - timedelta(days=1), 1, date.max),
+        (date.min + timedelta(days=1), -1, date.min),
+        (date(2024, 2, 28), 1, date(2024, 2, 29)),
+    ],
+)
+def test_adding_days_holds_at_the_calendars_ends(day: date, days: int, expected: date) -> None:
+    """Inside the calendar a date plus days is the date that many days on; past either end it is that end."""
+    assert add_days(day, days) == expected
 
 
 def referral_event(referral_id: str, occurred_at: datetime) -> CloudEvent:

@@ -28,7 +28,7 @@ def test_changes_settle_in_version_order_and_a_repeat_keeps_its_first_copy() -> 
     repeat = change("r1", 2, "rejected", "2026-01-13")  # same version again: the consumer keeps the first
     found = fold(first, change("r1", 1, "submitted", "2026-01-05"), repeat).result()
     changes = found.referrals["r1"].changes
-    assert [(c.version, c.status, c.occurred_on) for c in changes] == [
+    assert [(c.version, c.status, c.on) for c in changes] == [
         (1, "submitted", date(2026, 1, 5)),
         (2, "accepted", date(2026, 1, 12)),
     ]

@@ -92,7 +92,7 @@ def _domain(payload: ReferralEventV1 | ServiceV1 | OrganisationV1) -> Projectabl
             on = business_date(d.occurred_at)
         except DateOutOfRange as exc:
             raise Unprojectable(f"occurred_at: {exc}") from exc
-        change = RecordedChange(d.version, d.status, d.occurred_at, on, d.reason_code, d.outcome_code)
+        change = RecordedChange(d.version, d.status, on, d.reason_code, d.outcome_code, occurred_at=d.occurred_at)
         primary, secondary = (shared(n) if n else None for n in (d.primary_need, d.secondary_need))
         return ReferralEvent(d.referral_id, d.child_ref, shared(d.service_id), shared(d.receiving_org_id),
                              shared(d.referrer_org_id), shared(d.urgency or "routine"), primary, secondary,
@@ -125,7 +125,8 @@ def from_record(headers: Sequence[tuple[str, bytes | None]], value: bytes | None
         kind = attributes["type"]
         if kind in REFERRAL_EVENT_TYPES:
             referral = ReferralEventV1.model_validate_json(value or b"")
-            extensions = {k: v for k, v in attributes.items() if k == "referralversion"}
+            version = attributes.get("referralversion")
+            extensions = {} if version is None else {"referralversion": version}
             check_attributes(kind, referral, subject=attributes.get("subject"), extensions=extensions)
             return _domain(referral)
         if kind == SERVICE_UPSERTED:

@@ -169,7 +169,7 @@ async def _fill_referrals(conn: AsyncConnection, held: HeldProjection) -> None:
                   for r in chunk]  # fmt: skip
         await bulk_insert(conn, referrals, latest)
         await bulk_insert(conn, referral_changes, [
-            (r.referral_id, c.version, c.status.value, c.occurred_at, c.occurred_on, c.reason_code, c.outcome_code)
+            (r.referral_id, c.version, c.status.value, c.occurred_at, c.on, c.reason_code, c.outcome_code)
             for r in chunk for c in r.changes
         ])  # fmt: skip
         await insert_facts(conn, held.facts(chunk))

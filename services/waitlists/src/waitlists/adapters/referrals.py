@@ -69,8 +69,8 @@ class SqlReferrals:
         rows = (await direct.execute(self._session, _HELD, {"referral_id": referral_id})).rows
         if not rows:
             return None
-        changes = tuple(RecordedChange(row.version, Status(row.status), row.occurred_at, row.occurred_on,
-                                       row.reason_code, row.outcome_code) for row in rows)  # fmt: skip
+        changes = tuple(RecordedChange(row.version, Status(row.status), row.occurred_on, row.reason_code,
+                                       row.outcome_code, occurred_at=row.occurred_at) for row in rows)  # fmt: skip
         self._held[referral_id] = {change.version for change in changes}
         first = rows[0]
         return ProjectedReferral(referral_id, first.child_ref, first.service_id, first.receiving_org_id,
@@ -86,7 +86,7 @@ class SqlReferrals:
                 self._session,
                 _SAVE_CHANGES(self._session),
                 [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
-                  "occurred_at": c.occurred_at, "occurred_on": c.occurred_on, "reason_code": c.reason_code,
+                  "occurred_at": c.occurred_at, "occurred_on": c.on, "reason_code": c.reason_code,
                   "outcome_code": c.outcome_code} for c in new],
             )  # fmt: skip
         # The latest version and status are written over a referral already held (the ``excluded`` row's).

@@ -14,22 +14,20 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from waitlists.domain.clocks import ServiceClocks
 from waitlists.domain.directory import OrganisationEntry, ServiceEntry
 from waitlists.domain.facts import ReferralFacts, derive
-from waitlists.domain.timeline import Status, StatusChange, Timeline
+from waitlists.domain.timeline import StatusChange, Timeline
 
 
 @dataclass(frozen=True, slots=True)
-class RecordedChange:
-    version: int
-    status: Status
-    occurred_at: datetime
-    occurred_on: date  # the business date of occurred_at
-    reason_code: str | None
-    outcome_code: str | None
+class RecordedChange(StatusChange):
+    """A status change as the referral event told it: ``on`` is the business date of ``occurred_at``. Being a
+    ``StatusChange``, the held changes are the timeline's own, not copied for every fact derived."""
+
+    occurred_at: datetime = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +60,7 @@ class ProjectedReferral:
         return self.changes[-1]
 
     def timeline(self) -> Timeline:
-        changes = tuple(StatusChange(c.version, c.status, c.occurred_on, c.reason_code, c.outcome_code)
-                        for c in self.changes)  # fmt: skip
-        return Timeline(self.referral_id, self.child_ref, self.service_id, self.urgency, changes)
+        return Timeline(self.referral_id, self.child_ref, self.service_id, self.urgency, self.changes)
 
     def _with(self, changes: tuple[RecordedChange, ...]) -> ProjectedReferral:
         return ProjectedReferral(self.referral_id, self.child_ref, self.service_id, self.receiving_org_id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from send_shared.events.schemas import ReferralStatus
@@ -37,6 +37,7 @@ EHC_EXCEPTIONS = frozenset(
 # date lies its target past its start, and open-ended facts end on date.max.
 EARLIEST_BUSINESS_DATE = date(1900, 1, 1)
 LATEST_BUSINESS_DATE = date(2999, 12, 31)
+_MAX_ORDINAL = date.max.toordinal()
 
 
 class DateOutOfRange(ValueError):
@@ -65,10 +66,10 @@ def london_today() -> date:
 def add_days(day: date, days: int) -> date:
     """``day`` plus ``days``, held at ``date.min`` or ``date.max`` rather than overflowing: a date past
     the calendar's end (a huge service target, say) is one that never comes."""
-    try:
-        return day + timedelta(days=days)
-    except OverflowError:
-        return date.max if days > 0 else date.min
+    ordinal = day.toordinal() + days  # by ordinal: a third of the cost of adding a timedelta, on every fact
+    if ordinal > _MAX_ORDINAL:
+        return date.max
+    return date.fromordinal(ordinal) if ordinal >= 1 else date.min
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,9 @@ class Timeline:
     @property
     def in_error(self) -> bool:
         """Recorded by mistake: out of every figure for every date (the brief's one deliberate exception)."""
-        return any(c.status == ENTERED_IN_ERROR for c in self.changes)
+        return ENTERED_IN_ERROR in [
+            c.status for c in self.changes
+        ]  # a list, not a generator: a rebuild asks millions of times
 
     @property
     def submitted_on(self) -> date | None:
@@ -107,7 +110,7 @@ class Timeline:
 
     def known_on(self, day: date) -> tuple[StatusChange, ...]:
         """The changes that had happened by the end of ``day`` (business time)."""
-        return tuple(c for c in self.changes if c.on <= day)
+        return tuple([c for c in self.changes if c.on <= day])
 
     def status_on(self, day: date) -> Status | None:
         known = self.known_on(day)
