@@ -91,8 +91,8 @@ def through_sqlalchemy(engine: AsyncEngine) -> Iterator[list[str]]:
 
 async def test_rows_counts_and_types_are_sqlalchemys(engine: AsyncEngine, through_sqlalchemy: list[str]) -> None:
     async with Session(engine) as session, session.begin():
-        assert (await execute(session, _COUNT)).scalar() == 0  # the first statement begins the transaction
         before = len(through_sqlalchemy)
+        assert (await execute(session, _COUNT)).scalar() == 0  # the first statement begins the transaction
         assert (await execute(session, _ADD, {"id": "x", "n": 1, "body": BODY, "at": AT})).rowcount == 1
         assert (await execute(session, _ADD, {"id": "y", "n": 5, "body": [], "at": AT})).rowcount == 1
         found = (await execute(session, _BY_ID, {"id": "x"})).first()
@@ -114,7 +114,7 @@ async def test_rows_counts_and_types_are_sqlalchemys(engine: AsyncEngine, throug
     ):  # only the expanding IN (its SQL depends on the list) and the check went through
         assert len(direct) == 4  # and the mean, twice
     else:
-        assert len(direct) == 14
+        assert len(direct) == 16  # every statement, and the BEGIN
     async with Session(engine) as session:
         assert [tuple(r) for r in await session.execute(select(things.c.id, things.c.n).order_by("id"))] == [
             ("x", 1),
@@ -129,7 +129,7 @@ async def test_it_is_the_callers_transaction(engine: AsyncEngine) -> None:
         await session.rollback()
     async with Session(engine) as session, session.begin():
         assert (await execute(session, _COUNT)).scalar() == 0
-        # the transaction's first statement goes through SQLAlchemy, which begins it: it is rolled back too
+        # the transaction's first statement begins it on the driver, as SQLAlchemy's dialect would: rolled back too
         await execute(session, _ADD, {"id": "y", "n": 1, "body": {}, "at": AT})
         await session.rollback()
     async with Session(engine) as session:
@@ -226,3 +226,14 @@ async def test_a_connection_works_as_a_session_does(engine: AsyncEngine) -> None
     async with engine.begin() as conn:
         await execute(conn, _ADD, {"id": "x", "n": 1, "body": BODY, "at": AT})
         assert (await execute(conn, _BY_ID, {"id": "x"})).first() == (BODY, AT.astimezone(UTC), 1)
+
+
+async def test_a_connection_outside_a_transaction_commits_what_it_begins(engine: AsyncEngine) -> None:
+    """SQLAlchemy begins it (autobegin), so its commit ends what was begun; a rollback undoes it."""
+    async with engine.connect() as conn:
+        await execute(conn, _ADD, {"id": "x", "n": 1, "body": {}, "at": AT})
+        await conn.commit()
+        await execute(conn, _ADD, {"id": "y", "n": 1, "body": {}, "at": AT})
+        await conn.rollback()
+    async with engine.connect() as conn:
+        assert (await execute(conn, _COUNT)).scalar() == 1

@@ -7,8 +7,9 @@ dialect and set of parameter names, with SQLAlchemy's own compiler, bind process
 result processors, and then runs it on asyncpg's connection as SQLAlchemy would have. Errors come out as
 SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...), so callers catch what they always caught.
 
-SQLAlchemy runs the statement instead whenever the shortcut would not be the same: on SQLite, before the driver's
-transaction has begun (SQLAlchemy begins it lazily, at its first statement), for tables built beside the live ones
+The driver's transaction is begun here when SQLAlchemy has not yet begun it (its dialect begins it lazily, before
+its first statement, with the same call). SQLAlchemy runs the statement instead whenever the shortcut would not be
+the same: on SQLite, on a connection outside a transaction or in autocommit, for tables built beside the live ones
 (``schema_translate_map``), for statements whose SQL depends on the parameters (expanding ``IN`` lists; use
 ``db.InList``, one statement on PostgreSQL), that need Python-side column defaults, or whose results are numeric.
 Statements are kept compiled by identity, so pass ones built once (a module's constants). Written by hand: SQLAlchemy has no public API for running a compiled statement on the
@@ -102,21 +103,28 @@ _DRIVER = "send_shared.direct.driver"
 
 
 async def _driver(db: AsyncSession | AsyncConnection) -> Any:
-    """The asyncpg adapter of ``db``'s connection when its transaction has begun on the driver, else None."""
+    """The asyncpg adapter of ``db``'s connection, its transaction begun on the driver; None where SQLAlchemy must
+    run the statement."""
     if isinstance(db, AsyncSession):
         transaction = db.sync_session.get_transaction()
-        if transaction is None:
-            return None
         cached = db.info.get(_DRIVER)
-        if cached is not None and cached[0] is transaction:
+        if transaction is not None and cached is not None and cached[0] is transaction:
             adapter = cached[1]
-        else:
+        else:  # the session's transaction begun, as its own execute would begin it
             adapter = await _adapter(await db.connection())
-            db.info[_DRIVER] = (transaction, adapter)
-    else:
+            db.info[_DRIVER] = (db.sync_session.get_transaction(), adapter)
+    elif db.in_transaction():
         adapter = await _adapter(db)
-    if adapter is None or adapter._transaction is None:  # begun lazily, at SQLAlchemy's first statement
+    else:  # SQLAlchemy begins it (autobegin) and must know it did, to commit it
         return None
+    if adapter is None:
+        return None
+    if adapter._transaction is None:  # the dialect begins it lazily, before its first statement: so here
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+        if adapter._transaction is None:  # autocommit: SQLAlchemy runs it
+            return None
     return adapter
 
 

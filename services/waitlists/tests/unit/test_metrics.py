@@ -11,7 +11,7 @@ import pytest
 from waitlists.domain.clocks import ClockKind, ServiceClocks
 from waitlists.domain.metrics import Period
 from waitlists.domain.stats import nearest_rank, percent, suppress
-from waitlists.domain.timeline import StatusChange, Timeline, paused_days_before
+from waitlists.domain.timeline import StatusChange, Timeline, paused_days
 
 from . import oracle, shapes
 from .fake_facts import figures_from_facts
@@ -115,8 +115,8 @@ def test_imminent_breach_is_within_seven_days(figures) -> None:  # type: ignore[
 def test_family_pauses_count_in_waiting_days() -> None:
     held = t("x", "c9", "camhs", ("submitted", "2026-01-05"), ("acknowledged", "2026-01-06"),
              ("on_hold", "2026-01-10", "family_unavailable"), ("accepted", "2026-01-20"))  # fmt: skip
-    assert paused_days_before(held, D("2026-01-15")) == 5
-    assert paused_days_before(held, D("2026-02-01")) == 10
+    assert paused_days(held.known_on(D("2026-01-15")), D("2026-01-15")) == 5
+    assert paused_days(held.known_on(D("2026-02-01")), D("2026-02-01")) == 10
 
 
 def test_statistics_helpers() -> None:

@@ -33,6 +33,7 @@ from waitlists.domain.timeline import (
     FAMILY_HOLDS,
     IN_PROGRESS,
     ON_HOLD,
+    WAITING,
     Status,
     Timeline,
     add_days,
@@ -138,12 +139,16 @@ def _intervals(timeline: Timeline) -> list[tuple[date, date]]:
 
 
 def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]:
+    submitted_on = timeline.submitted_on
+    if submitted_on is None:
+        return ()
     spells: list[WaitingSpell] = []
     for valid_from, valid_to in _intervals(timeline):
-        if not timeline.is_waiting_on(valid_from):
+        known = timeline.known_on(valid_from)  # never empty: each interval starts on a change's date
+        last = known[-1]
+        if last.status not in WAITING:
             continue
-        waited = waiting_days(timeline, valid_from, pauses)
-        last = timeline.known_on(valid_from)[-1]
+        waited = waiting_days(submitted_on, known, valid_from, pauses)
         if pauses and last.status == ON_HOLD and last.reason_code in FAMILY_HOLDS:
             spells.append(WaitingSpell(valid_from, valid_to, None, waited))
         else:

@@ -112,13 +112,6 @@ class Timeline:
         """The changes that had happened by the end of ``day`` (business time)."""
         return tuple([c for c in self.changes if c.on <= day])
 
-    def status_on(self, day: date) -> Status | None:
-        known = self.known_on(day)
-        return known[-1].status if known else None
-
-    def is_waiting_on(self, day: date) -> bool:
-        return self.submitted_on is not None and self.status_on(day) in WAITING
-
     def first_final(self) -> StatusChange | None:
         return next((c for c in self.changes if c.status in FINAL and c.status != ENTERED_IN_ERROR), None)
 
@@ -126,11 +119,11 @@ class Timeline:
         return next((c for c in self.changes if c.status == status and (by is None or c.on <= by)), None)
 
 
-def paused_days_before(t: Timeline, day: date) -> int:
-    """Days spent on a family-initiated hold before ``day``."""
+def paused_days(known: Sequence[StatusChange], day: date) -> int:
+    """Days spent on a family-initiated hold before ``day``, from the changes known by then."""
     total = 0
     since: date | None = None
-    for change in t.known_on(day):
+    for change in known:
         family_hold = change.status == ON_HOLD and change.reason_code in FAMILY_HOLDS
         if since is not None and not family_hold:
             total += (change.on - since).days
@@ -140,10 +133,10 @@ def paused_days_before(t: Timeline, day: date) -> int:
     return total + ((day - since).days if since is not None else 0)
 
 
-def waiting_days(t: Timeline, day: date, pauses: bool) -> int:
-    """Days waited by ``day``: from submission, less family-initiated holds where the service's clocks pause."""
-    assert t.submitted_on is not None
-    return (day - t.submitted_on).days - (paused_days_before(t, day) if pauses else 0)
+def waiting_days(submitted_on: date, known: Sequence[StatusChange], day: date, pauses: bool) -> int:
+    """Days waited by ``day`` (``known``: the changes known by then): from submission, less family-initiated holds
+    where the service's clocks pause."""
+    return (day - submitted_on).days - (paused_days(known, day) if pauses else 0)
 
 
 def date_after(day: date, days: int) -> date | None:
