@@ -18,6 +18,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
+from send_shared import direct
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp with its zone, on SQLite too. SQLite keeps a datetime's wall time and drops its offset,
@@ -81,7 +83,8 @@ async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records:
     conn = await db.connection() if isinstance(db, AsyncSession) else db
     columns = [c.name for c in table.columns]
     if conn.dialect.name != "postgresql" or len(records) < _COPY_FROM_ROWS:
-        await conn.execute(_insert_into(table), [dict(zip(columns, record, strict=True)) for record in records])
+        rows = [dict(zip(columns, record, strict=True)) for record in records]
+        await direct.execute(conn, _insert_into(table), rows)
         return
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection

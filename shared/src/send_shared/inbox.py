@@ -7,14 +7,15 @@ replay window the operators use); the consumer runtime prunes in the background.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, TextClause, delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from send_shared import direct
-from send_shared.db import ByDialect
+from send_shared.db import ByDialect, dialect_name
 
 
 def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -34,7 +35,9 @@ class Inbox:
         self.table = table
         self.consumer_group = consumer_group
         self._claim = ByDialect(lambda insert: insert(table).on_conflict_do_nothing())  # every event: built once
-        self._claim_many = ByDialect(lambda insert: insert(table).on_conflict_do_nothing().returning(table.c.event_id))
+        self._claim_many = ByDialect(  # SQLite's; PostgreSQL's claims from arrays (below)
+            lambda insert: insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+        )
 
     async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
@@ -49,9 +52,16 @@ class Inbox:
             return []
         now = datetime.now(UTC)
         first_types = dict(reversed(events))  # an id's type as it first came
-        rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
-                 "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
-        fresh = set((await db.execute(self._claim_many(db), rows)).scalars())
+        if dialect_name(db) == "postgresql":
+            found = await direct.execute(db, _claim_from_arrays(self.table.name), {
+                "consumer_group": self.consumer_group, "event_ids": list(first_types),
+                "event_types": list(first_types.values()), "processed_at": now,
+            })  # fmt: skip
+            fresh = set(found.scalars())
+        else:
+            rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
+                     "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
+            fresh = set((await db.execute(self._claim_many(db), rows)).scalars())
         claimed = []
         for event_id, _type in events:
             claimed.append(event_id in fresh)
@@ -67,3 +77,15 @@ class Inbox:
                 )
             )
         return int(result.rowcount or 0)
+
+
+@functools.cache
+def _claim_from_arrays(table: str) -> TextClause:
+    """PostgreSQL: a batch's claims from arrays, one statement whatever the batch's size (so prepared once and run
+    on the driver; a multi-row ``INSERT`` is new SQL for each size)."""
+    return text(
+        f"INSERT INTO {table} (consumer_group, event_id, event_type, processed_at) "  # noqa: S608 - a name from our metadata
+        "SELECT CAST(:consumer_group AS varchar), v.event_id, v.event_type, CAST(:processed_at AS timestamptz) "
+        "FROM unnest(CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[])) AS v(event_id, event_type) "
+        "ON CONFLICT DO NOTHING RETURNING event_id"
+    )

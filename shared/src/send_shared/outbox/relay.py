@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -39,11 +40,12 @@ from typing import Any
 from aiokafka.structs import RecordMetadata
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import String, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import Integer, Select, String, TextClause, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from send_shared.db import as_utc, upsert_insert
+from send_shared import direct
+from send_shared.db import InList, as_utc, upsert_insert
 from send_shared.health import detected
 from send_shared.kafka import OutgoingRecord, publish_all
 from send_shared.kafka_link import as_source
@@ -98,6 +100,7 @@ class OutboxRelay:
         self.lock = lock or asyncio.Lock()
         self._wake = asyncio.Event()
         self._postgres = engine.dialect.name == "postgresql"
+        self._claim = _claim_statement(tables, sharded=self._postgres)
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
     def wake(self) -> None:
@@ -160,7 +163,7 @@ class OutboxRelay:
             shards = await self._take_shards(conn) if self._postgres else None
             if shards == []:
                 return 0
-            rows = (await conn.execute(self._claim_query(shards))).mappings().all()
+            rows = (await direct.execute(conn, self._claim, {"shards": shards, "limit": self.batch_size})).mappings()
             if not rows:
                 return 0
             heads = _heads_of(rows[0]["heads"]) if self._postgres else await self._heads(conn)
@@ -184,26 +187,8 @@ class OutboxRelay:
         """Every shard no other relay holds, locked until this transaction ends. Taken in a statement of
         its own, before the rows are read: a lock tried row by row inside the claiming query could fail
         on one row and succeed on a later row of the same shard, skipping the earlier event."""
-        result = await conn.execute(
-            text("SELECT s FROM generate_series(0, :last) AS s WHERE pg_try_advisory_xact_lock(:ns, s)"),
-            {"last": SHARDS - 1, "ns": ADVISORY_NAMESPACE},
-        )
-        return list(result.scalars())
-
-    def _claim_query(self, shards: list[int] | None) -> Any:
-        q, s, h = self.tables.queue, self.tables.store, self.tables.heads
-        query = (
-            select(q.c.position, q.c.topic, q.c.created_at, s.c.event_id, s.c.message_key, s.c.headers, s.c.payload)
-            .join(s, s.c.position == q.c.position)
-            .where(q.c.sent_at.is_(None))
-        )
-        if shards is not None:
-            # The heads ride along (computed once by the planner): read after the shard locks were taken,
-            # they include every head another relay committed before this batch is published.
-            heads = select(func.json_object_agg(h.c.topic + " " + cast(h.c.partition, String), h.c.offset))
-            query = query.add_columns(heads.scalar_subquery().label("heads"))
-            query = query.where(q.c.shard.in_(shards)).with_for_update(of=q, skip_locked=True)
-        return query.order_by(q.c.position).limit(self.batch_size)
+        result = await direct.execute(conn, _TAKE_SHARDS, {"last": SHARDS - 1, "ns": ADVISORY_NAMESPACE})
+        return result.scalars()
 
     async def _heads(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
         h = self.tables.heads
@@ -216,20 +201,9 @@ class OutboxRelay:
         """The rows sent, with where the broker put them, and each partition's newest head moved up."""
         q, h = self.tables.queue, self.tables.heads
         if self._postgres:  # one statement, prepared once whatever the batch
-            await conn.execute(
-                text(
-                    "WITH v AS (SELECT * FROM unnest(CAST(:positions AS bigint[]), CAST(:partitions AS int[]), "  # noqa: S608 - names from our metadata
-                    "CAST(:offsets AS bigint[]), CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[])) "
-                    "AS v(position, partition, off, event_id, topic)), "
-                    f'marked AS (UPDATE {q.name} SET sent_at = :now, partition = v.partition, "offset" = v.off '
-                    f"FROM v WHERE {q.name}.position = v.position) "
-                    f'INSERT INTO {h.name} (topic, partition, "offset", event_id, updated_at) '
-                    "SELECT DISTINCT ON (topic, partition) topic, partition, off, event_id, :now FROM v "
-                    "ORDER BY topic, partition, off DESC "
-                    'ON CONFLICT (topic, partition) DO UPDATE SET "offset" = excluded."offset", '
-                    "event_id = excluded.event_id, updated_at = excluded.updated_at "
-                    f'WHERE {h.name}."offset" < excluded."offset"'
-                ),
+            await direct.execute(
+                conn,
+                _mark_sent_statement(q.name, h.name),
                 {
                     "now": now,
                     "positions": [row["position"] for row in rows],
@@ -327,6 +301,44 @@ class OutboxRelay:
             return None
         conn.add_termination_listener(lambda _conn: self._wake.set())
         return conn
+
+
+_TAKE_SHARDS = text("SELECT s FROM generate_series(0, :last) AS s WHERE pg_try_advisory_xact_lock(:ns, s)")
+
+
+def _claim_statement(tables: OutboxTables, *, sharded: bool) -> Select[Any]:
+    """The oldest unsent rows, ``limit`` of them; ``sharded`` (PostgreSQL): of the ``shards`` this relay locked,
+    skipping rows another transaction holds. Built once a relay, so run on the driver (``send_shared.direct``)."""
+    q, s, h = tables.queue, tables.store, tables.heads
+    query = (
+        select(q.c.position, q.c.topic, q.c.created_at, s.c.event_id, s.c.message_key, s.c.headers, s.c.payload)
+        .join(s, s.c.position == q.c.position)
+        .where(q.c.sent_at.is_(None))
+    )
+    if sharded:
+        # The heads ride along (computed once by the planner): read after the shard locks were taken,
+        # they include every head another relay committed before this batch is published.
+        heads = select(func.json_object_agg(h.c.topic + " " + cast(h.c.partition, String), h.c.offset))
+        query = query.add_columns(heads.scalar_subquery().label("heads"))
+        query = query.where(InList(q.c.shard, "shards")).with_for_update(of=q, skip_locked=True)
+    return query.order_by(q.c.position).limit(bindparam("limit", type_=Integer))
+
+
+@functools.cache
+def _mark_sent_statement(queue: str, heads: str) -> TextClause:
+    return text(
+        "WITH v AS (SELECT * FROM unnest(CAST(:positions AS bigint[]), CAST(:partitions AS int[]), "  # noqa: S608 - names from our metadata
+        "CAST(:offsets AS bigint[]), CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[])) "
+        "AS v(position, partition, off, event_id, topic)), "
+        f'marked AS (UPDATE {queue} SET sent_at = :now, partition = v.partition, "offset" = v.off '
+        f"FROM v WHERE {queue}.position = v.position) "
+        f'INSERT INTO {heads} (topic, partition, "offset", event_id, updated_at) '
+        "SELECT DISTINCT ON (topic, partition) topic, partition, off, event_id, :now FROM v "
+        "ORDER BY topic, partition, off DESC "
+        'ON CONFLICT (topic, partition) DO UPDATE SET "offset" = excluded."offset", '
+        "event_id = excluded.event_id, updated_at = excluded.updated_at "
+        f'WHERE {heads}."offset" < excluded."offset"'
+    )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -65,7 +65,8 @@ class SqlClockUpdates:
         if not updates:
             return
         now = datetime.now(UTC)
-        await self._session.execute(
+        await direct.execute(
+            self._session,
             _REMEMBER(self._session),
             [{"referral_id": u.clocks.referral_id, "fingerprint": u.clocks.fingerprint,
               "referral_version": u.clocks.referral_version, "sent_at": now} for u in updates],

@@ -129,7 +129,10 @@ class SqlReferrals:
         """Every referral of these children, by child."""
         found: list[Timeline] = []
         for start in range(0, len(child_refs), _CHUNK):
-            found += await self._grouped(_JOURNEYS, {"child_refs": list(child_refs[start : start + _CHUNK])})
+            rows = await direct.execute(
+                self._session, _JOURNEYS, {"child_refs": list(child_refs[start : start + _CHUNK])}
+            )
+            found += _grouped(rows)
         return _journeys(found)
 
     async def journeys_after(self, after: str | None, children: int) -> tuple[dict[str, list[Timeline]], str | None]:
@@ -144,19 +147,21 @@ class SqlReferrals:
         return _journeys(await self._timelines(referrals.c.child_ref.between(chunk[0], chunk[-1]))), chunk[-1]
 
     async def _timelines(self, condition: ColumnElement[bool]) -> list[Timeline]:
-        return await self._grouped(_TIMELINES.where(condition))
+        return _grouped(await self._session.execute(_TIMELINES.where(condition)))
 
-    async def _grouped(self, query: Select[Any], parameters: dict[str, Any] | None = None) -> list[Timeline]:
-        grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
-        for row in await self._session.execute(query, parameters):
-            entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
-            entry[1].append(
-                StatusChange(row.version, Status(row.status), row.occurred_on, row.reason_code, row.outcome_code)
-            )
-        return [
-            Timeline.of(referral_id, child_ref, service_id, urgency, changes)
-            for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
-        ]
+
+def _grouped(rows: Iterable[Any]) -> list[Timeline]:
+    """The timelines in rows of a referral's fields and one of its changes each."""
+    grouped: dict[str, tuple[tuple[str, str, str], list[StatusChange]]] = {}
+    for row in rows:
+        entry = grouped.setdefault(row.referral_id, ((row.child_ref, row.service_id, row.urgency), []))
+        entry[1].append(
+            StatusChange(row.version, Status(row.status), row.occurred_on, row.reason_code, row.outcome_code)
+        )
+    return [
+        Timeline.of(referral_id, child_ref, service_id, urgency, changes)
+        for referral_id, ((child_ref, service_id, urgency), changes) in grouped.items()
+    ]
 
 
 def _journeys(timelines: Iterable[Timeline]) -> dict[str, list[Timeline]]:

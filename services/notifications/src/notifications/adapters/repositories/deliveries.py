@@ -172,10 +172,10 @@ class SqlDeliveryRepository:
         await self.session.execute(delete(delivery_attempts).where(delivery_attempts.c.endpoint_id == endpoint_id))
 
     async def endpoints_with_due_work(self, now: datetime) -> list[str]:
-        return list((await self.session.execute(_ENDPOINTS_WITH_DUE_WORK, {"now": now})).scalars())
+        return (await direct.execute(self.session, _ENDPOINTS_WITH_DUE_WORK, {"now": now})).scalars()
 
     async def pending_for(self, endpoint_id: str, *, limit: int) -> list[PendingDelivery]:
-        rows = await self.session.execute(_PENDING_FOR, {"endpoint_id": endpoint_id, "limit": limit})
+        rows = await direct.execute(self.session, _PENDING_FOR, {"endpoint_id": endpoint_id, "limit": limit})
         return [
             PendingDelivery(
                 id=r.id,
