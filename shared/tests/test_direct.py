@@ -184,6 +184,32 @@ async def _lost_connection_fails_and_the_pool_recovers(engine: AsyncEngine) -> N
         assert (await session.execute(_COUNT)).scalar() == 0
 
 
+async def test_a_begin_on_a_lost_connection_fails_as_sqlalchemys_would(pg_url: str) -> None:
+    """The transaction's first statement begins it on the driver: a connection lost before then fails with
+    SQLAlchemy's error, which the consumers read as the database down, not as a poison message."""
+    engine = create_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        with pytest.raises((OperationalError, InterfaceError)):
+            await _begin_after_losing_the_connection(engine)
+        async with Session(engine) as session:
+            assert (await execute(session, _COUNT)).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def _begin_after_losing_the_connection(engine: AsyncEngine) -> None:
+    async with Session(engine) as session, session.begin():
+        raw = await (await session.connection()).get_raw_connection()  # checked out; nothing begun on it yet
+        assert raw.dbapi_connection._transaction is None
+        async with engine.connect() as other:
+            pid = raw.driver_connection.get_server_pid()
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.3)
+        await execute(session, _COUNT)
+
+
 async def test_statements_prepared_before_a_table_changed_are_prepared_again(pg_url: str) -> None:
     engine = create_engine(pg_url, pool_size=1)
     async with engine.begin() as conn:

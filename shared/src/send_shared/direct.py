@@ -103,8 +103,8 @@ _DRIVER = "send_shared.direct.driver"
 
 
 async def _driver(db: AsyncSession | AsyncConnection) -> Any:
-    """The asyncpg adapter of ``db``'s connection, its transaction begun on the driver; None where SQLAlchemy must
-    run the statement."""
+    """The asyncpg adapter of ``db``'s connection, in SQLAlchemy's transaction (its driver's begun or not yet); None
+    where SQLAlchemy must run the statement."""
     if isinstance(db, AsyncSession):
         transaction = db.sync_session.get_transaction()
         cached = db.info.get(_DRIVER)
@@ -117,15 +117,21 @@ async def _driver(db: AsyncSession | AsyncConnection) -> Any:
         adapter = await _adapter(db)
     else:  # SQLAlchemy begins it (autobegin) and must know it did, to commit it
         return None
-    if adapter is None:
-        return None
-    if adapter._transaction is None:  # the dialect begins it lazily, before its first statement: so here
+    return adapter
+
+
+async def _begin(adapter: Any, dialect: Dialect) -> None:
+    """The driver's transaction begun, as the dialect begins it lazily before its first statement; a failure comes
+    out as SQLAlchemy's error (``OperationalError``, ``InterfaceError``), as it would from SQLAlchemy's BEGIN."""
+    try:
         async with adapter._execute_mutex:
             if adapter._transaction is None:
                 await adapter._start_transaction()
-        if adapter._transaction is None:  # autocommit: SQLAlchemy runs it
-            return None
-    return adapter
+    except Exception as error:
+        raised = _as_sqlalchemy_error(adapter, dialect, "BEGIN", [], error)
+        if raised is error:
+            raise
+        raise raised from error
 
 
 async def _adapter(conn: AsyncConnection) -> Any:
@@ -151,7 +157,9 @@ async def execute(
     adapter = await _driver(db)
     dialect = db.get_bind().dialect if isinstance(db, AsyncSession) else db.dialect
     compiled = _compile(statement, dialect, frozenset(first)) if adapter is not None else None
-    if compiled is None:
+    if compiled is not None and adapter._transaction is None:
+        await _begin(adapter, dialect)
+    if compiled is None or adapter._transaction is None:  # autocommit begins none: SQLAlchemy runs it
         return await _through_sqlalchemy(db, statement, many if many is not None else first)
     args = [_arguments(compiled, one) for one in (many if many is not None else [first])]
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, TextClause, delete, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from send_shared import direct
@@ -53,7 +54,7 @@ class Inbox:
         now = datetime.now(UTC)
         first_types = dict(reversed(events))  # an id's type as it first came
         if dialect_name(db) == "postgresql":
-            found = await direct.execute(db, _claim_from_arrays(self.table.name), {
+            found = await direct.execute(db, _claim_from_arrays(self.table), {
                 "consumer_group": self.consumer_group, "event_ids": list(first_types),
                 "event_types": list(first_types.values()), "processed_at": now,
             })  # fmt: skip
@@ -80,11 +81,12 @@ class Inbox:
 
 
 @functools.cache
-def _claim_from_arrays(table: str) -> TextClause:
+def _claim_from_arrays(table: Table) -> TextClause:
     """PostgreSQL: a batch's claims from arrays, one statement whatever the batch's size (so prepared once and run
     on the driver; a multi-row ``INSERT`` is new SQL for each size)."""
+    name = postgresql.dialect().identifier_preparer.format_table(table)  # type: ignore[no-untyped-call]  # quoted, with any schema
     return text(
-        f"INSERT INTO {table} (consumer_group, event_id, event_type, processed_at) "  # noqa: S608 - a name from our metadata
+        f"INSERT INTO {name} (consumer_group, event_id, event_type, processed_at) "  # noqa: S608 - a name from our metadata
         "SELECT CAST(:consumer_group AS varchar), v.event_id, v.event_type, CAST(:processed_at AS timestamptz) "
         "FROM unnest(CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[])) AS v(event_id, event_type) "
         "ON CONFLICT DO NOTHING RETURNING event_id"

@@ -25,7 +25,8 @@ from waitlists.domain.timeline import StatusChange, Timeline
 @dataclass(frozen=True, slots=True)
 class RecordedChange(StatusChange):
     """A status change as the referral event told it: ``on`` is the business date of ``occurred_at``. Being a
-    ``StatusChange``, the held changes are the timeline's own, not copied for every fact derived."""
+    ``StatusChange``, the held changes are the timeline's own, not copied for every fact derived. (A dataclass equals
+    only one of its own class: compare a projection's timeline with one read back by its changes' fields.)"""
 
     occurred_at: datetime = field(kw_only=True)
 
