@@ -54,10 +54,12 @@ OURS = {"referrals", "waitlists", "notifications", "send_shared"}
 
 
 def revision() -> str:
-    """The commit profiled, and how many tracked files the working tree had changed from it."""
+    """The commit profiled, and how many tracked files the working tree had changed from it (results aside: a run
+    writes its own as it goes)."""
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+                             capture_output=True, text=True)  # fmt: skip
     files = len(changed.stdout.splitlines())
     return f"{head} with {files} files changed" if files else head
 
