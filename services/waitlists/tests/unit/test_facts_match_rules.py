@@ -3,13 +3,13 @@ figures the independent oracle works out from the brief by walking every history
 
 from __future__ import annotations
 
-from dataclasses import fields
-from datetime import timedelta
+from dataclasses import MISSING, fields
+from datetime import date, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waitlists.domain.facts import ClockSpell, WaitingSpell
+from waitlists.domain.facts import ClockSpell, WaitingSpell, _merge
 from waitlists.domain.metrics import Period
 
 from . import oracle, shapes
@@ -37,11 +37,18 @@ def test_facts_add_up_to_the_rules(specs: list, anchors: list, period_days: int,
         assert shapes.plain(found) == expected, day
 
 
-def test_a_spell_holds_every_field_but_its_dates() -> None:
-    """Back-to-back spells merge when what they hold is equal: a field left out of ``held`` would merge
-    spells that differ."""
+def test_back_to_back_spells_merge_only_when_all_they_hold_is_equal() -> None:
+    """A move that changed nothing counted joins two spells; any held value that differs, or a gap between them,
+    keeps them apart."""
+    a, b, c, d = (date(2026, 1, day) for day in (1, 5, 9, 12))
+    assert _merge([(a, b, ("x", 1)), (b, c, ("x", 1)), (c, d, ("x", 1))]) == [(a, d, ("x", 1))]
+    assert _merge([(a, b, ("x", 1)), (b, c, ("x", 2))]) == [(a, b, ("x", 1)), (b, c, ("x", 2))]
+    assert _merge([(a, b, ("x", 1)), (b, c, ("y", 1))]) == [(a, b, ("x", 1)), (b, c, ("y", 1))]
+    assert _merge([(a, b, ("x", 1)), (c, d, ("x", 1))]) == [(a, b, ("x", 1)), (c, d, ("x", 1))]
+
+
+def test_a_spell_is_built_from_its_dates_and_all_it_holds() -> None:
+    """What is compared when merging is every field but the dates: built from exactly that, nothing defaulted."""
     for spell in (WaitingSpell, ClockSpell):
-        names = {f.name for f in fields(spell)} - {"valid_from", "valid_to"}
-        example = spell(**{name: object() for name in (f.name for f in fields(spell))})
-        assert len(example.held) == len(names)
-        assert set(map(id, example.held)) == {id(getattr(example, name)) for name in names}
+        assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(spell))
+        assert {"valid_from", "valid_to"} < {f.name for f in fields(spell)}

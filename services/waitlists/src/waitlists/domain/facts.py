@@ -68,14 +68,6 @@ class WaitingSpell:
     waiting_since: date | None  # waiting days on D: (D - waiting_since) while the clock runs
     paused_days: int | None  # ... or this constant while paused
 
-    @property
-    def held(self) -> tuple[object, ...]:
-        """Everything but the dates it holds between."""
-        return self.waiting_since, self.paused_days
-
-    def until(self, valid_to: date) -> WaitingSpell:
-        return WaitingSpell(self.valid_from, valid_to, self.waiting_since, self.paused_days)
-
 
 @dataclass(frozen=True, slots=True)
 class ClockSpell:
@@ -84,14 +76,6 @@ class ClockSpell:
     valid_to: date
     breach_on: date | None  # None while paused before the breach date (a breached clock keeps its date)
     exception: bool
-
-    @property
-    def held(self) -> tuple[object, ...]:
-        """Everything but the dates it holds between."""
-        return self.clock, self.breach_on, self.exception
-
-    def until(self, valid_to: date) -> ClockSpell:
-        return ClockSpell(self.clock, self.valid_from, valid_to, self.breach_on, self.exception)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +114,7 @@ class ReferralFacts:
     gap: HandoffGap | None = None
 
 
-Spell = TypeVar("Spell", WaitingSpell, ClockSpell)
+Held = TypeVar("Held", tuple[date | None, int | None], tuple[ClockKind, date | None, bool])
 
 
 def _intervals(timeline: Timeline) -> list[tuple[date, date]]:
@@ -142,7 +126,7 @@ def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]
     submitted_on = timeline.submitted_on
     if submitted_on is None:
         return ()
-    spells: list[WaitingSpell] = []
+    spells: list[tuple[date, date, tuple[date | None, int | None]]] = []
     for valid_from, valid_to in _intervals(timeline):
         known = timeline.known_on(valid_from)  # never empty: each interval starts on a change's date
         last = known[-1]
@@ -150,16 +134,16 @@ def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]
             continue
         waited = waiting_days(submitted_on, known, valid_from, pauses)
         if pauses and last.status == ON_HOLD and last.reason_code in FAMILY_HOLDS:
-            spells.append(WaitingSpell(valid_from, valid_to, None, waited))
+            spells.append((valid_from, valid_to, (None, waited)))
         else:
-            spells.append(WaitingSpell(valid_from, valid_to, add_days(valid_from, -waited), None))
-    return tuple(_merge(spells))
+            spells.append((valid_from, valid_to, (add_days(valid_from, -waited), None)))
+    return tuple(WaitingSpell(valid_from, valid_to, *held) for valid_from, valid_to, held in _merge(spells))
 
 
 def clock_facts(
     timeline: Timeline, kinds: Sequence[ClockKind], target_days: int | None
 ) -> tuple[tuple[ClockSpell, ...], tuple[ClockStop, ...]]:
-    spells: list[ClockSpell] = []
+    spells: list[tuple[date, date, tuple[ClockKind, date | None, bool]]] = []
     stops: list[ClockStop] = []
     intervals = _intervals(timeline)
     for kind in kinds:
@@ -173,8 +157,10 @@ def clock_facts(
                 )
                 stops.append(ClockStop(kind, clock.stopped_on, outcome, clock.exception))
                 break
-            spells.append(ClockSpell(kind, valid_from, valid_to, clock.breach_date, clock.exception))
-    return tuple(_merge(spells)), tuple(stops)
+            spells.append((valid_from, valid_to, (kind, clock.breach_date, clock.exception)))
+    merged = tuple(ClockSpell(clock, valid_from, valid_to, breach_on, exception)
+                   for valid_from, valid_to, (clock, breach_on, exception) in _merge(spells))  # fmt: skip
+    return merged, tuple(stops)
 
 
 def outcome(timeline: Timeline) -> Outcome:
@@ -244,13 +230,13 @@ def derive_journeys(
     return found
 
 
-def _merge(spells: list[Spell]) -> list[Spell]:
-    """Joins back-to-back spells that differ only in their dates (a move that changed nothing counted)."""
-    merged: list[Spell] = []
-    for spell in spells:
-        prev = merged[-1] if merged else None
-        if prev is not None and prev.valid_to == spell.valid_from and prev.held == spell.held:
-            merged[-1] = prev.until(spell.valid_to)
+def _merge(spells: list[tuple[date, date, Held]]) -> list[tuple[date, date, Held]]:
+    """Joins back-to-back spells (valid from, valid to, what they hold) that hold the same (a move that changed nothing
+    counted), before any is built."""
+    merged: list[tuple[date, date, Held]] = []
+    for valid_from, valid_to, held in spells:
+        if merged and merged[-1][1] == valid_from and merged[-1][2] == held:
+            merged[-1] = (merged[-1][0], valid_to, held)
         else:
-            merged.append(spell)
+            merged.append((valid_from, valid_to, held))
     return merged
