@@ -114,20 +114,22 @@ class ReferralFacts:
     gap: HandoffGap | None = None
 
 
+Intervals = list[tuple[date, date]]
 Held = TypeVar("Held", tuple[date | None, int | None], tuple[ClockKind, date | None, bool])
 
 
-def _intervals(timeline: Timeline) -> list[tuple[date, date]]:
+def _intervals(timeline: Timeline) -> Intervals:
+    """Each change date of the timeline to the next (the last to ``OPEN_END``): the rules are evaluated once on each."""
     days = sorted({c.on for c in timeline.changes})
     return list(zip(days, [*days[1:], OPEN_END], strict=True))
 
 
-def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]:
+def waiting_spells(timeline: Timeline, intervals: Intervals, pauses: bool) -> tuple[WaitingSpell, ...]:
     submitted_on = timeline.submitted_on
     if submitted_on is None:
         return ()
     spells: list[tuple[date, date, tuple[date | None, int | None]]] = []
-    for valid_from, valid_to in _intervals(timeline):
+    for valid_from, valid_to in intervals:
         known = timeline.known_on(valid_from)  # never empty: each interval starts on a change's date
         last = known[-1]
         if last.status not in WAITING:
@@ -141,11 +143,10 @@ def waiting_spells(timeline: Timeline, pauses: bool) -> tuple[WaitingSpell, ...]
 
 
 def clock_facts(
-    timeline: Timeline, kinds: Sequence[ClockKind], target_days: int | None
+    timeline: Timeline, intervals: Intervals, kinds: Sequence[ClockKind], target_days: int | None
 ) -> tuple[tuple[ClockSpell, ...], tuple[ClockStop, ...]]:
     spells: list[tuple[date, date, tuple[ClockKind, date | None, bool]]] = []
     stops: list[ClockStop] = []
-    intervals = _intervals(timeline)
     for kind in kinds:
         for valid_from, valid_to in intervals:
             clock = clock_on(timeline, kind, valid_from, target_days)
@@ -204,13 +205,14 @@ def derive(timeline: Timeline, service: ServiceClocks, journey: Sequence[Timelin
     """Every fact of one referral; None for a referral entered in error (out of every figure for every date)."""
     if timeline.in_error or timeline.submitted_on is None:
         return None
-    spells, stops = clock_facts(timeline, service.clocks, service.target_days)
+    intervals = _intervals(timeline)
+    spells, stops = clock_facts(timeline, intervals, service.clocks, service.target_days)
     return ReferralFacts(
         referral_id=timeline.referral_id,
         child_ref=timeline.child_ref,
         service_id=timeline.service_id,
         outcome=outcome(timeline),
-        waiting=waiting_spells(timeline, service.pauses),
+        waiting=waiting_spells(timeline, intervals, service.pauses),
         clock_spells=spells,
         clock_stops=stops,
         gap=handoff_gap(timeline, journey),
