@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 
 import pytest
 
-from waitlists.domain.clocks import ClockKind, ClockState, clock_on
+from waitlists.domain.clocks import Clock, ClockKind, ClockReading, ClockState, clock_on
 from waitlists.domain.timeline import StatusChange, Timeline, business_date
 
 D = date.fromisoformat
@@ -140,3 +141,8 @@ def test_a_clock_as_it_stood_on_a_past_date() -> None:
 def test_business_dates_are_london_dates() -> None:
     assert business_date(datetime(2026, 6, 30, 23, 30, tzinfo=UTC)) == D("2026-07-01")  # BST
     assert business_date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == D("2026-12-31")  # GMT
+
+
+def test_a_reading_is_a_clock_without_its_referral_and_kind() -> None:
+    """``clock_on`` builds its ``Clock`` from a ``ClockReading`` by position: the fields must line up."""
+    assert tuple(f.name for f in fields(Clock))[2:] == ClockReading._fields

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from waitlists.domain.timeline import (
     ACCEPTED,
@@ -169,8 +170,31 @@ def _exception(kind: ClockKind, known: tuple[StatusChange, ...], until: date | N
     )
 
 
+class ClockReading(NamedTuple):
+    """A clock on a day, all but its referral and kind (``Clock``'s other fields, in order): a tuple, cheap to make
+    where facts are derived at every change date of millions of referrals."""
+
+    target: int
+    start: date
+    state: ClockState
+    waiting_days: int
+    stopped_on: date | None
+    breach_date: date | None
+    exception: bool
+    paused: bool = False
+    breached_on: date | None = None
+
+
 def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int | None = None) -> Clock | None:
     """The clock as it stood at the end of ``day``; None if it does not (yet) exist then."""
+    reading = read_clock(timeline, kind, day, service_target)
+    return None if reading is None else Clock(timeline.referral_id, kind, *reading)
+
+
+def read_clock(
+    timeline: Timeline, kind: ClockKind, day: date, service_target: int | None = None
+) -> ClockReading | None:
+    """``clock_on``'s clock, as a ``ClockReading``."""
     target = target_days(kind, timeline.urgency, service_target)
     start = timeline.submitted_on
     known = timeline.known_on(day)
@@ -205,23 +229,15 @@ def clock_on(timeline: Timeline, kind: ClockKind, day: date, service_target: int
                 state, breached_on = ClockState.MET, None
             else:
                 state, breached_on = ClockState.BREACHED, breach_by(change.on)
-            return Clock(
-                timeline.referral_id, kind, target, start, state, waiting, change.on, None, exception,
-                breached_on=breached_on,
-            )  # fmt: skip
+            return ClockReading(target, start, state, waiting, change.on, None, exception, breached_on=breached_on)
     exception = _exception(kind, known, None)
     if paused_since is not None:
         waiting = (paused_since - start).days - paused_days
         state = ClockState.PAUSED if breached_on is None else ClockState.BREACHED
-        return Clock(
-            timeline.referral_id, kind, target, start, state, waiting, None, breached_on, exception,
-            paused=True, breached_on=breached_on,
-        )  # fmt: skip
+        return ClockReading(target, start, state, waiting, None, breached_on, exception, paused=True,
+                            breached_on=breached_on)  # fmt: skip
     waiting = (day - start).days - paused_days
     breach_date = breached_on or date_after(start, target + 1 + paused_days)  # None: after the calendar ends
     breached_on = breach_by(day)
     state = ClockState.BREACHED if breached_on is not None else ClockState.RUNNING
-    return Clock(
-        timeline.referral_id, kind, target, start, state, waiting, None, breach_date, exception,
-        breached_on=breached_on,
-    )  # fmt: skip
+    return ClockReading(target, start, state, waiting, None, breach_date, exception, breached_on=breached_on)

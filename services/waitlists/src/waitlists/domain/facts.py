@@ -26,7 +26,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
-from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, clock_on
+from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, read_clock
 from waitlists.domain.timeline import (
     ACCEPTED,
     CLOSED_BEFORE_SUPPORT,
@@ -149,7 +149,7 @@ def clock_facts(
     stops: list[ClockStop] = []
     for kind in kinds:
         for valid_from, valid_to in intervals:
-            clock = clock_on(timeline, kind, valid_from, target_days)
+            clock = read_clock(timeline, kind, valid_from, target_days)
             if clock is None:
                 continue
             if clock.stopped_on is not None:  # a stop stands for good: nothing after it to look at
