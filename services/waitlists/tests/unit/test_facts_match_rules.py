@@ -41,14 +41,17 @@ def test_back_to_back_spells_merge_only_when_all_they_hold_is_equal() -> None:
     """A move that changed nothing counted joins two spells; any held value that differs, or a gap between them,
     keeps them apart."""
     a, b, c, d = (date(2026, 1, day) for day in (1, 5, 9, 12))
-    assert _merge([(a, b, ("x", 1)), (b, c, ("x", 1)), (c, d, ("x", 1))]) == [(a, d, ("x", 1))]
-    assert _merge([(a, b, ("x", 1)), (b, c, ("x", 2))]) == [(a, b, ("x", 1)), (b, c, ("x", 2))]
-    assert _merge([(a, b, ("x", 1)), (b, c, ("y", 1))]) == [(a, b, ("x", 1)), (b, c, ("y", 1))]
-    assert _merge([(a, b, ("x", 1)), (c, d, ("x", 1))]) == [(a, b, ("x", 1)), (c, d, ("x", 1))]
+    same: tuple[date | None, int | None] = (a, None)
+    assert _merge([(a, b, same), (b, c, same), (c, d, same)]) == [(a, d, same)]
+    for other in ((b, None), (None, 3), (None, None)):
+        assert _merge([(a, b, same), (b, c, other)]) == [(a, b, same), (b, c, other)]
+    assert _merge([(a, b, same), (c, d, same)]) == [(a, b, same), (c, d, same)]
 
 
 def test_a_spell_is_built_from_its_dates_and_all_it_holds() -> None:
-    """What is compared when merging is every field but the dates: built from exactly that, nothing defaulted."""
+    """The facts build each spell by position from its dates and what the merge compared: nothing defaulted, and
+    the fields in that order."""
+    assert [f.name for f in fields(WaitingSpell)] == ["valid_from", "valid_to", "waiting_since", "paused_days"]
+    assert [f.name for f in fields(ClockSpell)] == ["clock", "valid_from", "valid_to", "breach_on", "exception"]
     for spell in (WaitingSpell, ClockSpell):
         assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(spell))
-        assert {"valid_from", "valid_to"} < {f.name for f in fields(spell)}
