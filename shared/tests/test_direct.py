@@ -1,5 +1,5 @@
 """``send_shared.direct.execute`` gives what SQLAlchemy's ``execute`` gives, in the same transaction, on PostgreSQL
-(straight on asyncpg once the transaction has begun) and SQLite (through SQLAlchemy): the same rows with the same
+(straight on asyncpg, the transaction begun on the driver if need be) and SQLite (through SQLAlchemy): the same rows with the same
 types, the same counts, the same errors; and on PostgreSQL it does not go through SQLAlchemy's execution."""
 
 from __future__ import annotations
