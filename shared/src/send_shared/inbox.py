@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, TextClause, delete, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from send_shared import direct
@@ -36,9 +36,8 @@ class Inbox:
         self.table = table
         self.consumer_group = consumer_group
         self._claim = ByDialect(lambda insert: insert(table).on_conflict_do_nothing())  # every event: built once
-        self._claim_many = ByDialect(  # SQLite's; PostgreSQL's claims from arrays (below)
-            lambda insert: insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-        )
+        # SQLite's batch claim; PostgreSQL's claims from arrays (``_claim_from_arrays``).
+        self._claim_many_sqlite = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
 
     async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
         """Record the event as processed; False when it already was (the caller then skips the effect)."""
@@ -62,7 +61,7 @@ class Inbox:
         else:
             rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
                      "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
-            fresh = set((await db.execute(self._claim_many(db), rows)).scalars())
+            fresh = set((await db.execute(self._claim_many_sqlite, rows)).scalars())
         claimed = []
         for event_id, _type in events:
             claimed.append(event_id in fresh)

@@ -99,9 +99,8 @@ class Timeline:
     @property
     def in_error(self) -> bool:
         """Recorded by mistake: out of every figure for every date (the brief's one deliberate exception)."""
-        return ENTERED_IN_ERROR in [
-            c.status for c in self.changes
-        ]  # a list, not a generator: a rebuild asks millions of times
+        # A list, not a generator: a rebuild asks this millions of times.
+        return ENTERED_IN_ERROR in [c.status for c in self.changes]
 
     @property
     def submitted_on(self) -> date | None:
