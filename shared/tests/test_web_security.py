@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
 from send_devkit.tokens import mint_token
+from send_shared import auth as token_checks
 from send_shared.auth import (
     SESSION_COOKIE,
     CurrentPrincipal,
@@ -29,7 +30,7 @@ from send_shared.settings import ServiceSettings
 from send_shared.web.headers import SecurityHeaders
 from send_shared.web.limits import BodySizeLimit
 from send_shared.web.ops import ops_router
-from send_shared.web.problems import install_problem_handlers
+from send_shared.web.problems import Problem, install_problem_handlers
 
 
 def settings(**values: Any) -> ServiceSettings:
@@ -118,6 +119,57 @@ async def test_a_slow_jwks_fetch_leaves_the_event_loop_free(jwks_server: tuple[s
     started = time.perf_counter()
     await verifier.verify(token)
     assert SlowJwks.fetches == 1 and time.perf_counter() - started < 0.5, "a known key is not fetched again"
+
+
+# --- tokens kept once verified ---------------------------------------------------------------------
+
+_SECRET = "dev-only-jwt-secret-do-not-use-in-production-0123456789"
+
+
+def hs256(org: str, exp: float) -> str:
+    claims = {"sub": "u", "org": org, "role": "referrer", "aud": "send-referrals", "exp": int(exp)}
+    return jwt.encode(claims, _SECRET, algorithm="HS256")
+
+
+async def test_a_kept_token_is_refused_once_it_expires() -> None:
+    verifier = TokenVerifier(settings())
+    expires = int(time.time()) + 1
+    token = hs256("org-a", expires)
+    assert (await verifier.verify(token)).organisation_id == "org-a"
+    await asyncio.sleep(expires - time.time() + 0.05)
+    with pytest.raises(Problem) as refused:
+        await verifier.verify(token)
+    assert refused.value.status == 401
+
+
+async def test_only_the_very_token_verified_is_taken_as_kept() -> None:
+    verifier = TokenVerifier(settings())
+    token = hs256("org-a", time.time() + 60)
+    await verifier.verify(token)
+    head, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        json.dumps({**jwt.decode(token, options={"verify_signature": False}), "org": "org-b"}).encode()
+    ).decode()
+    other_signature = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
+    for forged in (f"{head}.{forged_payload}.{signature}", f"{head}.{payload}.{other_signature}"):
+        with pytest.raises(Problem):
+            await verifier.verify(forged)
+
+
+async def test_the_tokens_kept_are_bounded_and_the_oldest_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(token_checks, "VERIFIED_KEPT", 2)
+    verifier = TokenVerifier(settings())
+    tokens = [hs256(f"org-{n}", time.time() + 60) for n in range(3)]
+    for token in tokens:
+        await verifier.verify(token)
+
+    def no_more_checks(*_: Any, **__: Any) -> dict[str, Any]:
+        raise jwt.InvalidTokenError("the signing key was withdrawn")
+
+    monkeypatch.setattr(token_checks.jwt, "decode", no_more_checks)
+    assert [(await verifier.verify(t)).organisation_id for t in tokens[1:]] == ["org-1", "org-2"]
+    with pytest.raises(Problem):
+        await verifier.verify(tokens[0])
 
 
 # --- the bearer scheme and rate limits -------------------------------------------------------------

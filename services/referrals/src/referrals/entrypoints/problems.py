@@ -9,6 +9,7 @@ from fastapi import Request
 from referrals.domain.model import DuplicateReferral, MissingDetail
 from referrals.service_layer.errors import NotYourReferral
 from send_shared.auth import Principal
+from send_shared.web.links import url_for
 from send_shared.web.problems import Problem
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -46,7 +47,7 @@ def duplicate(exc: DuplicateReferral, viewer: Principal, request: Request) -> Pr
     (which would tell who referred the child, and when)."""
     existing = exc.existing
     if existing.readable_by(viewer.organisation_id, viewer.role.value):
-        link = str(request.url_for("get_referral", referral_id=existing.id))
+        link = url_for(request, "get_referral", referral_id=existing.id)
         return Problem(409, "Duplicate referral", str(exc), kind="duplicate-referral", existing_referral=link)
     return Problem(
         409,

@@ -26,6 +26,7 @@ from referrals.entrypoints.routers.reading import ReferralId
 from referrals.service_layer import consent as consent_cases
 from referrals.service_layer.errors import NotFound, NotYourReferral
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
+from send_shared.web.links import url_for
 from send_shared.web.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["consent"], responses=PROBLEM_RESPONSES)
@@ -110,5 +111,5 @@ async def record(
         raise missing_detail(exc) from exc
     except IdempotencyKeyReused as exc:
         raise reused_idempotency_key("body") from exc
-    location = str(request.url_for("get_consent", referral_id=referral_id))
+    location = url_for(request, "get_consent", referral_id=referral_id)
     return JSONResponse(response.body, status_code=response.status_code, headers={"Location": location})

@@ -16,6 +16,7 @@ from referrals.entrypoints.problems import PROBLEM_RESPONSES, duplicate, missing
 from referrals.entrypoints.schemas import ReferralCreate, ReferralOut
 from referrals.service_layer.idempotency import Idempotency, IdempotencyKeyReused
 from referrals.service_layer.submission import SubmitReferral, submit_referral
+from send_shared.web.links import url_for
 
 router = APIRouter(prefix="/v1", tags=["referrals"], responses=PROBLEM_RESPONSES)
 
@@ -68,7 +69,7 @@ async def create(
     except DuplicateReferral as exc:
         raise duplicate(exc, caller, request) from exc
     payload = response.body
-    location = str(request.url_for("get_referral", referral_id=payload["id"]))
+    location = url_for(request, "get_referral", referral_id=payload["id"])
     return JSONResponse(
         payload, status_code=response.status_code, headers={"ETag": etag(payload["version"]), "Location": location}
     )
