@@ -11,8 +11,7 @@ interleave the variants so that drift on the shared machine falls on all of them
 
 Variants: ``bare``; ``uvicorn`` (``python -m referrals serve``, the service as it stands); ``granian`` (granian
 2.8.7, not a dependency: ``pip install granian==2.8.7`` first, started on the app factory with one worker on uvloop);
-``head`` (the referrals service as ``--baseline-ref`` has it, served as ``uvicorn``; the shared package is the
-working tree's in both, so the comparison is of the referrals service alone).
+``head`` (the referrals service and the shared package as ``--baseline-ref`` has them, served as ``uvicorn``).
 """
 
 from __future__ import annotations
@@ -42,10 +41,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import referral_body  # the bench's own body, as figure 1 sends
+from sqlalchemy import text
 
 from send_devkit.broker import EmbeddedBroker, free_port
 from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 from send_devkit.tokens import mint_token
+from send_shared.db import create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / f"ingest-candidates-{datetime.now(UTC):%Y-%m-%d}" / "result.json"
@@ -128,8 +129,8 @@ def wait_http(url: str, timeout: float = 90) -> None:
 @contextmanager
 def serving(
     variant: Variant, pg: PostgresServer, bootstrap: str, log: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Starts the variant on a fresh database; yields its submission URL once it is ready."""
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """Starts the variant on a fresh database; yields it, its submission URL once it is ready, and its database."""
     port = free_port()
     env = {**os.environ, "HTTP_PORT": str(port)}
     if variant.server == "bare":
@@ -149,7 +150,7 @@ def serving(
         )
     try:
         wait_http(ready)
-        yield process, f"http://127.0.0.1:{port}/v1/referrals"
+        yield process, f"http://127.0.0.1:{port}/v1/referrals", env["DATABASE_URL"]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -167,30 +168,43 @@ def measure(
         if variant.server == "bare"
         else {"authorization": f"Bearer {mint_token('org-riverside-primary', 'referrer')}"}
     )
-    with serving(variant, pg, bootstrap, work / f"{variant.name}.log") as (process, url):
+    with serving(variant, pg, bootstrap, work / f"{variant.name}.log") as (process, url, database_url):
         asyncio.run(load(url, headers, WARM_UP_S, seed + 1000))
         cpu, own = tree_cpu_seconds(process.pid), own_cpu_seconds()
         created, other = asyncio.run(load(url, headers, seconds, seed))
         cpu, own = tree_cpu_seconds(process.pid) - cpu, own_cpu_seconds() - own
+        batches = None if variant.server == "bare" else asyncio.run(relay_batches(database_url))
     return {
         "per_s": round(created / seconds, 1),
         "cpu_ms_per_request": round(cpu * 1000 / created, 3) if created else None,
         "client_cpu_ms_per_request": round(own * 1000 / created, 3) if created else None,
         "created": created,
         "other_answers": other,
+        **({} if batches is None else {"events_per_relay_batch": batches}),
     }
 
 
+async def relay_batches(database_url: str) -> float | None:
+    """Events the relay published per cycle over the run, warm-up included: a cycle marks its rows sent at one
+    time."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT count(*), count(DISTINCT sent_at) FROM outbox WHERE sent_at IS NOT NULL")
+            events, batches = (await conn.execute(query)).one()
+    finally:
+        await engine.dispose()
+    return round(events / batches, 2) if batches else None
+
+
 def source_tree(ref: str, into: Path) -> str:
-    """The referrals service's source as ``ref`` has it (``git archive``), for the ``head`` variant."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "services/referrals/src"],
-        check=True,
-        capture_output=True,
-    ).stdout
+    """The referrals service's and the shared package's source as ``ref`` has them (``git archive``), as the
+    ``head`` variant's ``PYTHONPATH``."""
+    sources = ["services/referrals/src", "shared/src"]
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *sources], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    return str(into / "services" / "referrals" / "src")
+    return os.pathsep.join(str(into / source) for source in sources)
 
 
 def summary(rounds: list[dict[str, dict[str, Any]]], names: list[str]) -> dict[str, Any]:
@@ -219,7 +233,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured load per variant and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default="bare,uvicorn,granian", help="comma-separated, bare always included")
-    parser.add_argument("--baseline-ref", help="adds the `head` variant: the referrals service at this git ref")
+    parser.add_argument(
+        "--baseline-ref", help="adds the `head` variant: the referrals service and shared package at this git ref"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     known = {"bare": Variant("bare", "bare"), "uvicorn": Variant("uvicorn"), "granian": Variant("granian", "granian")}

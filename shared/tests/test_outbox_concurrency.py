@@ -367,3 +367,37 @@ async def test_commit_during_a_relay_cycle_is_not_left_for_the_next_poll(
         await task
         await producer.stop()
     assert latency is not None, "an event committed during a relay cycle waited for the next poll"
+
+
+async def test_commits_within_the_linger_go_out_in_one_cycle(pg_engine: AsyncEngine, kafka_bootstrap: str) -> None:
+    """Woken by a commit, the relay waits ``linger`` before its cycle: the commits of that time are published with
+    the first, in one cycle and one produce, and none waits for a later wake."""
+    topic = unique("outbox-linger")
+    await create_topics(kafka_bootstrap, topic)
+    cycles: list[int] = []
+
+    class RecordingRelay(OutboxRelay):
+        async def relay_once(self) -> int:
+            published = await super().relay_once()
+            if published:
+                cycles.append(published)
+            return published
+
+    producer = new_producer(kafka_bootstrap, client_id="relay-linger")
+    await producer.start()
+    stop = asyncio.Event()
+    relay = RecordingRelay(pg_engine, outbox, producer, poll_interval=30.0, safety_poll=30.0, linger=0.5)
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with _TopicWatcher(kafka_bootstrap, topic) as watcher:
+            await asyncio.sleep(1.0)  # its first (empty) cycle done, it listens
+            _, since = await _commit_event(pg_engine, topic, "ref-linger", 1)
+            for version in (2, 3):
+                await asyncio.sleep(0.1)
+                last, _ = await _commit_event(pg_engine, topic, "ref-linger", version)
+            assert await watcher.seconds_until(last, since, within=3.0) is not None
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert cycles == [3], f"three commits within the linger took cycles of {cycles}"

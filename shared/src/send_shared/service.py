@@ -245,6 +245,7 @@ class ServiceRuntime:
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_ms / 1000,
             safety_poll=s.outbox_safety_poll_seconds,
+            linger=s.outbox_linger_ms / 1000,
             retention=timedelta(days=s.outbox_retention_days),
             on_loss=healer.heal,
             lock=lock,

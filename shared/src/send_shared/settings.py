@@ -73,6 +73,10 @@ class ServiceSettings(KafkaConnection):
         "waits for one before looking anyway (the longest a missed notification delays an event).",
     )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows the relay claims per transaction.")
+    outbox_linger_ms: int = Field(
+        5, ge=0, le=100, description="Once a commit wakes the relay, how long it waits for more to publish with it "
+        "(as Kafka's linger.ms): one cycle of statements and one produce for several events, for a few ms more.",
+    )  # fmt: skip
     outbox_retention_days: int = Field(7, ge=1, description="Sent outbox rows older than this are deleted.")
     inbox_retention_days: int = Field(
         14, ge=7, description="Processed event ids kept for de-duplication; must exceed any replay window."
