@@ -253,23 +253,28 @@ def webhook_clients_table(name: str, results_dir: Path) -> str:
     return "\n".join([*rows, "", source])
 
 
-def ingest_candidates_table(name: str, results_dir: Path) -> str:
-    """bench/ingest_candidates.py's run: each variant's median referrals/s and CPU per referral over the rounds,
+def ingest_candidates_table(names: list[str], results_dir: Path) -> str:
+    """bench/ingest_candidates.py's runs: each variant's median referrals/s and CPU per referral over the rounds,
     against the bare endpoint of the same rounds."""
-    result = read_result(results_dir, name)
-    medians = result["median"]
-    rows = ["| variant | referrals/s | CPU ms per referral | bare / ours, throughput | ours / bare, CPU |",
-            "|---|---|---|---|---|"]  # fmt: skip
-    for variant, found in medians.items():
-        throughput = found.get("throughput_ratio_bare_over_ours")
-        cpu = found.get("cpu_ratio_ours_over_bare")
-        rows.append(f"| {variant} | {found['per_s']} | {found['cpu_ms_per_request']:.2f} "
-                    f"| {MISSING if throughput is None else throughput} | {MISSING if cpu is None else cpu} |")  # fmt: skip
-    source = (
-        f"From [`{name}`](results/{name}), started {result['started'].replace('T', ' ')[:16]} UTC: "
-        f"{len(result['rounds'])} rounds of {result['seconds']:g} s, {result['concurrency']} clients; medians."
-    )
-    return "\n".join([*rows, "", source])
+    rows = ["| run | variant | referrals/s | CPU ms per referral | events per relay cycle | bare / ours, throughput "
+            "| ours / bare, CPU |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    sources = []
+    for name in names:
+        result = read_result(results_dir, name)
+        for variant, found in result["median"].items():
+            throughput = found.get("throughput_ratio_bare_over_ours")
+            cpu = found.get("cpu_ratio_ours_over_bare")
+            batches = [r[variant]["events_per_relay_batch"] for r in result["rounds"]
+                       if "events_per_relay_batch" in r[variant]]  # fmt: skip
+            rows.append(f"| [`{name}`](results/{name}) | {variant} | {found['per_s']} "
+                        f"| {found['cpu_ms_per_request']:.2f} | {median(batches) if batches else MISSING} "
+                        f"| {MISSING if throughput is None else throughput} | {MISSING if cpu is None else cpu} |")  # fmt: skip
+        head = f", `head` at {result['baseline_ref']}" if result.get("baseline_ref") else ""
+        sources.append(
+            f"[`{name}`](results/{name}): started {result['started'].replace('T', ' ')[:16]} UTC, "
+            f"{len(result['rounds'])} rounds of {result['seconds']:g} s, {result['concurrency']} clients{head}; medians."
+        )
+    return "\n".join([*rows, "", *(f"- {source}" for source in sources)])
 
 
 def flow_cpu_table(names: list[str], results_dir: Path) -> str:
