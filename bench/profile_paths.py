@@ -144,7 +144,7 @@ async def consumer(url: str, n: int, batch: int) -> Prepared:
     async def apply(chunk: list[Any]) -> None:
         for start in range(0, len(chunk), batch):
             # The runtime's own step for one partition's fetched batch (it falls back to one by one on trouble).
-            assert await runtime._process_together(partition, chunk[start : start + batch])
+            assert await runtime._process_together([(partition, chunk[start : start + batch])])
 
     await apply(records[:warm])  # the directory, then a warm-up
 

@@ -205,6 +205,40 @@ async def test_duplicate_deliveries_apply_one_effect(scenario: Scenario) -> None
     assert not await read_topic(scenario.bootstrap, Topics.dead_letter(scenario.group), timeout=2)
 
 
+async def test_a_fetch_from_several_partitions_is_applied_in_one_transaction(scenario: Scenario) -> None:
+    """A message or two from each of several partitions (a steady load) go in one transaction, with each
+    partition's position: none is read again after a restart."""
+    events, partitions = [], set()
+    for n in range(12):
+        event = make_event(f"ref-{n}", 1)
+        partitions.add((await scenario.publish(event, f"ref-{n}")).partition)
+        events.append(event)
+    assert len(partitions) >= 3, "the keys should spread over the topic's partitions"
+    commits = 0
+
+    def committed() -> None:
+        nonlocal commits
+        commits += 1
+
+    async with scenario.running(after_commit=committed):
+
+        async def applied() -> bool:
+            return scenario.outcomes("processed") == len(events)
+
+        await scenario.until(applied, "every event applied")
+    assert commits < len(partitions), f"{commits} transactions for messages from {len(partitions)} partitions"
+
+    later = make_event("ref-0", 2)
+    await scenario.publish(later, "ref-0")
+    async with scenario.running():
+
+        async def caught_up() -> bool:
+            return scenario.outcomes("processed") == len(events) + 1
+
+        await scenario.until(caught_up, "the event published while stopped")
+    assert scenario.handler.attempts == Counter({e.id: 1 for e in [*events, later]}), "a position was not saved"
+
+
 async def test_before_commit_runs_once_per_transaction_inside_it(scenario: Scenario) -> None:
     """Handlers can leave shared work for the end of the transaction (the waitlists consumer re-derives
     the facts of the children a batch touched); it runs before the commit, in the same transaction."""
