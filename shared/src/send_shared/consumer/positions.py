@@ -10,6 +10,7 @@ committed to Kafka are kept for lag tools, not trusted for position.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -46,10 +47,17 @@ class ConsumerPositions:
         self._save = ByDialect(lambda insert: _upsert(insert, table))  # every batch: built once
 
     async def save(self, db: AsyncSession | AsyncConnection, tp: TopicPartition, position: Position) -> None:
-        row = {"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
-               "next_offset": position.next_offset, "fingerprint": position.fingerprint,
-               "updated_at": datetime.now(UTC)}  # fmt: skip
-        await direct.execute(db, self._save(db), row)
+        await self.save_many(db, [(tp, position)])
+
+    async def save_many(
+        self, db: AsyncSession | AsyncConnection, positions: Sequence[tuple[TopicPartition, Position]]
+    ) -> None:
+        """Each partition's position, in one round trip on asyncpg (its executemany)."""
+        now = datetime.now(UTC)
+        rows = [{"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
+                 "next_offset": position.next_offset, "fingerprint": position.fingerprint, "updated_at": now}
+                for tp, position in positions]  # fmt: skip
+        await direct.execute(db, self._save(db), rows[0] if len(rows) == 1 else rows)
 
     async def load(self, engine: AsyncEngine, partitions: set[TopicPartition]) -> dict[TopicPartition, Position]:
         if not partitions:

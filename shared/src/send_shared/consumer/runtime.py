@@ -443,7 +443,6 @@ class ConsumerRuntime:
         except EventDecodeError:
             return False
         outcomes: list[str] = []
-        positions: list[tuple[TopicPartition, Position]] = []
         try:
             async with self.sessions() as session, session.begin():
                 claims = await self.inbox.claim_many(session, [(event.id, event.type) for event in events])
@@ -458,8 +457,8 @@ class ConsumerRuntime:
                             outcomes.append("duplicate")
                 if self.before_commit is not None:
                     await self.before_commit(session)
-                for partition, of_partition in batches:
-                    positions.append((partition, await self._save_position(session, partition, of_partition[-1])))
+                positions = [(tp, Position(ms[-1].offset + 1, fingerprint(ms[-1]))) for tp, ms in batches]
+                await self.positions.save_many(session, positions)
         except asyncio.CancelledError:
             raise
         except Exception:
