@@ -21,10 +21,9 @@ that precedes the one before), which is what lets a stop, once seen, stand for g
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from waitlists.domain.clocks import ClockKind, ClockState, ServiceClocks, read_clock
 from waitlists.domain.timeline import (
@@ -49,8 +48,9 @@ class StopOutcome(StrEnum):
     ENDED = "ended"  # rejected, withdrawn, handed off before its own stop
 
 
-@dataclass(frozen=True, slots=True)
-class StopCount:
+# The facts are named tuples, not frozen dataclasses: a rebuild makes several for every referral, and a frozen
+# dataclass's __init__ sets each field through object.__setattr__ (five times a tuple's cost). Immutable all the same.
+class StopCount(NamedTuple):
     """How many clocks of a kind stopped at a service on a day, with one outcome, exceptions or not."""
 
     service_id: str
@@ -61,16 +61,14 @@ class StopCount:
     n: int
 
 
-@dataclass(frozen=True, slots=True)
-class WaitingSpell:
+class WaitingSpell(NamedTuple):
     valid_from: date
     valid_to: date
     waiting_since: date | None  # waiting days on D: (D - waiting_since) while the clock runs
     paused_days: int | None  # ... or this constant while paused
 
 
-@dataclass(frozen=True, slots=True)
-class ClockSpell:
+class ClockSpell(NamedTuple):
     clock: ClockKind
     valid_from: date
     valid_to: date
@@ -78,16 +76,14 @@ class ClockSpell:
     exception: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ClockStop:
+class ClockStop(NamedTuple):
     clock: ClockKind
     stopped_on: date
     outcome: StopOutcome
     exception: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     submitted_on: date
     started_on: date | None
     closed_on: date | None
@@ -96,21 +92,19 @@ class Outcome:
     before_support: bool
 
 
-@dataclass(frozen=True, slots=True)
-class HandoffGap:
+class HandoffGap(NamedTuple):
     opened_on: date
     closed_on: date  # OPEN_END until another service accepts the child
 
 
-@dataclass(frozen=True, slots=True)
-class ReferralFacts:
+class ReferralFacts(NamedTuple):
     referral_id: str
     child_ref: str
     service_id: str
     outcome: Outcome
-    waiting: tuple[WaitingSpell, ...] = field(default=())
-    clock_spells: tuple[ClockSpell, ...] = field(default=())
-    clock_stops: tuple[ClockStop, ...] = field(default=())
+    waiting: tuple[WaitingSpell, ...] = ()
+    clock_spells: tuple[ClockSpell, ...] = ()
+    clock_stops: tuple[ClockStop, ...] = ()
     gap: HandoffGap | None = None
 
 

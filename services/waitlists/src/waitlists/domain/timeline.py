@@ -6,8 +6,9 @@ Everything here is pure Python and works on calendar dates in Europe/London (bri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from send_shared.events.schemas import ReferralStatus
@@ -81,15 +82,16 @@ class StatusChange:
     outcome_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """One referral at one service, with every change known so far, ordered by version."""
+class Timeline(NamedTuple):
+    """One referral at one service, with every change known so far, ordered by version. A named tuple, not a frozen
+    dataclass: a rebuild makes one for each referral of a child's journey for every referral of it, and a frozen
+    dataclass's __init__ (each field set through object.__setattr__) costs five times a tuple's."""
 
     referral_id: str
     child_ref: str
     service_id: str
     urgency: str
-    changes: tuple[StatusChange, ...] = field(default=())
+    changes: tuple[StatusChange, ...] = ()
 
     @classmethod
     def of(cls, referral_id: str, child_ref: str, service_id: str, urgency: str,

@@ -1,0 +1,130 @@
+"""Issue 19: machine instructions a rebuild's fold and facts take per event, counted, for code at git refs side by side.
+
+    python bench/fold_instructions.py --baseline-ref HEAD --out bench/results/<dir>/fold-instructions.json
+
+Timings on this shared 2-core virtual machine wander by a tenth or more between runs of the same code, which hides
+changes of a few per cent. Instructions do not wander: each variant runs under valgrind's cachegrind (the Debian
+package ``valgrind``; ``--cache-sim=no``, so only instructions are counted) once with one round and once with three
+rounds of the work, and the difference, halved, is one round's instructions, without the start-up and the dataset's
+generation. A round is what a rebuild does in Python between reading a record and writing rows: the ``small``
+dataset's 48,036 records (``bench/national.py``) added to a ``ReplayFold`` (headers decoded, body validated, the
+referral projected), then every referral's facts derived (``HeldProjection.facts``); no database and no broker.
+Python under cachegrind runs about fifty times slower: each variant takes about two minutes.
+
+A ref's code is ``git archive`` of ``shared/src`` and ``services/waitlists/src``; the bench's own code and the devkit
+are the working tree's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SOURCES = ["shared/src", "services/waitlists/src"]
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def rounds(count: int) -> int:
+    """Folds the small dataset and derives its facts ``count`` times; returns the records of a round."""
+    from national import SCALES, directory, referral_events
+
+    from send_shared.events.envelope import encode_kafka
+    from waitlists.service_layer.replay import ReplayFold
+
+    scale = SCALES["small"]
+    records = [encode_kafka(e) for e in itertools.chain(directory(scale), referral_events(scale))]
+    gc.disable()  # as the rebuild runs (``_no_cycle_collection``)
+    for _ in range(count):
+        fold = ReplayFold()
+        for headers, value in records:
+            fold.add(headers, value)
+        held = fold.result()
+        for chunk in held.chunks(2000):
+            held.facts(chunk)
+        del fold, held
+        gc.collect()
+    return len(records)
+
+
+def instructions(pythonpath: str, count: int) -> tuple[int, int]:
+    """Instructions of this script doing ``count`` rounds with the code on ``pythonpath``, under cachegrind, and the
+    records of a round."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               sys.executable, __file__, "--rounds", str(count)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([pythonpath, str(ROOT / "devkit" / "src")])}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    found = _REFS.search(done.stderr)
+    if found is None:
+        raise SystemExit(f"cachegrind reported no instruction count:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")), int(done.stdout.split()[-1])
+
+
+def source_tree(ref: str, into: Path) -> str:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *SOURCES], check=True, capture_output=True)
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return os.pathsep.join(str(into / source) for source in SOURCES)
+
+
+def revision(ref: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def measure(pythonpath: str) -> dict[str, Any]:
+    (one, events), (three, _) = instructions(pythonpath, 1), instructions(pythonpath, 3)
+    per_round = (three - one) // 2
+    return {"events_a_round": events, "one_round": one, "three_rounds": three, "per_round": per_round,
+            "per_event": round(per_round / events)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-ref", action="append", default=[], help="a git ref to compare (repeatable)")
+    parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)  # the measured child's own work
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    sys.path.insert(0, str(BENCH))
+    if args.rounds is not None:
+        print(rounds(args.rounds))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+    variants: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for ref in args.baseline_ref:
+            tree = source_tree(ref, Path(scratch) / ref.replace("/", "_"))
+            variants[f"{ref} ({revision(ref)})"] = measure(tree)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *SOURCES],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        label = f"working tree ({revision('HEAD')}{' with changes' if dirty else ''})"
+        variants[label] = measure(os.pathsep.join(str(ROOT / source) for source in SOURCES))
+    first = next(iter(variants.values()))["per_round"]
+    for found in variants.values():
+        found["over_first"] = round(found["per_round"] / first, 3)
+    result = {"started": started, "seconds": round(time.monotonic() - clock), "variants": variants}
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
