@@ -74,8 +74,10 @@ class ServiceSettings(KafkaConnection):
     )  # fmt: skip
     outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows the relay claims per transaction.")
     outbox_linger_ms: int = Field(
-        5, ge=0, le=100, description="Once a commit wakes the relay, how long it waits for more to publish with it "
-        "(as Kafka's linger.ms): one cycle of statements and one produce for several events, for a few ms more.",
+        0, ge=0, le=100, description="Once a commit wakes the relay, how long it waits for more to publish with it "
+        "(as Kafka's linger.ms): fewer, larger cycles for that much more latency. Off by default: commits that come "
+        "during a cycle are published together by the next one anyway, and 5 ms showed no saving in CPU here while "
+        "adding its wait to every event at a light load.",
     )  # fmt: skip
     outbox_retention_days: int = Field(7, ge=1, description="Sent outbox rows older than this are deleted.")
     inbox_retention_days: int = Field(
