@@ -6,7 +6,8 @@ Timings on this shared 2-core virtual machine wander by a tenth or more between 
 changes of a few per cent. Instructions do not wander: each variant runs under valgrind's cachegrind (the Debian
 package ``valgrind``; ``--cache-sim=no``, so only instructions are counted) once with one round and once with three
 rounds of the work, and the difference, halved, is one round's instructions, without the start-up and the dataset's
-generation. A round is what a rebuild does in Python between reading a record and writing rows: the ``small``
+generation (and without what only the first round does: caches filled, strings interned, statements built: the
+figure is a warm round's). A round is what a rebuild does in Python between reading a record and writing rows: the ``small``
 dataset's 48,036 records (``bench/national.py``) added to a ``ReplayFold`` (headers decoded, body validated, the
 referral projected), then every referral's facts derived (``HeldProjection.facts``); no database and no broker.
 Python under cachegrind runs about fifty times slower: each variant takes about two minutes.

@@ -142,6 +142,22 @@ async def test_a_kept_token_is_refused_once_it_expires() -> None:
     assert refused.value.status == 401
 
 
+async def test_a_kept_token_expires_when_pyjwt_says_so_whatever_its_exp() -> None:
+    """PyJWT reads ``exp`` as a whole second: one with a fraction is refused from that second on, kept or not; and
+    an ``exp`` far beyond any float is a token like another."""
+    verifier = TokenVerifier(settings())
+    expires = int(time.time()) + 1
+    claims = {"sub": "u", "org": "org-a", "role": "referrer", "aud": "send-referrals"}
+    fractional = jwt.encode({**claims, "exp": expires + 0.9}, _SECRET, algorithm="HS256")
+    far = jwt.encode({**claims, "exp": 10**400}, _SECRET, algorithm="HS256")
+    assert (await verifier.verify(fractional)).organisation_id == "org-a"
+    assert (await verifier.verify(far)).organisation_id == "org-a"
+    await asyncio.sleep(expires - time.time() + 0.05)
+    with pytest.raises(Problem):
+        await verifier.verify(fractional)
+    assert (await verifier.verify(far)).organisation_id == "org-a"
+
+
 async def test_only_the_very_token_verified_is_taken_as_kept() -> None:
     verifier = TokenVerifier(settings())
     token = hs256("org-a", time.time() + 60)

@@ -62,7 +62,7 @@ class TokenVerifier:
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
         self._keys: dict[str, Any] = {}
         self._fetching = asyncio.Lock()
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._verified: dict[str, tuple[Principal, int]] = {}
 
     async def verify(self, token: str) -> Principal:
         if (kept := self._verified.get(token)) is not None:
@@ -75,7 +75,7 @@ class TokenVerifier:
         self._verified[token] = (principal, expires)
         return principal
 
-    async def _check(self, token: str) -> tuple[Principal, float]:
+    async def _check(self, token: str) -> tuple[Principal, int]:
         try:
             if self._jwks is not None:
                 key: Any = await self._jwks_key(token)
@@ -96,7 +96,7 @@ class TokenVerifier:
             principal = Principal(
                 subject=_claim(claims, "sub", 254), organisation_id=_claim(claims, "org", 64), role=Role(claims["role"])
             )
-            return principal, float(claims["exp"])
+            return principal, int(claims["exp"])  # as PyJWT reads it: a fraction of a second is dropped
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise _unauthorised(str(exc)) from exc
 
