@@ -20,10 +20,8 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +31,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 ROOT = BENCH.parent
 
-from run import latency_figure  # noqa: E402 - the bench's own module, found through the path set above
+from git_trees import extract, revision  # noqa: E402 - the bench's own modules, found through the path set above
+from run import latency_figure  # noqa: E402
 
 SOURCES = ["shared/src", "services/referrals/src", "services/waitlists/src", "services/notifications/src"]
-
-
-def source_tree(ref: str, into: Path) -> Path:
-    """The shared package and the services as ``ref`` has them, laid out as the repository is."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *SOURCES], check=True, capture_output=True)
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
-def revision(ref: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
 
 
 def working_tree_label() -> str:
@@ -94,7 +80,7 @@ def main() -> None:
     rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as trees:
         variants: list[tuple[str, Path | None]] = [
-            (f"{ref} ({revision(ref)})", source_tree(ref, Path(trees) / str(i)))
+            (f"{ref} ({revision(ref)})", extract(ref, SOURCES, Path(trees) / str(i)))
             for i, ref in enumerate(args.baseline_ref)
         ]
         if not args.without_working_tree:

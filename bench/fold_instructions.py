@@ -27,16 +27,18 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
 ROOT = BENCH.parent
+
+from git_trees import extract, pythonpath, revision  # noqa: E402 - the bench's own module, on the path set above
+
 SOURCES = ["shared/src", "services/waitlists/src"]
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
@@ -63,12 +65,12 @@ def rounds(count: int) -> int:
     return len(records)
 
 
-def instructions(pythonpath: str, count: int) -> tuple[int, int]:
-    """Instructions of this script doing ``count`` rounds with the code on ``pythonpath``, under cachegrind, and the
-    records of a round."""
+def instructions(path: str, count: int) -> tuple[int, int]:
+    """Instructions of this script doing ``count`` rounds with the code on ``path`` (a ``PYTHONPATH``), under
+    cachegrind, and the records of a round."""
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
                sys.executable, __file__, "--rounds", str(count)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([pythonpath, str(ROOT / "devkit" / "src")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT / "devkit" / "src")])}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     found = _REFS.search(done.stderr)
     if found is None:
@@ -76,20 +78,8 @@ def instructions(pythonpath: str, count: int) -> tuple[int, int]:
     return int(found.group(1).replace(",", "")), int(done.stdout.split()[-1])
 
 
-def source_tree(ref: str, into: Path) -> str:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *SOURCES], check=True, capture_output=True)
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return os.pathsep.join(str(into / source) for source in SOURCES)
-
-
-def revision(ref: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
-
-
-def measure(pythonpath: str) -> dict[str, Any]:
-    (one, events), (three, _) = instructions(pythonpath, 1), instructions(pythonpath, 3)
+def measure(path: str) -> dict[str, Any]:
+    (one, events), (three, _) = instructions(path, 1), instructions(path, 3)
     per_round = (three - one) // 2
     return {"events_a_round": events, "one_round": one, "three_rounds": three, "per_round": per_round,
             "per_event": round(per_round / events)}  # fmt: skip
@@ -101,7 +91,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)  # the measured child's own work
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    sys.path.insert(0, str(BENCH))
     if args.rounds is not None:
         print(rounds(args.rounds))
         return
@@ -111,12 +100,12 @@ def main() -> None:
     variants: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for ref in args.baseline_ref:
-            tree = source_tree(ref, Path(scratch) / ref.replace("/", "_"))
+            tree = pythonpath(extract(ref, SOURCES, Path(scratch) / ref.replace("/", "_")), SOURCES)
             variants[f"{ref} ({revision(ref)})"] = measure(tree)
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *SOURCES],
                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         label = f"working tree ({revision('HEAD')}{' with changes' if dirty else ''})"
-        variants[label] = measure(os.pathsep.join(str(ROOT / source) for source in SOURCES))
+        variants[label] = measure(pythonpath(ROOT, SOURCES))
     first = next(iter(variants.values()))["per_round"]
     for found in variants.values():
         found["over_first"] = round(found["per_round"] / first, 3)

@@ -25,7 +25,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -33,13 +32,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from git_trees import extract, pythonpath
 from run import referral_body  # the bench's own body, as figure 1 sends
 from sqlalchemy import text
 
@@ -51,6 +50,7 @@ from send_shared.db import create_engine
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / f"ingest-candidates-{datetime.now(UTC):%Y-%m-%d}" / "result.json"
 CONCURRENCY = 16
+HEAD_SOURCES = ["services/referrals/src", "shared/src"]  # the ``head`` variant's code, as the ref has it
 WARM_UP_S = 3.0
 # The load is one organisation far past its production limit: the figures measure the pipeline.
 SERVICE_ENV = {"LOG_LEVEL": "WARNING", "RATE_LIMIT_WRITES_PER_SECOND": "0", "RATE_LIMIT_READS_PER_SECOND": "0"}
@@ -197,16 +197,6 @@ async def relay_batches(database_url: str) -> float | None:
     return round(events / batches, 2) if batches else None
 
 
-def source_tree(ref: str, into: Path) -> str:
-    """The referrals service's and the shared package's source as ``ref`` has them (``git archive``), as the
-    ``head`` variant's ``PYTHONPATH``."""
-    sources = ["services/referrals/src", "shared/src"]
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *sources], check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return os.pathsep.join(str(into / source) for source in sources)
-
-
 def summary(rounds: list[dict[str, dict[str, Any]]], names: list[str]) -> dict[str, Any]:
     """Per variant: the median over rounds of its figures and of its ratios to the bare endpoint of the same round."""
     out: dict[str, Any] = {}
@@ -251,7 +241,12 @@ def main() -> None:
     started = datetime.now(UTC).isoformat()
     with tempfile.TemporaryDirectory() as baseline:
         if args.baseline_ref:
-            variants.append(Variant("head", pythonpath=source_tree(args.baseline_ref, Path(baseline))))
+            variants.append(
+                Variant(
+                    "head",
+                    pythonpath=pythonpath(extract(args.baseline_ref, HEAD_SOURCES, Path(baseline)), HEAD_SOURCES),
+                )
+            )
         try:
             with EmbeddedBroker(log_path=work / "broker.log") as broker:
                 for i in range(args.rounds):
