@@ -412,7 +412,7 @@ class ConsumerRuntime:
         return {"group": self.group_id, "event_id": event.id, "event_type": event.type, "subject": event.subject}
 
     async def _save_position(self, session: AsyncSession, partition: TopicPartition, message: Message) -> Position:
-        position = Position(message.offset + 1, fingerprint(message))
+        position = _after(message)
         await self.positions.save(session, partition, position)
         return position
 
@@ -457,7 +457,7 @@ class ConsumerRuntime:
                             outcomes.append("duplicate")
                 if self.before_commit is not None:
                     await self.before_commit(session)
-                positions = [(tp, Position(ms[-1].offset + 1, fingerprint(ms[-1]))) for tp, ms in batches]
+                positions = [(partition, _after(of_partition[-1])) for partition, of_partition in batches]
                 await self.positions.save_many(session, positions)
         except asyncio.CancelledError:
             raise
@@ -699,3 +699,8 @@ class _Positioner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.runtime.position(self.consumer, set(assigned))
+
+
+def _after(message: Message) -> Position:
+    """The partition's position once ``message`` is applied: the next offset, and the message's fingerprint."""
+    return Position(message.offset + 1, fingerprint(message))
