@@ -385,13 +385,42 @@ async def test_claims_that_are_not_visible_ascii_are_401(claims: dict[str, Any])
     assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
 
 
-def test_a_secret_path_is_never_traced() -> None:
-    from opentelemetry.util.http import ExcludeList
+async def test_requests_are_traced_by_route_in_the_callers_trace_but_never_a_secret_path() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from send_shared.service import untraced_urls
+    from send_shared.service import http_telemetry
 
-    excluded = ExcludeList(untraced_urls(("/family/",)).split(","))
-    assert excluded.url_disabled("http://127.0.0.1:8001/family/9Zx-secret")
-    assert excluded.url_disabled("https://send.example/readyz")
-    assert not excluded.url_disabled("https://send.example/v1/referrals/r-1/family-links")
-    assert not excluded.url_disabled("https://send.example/referrals/?next=/family/x")
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = FastAPI(telemetry=http_telemetry(("/family/",)) | {"tracer_provider": provider})
+
+    @app.get("/v1/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @app.get("/family/{token}")
+    async def family(token: str) -> dict[str, str]:
+        return {"token": token}
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    parent = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    behind_a_proxy = httpx.ASGITransport(app=app, root_path="/api")
+    async with httpx.AsyncClient(transport=behind_a_proxy, base_url="http://t") as client:
+        assert (await client.get("/api/v1/things/t-1", headers=parent)).status_code == 200
+        assert (await client.get("/api/family/9Zx-secret", headers=parent)).status_code == 200
+        assert (await client.get("/api/readyz")).status_code == 200
+        assert (await client.get("/api/v1/things/t-2", params={"next": "/family/x"})).status_code == 200
+    first, second = spans.get_finished_spans()
+    assert first.name == "GET /api/v1/things/{thing_id}" and first.attributes is not None
+    assert first.attributes["http.route"] == "/api/v1/things/{thing_id}"
+    assert first.attributes["http.response.status_code"] == 200
+    assert f"{first.context.trace_id:032x}" == trace_id
+    assert second.name == "GET /api/v1/things/{thing_id}" and second.attributes is not None
+    assert "secret" not in str(dict(second.attributes))
