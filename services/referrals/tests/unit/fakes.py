@@ -182,6 +182,10 @@ class FakeDirectoryRepository:
         service = self.state.services.get(service_id)
         return service if service is not None and (service.active or include_inactive) else None
 
+    async def service_with_estimate(self, service_id: str) -> tuple[Service, WaitEstimate | None] | None:
+        service = await self.service(service_id)
+        return (service, self.state.estimates.get(service_id)) if service is not None else None
+
     async def organisation(self, organisation_id: str) -> Organisation | None:
         return self.state.organisations.get(organisation_id)
 

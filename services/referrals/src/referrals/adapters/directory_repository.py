@@ -8,15 +8,23 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from referrals.adapters.orm import directory_services, organisations
+from referrals.adapters.interim_repository import ESTIMATE_COLUMNS, estimate_from_row
+from referrals.adapters.orm import directory_services, organisations, service_wait_estimates
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
+from referrals.domain.interim import WaitEstimate
 from send_shared import direct
 
 # Built once (every request reads the directory): see referral_repository.
 _SERVICE = select(directory_services).where(directory_services.c.id == bindparam("id"))
 _ACTIVE_SERVICE = _SERVICE.where(directory_services.c.active)
 _ORGANISATION = select(organisations).where(organisations.c.id == bindparam("id"))
+# A submission's service and the wait waitlists last predicted there, in one round trip.
+_ACTIVE_SERVICE_WITH_ESTIMATE = (
+    select(directory_services, *(service_wait_estimates.c[name].label(f"estimate_{name}") for name in ESTIMATE_COLUMNS))
+    .outerjoin(service_wait_estimates, service_wait_estimates.c.service_id == directory_services.c.id)
+    .where(directory_services.c.id == bindparam("id"), directory_services.c.active)
+)
 
 
 class SqlDirectoryRepository:
@@ -27,6 +35,13 @@ class SqlDirectoryRepository:
         query = _SERVICE if include_inactive else _ACTIVE_SERVICE
         row = (await direct.execute(self.session, query, {"id": service_id})).first_mapping()
         return _service_from_row(row) if row else None
+
+    async def service_with_estimate(self, service_id: str) -> tuple[Service, WaitEstimate | None] | None:
+        row = (await direct.execute(self.session, _ACTIVE_SERVICE_WITH_ESTIMATE, {"id": service_id})).first_mapping()
+        if row is None:
+            return None
+        estimate = estimate_from_row(row, "estimate_") if row["estimate_service_id"] is not None else None
+        return _service_from_row(row), estimate
 
     async def organisation(self, organisation_id: str) -> Organisation | None:
         row = (await self.session.execute(_ORGANISATION, {"id": organisation_id})).mappings().first()

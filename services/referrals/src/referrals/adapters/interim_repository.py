@@ -3,7 +3,7 @@ and the signposts of each referral."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -29,6 +29,14 @@ _ESTIMATE_FIGURES = (
     "to_clock_stop_median_days",
     "to_clock_stop_p90_days",
 )
+ESTIMATE_COLUMNS = ("service_id", "as_of", *_ESTIMATE_FIGURES)
+
+
+def estimate_from_row(row: Mapping[str, Any], prefix: str = "") -> WaitEstimate:
+    """The estimate in ``row``, its columns (``ESTIMATE_COLUMNS``) named with ``prefix``."""
+    return WaitEstimate(**{name: row[prefix + name] for name in ESTIMATE_COLUMNS})
+
+
 # Built once (every submission reads its service's estimate): see referral_repository.
 _ESTIMATES = select(service_wait_estimates)
 _ESTIMATES_OF = _ESTIMATES.where(InList(service_wait_estimates.c.service_id, "ids"))
@@ -96,12 +104,7 @@ class SqlInterimRepository:
             rows = (await direct.execute(self._session, _ESTIMATES)).mappings()
         else:
             rows = (await direct.execute(self._session, _ESTIMATES_OF, {"ids": list(service_ids)})).mappings()
-        return {
-            r["service_id"]: WaitEstimate(
-                service_id=r["service_id"], as_of=r["as_of"], **{name: r[name] for name in _ESTIMATE_FIGURES}
-            )
-            for r in rows
-        }
+        return {r["service_id"]: estimate_from_row(r) for r in rows}
 
     # Signposts
     async def signposts_of(self, referral_id: str) -> list[Signpost]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from referrals.adapters.event_mapping import organisation_event, service_event
 from referrals.domain.directory import DirectoryConflict, Organisation, OrganisationKind, Service, check_service
 from referrals.domain.errors import DomainError
+from referrals.domain.interim import WaitEstimate
 from referrals.service_layer.errors import UnknownService
 from referrals.service_layer.repositories import DirectoryRepository
 from referrals.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -22,6 +23,16 @@ async def find_service(directory: DirectoryRepository, service_id: str, field: s
     if service is None:
         raise UnknownService(field, service_id)
     return service
+
+
+async def find_service_with_estimate(
+    directory: DirectoryRepository, service_id: str, field: str
+) -> tuple[Service, WaitEstimate | None]:
+    """The active service and the wait last predicted there, or UnknownService naming the request's ``field``."""
+    found = await directory.service_with_estimate(service_id)
+    if found is None:
+        raise UnknownService(field, service_id)
+    return found
 
 
 async def upsert_organisation(org: Organisation, uow: UnitOfWork, *, source: str) -> Organisation:

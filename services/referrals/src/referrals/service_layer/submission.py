@@ -16,7 +16,7 @@ from referrals.domain.interim import WaitEstimate
 from referrals.domain.model import MissingDetail, Referral, check_no_open_duplicate, check_urgency_offered
 from referrals.service_layer.callers import Caller
 from referrals.service_layer.consent import GivenConsent, check_scope_known, record_first_consent
-from referrals.service_layer.directory import find_service
+from referrals.service_layer.directory import find_service_with_estimate
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
 
@@ -47,7 +47,7 @@ async def submit_referral(
     async with uow:
         if stored := await earlier_response(uow, cmd.caller, idempotency):
             return stored
-        service = await find_service(uow.directory, cmd.service_id, "service_id")
+        service, estimate = await find_service_with_estimate(uow.directory, cmd.service_id, "service_id")
         check_urgency_offered(service, cmd.urgency)
         await check_scope_known(uow, cmd.consent.scope, "consent.")
         child_ref = child_reference(cmd.person.identifier, child_ref_key)
@@ -80,7 +80,6 @@ async def submit_referral(
             )
         except MissingDetail as exc:
             raise MissingDetail(f"consent.{exc.field}", exc.rule, str(exc)) from exc
-        estimate = (await uow.interim.estimates([service.id])).get(service.id)
         response = await remember(uow, cmd.caller, idempotency, 201, render(referral, estimate))
         await uow.commit()
     return response
