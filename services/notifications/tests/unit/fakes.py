@@ -227,8 +227,21 @@ class FakeDeliveryRepository:
         pending = [d for d in self._for(endpoint_id) if d.status is DeliveryStatus.PENDING][:limit]
         return [self._pending(d) for d in pending]
 
-    async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None:
+    async def settle_after_attempt(
+        self,
+        delivery_id: int,
+        endpoint_id: str,
+        attempt: AttemptRecord,
+        status: DeliveryStatus,
+        *,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        succeeded_at: datetime | None = None,
+    ) -> None:
         self.state.deliveries[delivery_id].attempt_log.append(attempt)
+        await self.settle(
+            delivery_id, status, attempts=attempts, next_attempt_at=next_attempt_at, succeeded_at=succeeded_at
+        )
 
     async def settle(
         self,

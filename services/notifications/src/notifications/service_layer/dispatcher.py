@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -213,23 +214,19 @@ class Dispatcher:
             record = AttemptRecord(
                 now, attempt.status_code, attempt.latency_ms, attempt.error, attempt.response_excerpt
             )
-            await uow.deliveries.record_attempt(delivery.id, endpoint_id, record)
+            settle = partial(uow.deliveries.settle_after_attempt, delivery.id, endpoint_id, record)
             if result.outcome is Outcome.SUCCEEDED:
-                await uow.deliveries.settle(
-                    delivery.id, DeliveryStatus.SUCCEEDED, attempts=attempts_made, succeeded_at=now
-                )
+                await settle(DeliveryStatus.SUCCEEDED, attempts=attempts_made, succeeded_at=now)
                 EVENT_TO_DELIVERY.observe((now - delivery.received_at).total_seconds())
                 if endpoint.failing_since is not None:
                     await uow.endpoints.note_success(endpoint_id)
                     endpoint.failing_since = None
             else:
                 if result.outcome is Outcome.GONE or result.next_attempt_at is None:
-                    await uow.deliveries.settle(delivery.id, DeliveryStatus.FAILED, attempts=attempts_made)
+                    await settle(DeliveryStatus.FAILED, attempts=attempts_made)
                 else:
                     next_attempt_at = result.next_attempt_at
-                    await uow.deliveries.settle(
-                        delivery.id, DeliveryStatus.PENDING, attempts=attempts_made, next_attempt_at=next_attempt_at
-                    )
+                    await settle(DeliveryStatus.PENDING, attempts=attempts_made, next_attempt_at=next_attempt_at)
                 endpoint.failing_since = failing_since = await uow.endpoints.note_failure(endpoint_id, now)
                 if result.outcome is Outcome.GONE:
                     disable_reason = "the endpoint answered 410 Gone"

@@ -87,7 +87,20 @@ class DeliveryRepository(Protocol):
         """The endpoint's pending deliveries, oldest first."""
         ...
 
-    async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None: ...
+    async def settle_after_attempt(
+        self,
+        delivery_id: int,
+        endpoint_id: str,
+        attempt: AttemptRecord,
+        status: DeliveryStatus,
+        *,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        succeeded_at: datetime | None = None,
+    ) -> None:
+        """Records the attempt at ``endpoint_id`` and settles the delivery as it left it (``settle``)."""
+        ...
+
     async def settle(
         self,
         delivery_id: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Update, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import deliveries, delivery_attempts, endpoints, messages
@@ -18,7 +18,7 @@ from notifications.domain.delivery import (
 )
 from notifications.domain.subscriptions import EndpointStatus
 from send_shared import direct
-from send_shared.db import ByDialect, as_utc
+from send_shared.db import ByDialect, as_utc, dialect_name
 
 _PENDING = DeliveryStatus.PENDING.value
 
@@ -27,6 +27,33 @@ _PENDING = DeliveryStatus.PENDING.value
 _QUEUE = ByDialect(lambda insert: insert(deliveries).on_conflict_do_nothing())
 _RECORD_ATTEMPT = delivery_attempts.insert()
 _SETTLE = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))  # SET: the columns given
+_ATTEMPT_FIELDS = ("endpoint_id", "attempted_at", "status_code", "latency_ms", "error", "response_excerpt")
+
+
+def _settle_after_attempt(columns: tuple[str, ...]) -> Update:
+    """PostgreSQL: the attempt recorded and its delivery settled in one statement (a data-modifying WITH), one
+    round trip for each delivery; the attempt's values are named ``attempt_<column>``, the delivery's ``set_<column>``."""
+    recorded = (
+        delivery_attempts.insert()
+        .values(
+            delivery_id=bindparam("delivery_id", type_=delivery_attempts.c.delivery_id.type),
+            **{name: bindparam(f"attempt_{name}", type_=delivery_attempts.c[name].type) for name in _ATTEMPT_FIELDS},
+        )
+        .cte("recorded")
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("delivery_id"))
+        .values({name: bindparam(f"set_{name}", type_=deliveries.c[name].type) for name in columns})
+        .add_cte(recorded)
+    )
+
+
+_SETTLED = ("status", "attempts", "next_attempt_at")
+_SETTLE_AFTER_ATTEMPT = {
+    False: _settle_after_attempt(_SETTLED),
+    True: _settle_after_attempt((*_SETTLED, "succeeded_at")),  # a success
+}
 _DUE = deliveries.c.next_attempt_at <= bindparam("now")
 _ENDPOINTS_WITH_DUE_WORK = (
     select(deliveries.c.endpoint_id)
@@ -190,20 +217,30 @@ class SqlDeliveryRepository:
             for r in rows
         ]
 
-    async def record_attempt(self, delivery_id: int, endpoint_id: str, attempt: AttemptRecord) -> None:
-        await direct.execute(
-            self.session,
-            _RECORD_ATTEMPT,
-            {
-                "delivery_id": delivery_id,
-                "endpoint_id": endpoint_id,
-                "attempted_at": attempt.attempted_at,
-                "status_code": attempt.status_code,
-                "latency_ms": attempt.latency_ms,
-                "error": attempt.error,
-                "response_excerpt": attempt.response_excerpt,
-            },
-        )
+    async def settle_after_attempt(
+        self,
+        delivery_id: int,
+        endpoint_id: str,
+        attempt: AttemptRecord,
+        status: DeliveryStatus,
+        *,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        succeeded_at: datetime | None = None,
+    ) -> None:
+        recorded = {"endpoint_id": endpoint_id, **{name: getattr(attempt, name) for name in _ATTEMPT_FIELDS[1:]}}
+        settled = {"status": status.value, "attempts": attempts, "next_attempt_at": next_attempt_at}
+        if succeeded_at is not None:
+            settled["succeeded_at"] = succeeded_at
+        if dialect_name(self.session) == "postgresql":
+            values = {f"attempt_{name}": value for name, value in recorded.items()}
+            values.update({f"set_{name}": value for name, value in settled.items()})
+            await direct.execute(
+                self.session, _SETTLE_AFTER_ATTEMPT[succeeded_at is not None], {"delivery_id": delivery_id, **values}
+            )
+        else:  # SQLite writes no rows from a WITH
+            await direct.execute(self.session, _RECORD_ATTEMPT, {"delivery_id": delivery_id, **recorded})
+            await direct.execute(self.session, _SETTLE, {"delivery_id": delivery_id, **settled})
 
     async def settle(
         self,
