@@ -36,7 +36,7 @@ def test_the_readme_figures_are_the_result_files() -> None:
 def test_every_quoted_result_file_is_committable() -> None:
     manifest = tomllib.loads((ROOT / "bench" / "results" / "figures.toml").read_text())
     names = {manifest["before"], manifest["after"]}
-    names |= {name for k in ("rebuild", "ingest_candidates", "flow_cpu") for name in manifest.get(k, [])}
+    names |= {name for k in ("rebuild", "ingest_candidates", "flow_cpu", "round_trips") for name in manifest.get(k, [])}
     names |= {manifest[k] for k in ("scale_out", "webhook_clients") if k in manifest}
     names |= {f[side] for f in manifest["figure"] for side in ("before", "after") if f.get(side)}
     names |= {
@@ -162,3 +162,17 @@ def test_the_profile_table_shows_each_path_and_its_largest_places_and_functions(
         "",
         "Profiled: code —, run — UTC; code abc1234, run 2026-12-07 08:00 UTC.",
     ]
+
+
+def test_round_trips_are_named_by_verb_and_first_table() -> None:
+    spec = importlib.util.spec_from_file_location("bench_round_trips", ROOT / "bench" / "round_trips.py")
+    assert spec is not None and spec.loader is not None
+    round_trips = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(round_trips)  # puts bench/ on the path for its own imports
+    assert round_trips.label("BEGIN;") == "BEGIN"
+    assert round_trips.label('SELECT a.x FROM "idempotency_keys" WHERE a.y = $1') == "SELECT idempotency_keys"
+    assert round_trips.label("WITH added AS (INSERT INTO referrals (id) VALUES ($1)) INSERT INTO people") == (
+        "WITH referrals"
+    )
+    assert round_trips.label("UPDATE deliveries SET status=$1") == "UPDATE deliveries"
+    assert round_trips.label("") == "(empty)"

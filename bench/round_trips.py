@@ -1,0 +1,128 @@
+"""Round trips to PostgreSQL on the hot paths: how many each submission or consumed event makes, and which.
+
+    python bench/round_trips.py --out bench/results/round-trips-<date>/result.json   # ingest and consumer, -n 200
+    PYTHONPATH=<a ref's sources> python bench/round_trips.py --code <ref> --out ...       # another commit's code
+
+The paths are ``bench/profile_paths.py``'s (``ingest``: submissions through the referrals app; ``consumer``:
+referral events through the waitlists consumer's batch step, in partition batches of ``--batch``), each after its
+warm-up, so statements are prepared already. Every call on asyncpg that goes to the server and waits for its answer
+is counted (a simple query such as ``BEGIN``, a prepared statement's fetch or executemany, a statement prepared
+anew, a COPY), named by its verb and first table. On this machine a round trip costs the service's process
+about 120 µs of CPU (its socket write alone about 26 µs) and PostgreSQL's backend its share, whatever the
+statement does, so their count is a figure of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg.connection
+import asyncpg.prepared_stmt
+
+from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from profile_paths import PATHS, SERVICE, migrate, revision  # noqa: E402 - found through the path set above
+
+COUNTED_PATHS = ("ingest", "consumer")
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE)\s+\"?(\w+)", re.IGNORECASE)
+
+
+def label(sql: str) -> str:
+    """``INSERT referrals``, ``SELECT idempotency_keys``, ``WITH ... INSERT referrals``, ``BEGIN``."""
+    words = sql.split()
+    if not words:
+        return "(empty)"
+    verb = words[0].upper().rstrip(";")
+    table = _TABLE.search(sql)
+    return f"{verb} {table.group(1)}" if table else verb
+
+
+class RoundTrips:
+    """Counts asyncpg's calls that wait for the server, while ``counting`` is set."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.seen: Counter[str] = Counter()
+
+    def install(self) -> None:
+        on_connection = ("execute", "executemany", "fetch", "fetchrow", "fetchval", "_prepare", "copy_records_to_table")
+        on_statement = ("fetch", "fetchrow", "fetchval", "executemany")
+        for cls, names in (
+            (asyncpg.connection.Connection, on_connection),
+            (asyncpg.prepared_stmt.PreparedStatement, on_statement),
+        ):
+            for name in names:
+                setattr(cls, name, self._counted(getattr(cls, name), name))
+
+    def _counted(self, call: Callable[..., Awaitable[Any]], name: str) -> Callable[..., Awaitable[Any]]:
+        seen = self
+
+        async def counted(target: Any, *args: Any, **kwargs: Any) -> Any:
+            if seen.counting:
+                if isinstance(target, asyncpg.prepared_stmt.PreparedStatement):
+                    sql = target.get_query()
+                elif name.startswith("copy_"):
+                    sql = f"COPY {args[0] if args else kwargs.get('table_name', '')}"
+                else:
+                    sql = args[0] if args else kwargs.get("query", "")
+                seen.seen[("PREPARE " if name == "_prepare" else "") + label(str(sql))] += 1
+            return await call(target, *args, **kwargs)
+
+        return counted
+
+
+async def counted(name: str, url: str, n: int, batch: int, trips: RoundTrips) -> dict[str, Any]:
+    run, close = await PATHS[name](url, n, batch)
+    trips.seen.clear()
+    trips.counting = True
+    found = await run()
+    trips.counting = False
+    await close()
+    items = found["items"]
+    each = {kind: round(count / items, 2) for kind, count in trips.seen.most_common()}
+    return {"work": found["work"], "items": items, "round_trips_per_item": round(sum(trips.seen.values()) / items, 2),
+            "by_statement": each}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=200, help="submissions (ingest) or events (consumer)")
+    parser.add_argument("--batch", type=int, default=10, help="events per consumer transaction")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--code", help="what code ran, when not the working tree (PYTHONPATH set to a ref's sources)")
+    args = parser.parse_args()
+    trips = RoundTrips()
+    trips.install()
+    pg = PostgresServer(os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES))
+    result: dict[str, Any] = {
+        "code": args.code or revision(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "paths": {},
+    }
+    try:
+        for name in COUNTED_PATHS:
+            url = pg.new_database(f"trips_{name}")
+            migrate(SERVICE[name], url)
+            result["paths"][name] = asyncio.run(counted(name, url, args.n, args.batch, trips))
+            print(name, json.dumps(result["paths"][name]), flush=True)
+    finally:
+        pg.drop_all()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
