@@ -7,11 +7,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Insert, Select, bindparam, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from send_shared import direct
-from send_shared.db import ByDialect, InList
+from send_shared.db import ByDialect, InList, dialect_name
 from waitlists.adapters.orm import referral_changes, referrals
 from waitlists.domain.access import Parties
 from waitlists.domain.projection import ProjectedReferral, RecordedChange
@@ -58,6 +60,35 @@ def _save_referral(insert: Any) -> Any:
 
 _SAVE_CHANGES = ByDialect(_save_change)
 _SAVE_REFERRAL = ByDialect(_save_referral)
+_CHANGE_FIELDS = ("version", "status", "occurred_at", "occurred_on", "reason_code", "outcome_code")
+
+
+def _save_changes_and_referral() -> Insert:
+    """PostgreSQL: a referral's new changes (arrays, one per column, unnested) and its row in one statement (a
+    data-modifying WITH), so an event's write is one round trip; the referral's values are named ``set_<column>``."""
+    new = (
+        func.unnest(
+            *(bindparam(f"changes_{name}", type_=ARRAY(referral_changes.c[name].type)) for name in _CHANGE_FIELDS)
+        )
+        .table_valued(*_CHANGE_FIELDS)
+        .render_derived("new")
+    )
+    referral_id = bindparam("set_referral_id", type_=referrals.c.referral_id.type)
+    saved = (
+        postgresql.insert(referral_changes)
+        .from_select(["referral_id", *_CHANGE_FIELDS], select(referral_id, *(new.c[name] for name in _CHANGE_FIELDS)))
+        .on_conflict_do_nothing()
+        .cte("saved")
+    )
+    row = postgresql.insert(referrals).values(
+        {column.name: bindparam(f"set_{column.name}", type_=column.type) for column in referrals.c}
+    )
+    return row.on_conflict_do_update(
+        index_elements=[referrals.c.referral_id], set_={name: row.excluded[name] for name in _LATEST}
+    ).add_cte(saved)
+
+
+_SAVE_CHANGES_AND_REFERRAL = _save_changes_and_referral()
 
 
 class SqlReferrals:
@@ -81,24 +112,22 @@ class SqlReferrals:
         """Writes what ``get`` did not read; idempotent (a change already stored stays as it is)."""
         held = self._held.setdefault(referral.referral_id, set())
         new = [c for c in referral.changes if c.version not in held]
-        if new:
-            await direct.execute(
-                self._session,
-                _SAVE_CHANGES(self._session),
-                [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
-                  "occurred_at": c.occurred_at, "occurred_on": c.on, "reason_code": c.reason_code,
-                  "outcome_code": c.outcome_code} for c in new],
-            )  # fmt: skip
+        changes = [{"referral_id": referral.referral_id, "version": c.version, "status": c.status.value,
+                    "occurred_at": c.occurred_at, "occurred_on": c.on, "reason_code": c.reason_code,
+                    "outcome_code": c.outcome_code} for c in new]  # fmt: skip
         # The latest version and status are written over a referral already held (the ``excluded`` row's).
-        await direct.execute(
-            self._session,
-            _SAVE_REFERRAL(self._session),
-            {"referral_id": referral.referral_id, "child_ref": referral.child_ref, "service_id": referral.service_id,
-             "receiving_org_id": referral.receiving_org_id, "referrer_org_id": referral.referrer_org_id,
-             "urgency": referral.urgency, "primary_need": referral.primary_need,
-             "secondary_need": referral.secondary_need, "latest_version": referral.latest.version,
-             "latest_status": referral.latest.status.value},
-        )  # fmt: skip
+        row = {"referral_id": referral.referral_id, "child_ref": referral.child_ref, "service_id": referral.service_id,
+               "receiving_org_id": referral.receiving_org_id, "referrer_org_id": referral.referrer_org_id,
+               "urgency": referral.urgency, "primary_need": referral.primary_need,
+               "secondary_need": referral.secondary_need, "latest_version": referral.latest.version,
+               "latest_status": referral.latest.status.value}  # fmt: skip
+        if dialect_name(self._session) == "postgresql":
+            columns = {f"changes_{name}": [change[name] for change in changes] for name in _CHANGE_FIELDS}
+            values = {f"set_{name}": value for name, value in row.items()}
+            await direct.execute(self._session, _SAVE_CHANGES_AND_REFERRAL, {**columns, **values})
+        else:  # SQLite writes no rows from a WITH
+            await direct.execute(self._session, _SAVE_CHANGES(self._session), changes)
+            await direct.execute(self._session, _SAVE_REFERRAL(self._session), row)
         held.update(c.version for c in new)
 
     async def any(self) -> bool:
