@@ -96,3 +96,22 @@ async def test_after_a_withdrawal_the_messages_concern_the_receiver_only(unit_of
     both = ["org-camhs", "org-school"]
     assert [audience.get(e.id) for e in events] == [both, both, both, both, None, ["org-camhs"]]
     assert status == "withdrawn"
+
+
+async def test_the_last_version_sent_and_the_consent_are_read_together_whichever_is_held(unit_of_work: Any) -> None:
+    referral = f"r-{uuid.uuid4().hex[:8]}"
+
+    async def both() -> Any:
+        async with unit_of_work() as uow:
+            return await uow.referral_order.last_sent_and_consent(referral)
+
+    assert await both() == (None, None)
+    await record(unit_of_work, ConsentState(referral, 2, ConsentStatus.WITHDRAWN))
+    assert await both() == (None, ConsentState(referral, 2, ConsentStatus.WITHDRAWN))
+    async with unit_of_work() as uow:
+        await uow.referral_order.set_last_sent(referral, 4)
+        await uow.referral_order.set_last_sent("another", 9)
+        await uow.commit()
+    assert await both() == (4, ConsentState(referral, 2, ConsentStatus.WITHDRAWN))
+    async with unit_of_work() as uow:
+        assert await uow.referral_order.last_sent_and_consent("another") == (9, None)

@@ -312,6 +312,9 @@ class FakeReferralOrderRepository:
     async def last_sent(self, referral_id: str) -> int | None:
         return self.state.last_sent.get(referral_id)
 
+    async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
+        return self.state.last_sent.get(referral_id), self.state.consents.get(referral_id)
+
     async def set_last_sent(self, referral_id: str, version: int) -> None:
         self.state.last_sent[referral_id] = version
 

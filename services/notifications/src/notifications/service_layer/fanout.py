@@ -74,7 +74,8 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
         return await _send_on(uow, clean, referral_link_template)
     if not isinstance(payload, ReferralEventV1):
         return await _send_on(uow, clean, referral_link_template)
-    last = await _last_sent_version(uow, payload.referral_id, payload.version)
+    found, consent = await uow.referral_order.last_sent_and_consent(payload.referral_id)
+    last = await _carried_on(uow, payload.referral_id, found, payload.version)
     match arrival(last, payload.version):
         case Arrival.STALE:
             return 0
@@ -82,7 +83,7 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
             await _hold(uow, clean, payload)
             return 0
         case Arrival.NEXT:
-            sent = await _send_on(uow, clean, referral_link_template)
+            sent = await _send_on_with(uow, clean, referral_link_template, payload.referral_id, consent)
             if not _held.maybe:  # nothing is held anywhere (as of the last look): just note the version
                 await uow.referral_order.set_last_sent(payload.referral_id, payload.version)
                 return sent
@@ -98,6 +99,13 @@ async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: s
         return 0
     referral_id = str(event.data.get("referral_id") or event.subject or "")
     consent = await uow.consents.of(referral_id) if referral_id else None
+    return await _send_on_with(uow, event, referral_link_template, referral_id, consent)
+
+
+async def _send_on_with(
+    uow: UnitOfWork, event: CloudEvent, referral_link_template: str, referral_id: str, consent: ConsentState | None
+) -> int:
+    """``_send_on`` with the referral's consent in force already read."""
     concerned = organisations_concerned(event.type, event.data, consent)
     if not concerned:
         return 0
@@ -116,8 +124,12 @@ async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: s
     return len(targets)
 
 
-async def _last_sent_version(uow: UnitOfWork, referral_id: str, arriving: int = 1) -> int:
-    found = await uow.referral_order.last_sent(referral_id)
+async def _last_sent_version(uow: UnitOfWork, referral_id: str) -> int:
+    return await _carried_on(uow, referral_id, await uow.referral_order.last_sent(referral_id))
+
+
+async def _carried_on(uow: UnitOfWork, referral_id: str, found: int | None, arriving: int = 1) -> int:
+    """The last version sent on, as ``found`` in the referral's order or else carried on from its messages."""
     if found is not None:
         return found
     if arriving > 1 and await uow.messages.any_with_order_key(referral_id):

@@ -128,6 +128,10 @@ class ReferralOrderRepository(Protocol):
     """Per referral, the last version sent on, and the versions held until the ones before them are in."""
 
     async def last_sent(self, referral_id: str) -> int | None: ...
+    async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
+        """The last version sent on and the family's consent in force (``ConsentRepository.of``), in one read."""
+        ...
+
     async def set_last_sent(self, referral_id: str, version: int) -> None: ...
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
         """False when the event was held already."""

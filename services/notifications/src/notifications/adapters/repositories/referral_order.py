@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications.adapters.orm import held_events, referral_versions
+from notifications.adapters.orm import consents, held_events, referral_versions
+from notifications.domain.consent import ConsentState
 from notifications.domain.ordering import HeldEvent
 from send_shared import direct
 from send_shared.db import ByDialect, as_utc
+from send_shared.events.schemas import ConsentStatus
 
 
 def _set_last_sent(insert: Any) -> Any:
@@ -25,6 +27,14 @@ def _set_last_sent(insert: Any) -> Any:
 # Built once (every referral event reads and sets its referral's last version): a statement built per call costs
 # its construction and its cache key every time.
 _LAST_SENT = select(referral_versions.c.version).where(referral_versions.c.referral_id == bindparam("referral_id"))
+_ASKED = select(bindparam("referral_id", type_=referral_versions.c.referral_id.type).label("referral_id")).subquery()
+_LAST_SENT_AND_CONSENT = select(
+    referral_versions.c.version, consents.c.consent_version, consents.c.consent_status
+).select_from(
+    _ASKED.outerjoin(referral_versions, referral_versions.c.referral_id == _ASKED.c.referral_id).outerjoin(
+        consents, consents.c.referral_id == _ASKED.c.referral_id
+    )
+)
 _SET_LAST_SENT = ByDialect(_set_last_sent)
 _HOLD = ByDialect(lambda insert: insert(held_events).on_conflict_do_nothing())
 _HELD_FOR = (
@@ -42,6 +52,17 @@ class SqlReferralOrderRepository:
     async def last_sent(self, referral_id: str) -> int | None:
         found = (await direct.execute(self.session, _LAST_SENT, {"referral_id": referral_id})).scalar()
         return int(found) if found is not None else None
+
+    async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
+        version, consent_version, status = (
+            await direct.execute(self.session, _LAST_SENT_AND_CONSENT, {"referral_id": referral_id})
+        ).first()
+        consent = (
+            ConsentState(referral_id, int(consent_version), ConsentStatus(status))
+            if consent_version is not None
+            else None
+        )
+        return (int(version) if version is not None else None), consent
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
         await direct.execute(
