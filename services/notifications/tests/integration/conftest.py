@@ -38,6 +38,19 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
+async def unit_of_work(database_url: str) -> AsyncIterator[Any]:
+    """Units of work on a migrated database of each kind, without the app."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATABASE_URL", database_url)
+        await asyncio.to_thread(cli_main, ["migrate"])
+    engine = create_engine(database_url)
+    try:
+        yield partial(SqlUnitOfWork, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver().start()
     yield r

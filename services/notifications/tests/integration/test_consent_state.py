@@ -3,40 +3,22 @@ consent version wins, a repeat or a stale one changes nothing, and the fan-out r
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from notifications.adapters.orm import consents, messages
-from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.domain.consent import ConsentState
-from notifications.entrypoints.cli import main as cli_main
 from notifications.service_layer.fanout import fan_out
-from send_shared.db import create_engine, session_factory
+from send_shared.db import create_engine
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import ConsentGiver, ConsentStatus, ReferralConsentV1
 
 from .conftest import referral_event
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def unit_of_work(database_url: str) -> AsyncIterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DATABASE_URL", database_url)
-        await asyncio.to_thread(cli_main, ["migrate"])
-    engine = create_engine(database_url)
-    try:
-        yield partial(SqlUnitOfWork, session_factory(engine))
-    finally:
-        await engine.dispose()
 
 
 async def record(unit_of_work: Any, state: ConsentState) -> bool:

@@ -295,10 +295,14 @@ class FakeMessageRepository:
     def __init__(self, state: FakeState) -> None:
         self.state = state
 
-    async def add(self, message: Message) -> bool:
+    async def add(self, message: Message, deliver_to: Sequence[str] = ()) -> bool:
         if message.event_id in self.state.messages:
             return False
         self.state.messages[message.event_id] = message
+        for endpoint_id in deliver_to:
+            await FakeDeliveryRepository(self.state).queue(
+                endpoint_id, message.event_id, message.order_key, 0, message.received_at
+            )
         return True
 
     async def any_with_order_key(self, order_key: str) -> bool:

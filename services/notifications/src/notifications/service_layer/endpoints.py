@@ -145,8 +145,7 @@ async def ping(uow: UnitOfWork, organisation_id: str, endpoint_id: str, *, sourc
     async with uow:
         await _own(uow, organisation_id, endpoint_id)
         message = Message(event.id, event.type, event.id, (organisation_id,), event.to_structured(), now)
-        await uow.messages.add(message)
-        await uow.deliveries.queue(endpoint_id, event.id, event.id, 0, now)
+        await uow.messages.add(message, deliver_to=[endpoint_id])
         await uow.commit()
 
 

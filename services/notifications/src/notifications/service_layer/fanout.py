@@ -113,14 +113,14 @@ async def _send_on_with(
     now = datetime.now(UTC)
     order_key = referral_id or event.id
     message = Message(event.id, event.type, order_key, tuple(concerned), webhook_body(event, link), now)
-    if not await uow.messages.add(message):
+    targets = [
+        e.id
+        for e in await uow.endpoints.subscribed(concerned)
+        if wants(e.subscription, event.type, event.data, concerned)
+    ]
+    if not await uow.messages.add(message, deliver_to=targets):
         return 0  # sent on before (messages are kept): whatever brought it back, no one hears it twice
     await queue_emails(uow, event.id, event.type, event.data, concerned)
-    targets = [
-        e for e in await uow.endpoints.subscribed(concerned) if wants(e.subscription, event.type, event.data, concerned)
-    ]
-    for endpoint in targets:
-        await uow.deliveries.queue(endpoint.id, event.id, order_key, 0, now)
     return len(targets)
 
 

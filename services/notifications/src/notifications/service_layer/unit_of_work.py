@@ -117,8 +117,9 @@ class DeliveryRepository(Protocol):
 
 
 class MessageRepository(Protocol):
-    async def add(self, message: Message) -> bool:
-        """False when the message was recorded before (it is never sent on twice)."""
+    async def add(self, message: Message, deliver_to: Sequence[str] = ()) -> bool:
+        """Records the message and, with it, a first delivery (round 0, due at once) to each endpoint of
+        ``deliver_to``; False, and nothing queued, when the message was recorded before (it is never sent on twice)."""
         ...
 
     async def any_with_order_key(self, order_key: str) -> bool: ...
