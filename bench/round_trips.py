@@ -4,7 +4,8 @@
     PYTHONPATH=<a ref's sources> python bench/round_trips.py --code <ref> --out ...       # another commit's code
 
 The paths are ``bench/profile_paths.py``'s (``ingest``: submissions through the referrals app; ``consumer``:
-referral events through the waitlists consumer's batch step, in partition batches of ``--batch``), each after its
+referral events through the waitlists consumer's batch step, in partition batches of ``--batch``) and ``fanout``
+(the same events through the notifications consumer's, every provider with a webhook endpoint), each after its
 warm-up, so statements are prepared already. Every call on asyncpg that goes to the server and waits for its answer
 is counted (a simple query such as ``BEGIN``, a prepared statement's fetch or executemany, a statement prepared
 anew, a COPY), named by its verb and first table. On this machine a round trip costs the service's process
@@ -36,8 +37,8 @@ sys.path.insert(0, str(BENCH))
 
 from profile_paths import PATHS, SERVICE, migrate, revision  # noqa: E402 - found through the path set above
 
-COUNTED_PATHS = ("ingest", "consumer")
-_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE)\s+\"?(\w+)", re.IGNORECASE)
+COUNTED_PATHS = ("ingest", "consumer", "fanout")
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE|JOIN)\s+\"?(\w+)", re.IGNORECASE)
 
 
 def label(sql: str) -> str:
@@ -84,8 +85,84 @@ class RoundTrips:
         return counted
 
 
+async def fanout(url: str, n: int, batch: int) -> Any:
+    """Referral events of the generated dataset through the notifications consumer's batch step (inbox, the fan-out
+    of each event to the organisations concerned, a delivery for each webhook endpoint subscribed, the position),
+    every provider organisation of the dataset having an endpoint for every referral event."""
+    import itertools
+    from datetime import timedelta
+
+    import httpx
+    from aiokafka import TopicPartition
+    from aiokafka.structs import ConsumerRecord
+    from national import PROVIDER_KINDS, SCALES, directory, provider_id, referral_events
+
+    from notifications.adapters.orm import inbox, positions
+    from notifications.adapters.unit_of_work import SqlUnitOfWork
+    from notifications.bootstrap import build_app
+    from notifications.entrypoints.consumers import event_handler
+    from notifications.service_layer.fanout import CONSUMER_GROUP, HeldEvents
+    from notifications.settings import NotificationsSettings
+    from send_devkit.tokens import mint_token
+    from send_shared.consumer.positions import ConsumerPositions
+    from send_shared.consumer.runtime import ConsumerRuntime
+    from send_shared.events.envelope import encode_kafka
+    from send_shared.events.schemas import REFERRAL_EVENT_TYPES
+    from send_shared.events.topics import Topics
+    from send_shared.inbox import Inbox
+
+    settings = NotificationsSettings(database_url=url, kafka_bootstrap_servers="127.0.0.1:9", run_workers=False,
+                                     log_level="WARNING", webhooks_allow_private_targets=True,
+                                     rate_limit_writes_per_second=0, email_enabled=False)  # fmt: skip
+    app = build_app(settings)
+    for step in app.state.runtime.startup:
+        await step()
+    engine = app.state.runtime.engine
+    handler = event_handler(unit_of_work_in=SqlUnitOfWork.within, referral_link_template=settings.referral_url_template)
+    runtime = ConsumerRuntime(bootstrap_servers="127.0.0.1:9", group_id=CONSUMER_GROUP, topics=[Topics.REFERRAL_EVENTS],
+                              handler=handler, engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
+                              positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None)  # fmt: skip
+    partition = TopicPartition(Topics.REFERRAL_EVENTS, 0)
+    scale = SCALES["small"]
+    entries = directory(scale)
+    records = []
+    for offset, event in enumerate(itertools.chain(entries, referral_events(scale))):
+        headers, value = encode_kafka(event)
+        records.append(ConsumerRecord(partition.topic, 0, offset, 0, 0, None, value, None, 0, len(value), headers))
+
+    async def apply(chunk: list[Any]) -> None:
+        for start in range(0, len(chunk), batch):
+            assert await runtime._process_together([(partition, chunk[start : start + batch])])
+
+    await apply(records[: len(entries)])  # the directory: the organisations become known
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trips") as http:
+        for area, provider in itertools.product(range(1, scale.areas + 1), PROVIDER_KINDS):
+            org = provider_id(area, provider)
+            token = {"authorization": f"Bearer {mint_token(org, 'receiver')}"}
+            wanted = {"url": f"http://127.0.0.1:9/{org}", "event_types": sorted(REFERRAL_EVENT_TYPES)}
+            made = await http.post("/v1/endpoints", headers=token, json=wanted)
+            assert made.status_code == 201, made.text
+    warm = len(entries) + 50
+    await apply(records[len(entries) : warm])
+    # The held-events worker's first look, as the service runs it: until then any event may be held, so each one
+    # looks for held successors.
+    stop = asyncio.Event()
+    held = HeldEvents(app.state.unit_of_work, hold_limit=timedelta(seconds=settings.hold_early_events_seconds),
+                      referral_link_template=settings.referral_url_template, after=lambda: None)  # fmt: skip
+    looking = asyncio.create_task(held.run(stop))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await looking
+
+    async def run() -> dict[str, Any]:
+        await apply(records[warm : warm + n])
+        return {"work": f"{n} referral events in batches of {batch}, fanned out", "items": n}
+
+    return run, engine.dispose
+
+
 async def counted(name: str, url: str, n: int, batch: int, trips: RoundTrips) -> dict[str, Any]:
-    run, close = await PATHS[name](url, n, batch)
+    run, close = await (fanout if name == "fanout" else PATHS[name])(url, n, batch)
     trips.seen.clear()
     trips.counting = True
     found = await run()
@@ -115,7 +192,7 @@ def main() -> None:
     try:
         for name in COUNTED_PATHS:
             url = pg.new_database(f"trips_{name}")
-            migrate(SERVICE[name], url)
+            migrate(SERVICE.get(name, "notifications"), url)
             result["paths"][name] = asyncio.run(counted(name, url, args.n, args.batch, trips))
             print(name, json.dumps(result["paths"][name]), flush=True)
     finally:
