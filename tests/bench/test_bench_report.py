@@ -175,4 +175,7 @@ def test_round_trips_are_named_by_verb_and_first_table() -> None:
         "WITH referrals"
     )
     assert round_trips.label("UPDATE deliveries SET status=$1") == "UPDATE deliveries"
+    assert round_trips.label("SELECT v.version FROM (SELECT $1) AS k LEFT OUTER JOIN referral_versions AS v") == (
+        "SELECT referral_versions"
+    )
     assert round_trips.label("") == "(empty)"
