@@ -69,7 +69,7 @@ class SqlReferralRepository:
         if dialect_name(self.session) == "postgresql":
             values = {f"person_{name}": value for name, value in _person_row(person).items()}
             await direct.execute(self.session, _INSERT_REFERRAL_AND_PERSON, {**_row(referral), **values})
-        else:  # SQLite writes no rows from a WITH
+        else:  # SQLite has no INSERT or UPDATE inside a WITH
             await direct.execute(self.session, _INSERT_REFERRAL, _row(referral))
             await direct.execute(self.session, _INSERT_PERSON, {"referral_id": referral.id, **_person_row(person)})
         self.seen.add(referral)

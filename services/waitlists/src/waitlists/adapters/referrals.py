@@ -125,7 +125,7 @@ class SqlReferrals:
             columns = {f"changes_{name}": [change[name] for change in changes] for name in _CHANGE_FIELDS}
             values = {f"set_{name}": value for name, value in row.items()}
             await direct.execute(self._session, _SAVE_CHANGES_AND_REFERRAL, {**columns, **values})
-        else:  # SQLite writes no rows from a WITH
+        else:  # SQLite has no INSERT or UPDATE inside a WITH
             await direct.execute(self._session, _SAVE_CHANGES(self._session), changes)
             await direct.execute(self._session, _SAVE_REFERRAL(self._session), row)
         held.update(c.version for c in new)

@@ -238,7 +238,7 @@ class SqlDeliveryRepository:
             await direct.execute(
                 self.session, _SETTLE_AFTER_ATTEMPT[succeeded_at is not None], {"delivery_id": delivery_id, **values}
             )
-        else:  # SQLite writes no rows from a WITH
+        else:  # SQLite has no INSERT or UPDATE inside a WITH
             await direct.execute(self.session, _RECORD_ATTEMPT, {"delivery_id": delivery_id, **recorded})
             await direct.execute(self.session, _SETTLE, {"delivery_id": delivery_id, **settled})
 

@@ -65,7 +65,8 @@ class SqlMessageRepository:
                 self.session, _ADD_WITH_DELIVERIES, {**values, "endpoint_ids": list(deliver_to)}
             )
             return bool(added.scalar())
-        if not (await direct.execute(self.session, _ADD(self.session), row)).rowcount:  # SQLite: no rows from a WITH
+        # SQLite has no INSERT inside a WITH: the message, then its deliveries.
+        if not (await direct.execute(self.session, _ADD(self.session), row)).rowcount:
             return False
         queue = SqlDeliveryRepository(self.session).queue
         for endpoint_id in deliver_to:
