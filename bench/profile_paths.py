@@ -109,15 +109,48 @@ async def ingest(url: str, n: int, _batch: int) -> Prepared:
     return run, close
 
 
-async def consumer(url: str, n: int, batch: int) -> Prepared:
-    from aiokafka import TopicPartition
+def dataset_records() -> tuple[int, list[Any]]:
+    """The small dataset as one partition of the referral events topic: its directory's events (how many is the
+    first value), then every referral's."""
+    import itertools
+
     from aiokafka.structs import ConsumerRecord
     from national import SCALES, directory, referral_events
 
+    from send_shared.events.envelope import encode_kafka
+    from send_shared.events.topics import Topics
+
+    scale = SCALES["small"]
+    entries = directory(scale)
+    records = []
+    for offset, event in enumerate(itertools.chain(entries, referral_events(scale))):
+        headers, value = encode_kafka(event)
+        records.append(
+            ConsumerRecord(Topics.REFERRAL_EVENTS, 0, offset, 0, 0, None, value, None, 0, len(value), headers)
+        )
+    return len(entries), records
+
+
+def batch_step(runtime: Any, batch: int) -> Callable[[list[Any]], Awaitable[None]]:
+    """Applies a partition's records in batches of ``batch`` with the runtime's own step for one partition's fetched
+    batch (it falls back to one by one on trouble, which fails here)."""
+    from aiokafka import TopicPartition
+
+    from send_shared.events.topics import Topics
+
+    partition = TopicPartition(Topics.REFERRAL_EVENTS, 0)
+
+    async def apply(chunk: list[Any]) -> None:
+        for start in range(0, len(chunk), batch):
+            assert await runtime._process_together([(partition, chunk[start : start + batch])])
+
+    return apply
+
+
+async def consumer(url: str, n: int, batch: int) -> Prepared:
     from send_shared.consumer.positions import ConsumerPositions
     from send_shared.consumer.runtime import ConsumerRuntime
     from send_shared.db import create_engine
-    from send_shared.events.envelope import encode_kafka
     from send_shared.events.topics import Topics
     from send_shared.inbox import Inbox
     from waitlists.adapters.orm import inbox, positions
@@ -130,22 +163,11 @@ async def consumer(url: str, n: int, batch: int) -> Prepared:
                               handler=handle_referral_event, before_commit=refresh_facts, engine=engine,
                               inbox=Inbox(inbox, CONSUMER_GROUP), positions=ConsumerPositions(positions, CONSUMER_GROUP),
                               producer=None)  # fmt: skip
-    partition = TopicPartition(Topics.REFERRAL_EVENTS, 0)
-    scale = SCALES["small"]
-    entries = directory(scale)
-    records = []
-    for offset, event in enumerate(itertools.chain(entries, referral_events(scale))):
-        headers, value = encode_kafka(event)
-        records.append(ConsumerRecord(partition.topic, 0, offset, 0, 0, None, value, None, 0, len(value), headers))
-    warm = len(entries) + 50
+    directory_events, records = dataset_records()
+    warm = directory_events + 50
     if n > len(records) - warm:
         raise SystemExit(f"the small dataset has {len(records) - warm} referral events after the warm-up")
-
-    async def apply(chunk: list[Any]) -> None:
-        for start in range(0, len(chunk), batch):
-            # The runtime's own step for one partition's fetched batch (it falls back to one by one on trouble).
-            assert await runtime._process_together([(partition, chunk[start : start + batch])])
-
+    apply = batch_step(runtime, batch)
     await apply(records[:warm])  # the directory, then a warm-up
 
     async def run() -> dict[str, Any]:

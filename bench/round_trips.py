@@ -35,7 +35,7 @@ from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from profile_paths import PATHS, SERVICE, migrate, revision  # noqa: E402 - found through the path set above
+from profile_paths import PATHS, SERVICE, batch_step, dataset_records, migrate, revision  # noqa: E402 - found through the path set above
 
 COUNTED_PATHS = ("ingest", "consumer", "fanout")
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE|JOIN)\s+\"?(\w+)", re.IGNORECASE)
@@ -93,9 +93,7 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     from datetime import timedelta
 
     import httpx
-    from aiokafka import TopicPartition
-    from aiokafka.structs import ConsumerRecord
-    from national import PROVIDER_KINDS, SCALES, directory, provider_id, referral_events
+    from national import PROVIDER_KINDS, SCALES, provider_id
 
     from notifications.adapters.orm import inbox, positions
     from notifications.adapters.unit_of_work import SqlUnitOfWork
@@ -106,7 +104,6 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     from send_devkit.tokens import mint_token
     from send_shared.consumer.positions import ConsumerPositions
     from send_shared.consumer.runtime import ConsumerRuntime
-    from send_shared.events.envelope import encode_kafka
     from send_shared.events.schemas import REFERRAL_EVENT_TYPES
     from send_shared.events.topics import Topics
     from send_shared.inbox import Inbox
@@ -122,28 +119,18 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     runtime = ConsumerRuntime(bootstrap_servers="127.0.0.1:9", group_id=CONSUMER_GROUP, topics=[Topics.REFERRAL_EVENTS],
                               handler=handler, engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
                               positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None)  # fmt: skip
-    partition = TopicPartition(Topics.REFERRAL_EVENTS, 0)
-    scale = SCALES["small"]
-    entries = directory(scale)
-    records = []
-    for offset, event in enumerate(itertools.chain(entries, referral_events(scale))):
-        headers, value = encode_kafka(event)
-        records.append(ConsumerRecord(partition.topic, 0, offset, 0, 0, None, value, None, 0, len(value), headers))
-
-    async def apply(chunk: list[Any]) -> None:
-        for start in range(0, len(chunk), batch):
-            assert await runtime._process_together([(partition, chunk[start : start + batch])])
-
-    await apply(records[: len(entries)])  # the directory: the organisations become known
+    directory_events, records = dataset_records()
+    apply = batch_step(runtime, batch)
+    await apply(records[:directory_events])  # the directory: the organisations become known
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trips") as http:
-        for area, provider in itertools.product(range(1, scale.areas + 1), PROVIDER_KINDS):
+        for area, provider in itertools.product(range(1, SCALES["small"].areas + 1), PROVIDER_KINDS):
             org = provider_id(area, provider)
             token = {"authorization": f"Bearer {mint_token(org, 'receiver')}"}
             wanted = {"url": f"http://127.0.0.1:9/{org}", "event_types": sorted(REFERRAL_EVENT_TYPES)}
             made = await http.post("/v1/endpoints", headers=token, json=wanted)
             assert made.status_code == 201, made.text
-    warm = len(entries) + 50
-    await apply(records[len(entries) : warm])
+    warm = directory_events + 50
+    await apply(records[directory_events:warm])
     # The held-events worker's first look, as the service runs it: until then any event may be held, so each one
     # looks for held successors.
     stop = asyncio.Event()
