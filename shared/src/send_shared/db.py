@@ -172,6 +172,10 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# What a repository runs its statements on: a unit of work's connection, or the consumer runtime's session.
+Db = AsyncSession | AsyncConnection
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -56,7 +56,7 @@ def build_app(settings: ReferralsSettings | None = None) -> FastAPI:
     setup_logging(settings.service_name, settings.log_level)
     setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
     runtime = ServiceRuntime(settings, outbox=outbox, owned_topics=[Topics.REFERRAL_EVENTS])
-    make_uow: UnitOfWorkFactory = partial(SqlUnitOfWork, runtime.sessions, event_source=settings.event_source)
+    make_uow: UnitOfWorkFactory = partial(SqlUnitOfWork, runtime.engine, event_source=settings.event_source)
 
     async def seed_directory() -> None:
         if not settings.seed_directory:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import audit_log
 from referrals.domain.audit import AuditAction, AuditEntry, AuditQuery
+from send_shared.db import Db
 
 
 class SqlAuditLog:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
 
     async def add(self, entry: AuditEntry) -> None:

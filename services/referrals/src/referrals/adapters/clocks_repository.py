@@ -8,12 +8,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import referral_clocks
 from referrals.domain.deadlines import ClockState, ReferralClocks
 from send_shared import direct
-from send_shared.db import ByDialect
+from send_shared.db import ByDialect, Db
 
 _CHUNK = 500
 
@@ -31,7 +30,7 @@ _KEEP = ByDialect(_keep)  # every clocks update: built once
 
 
 class SqlReferralClocksRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self._session = session
 
     async def keep(self, clocks: ReferralClocks) -> bool:

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import referral_consents
 from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, ConsentStatus, RecordedVia
 from referrals.domain.model import Referral
 from send_shared import direct
-from send_shared.db import as_utc
+from send_shared.db import Db, as_utc
 
 _INSERT_CONSENT = insert(referral_consents)  # built once: see referral_repository
 
 
 class SqlConsentRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
         self.added: list[tuple[Referral, ConsentRecord]] = []
 

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.interim_repository import ESTIMATE_COLUMNS, estimate_from_row
 from referrals.adapters.orm import directory_services, organisations, service_wait_estimates
@@ -14,6 +13,7 @@ from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.directory import Clock, Organisation, OrganisationKind, Service
 from referrals.domain.interim import WaitEstimate
 from send_shared import direct
+from send_shared.db import Db
 
 # Built once (every request reads the directory): see referral_repository.
 _SERVICE = select(directory_services).where(directory_services.c.id == bindparam("id"))
@@ -28,7 +28,7 @@ _ACTIVE_SERVICE_WITH_ESTIMATE = (
 
 
 class SqlDirectoryRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
 
     async def service(self, service_id: str, *, include_inactive: bool = False) -> Service | None:

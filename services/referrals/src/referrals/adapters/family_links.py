@@ -6,17 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import family_link_emails, family_links, referral_people, referrals
 from referrals.adapters.referral_repository import _from_row as referral_from_row
 from referrals.domain.family import ContactPreference, FamilyContact, FamilyLink, LinkEmail
 from referrals.domain.model import Referral
-from send_shared.db import as_utc
+from send_shared.db import Db, as_utc
 
 
 class SqlFamilyLinkRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
 
     async def add(self, link: FamilyLink, *, email_to: str, token: str) -> None:

@@ -10,13 +10,12 @@ from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import interim_offers, referral_signposts, service_wait_estimates
 from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.interim import InterimOffer, Signpost, SignpostTrigger, TakenUpBy, WaitEstimate
 from send_shared import direct
-from send_shared.db import InList, upsert_insert
+from send_shared.db import Db, InList, upsert_insert
 
 _ESTIMATE_FIGURES = (
     "window_weeks",
@@ -43,7 +42,7 @@ _ESTIMATES_OF = _ESTIMATES.where(InList(service_wait_estimates.c.service_id, "id
 
 
 class SqlInterimRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self._session = session
 
     # Interim offers

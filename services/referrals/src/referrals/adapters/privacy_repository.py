@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.audit_log import _entry_from_row as entry_from_row
 from referrals.adapters.orm import (
@@ -23,7 +22,7 @@ from referrals.adapters.referral_repository import _from_row as referral_from_ro
 from referrals.domain.audit import AuditEntry
 from referrals.domain.model import Referral
 from referrals.domain.privacy import PersonRecord
-from send_shared.db import as_utc
+from send_shared.db import Db, as_utc
 
 # Every column of referral_people that holds the child's or the family's personal data: erasure blanks them all.
 ERASED_COLUMNS = (
@@ -40,7 +39,7 @@ ERASED_COLUMNS = (
 
 
 class SqlPrivacyRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
 
     async def person_record(self, referral_id: str) -> PersonRecord | None:

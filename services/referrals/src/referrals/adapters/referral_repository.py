@@ -10,7 +10,6 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Insert, and_, bindparam, false, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.adapters.orm import idempotency_keys, referral_history, referral_people, referrals
 from referrals.domain.child import PersonalDetails
@@ -21,7 +20,7 @@ from referrals.domain.lifecycle import FINAL, Status
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import MoveDetails, Referral
 from send_shared import direct
-from send_shared.db import InList, as_utc, dialect_name
+from send_shared.db import Db, InList, as_utc, dialect_name
 
 # The submission's statements, built once: a statement built per call (``.values(...)``, a new ``where``) costs its
 # construction and its cache key on every request, a third of the service's CPU per submission.
@@ -61,7 +60,7 @@ class ConcurrentUpdate(Exception):
 
 
 class SqlReferralRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Db) -> None:
         self.session = session
         self.seen: set[Referral] = set()
 
