@@ -3,12 +3,17 @@ them, and its short commit id."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,3 +34,29 @@ def pythonpath(tree: Path, sources: Sequence[str]) -> str:
 def revision(ref: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
+
+
+def counted_side_by_side(
+    refs: Sequence[str], sources: Sequence[str], measure: Callable[[str], dict[str, Any]], out: Path | None
+) -> dict[str, Any]:
+    """Each ref's ``sources``, then the working tree's, given to ``measure`` as a ``PYTHONPATH``; each variant's
+    ``per_round`` over the first's; printed, and written to ``out`` when given."""
+    started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+    variants: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for ref in refs:
+            tree = pythonpath(extract(ref, sources, Path(scratch) / ref.replace("/", "_")), sources)
+            variants[f"{ref} ({revision(ref)})"] = measure(tree)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *sources],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        label = f"working tree ({revision('HEAD')}{' with changes' if dirty else ''})"
+        variants[label] = measure(pythonpath(ROOT, sources))
+    first = next(iter(variants.values()))["per_round"]
+    for found in variants.values():
+        found["over_first"] = round(found["per_round"] / first, 3)
+    result = {"started": started, "seconds": round(time.monotonic() - clock), "variants": variants}
+    print(json.dumps(result, indent=1))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    return result

@@ -22,15 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +36,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 ROOT = BENCH.parent
 
-from git_trees import extract, pythonpath, revision  # noqa: E402 - the bench's own module, on the path set above
+from git_trees import counted_side_by_side  # noqa: E402 - the bench's own module, on the path set above
 
 SOURCES = ["shared/src", "services/referrals/src"]
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -92,28 +88,11 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
-    variants: dict[str, Any] = {}
     pg = PostgresServer(os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES))
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            for ref in args.baseline_ref:
-                tree = pythonpath(extract(ref, SOURCES, Path(scratch) / ref.replace("/", "_")), SOURCES)
-                variants[f"{ref} ({revision(ref)})"] = measure(pg, tree, args.n)
-            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *SOURCES],
-                                   capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-            label = f"working tree ({revision('HEAD')}{' with changes' if dirty else ''})"
-            variants[label] = measure(pg, pythonpath(ROOT, SOURCES), args.n)
+        counted_side_by_side(args.baseline_ref, SOURCES, lambda path: measure(pg, path, args.n), args.out)
     finally:
         pg.drop_all()
-    first = next(iter(variants.values()))["per_round"]
-    for found in variants.values():
-        found["over_first"] = round(found["per_round"] / first, 3)
-    result = {"started": started, "seconds": round(time.monotonic() - clock), "variants": variants}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
