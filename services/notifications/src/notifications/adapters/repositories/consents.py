@@ -34,13 +34,20 @@ _OF = select(consents.c.consent_version, consents.c.consent_status).where(
 _RECORD = ByDialect(_record)
 
 
+def consent_in_force(referral_id: str, version: int | None, status: str | None) -> ConsentState | None:
+    """The consent a row holds (its version and status), None where there is none (an outer join's nulls)."""
+    if version is None or status is None:
+        return None
+    return ConsentState(referral_id, int(version), ConsentStatus(status))
+
+
 class SqlConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def of(self, referral_id: str) -> ConsentState | None:
         found = (await direct.execute(self.session, _OF, {"referral_id": referral_id})).first()
-        return ConsentState(referral_id, int(found[0]), ConsentStatus(found[1])) if found is not None else None
+        return consent_in_force(referral_id, *found) if found is not None else None
 
     async def record(self, state: ConsentState, now: datetime) -> bool:
         row = {

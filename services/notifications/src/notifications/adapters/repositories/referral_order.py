@@ -10,11 +10,11 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents, held_events, referral_versions
+from notifications.adapters.repositories.consents import consent_in_force
 from notifications.domain.consent import ConsentState
 from notifications.domain.ordering import HeldEvent
 from send_shared import direct
 from send_shared.db import ByDialect, as_utc
-from send_shared.events.schemas import ConsentStatus
 
 
 def _set_last_sent(insert: Any) -> Any:
@@ -57,12 +57,7 @@ class SqlReferralOrderRepository:
         version, consent_version, status = (
             await direct.execute(self.session, _LAST_SENT_AND_CONSENT, {"referral_id": referral_id})
         ).first()
-        consent = (
-            ConsentState(referral_id, int(consent_version), ConsentStatus(status))
-            if consent_version is not None
-            else None
-        )
-        return (int(version) if version is not None else None), consent
+        return (int(version) if version is not None else None), consent_in_force(referral_id, consent_version, status)
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
         await direct.execute(
