@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,10 +30,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 ROOT = BENCH.parent
 
-from git_trees import counted_side_by_side  # noqa: E402 - the bench's own module, on the path set above
+from git_trees import counted_side_by_side, instructions_of  # noqa: E402 - the bench's own module, on the path set above
 
 SOURCES = ["shared/src", "services/waitlists/src"]
-_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 def rounds(count: int) -> int:
@@ -64,14 +60,8 @@ def rounds(count: int) -> int:
 def instructions(path: str, count: int) -> tuple[int, int]:
     """Instructions of this script doing ``count`` rounds with the code on ``path`` (a ``PYTHONPATH``), under
     cachegrind, and the records of a round."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, __file__, "--rounds", str(count)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT / "devkit" / "src")])}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    found = _REFS.search(done.stderr)
-    if found is None:
-        raise SystemExit(f"cachegrind reported no instruction count:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", "")), int(done.stdout.split()[-1])
+    counted, printed = instructions_of([__file__, "--rounds", str(count)], path)
+    return counted, int(printed.split()[-1])
 
 
 def measure(path: str) -> dict[str, Any]:

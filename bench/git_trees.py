@@ -1,11 +1,14 @@
 """Code at a git ref, for the bench scripts that run it beside the working tree: its sources as ``git archive`` has
-them, and its short commit id."""
+them, its short commit id, an environment that runs it, its instructions counted under cachegrind, and the
+side-by-side loop of the counting scripts."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -29,6 +32,26 @@ def extract(ref: str, sources: Sequence[str], into: Path) -> Path:
 def pythonpath(tree: Path, sources: Sequence[str]) -> str:
     """A ``PYTHONPATH`` of ``sources`` under ``tree``, first to last."""
     return os.pathsep.join(str(tree / source) for source in sources)
+
+
+def running(path: str) -> dict[str, str]:
+    """This process's environment with the code on ``path`` (a ``PYTHONPATH``) first, then the devkit's."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT / "devkit" / "src")])}
+
+
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def instructions_of(arguments: Sequence[str], path: str) -> tuple[int, str]:
+    """The instructions ``python <arguments>`` takes with the code on ``path``, counted by valgrind's cachegrind
+    (``--cache-sim=no``: instructions only), and what it printed."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               sys.executable, *arguments]  # fmt: skip
+    done = subprocess.run(command, env=running(path), capture_output=True, text=True, check=True)
+    found = _REFS.search(done.stderr)
+    if found is None:
+        raise SystemExit(f"cachegrind reported no instruction count:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")), done.stdout
 
 
 def revision(ref: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,10 +35,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 ROOT = BENCH.parent
 
-from git_trees import counted_side_by_side  # noqa: E402 - the bench's own module, on the path set above
+from git_trees import counted_side_by_side, instructions_of, running  # noqa: E402 - the bench's own module, on the path set above
 
 SOURCES = ["shared/src", "services/referrals/src"]
-_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 async def rounds(database_url: str, count: int, n: int) -> None:
@@ -56,16 +54,9 @@ def instructions(pg: PostgresServer, path: str, count: int, n: int) -> int:
     """Instructions of this script doing ``count`` rounds with the code on ``path`` (a ``PYTHONPATH``) on a fresh
     database, under cachegrind."""
     url = pg.new_database("ingest_instructions")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT / "devkit" / "src")])}
-    subprocess.run([sys.executable, "-m", "referrals", "migrate"], env={**env, "DATABASE_URL": url}, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, __file__, "--rounds", str(count), "-n", str(n), "--database-url", url]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    found = _REFS.search(done.stderr)
-    if found is None:
-        raise SystemExit(f"cachegrind reported no instruction count:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    subprocess.run([sys.executable, "-m", "referrals", "migrate"], env={**running(path), "DATABASE_URL": url},
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return instructions_of([__file__, "--rounds", str(count), "-n", str(n), "--database-url", url], path)[0]
 
 
 def measure(pg: PostgresServer, path: str, n: int) -> dict[str, Any]:
