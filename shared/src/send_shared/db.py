@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Boolean, DateTime, Dialect, Insert, MetaData, Table, bindparam, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -44,6 +44,19 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def dialect_name(db: AsyncSession | AsyncConnection) -> str:
     return db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """A write that met another row's unique key (PostgreSQL's 23505, SQLite's UNIQUE or PRIMARY KEY failure)."""
+    if not isinstance(error, IntegrityError):
+        return False
+    driver_error = error.orig
+    if getattr(driver_error, "sqlstate", None) == "23505":
+        return True
+    return getattr(driver_error, "sqlite_errorname", None) in {
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+    }
 
 
 def upsert_insert(db: AsyncSession | AsyncConnection) -> Any:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from send_shared.conflicts import WriteConflict
 from send_shared.web.headers import COMMON, DATA_POLICY
 
 PROBLEM_JSON = "application/problem+json"
@@ -101,6 +102,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             title,
             str(exc.detail) if exc.detail else None,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(WriteConflict)
+    async def _conflict(request: Request, exc: WriteConflict) -> JSONResponse:
+        log.warning("lost every race for a unique key", extra={"path": request.url.path, "error": str(exc)})
+        return problem_response(
+            request,
+            409,
+            "Concurrent change",
+            "Other requests changed the same records at the same moment, each time this one was tried; nothing of "
+            "this request was kept. Send it again.",
+            kind="concurrent-change",
         )
 
     @app.exception_handler(Exception)

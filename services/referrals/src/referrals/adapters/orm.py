@@ -13,8 +13,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
+from referrals.domain.lifecycle import FINAL
 from send_shared.consumer.positions import define_positions_table
 from send_shared.db import UtcDateTime, service_metadata
 from send_shared.inbox import define_inbox_table
@@ -22,6 +24,7 @@ from send_shared.outbox import define_outbox_tables
 from send_shared.store_replay import define_replay_requests_table
 
 metadata = service_metadata()
+_OPEN = text(f"status NOT IN ({', '.join(repr(status.value) for status in sorted(FINAL))})")
 
 referrals = Table(
     "referrals",
@@ -52,6 +55,16 @@ referrals = Table(
     Index("ix_referrals_receiving_org", "receiving_org_id", "referred_at"),
     Index("ix_referrals_referrer_org", "referrer_org_id", "referred_at"),
     Index("ix_referrals_child_service", "child_ref", "service_id"),
+    # A child has one open referral at a service: two submissions that race both read none open, and the second's
+    # insert meets the first's here (then runs again and answers 409).
+    Index(
+        "uq_referrals_open_child_service",
+        "child_ref",
+        "service_id",
+        unique=True,
+        postgresql_where=_OPEN,
+        sqlite_where=_OPEN,
+    ),
 )
 
 # Personal data: only here, only returned to the referrer and the receiver, every read audited.

@@ -24,6 +24,8 @@ from referrals.domain.consent import ConsentRecord
 from referrals.domain.history import history_record
 from referrals.domain.model import Referral
 from send_shared import direct
+from send_shared.conflicts import WriteConflict
+from send_shared.db import is_unique_violation
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
@@ -58,6 +60,8 @@ class SqlUnitOfWork:
     ) -> None:
         await self.rollback()
         await self.connection.close()
+        if exc is not None and is_unique_violation(exc):
+            raise WriteConflict(str(exc)) from exc
 
     def emit(self, event: CloudEvent, key: str) -> None:
         self.pending.append((event, key))

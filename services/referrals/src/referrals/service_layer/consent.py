@@ -27,6 +27,7 @@ from referrals.service_layer.callers import Caller, ConsentCaller, FamilyCaller
 from referrals.service_layer.errors import NotFound, NotYourReferral
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
+from send_shared.conflicts import retried_on_conflict
 
 BEFORE_ACCEPTANCE = frozenset({Status.SUBMITTED, Status.ACKNOWLEDGED})
 """A withdrawal of consent in these statuses (or on hold from them) withdraws the referral too."""
@@ -174,6 +175,7 @@ async def _party(referral_id: str, caller: ConsentCaller, uow: UnitOfWork, *, fo
     return referral
 
 
+@retried_on_conflict
 async def _record(
     action: ConsentAction,
     cmd: ConsentChange,

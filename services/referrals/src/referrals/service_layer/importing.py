@@ -25,6 +25,7 @@ from referrals.service_layer.callers import Caller
 from referrals.service_layer.consent import GivenConsent, check_scope_known, first_consent, record_first_consent
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
+from send_shared.conflicts import retried_on_conflict
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ImportRejected(DomainError):
         self.problems = problems
 
 
+@retried_on_conflict
 async def import_referrals(
     rows: Sequence[ImportedReferral],
     caller: Caller,

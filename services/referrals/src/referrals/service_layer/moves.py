@@ -14,6 +14,7 @@ from referrals.service_layer.directory import find_service
 from referrals.service_layer.errors import NotFound, VersionMismatch
 from referrals.service_layer.interim import signpost_if_long_wait
 from referrals.service_layer.unit_of_work import UnitOfWork
+from send_shared.conflicts import retried_on_conflict
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class MoveReferral:
     event_source: str = "/send/referrals"
 
 
+@retried_on_conflict
 async def move_referral(cmd: MoveReferral, uow: UnitOfWork) -> Referral:
     now = datetime.now(UTC)
     occurred_at = cmd.occurred_at or now

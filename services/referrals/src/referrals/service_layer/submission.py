@@ -13,12 +13,19 @@ from referrals.domain.codes import NeedCode, Urgency
 from referrals.domain.consent import RecordedVia
 from referrals.domain.idempotency import StoredResponse
 from referrals.domain.interim import WaitEstimate
-from referrals.domain.model import MissingDetail, Referral, check_no_open_duplicate, check_urgency_offered
+from referrals.domain.model import (
+    DuplicateReferral,
+    MissingDetail,
+    Referral,
+    check_no_open_duplicate,
+    check_urgency_offered,
+)
 from referrals.service_layer.callers import Caller
 from referrals.service_layer.consent import GivenConsent, check_scope_known, record_first_consent
 from referrals.service_layer.directory import find_service_with_estimate
 from referrals.service_layer.idempotency import Idempotency, earlier_response, remember
 from referrals.service_layer.unit_of_work import UnitOfWork
+from send_shared.conflicts import retried_on_conflict
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class SubmitReferral:
     referred_at: datetime | None = None
 
 
+@retried_on_conflict
 async def submit_referral(
     cmd: SubmitReferral,
     uow: UnitOfWork,
@@ -52,7 +60,13 @@ async def submit_referral(
         await check_scope_known(uow, cmd.consent.scope, "consent.")
         child_ref = child_reference(cmd.person.identifier, child_ref_key)
         open_referrals = await uow.referrals.open_for_child(child_ref)
-        check_no_open_duplicate(open_referrals, service.id)
+        try:
+            check_no_open_duplicate(open_referrals, service.id)
+        except DuplicateReferral:
+            # The open one may be this request's own first try, committed since the key was looked up.
+            if stored := await earlier_response(uow, cmd.caller, idempotency):
+                return stored
+            raise
         referral = Referral.submit(
             id=str(uuid.uuid4()),
             child_ref=child_ref,
