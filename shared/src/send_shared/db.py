@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Boolean, DateTime, Dialect, Insert, MetaData, Table, bindparam, event, insert
+import orjson
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Insert,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -79,8 +96,39 @@ class ByDialect(Generic[_Statement]):
 
 
 @functools.cache
-def _insert_into(table: Table) -> Insert:
+def insert_into(table: Table) -> Insert:
+    """``insert(table)``, built once for each table (statements are kept compiled by identity: see direct)."""
     return insert(table)
+
+
+@functools.cache
+def unnest_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert:
+    """PostgreSQL: rows of ``table`` from one array per column (bound as ``<prefix>_<column>``, see
+    ``unnest_arrays``), inserted in the order given. The statement is the same whatever the number of rows, so it is
+    compiled and prepared once, and it can be one part of a data-modifying WITH that writes several tables in one
+    round trip. A JSON column's values come as JSON text: a list would be read as one more dimension of the
+    array."""
+    arrays = [
+        cast(bindparam(f"{prefix}_{name}", type_=ARRAY(Text)), ARRAY(table.c[name].type))
+        if isinstance(table.c[name].type, JSON)
+        else bindparam(f"{prefix}_{name}", type_=ARRAY(table.c[name].type))
+        for name in columns
+    ]
+    given = func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinal").render_derived(prefix)
+    in_order = select(*(given.c[name] for name in columns)).order_by(given.c.ordinal)
+    return postgresql.insert(table).from_select(list(columns), in_order)
+
+
+def unnest_arrays(
+    table: Table, columns: tuple[str, ...], prefix: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, list[Any]]:
+    """The parameters of ``unnest_insert(table, columns, prefix)`` for ``rows``."""
+    return {
+        f"{prefix}_{name}": [orjson.dumps(row[name]).decode() for row in rows]
+        if isinstance(table.c[name].type, JSON)
+        else [row[name] for row in rows]
+        for name in columns
+    }
 
 
 # Below this many rows a prepared INSERT wins: asyncpg's COPY first describes the table, one more round trip.
@@ -97,7 +145,7 @@ async def bulk_insert(db: AsyncSession | AsyncConnection, table: Table, records:
     columns = [c.name for c in table.columns]
     if conn.dialect.name != "postgresql" or len(records) < _COPY_FROM_ROWS:
         rows = [dict(zip(columns, record, strict=True)) for record in records]
-        await direct.execute(conn, _insert_into(table), rows)
+        await direct.execute(conn, insert_into(table), rows)
         return
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection

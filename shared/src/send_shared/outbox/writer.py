@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import TextClause, insert, text
+from sqlalchemy import Select, Table, bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from send_shared import direct
-from send_shared.db import dialect_name
+from send_shared.db import dialect_name, insert_into, unnest_arrays, unnest_insert
 from send_shared.events.envelope import CloudEvent, encode_headers
 from send_shared.outbox.table import SHARDS, OutboxTables
 from send_shared.telemetry import current_trace_headers
@@ -33,10 +34,17 @@ class OutboxWriter:
     async def add(self, db: AsyncSession | AsyncConnection, event: CloudEvent, *, topic: str, key: str) -> None:
         await self.add_many(db, [(event, topic, key)])
 
-    async def add_many(self, db: AsyncSession | AsyncConnection, items: Sequence[tuple[CloudEvent, str, str]]) -> None:
+    async def add_many(
+        self,
+        db: AsyncSession | AsyncConnection,
+        items: Sequence[tuple[CloudEvent, str, str]],
+        *,
+        also: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]] = (),
+    ) -> None:
         """Store events (event, topic, key) and queue them in the open transaction; the relay sees them only
-        once it commits."""
-        if not items:
+        once it commits. ``also`` holds other rows of the same transaction (each a table's whole rows): on
+        PostgreSQL they go in the same statement, one round trip for all of it."""
+        if not items and not any(rows for _table, rows in also):
             return
         trace_headers = current_trace_headers()
         now = datetime.now(UTC)
@@ -56,7 +64,15 @@ class OutboxWriter:
                 }
             )
         if dialect_name(db) == "postgresql":
-            await direct.execute(db, self._postgres_statement, self._postgres_arrays(rows, now))
+            statement = _postgres_statement(self.tables, tuple(table for table, _rows in also))
+            params = {"channel": self.notify_channel, **unnest_arrays(self.tables.store, _EVENT_COLUMNS, "event", rows)}
+            for number, (table, table_rows) in enumerate(also):
+                params.update(unnest_arrays(table, _columns(table), f"also{number}", table_rows))
+            await direct.execute(db, statement, params)
+            return
+        for table, table_rows in also:  # SQLite has no INSERT inside a WITH
+            await direct.execute(db, insert_into(table), list(table_rows))
+        if not rows:
             return
         store, queue = self.tables.store, self.tables.queue
         stored = (
@@ -65,39 +81,34 @@ class OutboxWriter:
         positions = (await db.execute(stored)).all()
         await db.execute(insert(queue), [dict(row._mapping) for row in positions])
 
-    def _postgres_arrays(self, rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-        return {
-            "event_ids": [r["event_id"] for r in rows],
-            "topics": [r["topic"] for r in rows],
-            "keys": [r["message_key"] for r in rows],
-            "shards": [r["shard"] for r in rows],
-            "headers": [orjson.dumps(r["headers"]).decode() for r in rows],
-            "payloads": [r["payload"] for r in rows],
-            "created": [now] * len(rows),
-            "channel": self.notify_channel,
-        }
 
-    @property
-    def _postgres_statement(self) -> TextClause:
-        return _postgres_statement(self.tables.store.name, self.tables.queue.name)
+def _columns(table: Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.columns)
+
+
+_EVENT_COLUMNS = ("event_id", "topic", "message_key", "shard", "headers", "payload", "created_at")
 
 
 @functools.cache
-def _postgres_statement(store: str, queue: str) -> TextClause:
-    """One statement, the same whatever the number of events (so prepared once, where a multi-row insert
-    built per call cost three times the CPU): the events go into the store from arrays, in the order
-    given (positions are handed out in that order, which keeps each key's events in order), the queue
-    takes what the store returns, and ``pg_notify``, delivered at commit and only if the transaction
-    commits, wakes the relay at once."""
-    # Kept by table names, not per writer: a unit of work makes a writer each time, and the statement is compiled
-    # once (send_shared.direct) for as long as the same object comes back.
-    return text(
-        f"WITH written AS (INSERT INTO {store} (event_id, topic, message_key, shard, headers, payload, created_at) "  # noqa: S608 - names from our metadata
-        "SELECT e, t, k, s, h, p, c FROM unnest(CAST(:event_ids AS varchar[]), CAST(:topics AS varchar[]), "
-        "CAST(:keys AS varchar[]), CAST(:shards AS smallint[]), CAST(:headers AS json[]), "
-        "CAST(:payloads AS bytea[]), CAST(:created AS timestamptz[])) WITH ORDINALITY AS u(e, t, k, s, h, p, c, n) "
-        "ORDER BY n RETURNING position, topic, shard, created_at), "
-        f"queued AS (INSERT INTO {queue} (position, topic, shard, created_at) "
-        "SELECT position, topic, shard, created_at FROM written) "
-        "SELECT pg_notify(:channel, '')"
+def _postgres_statement(tables: OutboxTables, also: tuple[Table, ...]) -> Select[Any]:
+    """One statement, the same whatever the number of events and rows (so prepared once, where a multi-row insert
+    built per call cost three times the CPU): the events go into the store from arrays, in the order given
+    (positions are handed out in that order, which keeps each key's events in order), the queue takes what the
+    store returns, the other tables take their rows, and ``pg_notify``, delivered at commit and only if the
+    transaction commits, wakes the relay at once when an event was written."""
+    store, queue = tables.store, tables.queue
+    written = (
+        unnest_insert(store, _EVENT_COLUMNS, "event")
+        .returning(store.c.position, store.c.topic, store.c.shard, store.c.created_at)
+        .cte("written")
     )
+    queued = postgresql.insert(queue).from_select(
+        ["position", "topic", "shard", "created_at"],
+        select(written.c.position, written.c.topic, written.c.shard, written.c.created_at),
+    )
+    others = [
+        unnest_insert(table, _columns(table), f"also{number}").cte(f"also{number}_written")
+        for number, table in enumerate(also)
+    ]
+    notify = select(func.pg_notify(bindparam("channel"), "")).select_from(written).limit(1)
+    return notify.add_cte(queued.cte("queued"), *others)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from referrals.adapters.orm import referral_consents
 from referrals.domain.consent import ConsentGiver, ConsentRecord, ConsentScope, ConsentStatus, RecordedVia
 from referrals.domain.model import Referral
-from send_shared import direct
 from send_shared.db import Db, as_utc
-
-_INSERT_CONSENT = insert(referral_consents)  # built once: see referral_repository
 
 
 class SqlConsentRepository:
@@ -21,8 +18,8 @@ class SqlConsentRepository:
         self.added: list[tuple[Referral, ConsentRecord]] = []
 
     async def add(self, referral: Referral, record: ConsentRecord) -> None:
-        """Inserts the row; two writers of the same consent version collide on the primary key."""
-        await direct.execute(self.session, _INSERT_CONSENT, consent_row(record))
+        """Kept for the unit of work's commit, which writes the row with the referral's events; two writers of
+        the same consent version collide on the primary key there."""
         self.added.append((referral, record))
 
     async def history(self, referral_id: str) -> list[ConsentRecord]:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Insert, and_, bindparam, false, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, false, or_, select, update
 from sqlalchemy.engine import CursorResult
 
 from referrals.adapters.orm import idempotency_keys, referral_history, referral_people, referrals
@@ -20,14 +20,11 @@ from referrals.domain.lifecycle import FINAL, Status
 from referrals.domain.listing import ListFilter
 from referrals.domain.model import MoveDetails, Referral
 from send_shared import direct
-from send_shared.db import Db, InList, as_utc, dialect_name
+from send_shared.db import Db, InList, as_utc
 
 # The submission's statements, built once: a statement built per call (``.values(...)``, a new ``where``) costs its
 # construction and its cache key on every request, a third of the service's CPU per submission.
-_INSERT_REFERRAL = insert(referrals)
-_INSERT_PERSON = insert(referral_people)
 _PERSON_FIELDS = ("given_name", "family_name", "date_of_birth", "nhs_number", "upn", "reason")
-_INSERT_RESPONSE = insert(idempotency_keys)
 # The final statuses as a parameter (not an expanding list of constants), so the statement runs on the driver.
 _OPEN_FOR_CHILD = select(referrals).where(
     referrals.c.child_ref == bindparam("child_ref"), ~InList(referrals.c.status, "final")
@@ -38,21 +35,7 @@ _STORED_RESPONSE = select(idempotency_keys).where(
 )
 
 
-def _insert_referral_and_person() -> Insert:
-    """PostgreSQL: the referral's row and its child's details in one statement, so one round trip (a submission's
-    dozen each cost the service and the server a network write and a wake-up); the person's values are named
-    ``person_<column>``, the referral's after its columns (``_row`` gives every one)."""
-    added = (
-        insert(referrals)
-        .values({column.name: bindparam(column.name, type_=column.type) for column in referrals.c})
-        .returning(referrals.c.id)
-        .cte("added")
-    )
-    person = [bindparam(f"person_{name}", type_=referral_people.c[name].type) for name in _PERSON_FIELDS]
-    return insert(referral_people).from_select(["referral_id", *_PERSON_FIELDS], select(added.c.id, *person))
-
-
-_INSERT_REFERRAL_AND_PERSON = _insert_referral_and_person()
+_NO_PERSON = dict.fromkeys(referral_people.c.keys())  # contact and erasure columns: none yet
 
 
 class ConcurrentUpdate(Exception):
@@ -63,14 +46,19 @@ class SqlReferralRepository:
     def __init__(self, session: Db) -> None:
         self.session = session
         self.seen: set[Referral] = set()
+        self._kept: dict[Table, list[dict[str, Any]]] = {referrals: [], referral_people: [], idempotency_keys: []}
+
+    def kept(self) -> list[tuple[Table, list[dict[str, Any]]]]:
+        """The rows ``add`` and ``store_response`` kept for the unit of work's commit, which writes them with the
+        change's events (on PostgreSQL in one statement); taken, so kept no more."""
+        kept = list(self._kept.items())
+        self._kept = {table: [] for table in self._kept}
+        return kept
 
     async def add(self, referral: Referral, person: PersonalDetails) -> None:
-        if dialect_name(self.session) == "postgresql":
-            values = {f"person_{name}": value for name, value in _person_row(person).items()}
-            await direct.execute(self.session, _INSERT_REFERRAL_AND_PERSON, {**_row(referral), **values})
-        else:  # SQLite has no INSERT or UPDATE inside a WITH
-            await direct.execute(self.session, _INSERT_REFERRAL, _row(referral))
-            await direct.execute(self.session, _INSERT_PERSON, {"referral_id": referral.id, **_person_row(person)})
+        """Kept for the unit of work's commit: ``get`` and ``open_for_child`` do not see it before."""
+        self._kept[referrals].append(_row(referral))
+        self._kept[referral_people].append({**_NO_PERSON, "referral_id": referral.id, **_person_row(person)})
         self.seen.add(referral)
 
     async def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
@@ -161,9 +149,8 @@ class SqlReferralRepository:
         return StoredResponse(row["request_hash"], row["status_code"], row["response_body"])
 
     async def store_response(self, organisation_id: str, key: str, response: StoredResponse) -> None:
-        await direct.execute(
-            self.session,
-            _INSERT_RESPONSE,
+        """Kept for the unit of work's commit, which writes it with the change's events."""
+        self._kept[idempotency_keys].append(
             {
                 "organisation_id": organisation_id,
                 "key": key,
@@ -171,7 +158,7 @@ class SqlReferralRepository:
                 "status_code": response.status_code,
                 "response_body": response.body,
                 "created_at": datetime.now(UTC),
-            },
+            }
         )
 
 

@@ -7,30 +7,26 @@ import uuid
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from referrals.adapters.audit_log import SqlAuditLog
 from referrals.adapters.clocks_repository import SqlReferralClocksRepository
-from referrals.adapters.consent_repository import SqlConsentRepository
+from referrals.adapters.consent_repository import SqlConsentRepository, consent_row
 from referrals.adapters.directory_repository import SqlDirectoryRepository
 from referrals.adapters.event_mapping import consent_cloud_event, ordered_events, to_cloud_event
 from referrals.adapters.family_links import SqlFamilyLinkRepository
 from referrals.adapters.interim_repository import SqlInterimRepository
-from referrals.adapters.orm import outbox, referral_history
+from referrals.adapters.orm import outbox, referral_consents, referral_history
 from referrals.adapters.privacy_repository import SqlPrivacyRepository
 from referrals.adapters.referral_repository import SqlReferralRepository, history_row
 from referrals.domain.consent import ConsentRecord
 from referrals.domain.history import history_record
 from referrals.domain.model import Referral
-from send_shared import direct
 from send_shared.conflicts import WriteConflict
 from send_shared.db import is_unique_violation
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.topics import Topics
 from send_shared.outbox import OutboxWriter
-
-_INSERT_HISTORY = insert(referral_history)  # built once: every change writes its history
 
 
 class SqlUnitOfWork:
@@ -68,14 +64,17 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         """Write every recorded domain event to history and outbox, and every consent event to the outbox in its
-        place among them, then commit all of it at once."""
+        place among them, with the consent rows and stored responses kept till now, then commit all of it at once
+        (on PostgreSQL the writes are one statement)."""
         items = []
         history = []
         consents: dict[str, list[ConsentRecord]] = {}
         holders: dict[str, Referral] = {}
+        consent_rows = []
         for holder, record in self.consents.added:
             consents.setdefault(record.referral_id, []).append(record)
             holders.setdefault(record.referral_id, holder)
+            consent_rows.append(consent_row(record))
         self.consents.added = []
         seen = list(self.referrals.seen)
         seen_ids = {r.id for r in seen}
@@ -92,9 +91,8 @@ class SqlUnitOfWork:
             referral.events.clear()
         items += [(event, Topics.REFERRAL_EVENTS, key) for event, key in self.pending]
         self.pending = []
-        if history:
-            await direct.execute(self.connection, _INSERT_HISTORY, history)
-        await self.writer.add_many(self.connection, items)
+        also = [*self.referrals.kept(), (referral_consents, consent_rows), (referral_history, history)]
+        await self.writer.add_many(self.connection, items, also=also)
         await self.connection.commit()
 
     async def rollback(self) -> None:
