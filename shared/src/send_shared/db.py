@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -108,10 +109,11 @@ def unnest_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert
     compiled and prepared once, and it can be one part of a data-modifying WITH that writes several tables in one
     round trip. A JSON column's values come as JSON text: a list would be read as one more dimension of the
     array."""
+    json = _json_columns(table, columns)
     arrays = [
-        cast(bindparam(f"{prefix}_{name}", type_=ARRAY(Text)), ARRAY(table.c[name].type))
-        if isinstance(table.c[name].type, JSON)
-        else bindparam(f"{prefix}_{name}", type_=ARRAY(table.c[name].type))
+        cast(bindparam(f"{prefix}_{name}", type_=ARRAY(Text, dimensions=1)), ARRAY(table.c[name].type))
+        if name in json
+        else bindparam(f"{prefix}_{name}", type_=ARRAY(table.c[name].type, dimensions=1))
         for name in columns
     ]
     given = func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinal").render_derived(prefix)
@@ -123,12 +125,37 @@ def unnest_arrays(
     table: Table, columns: tuple[str, ...], prefix: str, rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, list[Any]]:
     """The parameters of ``unnest_insert(table, columns, prefix)`` for ``rows``."""
+    json = _json_columns(table, columns)
     return {
         f"{prefix}_{name}": [orjson.dumps(row[name]).decode() for row in rows]
-        if isinstance(table.c[name].type, JSON)
+        if name in json
         else [row[name] for row in rows]
         for name in columns
     }
+
+
+@functools.cache
+def _json_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
+
+
+@functools.cache
+def json_rows_insert(table: Table, name: str) -> Insert:
+    """PostgreSQL: rows of ``table`` given as one JSON array of objects keyed by column (bound as ``name``; see
+    ``json_rows``), a column an object leaves out being NULL. One parameter whatever the rows, made by orjson
+    in one call, where arrays of each column cost the driver a check of every element; for tables whose values
+    JSON holds (no bytes). Like ``unnest_insert``, it can be one part of a data-modifying WITH."""
+    rows = func.json_populate_recordset(
+        literal_column(f"NULL::{table.fullname}"), cast(bindparam(name, type_=Text), JSON)
+    ).table_valued(*(column.name for column in table.columns))
+    return postgresql.insert(table).from_select(
+        [column.name for column in table.columns], select(*(rows.c[column.name] for column in table.columns))
+    )
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The parameter of ``json_rows_insert``: timestamps with their offset, dates as ISO dates."""
+    return orjson.dumps(rows).decode()
 
 
 # Below this many rows a prepared INSERT wins: asyncpg's COPY first describes the table, one more round trip.

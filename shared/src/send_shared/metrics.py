@@ -5,6 +5,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 OUTBOX_PUBLISHED = Counter("outbox_published_events", "Events the relay published to Kafka.", ["topic"])
+OUTBOX_RELAY_CYCLES = Counter(
+    "outbox_relay_cycles",
+    "Relay cycles that finished (each one transaction: BEGIN, shard locks, claim, mark sent, COMMIT), by whether they "
+    "published anything; outbox_published_events over the published ones is the events a cycle carries.",
+    ["outcome"],
+)
 OUTBOX_PUBLISH_FAILURES = Counter("outbox_publish_failures", "Relay cycles that failed and were retried.")
 OUTBOX_COMMIT_TO_PUBLISH = Histogram(
     "outbox_commit_to_publish_seconds",

@@ -49,7 +49,12 @@ from send_shared.db import InList, as_utc, upsert_insert
 from send_shared.health import detected
 from send_shared.kafka import OutgoingRecord, publish_all
 from send_shared.kafka_link import as_source
-from send_shared.metrics import OUTBOX_COMMIT_TO_PUBLISH, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from send_shared.metrics import (
+    OUTBOX_COMMIT_TO_PUBLISH,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_PUBLISHED,
+    OUTBOX_RELAY_CYCLES,
+)
 from send_shared.outbox.table import SHARDS, OutboxTables
 from send_shared.outbox.writer import DEFAULT_CHANNEL
 from send_shared.telemetry import PROPAGATOR, TRACE_HEADERS, context_from_mapping
@@ -168,9 +173,11 @@ class OutboxRelay:
         async with self.lock, self.engine.begin() as conn:
             shards = await self._take_shards(conn) if self._postgres else None
             if shards == []:
+                OUTBOX_RELAY_CYCLES.labels("empty").inc()
                 return 0
             rows = (await direct.execute(conn, self._claim, {"shards": shards, "limit": self.batch_size})).mappings()
             if not rows:
+                OUTBOX_RELAY_CYCLES.labels("empty").inc()
                 return 0
             heads = _heads_of(rows[0]["heads"]) if self._postgres else await self._heads(conn)
             producer = await self.producer.get()
@@ -184,6 +191,7 @@ class OutboxRelay:
                 raise LostRecords(dict(lost))
             now = datetime.now(UTC)
             await self._mark_sent(conn, rows, acks, now)
+        OUTBOX_RELAY_CYCLES.labels("published").inc()
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
             OUTBOX_COMMIT_TO_PUBLISH.observe(max(0.0, (now - as_utc(row["created_at"])).total_seconds()))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from send_shared import direct
-from send_shared.db import dialect_name, insert_into, unnest_arrays, unnest_insert
+from send_shared.db import dialect_name, insert_into, json_rows, json_rows_insert, unnest_arrays, unnest_insert
 from send_shared.events.envelope import CloudEvent, encode_headers
 from send_shared.outbox.table import SHARDS, OutboxTables
 from send_shared.telemetry import current_trace_headers
@@ -42,8 +42,9 @@ class OutboxWriter:
         also: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]] = (),
     ) -> None:
         """Store events (event, topic, key) and queue them in the open transaction; the relay sees them only
-        once it commits. ``also`` holds other rows of the same transaction (each a table's whole rows): on
-        PostgreSQL they go in the same statement, one round trip for all of it."""
+        once it commits. ``also`` holds other rows of the same transaction (a table and its rows, each row giving
+        every column by its name, with values JSON can carry: no bytes): on PostgreSQL they go in the same
+        statement (``send_shared.db.json_rows_insert``), one round trip for all of it."""
         if not items and not any(rows for _table, rows in also):
             return
         trace_headers = current_trace_headers()
@@ -66,8 +67,7 @@ class OutboxWriter:
         if dialect_name(db) == "postgresql":
             statement = _postgres_statement(self.tables, tuple(table for table, _rows in also))
             params = {"channel": self.notify_channel, **unnest_arrays(self.tables.store, _EVENT_COLUMNS, "event", rows)}
-            for number, (table, table_rows) in enumerate(also):
-                params.update(unnest_arrays(table, _columns(table), f"also{number}", table_rows))
+            params.update({f"also{number}": json_rows(table_rows) for number, (_table, table_rows) in enumerate(also)})
             await direct.execute(db, statement, params)
             return
         for table, table_rows in also:  # SQLite has no INSERT inside a WITH
@@ -80,10 +80,6 @@ class OutboxWriter:
         )
         positions = (await db.execute(stored)).all()
         await db.execute(insert(queue), [dict(row._mapping) for row in positions])
-
-
-def _columns(table: Table) -> tuple[str, ...]:
-    return tuple(column.name for column in table.columns)
 
 
 _EVENT_COLUMNS = ("event_id", "topic", "message_key", "shard", "headers", "payload", "created_at")
@@ -107,8 +103,7 @@ def _postgres_statement(tables: OutboxTables, also: tuple[Table, ...]) -> Select
         select(written.c.position, written.c.topic, written.c.shard, written.c.created_at),
     )
     others = [
-        unnest_insert(table, _columns(table), f"also{number}").cte(f"also{number}_written")
-        for number, table in enumerate(also)
+        json_rows_insert(table, f"also{number}").cte(f"also{number}_written") for number, table in enumerate(also)
     ]
     notify = select(func.pg_notify(bindparam("channel"), "")).select_from(written).limit(1)
     return notify.add_cte(queued.cte("queued"), *others)

@@ -35,7 +35,9 @@ _STORED_RESPONSE = select(idempotency_keys).where(
 )
 
 
-_NO_PERSON = dict.fromkeys(referral_people.c.keys())  # contact and erasure columns: none yet
+_NO_PERSON = dict.fromkeys(
+    str(column.name) for column in referral_people.columns
+)  # contact and erasure columns: none yet
 
 
 class ConcurrentUpdate(Exception):
