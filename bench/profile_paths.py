@@ -153,16 +153,20 @@ async def consumer(url: str, n: int, batch: int) -> Prepared:
     from send_shared.db import create_engine
     from send_shared.events.topics import Topics
     from send_shared.inbox import Inbox
+    from waitlists import bootstrap
     from waitlists.adapters.orm import inbox, positions
-    from waitlists.bootstrap import handle_referral_event, refresh_facts
     from waitlists.service_layer.projection import CONSUMER_GROUP
 
     engine = create_engine(url)
-    # Built as the service builds it; only its batch step is called, so no broker is reached.
+    # Built as the service builds it; only its batch step is called, so no broker is reached. Older code (measured
+    # through PYTHONPATH) has no read-ahead before a batch.
+    ahead: dict[str, Any] = (
+        {"before_batch": bootstrap.read_referrals_ahead} if hasattr(bootstrap, "read_referrals_ahead") else {}
+    )
     runtime = ConsumerRuntime(bootstrap_servers="127.0.0.1:9", group_id=CONSUMER_GROUP, topics=[Topics.REFERRAL_EVENTS],
-                              handler=handle_referral_event, before_commit=refresh_facts, engine=engine,
-                              inbox=Inbox(inbox, CONSUMER_GROUP), positions=ConsumerPositions(positions, CONSUMER_GROUP),
-                              producer=None)  # fmt: skip
+                              handler=bootstrap.handle_referral_event, before_commit=bootstrap.refresh_facts,
+                              engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
+                              positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None, **ahead)  # fmt: skip
     directory_events, records = dataset_records()
     warm = directory_events + 50
     if n > len(records) - warm:

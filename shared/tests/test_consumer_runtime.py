@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +100,7 @@ class Scenario:
         self, *, max_attempts: int = 3, backoff_initial: float = 0.05, backoff_max: float = 0.3,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
         after_commit: Callable[[], None] | None = None,
+        before_batch: Callable[[Sequence[CloudEvent], AsyncSession], Awaitable[None]] | None = None,
     ) -> Any:  # fmt: skip
         producer: AIOKafkaProducer = new_producer(self.bootstrap, client_id=f"{self.group}-dlq")
         await producer.start()
@@ -111,6 +112,7 @@ class Scenario:
             engine=self.engine,
             before_commit=before_commit,
             after_commit=after_commit,
+            before_batch=before_batch,
             inbox=Inbox(inbox, self.group),
             positions=ConsumerPositions(positions, self.group),
             producer=producer,
@@ -262,6 +264,37 @@ async def test_before_commit_runs_once_per_transaction_inside_it(scenario: Scena
         await scenario.until(lambda: _settled(scenario, len(events)), "every event processed")
     assert sorted(e for batch in finished for e in batch) == sorted(e.id for e in events)  # each event once
     assert all(finished)  # never called for a transaction that applied nothing
+
+
+async def test_before_batch_is_given_a_batch_s_new_events_before_their_handlers(scenario: Scenario) -> None:
+    """What a batch's handlers would each read can be read for all of them first (the waitlists consumer reads
+    its batch's referrals in one statement): ``before_batch`` gets the events the transaction will apply, a repeat
+    of one already applied not among them, inside the transaction and before any of their handlers."""
+    events = [make_event(key, version) for key in ("ref-a", "ref-b") for version in (1, 2, 3)]
+    for event in events:
+        await scenario.publish(event, event.subject or "")
+    await scenario.publish(events[0], events[0].subject or "")  # a repeat: applied once only
+    handled = scenario.handler
+    read_ahead: list[list[str]] = []
+    found_ahead: list[bool] = []
+
+    async def before_batch(batch: Sequence[CloudEvent], session: AsyncSession) -> None:
+        assert session.in_transaction()
+        read_ahead.append([event.id for event in batch])
+        session.info["ahead"] = {event.id for event in batch}
+
+    async def checking(event: CloudEvent, session: AsyncSession) -> None:
+        ahead = session.info.get("ahead")
+        found_ahead.append(ahead is None or event.id in ahead)  # None: a transaction of one message
+        await handled(event, session)
+
+    scenario.handler = checking  # type: ignore[assignment]
+    async with scenario.running(before_batch=before_batch):
+        await scenario.until(lambda: _settled(scenario, len(events)), "every event processed")
+    given = [event_id for batch in read_ahead for event_id in batch]
+    assert read_ahead, "no batch: the published events never came in one fetch"
+    assert len(given) == len(set(given)) and set(given) <= {event.id for event in events}
+    assert found_ahead and all(found_ahead)
 
 
 async def test_after_commit_is_told_when_what_the_handlers_wrote_can_be_read(scenario: Scenario) -> None:

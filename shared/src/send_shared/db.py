@@ -103,7 +103,7 @@ def insert_into(table: Table) -> Insert:
 
 
 @functools.cache
-def unnest_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert:
+def unnest_insert(table: Table, columns: tuple[str, ...], prefix: str) -> postgresql.Insert:
     """PostgreSQL: rows of ``table`` from one array per column (bound as ``<prefix>_<column>``, see
     ``unnest_arrays``), inserted in the order given. The statement is the same whatever the number of rows, so it is
     compiled and prepared once, and it can be one part of a data-modifying WITH that writes several tables in one
@@ -140,7 +140,7 @@ def _json_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
 
 
 @functools.cache
-def json_rows_insert(table: Table, name: str) -> Insert:
+def json_rows_insert(table: Table, name: str) -> postgresql.Insert:
     """PostgreSQL: rows of ``table`` given as one JSON array of objects keyed by column (bound as ``name``; see
     ``json_rows``), a column an object leaves out being NULL. One parameter whatever the rows, made by orjson
     in one call, where arrays of each column cost the driver a check of every element; for tables whose values

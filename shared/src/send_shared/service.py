@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from send_shared.auth import TokenVerifier
 from send_shared.consumer.positions import ConsumerPositions
-from send_shared.consumer.runtime import AfterCommit, BeforeCommit, ConsumerRuntime, Handler
+from send_shared.consumer.runtime import AfterCommit, BeforeBatch, BeforeCommit, ConsumerRuntime, Handler
 from send_shared.db import create_engine, ensure_sqlite_folder, session_factory
 from send_shared.events.topics import Topics
 from send_shared.health import Health, detected
@@ -58,6 +58,7 @@ class ConsumerSpec:
     positions_table: Table
     before_commit: BeforeCommit | None = None
     after_commit: AfterCommit | None = None
+    before_batch: BeforeBatch | None = None
     # How long the broker may hold an empty fetch: short where latency matters, long for rare messages.
     fetch_max_wait_ms: int = 25
 
@@ -319,6 +320,7 @@ class ServiceRuntime:
                 topics=spec.topics,
                 handler=spec.handler,
                 before_commit=spec.before_commit,
+                before_batch=spec.before_batch,
                 after_commit=spec.after_commit,
                 engine=self.engine,
                 inbox=Inbox(spec.inbox_table, spec.group_id),

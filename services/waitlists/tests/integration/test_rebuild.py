@@ -35,7 +35,7 @@ from waitlists.adapters.orm import (
     services,
 )
 from waitlists.adapters.projection_store import SqlProjectionStore
-from waitlists.adapters.unit_of_work import SqlUnitOfWork
+from waitlists.adapters.unit_of_work import JoinedUnitOfWork, SqlUnitOfWork
 from waitlists.bootstrap import handle_referral_event, refresh_facts
 from waitlists.domain.scope import Scope
 from waitlists.service_layer import rebuild_parts
@@ -256,7 +256,8 @@ async def test_a_projection_from_before_the_facts_gets_them_at_start_up(engine: 
     for event in history():  # the old consumer: timelines only
         async with sessions() as session, session.begin():
             await handle_referral_event(event, session)
-            session.info.clear()
+            await JoinedUnitOfWork(session).referrals.write_saved()
+            session.info.clear()  # no facts refreshed
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(FACT_TABLES[0]))).scalar_one() == 0
     await backfill_facts(partial(SqlUnitOfWork, sessions))

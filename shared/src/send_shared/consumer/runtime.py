@@ -82,6 +82,9 @@ Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 # Runs last inside every transaction that applied messages, before it commits: work the handlers
 # of one batch share (say, recomputing what several events touched) is done once, atomically.
 BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+# Runs first inside a transaction that applies several messages, with the events its handlers will be given: what
+# they would each read (their referrals, say) can be read for all of them in one statement.
+BeforeBatch = Callable[[Sequence[CloudEvent], AsyncSession], Awaitable[None]]
 # Told after every transaction that applied messages has committed: wakes a worker that reads what the
 # handlers wrote (woken from inside the handler, it would look before the commit and miss it).
 AfterCommit = Callable[[], None]
@@ -128,6 +131,7 @@ class ConsumerRuntime:
         positions: ConsumerPositions,
         producer: Any,
         before_commit: BeforeCommit | None = None,
+        before_batch: BeforeBatch | None = None,
         after_commit: AfterCommit | None = None,
         probe: LogProbe | None = None,
         max_attempts: int = 5,
@@ -146,6 +150,7 @@ class ConsumerRuntime:
         self.topics = [*topics, Topics.replay(group_id)]
         self.handler = handler
         self.before_commit = before_commit
+        self.before_batch = before_batch
         self.after_commit = after_commit
         self.engine = engine
         self.sessions = session_factory(engine)
@@ -446,6 +451,8 @@ class ConsumerRuntime:
         try:
             async with self.sessions() as session, session.begin():
                 claims = await self.inbox.claim_many(session, [(event.id, event.type) for event in events])
+                if self.before_batch is not None:
+                    await self.before_batch([e for e, claimed in zip(events, claims, strict=True) if claimed], session)
                 for message, event, claimed in zip(messages, events, claims, strict=True):
                     # Each message keeps its own trace: the span continues the producer's context.
                     with self._span(message, event):

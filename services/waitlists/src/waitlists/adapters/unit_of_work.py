@@ -72,6 +72,7 @@ class SqlUnitOfWork(_SessionWork):
         await self._session.close()
 
     async def commit(self) -> None:
+        await self.referrals.write_saved()
         await self._session.commit()
 
 
