@@ -96,9 +96,7 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     from national import PROVIDER_KINDS, SCALES, provider_id
 
     from notifications.adapters.orm import inbox, positions
-    from notifications.adapters.unit_of_work import SqlUnitOfWork
     from notifications.bootstrap import build_app
-    from notifications.entrypoints.consumers import event_handler
     from notifications.service_layer.fanout import CONSUMER_GROUP, HeldEvents
     from notifications.settings import NotificationsSettings
     from send_devkit.tokens import mint_token
@@ -115,10 +113,13 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     for step in app.state.runtime.startup:
         await step()
     engine = app.state.runtime.engine
-    handler = event_handler(unit_of_work_in=SqlUnitOfWork.within, referral_link_template=settings.referral_url_template)
+    # The service's own consumer (its handler and, in code that has one, its read-ahead before a batch); only its
+    # batch step is called, so no broker is reached.
+    spec = app.state.runtime.consumers[0]
+    ahead: dict[str, Any] = {"before_batch": spec.before_batch} if getattr(spec, "before_batch", None) else {}
     runtime = ConsumerRuntime(bootstrap_servers="127.0.0.1:9", group_id=CONSUMER_GROUP, topics=[Topics.REFERRAL_EVENTS],
-                              handler=handler, engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
-                              positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None)  # fmt: skip
+                              handler=spec.handler, engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
+                              positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None, **ahead)  # fmt: skip
     directory_events, records = dataset_records()
     apply = batch_step(runtime, batch)
     await apply(records[:directory_events])  # the directory: the organisations become known

@@ -7,11 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from notifications.adapters.orm import consents, messages
 from notifications.domain.consent import ConsentState
-from notifications.service_layer.fanout import fan_out
+from notifications.service_layer.fanout import fan_out, read_ahead
 from send_shared.db import create_engine
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import ConsentGiver, ConsentStatus, ReferralConsentV1
@@ -56,14 +57,22 @@ def consent_event(referral_id: str, version: int, status: str) -> CloudEvent:
                       source="/send/referrals", subject=referral_id, data=data.model_dump(mode="json"))  # fmt: skip
 
 
-async def test_after_a_withdrawal_the_messages_concern_the_receiver_only(unit_of_work: Any, database_url: str) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one-transaction-each", "one-batch-read-ahead"])
+async def test_after_a_withdrawal_the_messages_concern_the_receiver_only(
+    unit_of_work: Any, database_url: str, batched: bool
+) -> None:
+    """One transaction an event, or all in one consumer batch whose versions and consents were read ahead: a
+    withdrawal in the batch still narrows who hears the events after it, and each version follows the last."""
     referral = f"r-{uuid.uuid4().hex[:8]}"
     events = [referral_event(referral, 1, "submitted"), consent_event(referral, 1, "given"),
               referral_event(referral, 2, "accepted"), consent_event(referral, 2, "withdrawn"),
               consent_event(referral, 1, "given"), referral_event(referral, 3, "scheduled")]  # fmt: skip
-    for event in events:
+    for batch in [events] if batched else [[event] for event in events]:
         async with unit_of_work() as uow:
-            await fan_out(event, uow, referral_link_template="{referral_id}")
+            if batched:
+                await read_ahead(batch, uow)
+            for event in batch:
+                await fan_out(event, uow, referral_link_template="{referral_id}")
             await uow.commit()
     engine = create_engine(database_url)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from types import TracebackType
@@ -116,6 +116,9 @@ class FakeEndpointRepository:
         return [
             e for e in self.state.endpoints.values() if e.organisation_id in organisation_ids and e.status in wanted
         ]
+
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        return None  # an in-memory read costs nothing to repeat
 
     async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None:
         self._set(
@@ -318,6 +321,9 @@ class FakeReferralOrderRepository:
 
     async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
         return self.state.last_sent.get(referral_id), self.state.consents.get(referral_id)
+
+    async def read_ahead(self, referral_ids: Collection[str]) -> None:
+        return None  # an in-memory read costs nothing to repeat
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
         self.state.last_sent[referral_id] = version

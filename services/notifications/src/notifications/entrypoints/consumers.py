@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from notifications.service_layer.fanout import fan_out
+from notifications.service_layer.fanout import fan_out, read_ahead
 from notifications.service_layer.unit_of_work import UnitOfWork
 from send_shared.events.envelope import CloudEvent
 
@@ -27,3 +27,14 @@ def event_handler(
             after()
 
     return on_event
+
+
+def batch_reader(
+    *, unit_of_work_in: Callable[[Transaction], UnitOfWork]
+) -> Callable[[Sequence[CloudEvent], Transaction], Awaitable[None]]:
+    """The consumer's step before a batch's handlers: what they would each read, read at once."""
+
+    async def before_batch(events: Sequence[CloudEvent], transaction: Transaction) -> None:
+        await read_ahead(events, unit_of_work_in(transaction))
+
+    return before_batch

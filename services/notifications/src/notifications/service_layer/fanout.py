@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from notifications.adapters.event_mapping import clean_event, from_structured, webhook_body
@@ -26,6 +26,7 @@ from notifications.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFacto
 from send_shared.events.envelope import CloudEvent
 from send_shared.events.schemas import (
     CLOCKS_UPDATED,
+    REFERRAL_EVENT_TYPES,
     WAIT_ESTIMATE,
     OrganisationV1,
     ReferralConsentV1,
@@ -90,6 +91,22 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
             return sent + await _release(
                 uow, payload.referral_id, payload.version, referral_link_template, waited_long_enough=False
             )
+
+
+async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
+    """What a batch's events would each read, read at once in two statements: the referral events' last versions
+    sent on with their consents in force, and the endpoints of the organisations the events name."""
+    referral_ids = {event.data["referral_id"] for event in events
+                    if event.type in REFERRAL_EVENT_TYPES and isinstance(event.data.get("referral_id"), str)}  # fmt: skip
+    organisations = {
+        org
+        for event in events
+        if event.type.startswith((REFERRAL_PREFIX, ALERT_PREFIX))
+        for org in (event.data.get("referrer_org_id"), event.data.get("receiving_org_id"))
+        if isinstance(org, str) and org
+    }
+    await uow.referral_order.read_ahead(referral_ids)
+    await uow.endpoints.read_ahead(organisations)
 
 
 async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str) -> int:

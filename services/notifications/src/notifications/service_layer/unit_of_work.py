@@ -7,7 +7,7 @@ what was not committed when it is left.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -34,6 +34,10 @@ class EndpointRepository(Protocol):
     async def list_for(self, organisation_id: str) -> list[RegisteredEndpoint]: ...
     async def subscribed(self, organisation_ids: Sequence[str]) -> list[RegisteredEndpoint]:
         """Active and paused endpoints of these organisations."""
+        ...
+
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        """``subscribed`` for these organisations read at once, for the rest of the consumer's transaction."""
         ...
 
     async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None: ...
@@ -131,6 +135,11 @@ class ReferralOrderRepository(Protocol):
     async def last_sent(self, referral_id: str) -> int | None: ...
     async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
         """The last version sent on and the family's consent in force (``ConsentRepository.of``), in one read."""
+        ...
+
+    async def read_ahead(self, referral_ids: Collection[str]) -> None:
+        """``last_sent_and_consent`` of these referrals read at once, for the rest of the consumer's transaction
+        (kept as ``set_last_sent`` writes; a consent recorded reads it again)."""
         ...
 
     async def set_last_sent(self, referral_id: str, version: int) -> None: ...

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents
+from notifications.adapters.repositories.read_ahead import forget_referral
 from notifications.domain.consent import ConsentState
 from send_shared import direct
 from send_shared.db import ByDialect
@@ -50,6 +51,7 @@ class SqlConsentRepository:
         return consent_in_force(referral_id, *found) if found is not None else None
 
     async def record(self, state: ConsentState, now: datetime) -> bool:
+        forget_referral(self.session, state.referral_id)
         row = {
             "referral_id": state.referral_id,
             "consent_version": state.version,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import endpoints
+from notifications.adapters.repositories.read_ahead import SUBSCRIBED, kept
 from notifications.domain.endpoints import EndpointSpec, RegisteredEndpoint
 from notifications.domain.subscriptions import EndpointStatus
 from send_shared import direct
@@ -82,8 +83,23 @@ class SqlEndpointRepository:
         return [_endpoint(r) for r in (await self.session.execute(query)).mappings()]
 
     async def subscribed(self, organisation_ids: Sequence[str]) -> list[RegisteredEndpoint]:
+        ahead = kept(self.session, SUBSCRIBED)
+        if all(organisation_id in ahead for organisation_id in organisation_ids):
+            return [
+                endpoint for organisation_id in dict.fromkeys(organisation_ids) for endpoint in ahead[organisation_id]
+            ]
         found = await direct.execute(self.session, _SUBSCRIBED, {"organisation_ids": list(organisation_ids)})
         return [_endpoint(r) for r in found.mappings()]
+
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        """``subscribed`` for these organisations in one statement, for the rest of this transaction."""
+        if not organisation_ids:
+            return
+        found = await direct.execute(self.session, _SUBSCRIBED, {"organisation_ids": sorted(organisation_ids)})
+        ahead: dict[str, list[RegisteredEndpoint]] = {organisation_id: [] for organisation_id in organisation_ids}
+        for row in found.mappings():
+            ahead[row["organisation_id"]].append(_endpoint(row))
+        kept(self.session, SUBSCRIBED).update(ahead)
 
     async def change_subscription(self, endpoint_id: str, spec: EndpointSpec, now: datetime) -> None:
         await self._update(

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents, held_events, referral_versions
 from notifications.adapters.repositories.consents import consent_in_force
+from notifications.adapters.repositories.read_ahead import LAST_SENT_AND_CONSENT, kept
 from notifications.domain.consent import ConsentState
 from notifications.domain.ordering import HeldEvent
 from send_shared import direct
-from send_shared.db import ByDialect, as_utc
+from send_shared.db import ByDialect, as_utc, dialect_name
 
 
 def _set_last_sent(insert: Any) -> Any:
@@ -33,6 +35,18 @@ _LAST_SENT_AND_CONSENT = select(
 ).select_from(
     _ASKED.outerjoin(referral_versions, referral_versions.c.referral_id == _ASKED.c.referral_id).outerjoin(
         consents, consents.c.referral_id == _ASKED.c.referral_id
+    )
+)
+_ASKED_MANY = (
+    func.unnest(bindparam("referral_ids", type_=ARRAY(referral_versions.c.referral_id.type)))
+    .table_valued("referral_id")
+    .render_derived("asked")
+)
+_LAST_SENT_AND_CONSENT_MANY = select(
+    _ASKED_MANY.c.referral_id, referral_versions.c.version, consents.c.consent_version, consents.c.consent_status
+).select_from(
+    _ASKED_MANY.outerjoin(referral_versions, referral_versions.c.referral_id == _ASKED_MANY.c.referral_id).outerjoin(
+        consents, consents.c.referral_id == _ASKED_MANY.c.referral_id
     )
 )
 _SET_LAST_SENT = ByDialect(_set_last_sent)
@@ -54,12 +68,33 @@ class SqlReferralOrderRepository:
         return int(found) if found is not None else None
 
     async def last_sent_and_consent(self, referral_id: str) -> tuple[int | None, ConsentState | None]:
+        ahead: tuple[int | None, ConsentState | None] | None = kept(self.session, LAST_SENT_AND_CONSENT).get(
+            referral_id
+        )
+        if ahead is not None:
+            return ahead
         version, consent_version, status = (
             await direct.execute(self.session, _LAST_SENT_AND_CONSENT, {"referral_id": referral_id})
         ).first()
         return (int(version) if version is not None else None), consent_in_force(referral_id, consent_version, status)
 
+    async def read_ahead(self, referral_ids: Collection[str]) -> None:
+        """``last_sent_and_consent`` of these referrals in one statement, for the rest of this transaction (kept
+        as ``set_last_sent`` writes, read again after a consent is recorded; PostgreSQL, elsewhere each is read
+        when asked)."""
+        if not referral_ids or dialect_name(self.session) != "postgresql":
+            return
+        found = await direct.execute(self.session, _LAST_SENT_AND_CONSENT_MANY, {"referral_ids": sorted(referral_ids)})
+        kept(self.session, LAST_SENT_AND_CONSENT).update({
+            referral_id: ((int(version) if version is not None else None),
+                          consent_in_force(referral_id, consent_version, status))
+            for referral_id, version, consent_version, status in found
+        })  # fmt: skip
+
     async def set_last_sent(self, referral_id: str, version: int) -> None:
+        ahead = kept(self.session, LAST_SENT_AND_CONSENT)
+        if referral_id in ahead:  # as written: the next event of the referral in this transaction reads it
+            ahead[referral_id] = (version, ahead[referral_id][1])
         await direct.execute(
             self.session, _SET_LAST_SENT(self.session), {"referral_id": referral_id, "version": version}
         )
