@@ -113,12 +113,13 @@ async def fanout(url: str, n: int, batch: int) -> Any:
     for step in app.state.runtime.startup:
         await step()
     engine = app.state.runtime.engine
-    # The service's own consumer (its handler and, in code that has one, its read-ahead before a batch); only its
-    # batch step is called, so no broker is reached.
+    # The service's own consumer (its handler, its step before each commit and, in code that has one, its read-ahead
+    # before a batch); only its batch step is called, so no broker is reached.
     spec = app.state.runtime.consumers[0]
     ahead: dict[str, Any] = {"before_batch": spec.before_batch} if getattr(spec, "before_batch", None) else {}
     runtime = ConsumerRuntime(bootstrap_servers="127.0.0.1:9", group_id=CONSUMER_GROUP, topics=[Topics.REFERRAL_EVENTS],
-                              handler=spec.handler, engine=engine, inbox=Inbox(inbox, CONSUMER_GROUP),
+                              handler=spec.handler, before_commit=spec.before_commit, engine=engine,
+                              inbox=Inbox(inbox, CONSUMER_GROUP),
                               positions=ConsumerPositions(positions, CONSUMER_GROUP), producer=None, **ahead)  # fmt: skip
     directory_events, records = dataset_records()
     apply = batch_step(runtime, batch)

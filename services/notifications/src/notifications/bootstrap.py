@@ -13,7 +13,7 @@ from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.adapters.webhook_client import WebhookClient
 from notifications.domain.delivery import REQUEST_TIMEOUT_SECONDS
 from notifications.domain.digest import DigestSchedule
-from notifications.entrypoints.consumers import batch_reader, event_handler
+from notifications.entrypoints.consumers import batch_reader, batch_writer, event_handler
 from notifications.entrypoints.dependencies import url_policy_of
 from notifications.entrypoints.errors import install_error_handlers
 from notifications.entrypoints.routers import ROUTERS
@@ -66,6 +66,7 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
             handler,
             inbox,
             positions,
+            before_commit=batch_writer(unit_of_work_in=SqlUnitOfWork.within),
             after_commit=deliveries_queued.committed,
             before_batch=batch_reader(unit_of_work_in=SqlUnitOfWork.within),
         )

@@ -87,6 +87,8 @@ async def test_after_a_withdrawal_the_messages_concern_the_receiver_only(
     both = ["org-camhs", "org-school"]
     assert [audience.get(e.id) for e in events] == [both, both, both, both, None, ["org-camhs"]]
     assert status == "withdrawn"
+    async with unit_of_work() as uow:  # the versions set in the transaction were written at its end
+        assert await uow.referral_order.last_sent(referral) == 3
 
 
 async def test_the_last_version_sent_and_the_consent_are_read_together_whichever_is_held(unit_of_work: Any) -> None:

@@ -498,6 +498,9 @@ class FakeUnitOfWork:
     ) -> None:
         self._bind(self.committed)  # what was not committed is dropped
 
+    async def flush(self) -> None:
+        return None  # the fakes write as they go
+
     async def commit(self) -> None:
         self.committed = self._working
         self._working = copy.deepcopy(self.committed)

@@ -58,8 +58,12 @@ class SqlUnitOfWork:
             session, self._session = self._session, None
             await session.close()  # rolls back what was not committed
 
+    async def flush(self) -> None:
+        await self.referral_order.write_kept()
+
     async def commit(self) -> None:
         if self._owned and self._session is not None:
+            await self.flush()
             await self._session.commit()
 
     def _bind(self, session: AsyncSession) -> None:

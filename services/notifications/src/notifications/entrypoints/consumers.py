@@ -38,3 +38,12 @@ def batch_reader(
         await read_ahead(events, unit_of_work_in(transaction))
 
     return before_batch
+
+
+def batch_writer(*, unit_of_work_in: Callable[[Transaction], UnitOfWork]) -> Callable[[Transaction], Awaitable[None]]:
+    """The consumer's step before each commit: what the handlers kept for the end of the transaction, written."""
+
+    async def before_commit(transaction: Transaction) -> None:
+        await unit_of_work_in(transaction).flush()
+
+    return before_commit

@@ -142,7 +142,10 @@ class ReferralOrderRepository(Protocol):
         (kept as ``set_last_sent`` writes; a consent recorded reads it again)."""
         ...
 
-    async def set_last_sent(self, referral_id: str, version: int) -> None: ...
+    async def set_last_sent(self, referral_id: str, version: int) -> None:
+        """Kept for the end of the transaction (``UnitOfWork.flush``); read back as set until then."""
+        ...
+
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
         """False when the event was held already."""
         ...
@@ -246,6 +249,12 @@ class UnitOfWork(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+    async def flush(self) -> None:
+        """Writes what the repositories keep for the end of the transaction (the last versions sent on);
+        ``commit`` does it first. The consumer's transaction, which the unit of work does not own, calls it
+        before it commits."""
+        ...
+
     async def commit(self) -> None: ...
 
 

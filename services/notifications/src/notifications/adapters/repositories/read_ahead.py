@@ -1,5 +1,6 @@
 """What a consumer transaction read ahead for its batch's events (``read_ahead`` of the referral order and of the
-endpoints), kept on the session: each event sees the session through repositories of its own."""
+endpoints), and what it writes at its end, kept on the session: each event sees the session through repositories
+of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # Referral id -> (the last version sent on, the consent in force), kept as the transaction writes the version.
 LAST_SENT_AND_CONSENT = "notifications.read_ahead.last_sent_and_consent"
+# Referral id -> the last version sent on, set in this transaction and written at its end (``write_kept``).
+UNWRITTEN_VERSIONS = "notifications.unwritten_versions"
 # Organisation id -> its endpoints that are not disabled; the consumer changes no endpoint.
 SUBSCRIBED = "notifications.read_ahead.subscribed"
 

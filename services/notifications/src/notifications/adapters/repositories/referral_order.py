@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import consents, held_events, referral_versions
 from notifications.adapters.repositories.consents import consent_in_force
-from notifications.adapters.repositories.read_ahead import LAST_SENT_AND_CONSENT, kept
+from notifications.adapters.repositories.read_ahead import LAST_SENT_AND_CONSENT, UNWRITTEN_VERSIONS, kept
 from notifications.domain.consent import ConsentState
 from notifications.domain.ordering import HeldEvent
 from send_shared import direct
-from send_shared.db import ByDialect, as_utc, dialect_name
+from send_shared.db import ByDialect, as_utc, dialect_name, json_rows, json_rows_insert
 
 
 def _set_last_sent(insert: Any) -> Any:
@@ -50,6 +50,10 @@ _LAST_SENT_AND_CONSENT_MANY = select(
     )
 )
 _SET_LAST_SENT = ByDialect(_set_last_sent)
+_WRITE_VERSIONS = json_rows_insert(referral_versions, "versions")
+_WRITE_VERSIONS = _WRITE_VERSIONS.on_conflict_do_update(
+    index_elements=[referral_versions.c.referral_id], set_={"version": _WRITE_VERSIONS.excluded.version}
+)
 _HOLD = ByDialect(lambda insert: insert(held_events).on_conflict_do_nothing())
 _HELD_FOR = (
     select(held_events.c.event_id, held_events.c.version, held_events.c.event)
@@ -64,6 +68,8 @@ class SqlReferralOrderRepository:
         self.session = session
 
     async def last_sent(self, referral_id: str) -> int | None:
+        if (unwritten := self.session.info.get(UNWRITTEN_VERSIONS, {}).get(referral_id)) is not None:
+            return int(unwritten)
         found = (await direct.execute(self.session, _LAST_SENT, {"referral_id": referral_id})).scalar()
         return int(found) if found is not None else None
 
@@ -76,28 +82,42 @@ class SqlReferralOrderRepository:
         version, consent_version, status = (
             await direct.execute(self.session, _LAST_SENT_AND_CONSENT, {"referral_id": referral_id})
         ).first()
-        return (int(version) if version is not None else None), consent_in_force(referral_id, consent_version, status)
+        unwritten = self.session.info.get(UNWRITTEN_VERSIONS, {}).get(referral_id, version)
+        return (int(unwritten) if unwritten is not None else None), consent_in_force(
+            referral_id, consent_version, status
+        )
 
     async def read_ahead(self, referral_ids: Collection[str]) -> None:
         """``last_sent_and_consent`` of these referrals in one statement, for the rest of this transaction (kept
-        as ``set_last_sent`` writes, read again after a consent is recorded; PostgreSQL, elsewhere each is read
+        as ``set_last_sent`` sets it, read again after a consent is recorded; PostgreSQL, elsewhere each is read
         when asked)."""
         if not referral_ids or dialect_name(self.session) != "postgresql":
             return
         found = await direct.execute(self.session, _LAST_SENT_AND_CONSENT_MANY, {"referral_ids": sorted(referral_ids)})
+        unwritten = self.session.info.get(UNWRITTEN_VERSIONS, {})
         kept(self.session, LAST_SENT_AND_CONSENT).update({
-            referral_id: ((int(version) if version is not None else None),
+            referral_id: ((int(v) if (v := unwritten.get(referral_id, version)) is not None else None),
                           consent_in_force(referral_id, consent_version, status))
             for referral_id, version, consent_version, status in found
         })  # fmt: skip
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
+        """Kept, and written with the transaction's others by ``write_kept`` at its end."""
+        kept(self.session, UNWRITTEN_VERSIONS)[referral_id] = version
         ahead = kept(self.session, LAST_SENT_AND_CONSENT)
-        if referral_id in ahead:  # as written: the next event of the referral in this transaction reads it
+        if referral_id in ahead:
             ahead[referral_id] = (version, ahead[referral_id][1])
-        await direct.execute(
-            self.session, _SET_LAST_SENT(self.session), {"referral_id": referral_id, "version": version}
-        )
+
+    async def write_kept(self) -> None:
+        """Writes the last versions sent that this transaction set, in one statement."""
+        unwritten: dict[str, int] = self.session.info.pop(UNWRITTEN_VERSIONS, {})
+        if not unwritten:
+            return
+        rows = [{"referral_id": referral_id, "version": version} for referral_id, version in unwritten.items()]
+        if dialect_name(self.session) == "postgresql":
+            await direct.execute(self.session, _WRITE_VERSIONS, {"versions": json_rows(rows)})
+        else:
+            await direct.execute(self.session, _SET_LAST_SENT(self.session), rows)
 
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
         row = {"event_id": event_id, "referral_id": referral_id, "version": version, "event": event, "held_at": now}
