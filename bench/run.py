@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -556,11 +557,13 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
             answered: dict[str, float] = {}
             projected: dict[str, float] = {}
             cpu_before = meter.sample()
+            batches_before = transactions(stack)
             asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], rate, seconds, answered, projected))
             deadline = time.monotonic() + 30
             while len(receiver.received) < start + len(answered) and time.monotonic() < deadline:
                 time.sleep(0.1)
             spent = CpuMeter.spent(cpu_before, meter.sample())
+            batches = transactions(stack, since=batches_before)
             cpu_ms = {name: round(s * 1000 / max(1, len(answered)), 2) for name, s in spent.items()}
             arrived = {r.body["data"]["referral_id"]: r.at for r in receiver.received[start:] if r.body}
             a = [projected[r] - answered[r] for r in answered if r in projected]
@@ -572,11 +575,35 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
                 "webhook_p50_ms": round(statistics.median(b) * 1000, 1) if b else None,
                 "webhook_p99_ms": round(pct(b, 0.99) * 1000, 1) if b else None,
                 "cpu_ms_per_referral": cpu_ms,
+                "per_referral": {name: {what: round(count / max(1, len(answered)), 2) for what, count in counts.items()}
+                                 for name, counts in batches.items()},
             }  # fmt: skip
         found["peak_rss_mb"] = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
     found["target"] = (
         "at 200/s: projection p50 < 20 ms, p99 < 100 ms; webhook p99 < 250 ms; all-in CPU <= 10 ms a referral at 100/s"
     )
+    return found
+
+
+# From each service's /metrics: consumer transactions (one observation of the handler-time histogram each), the
+# messages they finished with, and the relay's cycles and the events they published. Fixed costs come with every
+# transaction and cycle (BEGIN, the inbox claim, positions, COMMIT; the relay's shard locks, claim and marking), so
+# how many messages a transaction carries decides much of the CPU per referral. Code from before the relay counted
+# its cycles has no ``relay_cycles``.
+_COUNTED = {"consumer_transactions": "consumer_handle_seconds_count", "consumer_messages": "consumer_messages_total",
+            "relay_cycles": "outbox_relay_cycles_total", "relay_events": "outbox_published_events_total"}  # fmt: skip
+
+
+def transactions(stack: DevStack, since: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """Each service's counts of ``_COUNTED`` (its series summed), less ``since``'s."""
+    found: dict[str, dict[str, float]] = {}
+    for name in stack.ports:
+        text = httpx.get(f"{stack.url(name)}/metrics", timeout=10).text
+        found[name] = {}
+        for what, metric in _COUNTED.items():
+            values = re.findall(rf"^{metric}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
+            if values:
+                found[name][what] = sum(float(v) for v in values) - (since or {}).get(name, {}).get(what, 0.0)
     return found
 
 
