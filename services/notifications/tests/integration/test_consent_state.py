@@ -108,3 +108,15 @@ async def test_the_last_version_sent_and_the_consent_are_read_together_whichever
     assert await both() == (4, ConsentState(referral, 2, ConsentStatus.WITHDRAWN))
     async with unit_of_work() as uow:
         assert await uow.referral_order.last_sent_and_consent("another") == (9, None)
+
+
+async def test_the_last_version_sent_never_goes_back(unit_of_work: Any) -> None:
+    """A transaction that set an older version (the consumer's versions are written at its end) leaves a newer one
+    another transaction wrote (the held-events worker's) as it is."""
+    referral = f"r-{uuid.uuid4().hex[:8]}"
+    for version in (5, 3):
+        async with unit_of_work() as uow:
+            await uow.referral_order.set_last_sent(referral, version)
+            await uow.commit()
+    async with unit_of_work() as uow:
+        assert await uow.referral_order.last_sent(referral) == 5

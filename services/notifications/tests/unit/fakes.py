@@ -326,7 +326,7 @@ class FakeReferralOrderRepository:
         return None  # an in-memory read costs nothing to repeat
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
-        self.state.last_sent[referral_id] = version
+        self.state.last_sent[referral_id] = max(version, self.state.last_sent.get(referral_id, version))
 
     async def hold(self, event_id: str, referral_id: str, version: int, event: dict[str, Any], now: datetime) -> bool:
         if event_id in self.state.held:

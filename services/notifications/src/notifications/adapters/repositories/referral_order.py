@@ -20,9 +20,16 @@ from send_shared.db import ByDialect, as_utc, dialect_name, json_rows, json_rows
 
 
 def _set_last_sent(insert: Any) -> Any:
-    stmt = insert(referral_versions)
+    return _never_back(insert(referral_versions))
+
+
+def _never_back(stmt: Any) -> Any:
+    """The last version sent only moves on: a transaction that set an older one (the consumer's, written at its
+    end, beside the held-events worker's) leaves a newer one as it is."""
     return stmt.on_conflict_do_update(
-        index_elements=[referral_versions.c.referral_id], set_={"version": stmt.excluded.version}
+        index_elements=[referral_versions.c.referral_id],
+        set_={"version": stmt.excluded.version},
+        where=referral_versions.c.version < stmt.excluded.version,
     )
 
 
@@ -50,10 +57,7 @@ _LAST_SENT_AND_CONSENT_MANY = select(
     )
 )
 _SET_LAST_SENT = ByDialect(_set_last_sent)
-_WRITE_VERSIONS = json_rows_insert(referral_versions, "versions")
-_WRITE_VERSIONS = _WRITE_VERSIONS.on_conflict_do_update(
-    index_elements=[referral_versions.c.referral_id], set_={"version": _WRITE_VERSIONS.excluded.version}
-)
+_WRITE_VERSIONS = _never_back(json_rows_insert(referral_versions, "versions"))
 _HOLD = ByDialect(lambda insert: insert(held_events).on_conflict_do_nothing())
 _HELD_FOR = (
     select(held_events.c.event_id, held_events.c.version, held_events.c.event)
