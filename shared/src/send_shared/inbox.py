@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, TextClause, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from send_shared import direct
-from send_shared.db import ByDialect, dialect_name
+from send_shared.db import dialect_name
 
 
 def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -35,19 +36,14 @@ class Inbox:
     def __init__(self, table: Table, consumer_group: str) -> None:
         self.table = table
         self.consumer_group = consumer_group
-        self._claim = ByDialect(lambda insert: insert(table).on_conflict_do_nothing())  # every event: built once
         # SQLite's batch claim; PostgreSQL's claims from arrays (``_claim_from_arrays``).
         self._claim_many_sqlite = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
 
-    async def claim(self, db: AsyncSession | AsyncConnection, event_id: str, event_type: str) -> bool:
-        """Record the event as processed; False when it already was (the caller then skips the effect)."""
-        row = {"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
-               "processed_at": datetime.now(UTC)}  # fmt: skip
-        return bool((await direct.execute(db, self._claim(db), row)).rowcount)
-
     async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> list[bool]:
-        """``claim`` for a batch of (event id, event type) in one statement: for each, whether it is claimed now.
-        Of an id that comes twice in the batch only the first is claimed."""
+        """Records a batch of (event id, event type) as processed, in one statement: for each, whether it is claimed
+        now (False: it was processed before, and the caller skips its effect). Of an id that comes twice in the
+        batch only the first is claimed. The consumer runtime claims with its positions
+        (``ConsumerPositions.save_claiming``)."""
         if not events:
             return []
         now = datetime.now(UTC)
@@ -59,14 +55,14 @@ class Inbox:
             })  # fmt: skip
             fresh = set(found.scalars())
         else:
-            rows = [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
-                     "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
-            fresh = set((await db.execute(self._claim_many_sqlite, rows)).scalars())
-        claimed = []
-        for event_id, _type in events:
-            claimed.append(event_id in fresh)
-            fresh.discard(event_id)
-        return claimed
+            fresh = set((await db.execute(self._claim_many_sqlite, self.claim_rows(events, now))).scalars())
+        return claimed(events, fresh)
+
+    def claim_rows(self, events: Sequence[tuple[str, str]], now: datetime) -> list[dict[str, Any]]:
+        """The rows ``claim_many`` inserts: each id once, with its type as it first came."""
+        first_types = dict(reversed(events))
+        return [{"consumer_group": self.consumer_group, "event_id": event_id, "event_type": event_type,
+                 "processed_at": now} for event_id, event_type in first_types.items()]  # fmt: skip
 
     async def prune(self, engine: AsyncEngine, retention: timedelta) -> int:
         async with engine.begin() as conn:
@@ -77,6 +73,17 @@ class Inbox:
                 )
             )
         return int(result.rowcount or 0)
+
+
+def claimed(events: Sequence[tuple[str, str]], fresh: set[str]) -> list[bool]:
+    """For each event, whether it was claimed now: its id among those inserted (``fresh``), the first time it
+    comes."""
+    left = set(fresh)
+    found = []
+    for event_id, _type in events:
+        found.append(event_id in left)
+        left.discard(event_id)
+    return found
 
 
 @functools.cache

@@ -10,16 +10,18 @@ committed to Kafka are kept for lag tools, not trusted for position.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, DateTime, Insert, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from send_shared import direct
-from send_shared.db import ByDialect
+from send_shared.db import ByDialect, dialect_name, json_rows, json_rows_insert
+from send_shared.inbox import Inbox, claimed
 
 
 class Position(NamedTuple):
@@ -53,11 +55,34 @@ class ConsumerPositions:
         self, db: AsyncSession | AsyncConnection, positions: Sequence[tuple[TopicPartition, Position]]
     ) -> None:
         """Each partition's position, in one round trip on asyncpg (its executemany)."""
-        now = datetime.now(UTC)
-        rows = [{"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
+        rows = self._rows(positions, datetime.now(UTC))
+        await direct.execute(db, self._save(db), rows[0] if len(rows) == 1 else rows)
+
+    def _rows(self, positions: Sequence[tuple[TopicPartition, Position]], now: datetime) -> list[dict[str, Any]]:
+        return [{"consumer_group": self.consumer_group, "topic": tp.topic, "partition": tp.partition,
                  "next_offset": position.next_offset, "fingerprint": position.fingerprint, "updated_at": now}
                 for tp, position in positions]  # fmt: skip
-        await direct.execute(db, self._save(db), rows[0] if len(rows) == 1 else rows)
+
+    async def save_claiming(
+        self,
+        db: AsyncSession | AsyncConnection,
+        positions: Sequence[tuple[TopicPartition, Position]],
+        inbox: Inbox,
+        events: Sequence[tuple[str, str]],
+    ) -> list[bool]:
+        """``save_many(positions)`` and ``inbox.claim_many(events)`` (what it returns) in one statement on PostgreSQL:
+        every consumer transaction makes both, and at a steady load its fixed round trips (BEGIN, these two, COMMIT)
+        are much of what a small batch costs. The positions may be saved before the handlers run: the transaction
+        keeps all of it or none."""
+        if dialect_name(db) != "postgresql" or not events:
+            claims = await inbox.claim_many(db, events)
+            await self.save_many(db, positions)
+            return claims
+        now = datetime.now(UTC)
+        found = await direct.execute(db, _saved_claiming(self.table, inbox.table), {
+            "positions": json_rows(self._rows(positions, now)), "claims": json_rows(inbox.claim_rows(events, now)),
+        })  # fmt: skip
+        return claimed(events, set(found.scalars()))
 
     async def load(self, engine: AsyncEngine, partitions: set[TopicPartition]) -> dict[TopicPartition, Position]:
         if not partitions:
@@ -83,3 +108,12 @@ def _upsert(insert: Any, t: Table) -> Any:
             "updated_at": stmt.excluded.updated_at,
         },
     )
+
+
+@functools.cache
+def _saved_claiming(positions: Table, inbox: Table) -> Insert:
+    """PostgreSQL: the positions (one JSON document) upserted in a data-modifying WITH of the inbox's claims (one
+    JSON document), which return the event ids claimed."""
+    saved = _upsert(lambda table: json_rows_insert(table, "positions"), positions).cte("saved")
+    claims = json_rows_insert(inbox, "claims").on_conflict_do_nothing().returning(inbox.c.event_id)
+    return claims.add_cte(saved)

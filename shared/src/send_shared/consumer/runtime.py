@@ -450,7 +450,10 @@ class ConsumerRuntime:
         outcomes: list[str] = []
         try:
             async with self.sessions() as session, session.begin():
-                claims = await self.inbox.claim_many(session, [(event.id, event.type) for event in events])
+                positions = [(partition, _after(of_partition[-1])) for partition, of_partition in batches]
+                claims = await self.positions.save_claiming(
+                    session, positions, self.inbox, [(event.id, event.type) for event in events]
+                )
                 if self.before_batch is not None:
                     await self.before_batch([e for e, claimed in zip(events, claims, strict=True) if claimed], session)
                 for message, event, claimed in zip(messages, events, claims, strict=True):
@@ -464,8 +467,6 @@ class ConsumerRuntime:
                             outcomes.append("duplicate")
                 if self.before_commit is not None:
                     await self.before_commit(session)
-                positions = [(partition, _after(of_partition[-1])) for partition, of_partition in batches]
-                await self.positions.save_many(session, positions)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -514,12 +515,13 @@ class ConsumerRuntime:
 
     async def _apply(self, partition: TopicPartition, message: Message, event: CloudEvent) -> str:
         async with self.sessions() as session, session.begin():
-            claimed = await self.inbox.claim(session, event.id, event.type)
+            position = _after(message)
+            [claimed] = await self.positions.save_claiming(session, [(partition, position)], self.inbox,
+                                                           [(event.id, event.type)])  # fmt: skip
             if claimed:
                 await self.handler(event, session)
                 if self.before_commit is not None:
                     await self.before_commit(session)
-            position = await self._save_position(session, partition, message)
         self._remember(partition, position)
         if claimed and self.after_commit is not None:
             self.after_commit()
