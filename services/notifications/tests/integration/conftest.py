@@ -17,7 +17,7 @@ from notifications.adapters.orm import deliveries
 from notifications.adapters.unit_of_work import SqlUnitOfWork
 from notifications.bootstrap import build_app
 from notifications.entrypoints.cli import main as cli_main
-from notifications.service_layer.fanout import fan_out
+from notifications.service_layer.fanout import fan_out, read_ahead
 from notifications.settings import NotificationsSettings
 from send_devkit.tokens import mint_token
 from send_devkit.webhook_receiver import Receiver
@@ -97,6 +97,15 @@ def referral_event(referral_id: str, version: int, status: str, *, referrer: str
 async def consume(app: object, *events: CloudEvent) -> None:
     """What the consumer does with each event (its inbox aside)."""
     await _consume(app.state.unit_of_work, events)  # type: ignore[attr-defined]
+
+
+async def consume_batch(app: object, *events: CloudEvent) -> None:
+    """What the consumer does with a batch in one transaction: reads ahead for it, then each event."""
+    async with app.state.unit_of_work() as uow:  # type: ignore[attr-defined]
+        await read_ahead(events, uow)
+        for event in events:
+            await fan_out(event, uow, referral_link_template="http://referrals.test/v1/referrals/{referral_id}")
+        await uow.commit()
 
 
 async def _consume(unit_of_work: Any, events: Iterable[CloudEvent]) -> None:

@@ -10,13 +10,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from notifications.domain.digest import DigestSchedule
 from notifications.service_layer.mail import MailWorker
 from send_devkit.smtp_sink import SmtpSink
 from send_shared.smtp import SmtpMailer
 
-from .conftest import CAMHS, SCHOOL, bearer, consume, referral_event
+from .conftest import CAMHS, SCHOOL, bearer, consume, consume_batch, referral_event
 
 LINK = "http://referrals.test/v1/referrals/{referral_id}"
 DEFAULTS = {"new_referrals": "urgent_at_once_others_in_digest", "breach_alerts": True}
@@ -37,12 +38,13 @@ def due_now() -> DigestSchedule:
     return DigestSchedule(datetime.now(UTC).time(), ZoneInfo("UTC"))
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-transaction-each", "one-batch-read-ahead"])
 async def test_an_urgent_referral_comes_at_once_and_the_rest_in_the_daily_digest(
-    app: Any, api: httpx.AsyncClient, tmp_path: Path
+    app: Any, api: httpx.AsyncClient, tmp_path: Path, batched: bool
 ) -> None:
     await api.put("/v1/contacts", json={"emails": ["duty@camhs.example"]}, headers=bearer(CAMHS))
     assert (await api.get("/v1/email-preferences", headers=bearer(CAMHS))).json() == DEFAULTS
-    await consume(
+    await (consume_batch if batched else consume)(
         app,
         referral_event("r-urgent", 1, "submitted", urgency="urgent"),
         referral_event("r-routine-1", 1, "submitted"),
@@ -76,6 +78,7 @@ async def test_an_organisation_chooses_its_emails_and_only_its_own(
     assert (await api.get("/v1/email-preferences", headers=bearer(SCHOOL, "referrer"))).json() == DEFAULTS
     await api.put("/v1/contacts", json={"emails": ["duty@camhs.example"]}, headers=bearer(CAMHS))
     await consume(app, referral_event("r-quiet", 1, "submitted", urgency="very_urgent"))
+    await consume_batch(app, referral_event("r-quiet-too", 1, "submitted", urgency="urgent"))  # read ahead: off too
     with SmtpSink(tmp_path / "mail") as sink:
         mail = worker(app, sink, due_now())
         assert (await mail.queue_digests_due(), await mail.send_due()) == (0, 0)

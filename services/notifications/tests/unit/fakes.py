@@ -439,6 +439,9 @@ class FakePreferenceRepository:
     async def of(self, organisation_ids: Sequence[str]) -> dict[str, EmailPreferences]:
         return {org: self.state.preferences[org] for org in organisation_ids if org in self.state.preferences}
 
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        return None  # an in-memory read costs nothing to repeat
+
     async def set(self, organisation_id: str, preferences: EmailPreferences, now: datetime) -> None:
         self.state.preferences[organisation_id] = preferences
 

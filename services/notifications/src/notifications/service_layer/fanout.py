@@ -94,8 +94,9 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
 
 
 async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
-    """What a batch's events would each read, read at once in two statements: the referral events' last versions
-    sent on with their consents in force, and the endpoints of the organisations the events name."""
+    """What a batch's events would each read, read at once in three statements: the referral events' last versions
+    sent on with their consents in force, and the endpoints and email preferences of the organisations the events
+    name."""
     referral_ids = {event.data["referral_id"] for event in events
                     if event.type in REFERRAL_EVENT_TYPES and isinstance(event.data.get("referral_id"), str)}  # fmt: skip
     organisations = {
@@ -107,6 +108,7 @@ async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
     }
     await uow.referral_order.read_ahead(referral_ids)
     await uow.endpoints.read_ahead(organisations)
+    await uow.preferences.read_ahead(organisations)
 
 
 async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str) -> int:

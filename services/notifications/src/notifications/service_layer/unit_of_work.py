@@ -200,6 +200,10 @@ class PreferenceRepository(Protocol):
         """The choices of those of these organisations that made any (the others have the defaults)."""
         ...
 
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        """``of`` these organisations read at once, for the rest of the consumer's transaction."""
+        ...
+
     async def set(self, organisation_id: str, preferences: EmailPreferences, now: datetime) -> None: ...
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters.orm import email_preferences
+from notifications.adapters.repositories.read_ahead import PREFERENCES, kept
 from notifications.domain.email_preferences import EmailPreferences, NewReferralEmails
 from send_shared import direct
 from send_shared.db import InList, upsert_insert
@@ -23,6 +24,18 @@ class SqlPreferenceRepository:
         self.session = session
 
     async def of(self, organisation_ids: Sequence[str]) -> dict[str, EmailPreferences]:
+        ahead = kept(self.session, PREFERENCES)
+        if all(organisation_id in ahead for organisation_id in organisation_ids):
+            return {org: ahead[org] for org in organisation_ids if ahead[org] is not None}
+        return await self._read(organisation_ids)
+
+    async def read_ahead(self, organisation_ids: Collection[str]) -> None:
+        """``of`` these organisations in one statement, for the rest of this transaction."""
+        if organisation_ids:
+            found = await self._read(sorted(organisation_ids))
+            kept(self.session, PREFERENCES).update({org: found.get(org) for org in organisation_ids})
+
+    async def _read(self, organisation_ids: Sequence[str]) -> dict[str, EmailPreferences]:
         rows = await direct.execute(self.session, _OF, {"organisation_ids": list(organisation_ids)})
         return {
             row.organisation_id: EmailPreferences(NewReferralEmails(row.new_referrals), bool(row.breach_alerts))

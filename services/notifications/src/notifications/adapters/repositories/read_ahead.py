@@ -14,6 +14,8 @@ LAST_SENT_AND_CONSENT = "notifications.read_ahead.last_sent_and_consent"
 UNWRITTEN_VERSIONS = "notifications.unwritten_versions"
 # Organisation id -> its endpoints that are not disabled; the consumer changes no endpoint.
 SUBSCRIBED = "notifications.read_ahead.subscribed"
+# Organisation id -> its email preferences, None for the defaults; the consumer changes none.
+PREFERENCES = "notifications.read_ahead.preferences"
 
 
 def kept(session: AsyncSession, key: str) -> dict[str, Any]:
