@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, TextClause, delete, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from send_shared import direct
-from send_shared.db import dialect_name
+from send_shared.db import dialect_name, json_rows, json_rows_insert
 
 
 def define_inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -36,7 +37,7 @@ class Inbox:
     def __init__(self, table: Table, consumer_group: str) -> None:
         self.table = table
         self.consumer_group = consumer_group
-        # SQLite's batch claim; PostgreSQL's claims from arrays (``_claim_from_arrays``).
+        # SQLite's batch claim; PostgreSQL's is ``claims_statement``.
         self._claim_many_sqlite = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
 
     async def claim_many(self, db: AsyncSession | AsyncConnection, events: Sequence[tuple[str, str]]) -> list[bool]:
@@ -46,17 +47,12 @@ class Inbox:
         (``ConsumerPositions.save_claiming``)."""
         if not events:
             return []
-        now = datetime.now(UTC)
-        first_types = dict(reversed(events))  # an id's type as it first came
+        rows = self.claim_rows(events, datetime.now(UTC))
         if dialect_name(db) == "postgresql":
-            found = await direct.execute(db, _claim_from_arrays(self.table), {
-                "consumer_group": self.consumer_group, "event_ids": list(first_types),
-                "event_types": list(first_types.values()), "processed_at": now,
-            })  # fmt: skip
-            fresh = set(found.scalars())
+            found = await direct.execute(db, claims_statement(self.table), {"claims": json_rows(rows)})
         else:
-            fresh = set((await db.execute(self._claim_many_sqlite, self.claim_rows(events, now))).scalars())
-        return claimed(events, fresh)
+            found = await db.execute(self._claim_many_sqlite, rows)
+        return claimed(events, set(found.scalars()))
 
     def claim_rows(self, events: Sequence[tuple[str, str]], now: datetime) -> list[dict[str, Any]]:
         """The rows ``claim_many`` inserts: each id once, with its type as it first came."""
@@ -87,13 +83,8 @@ def claimed(events: Sequence[tuple[str, str]], fresh: set[str]) -> list[bool]:
 
 
 @functools.cache
-def _claim_from_arrays(table: Table) -> TextClause:
-    """PostgreSQL: a batch's claims from arrays, one statement whatever the batch's size (so prepared once and run
-    on the driver; a multi-row ``INSERT`` is new SQL for each size)."""
-    name = postgresql.dialect().identifier_preparer.format_table(table)  # type: ignore[no-untyped-call]  # quoted, with any schema
-    return text(
-        f"INSERT INTO {name} (consumer_group, event_id, event_type, processed_at) "  # noqa: S608 - a name from our metadata
-        "SELECT CAST(:consumer_group AS varchar), v.event_id, v.event_type, CAST(:processed_at AS timestamptz) "
-        "FROM unnest(CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[])) AS v(event_id, event_type) "
-        "ON CONFLICT DO NOTHING RETURNING event_id"
-    )
+def claims_statement(table: Table) -> ReturningInsert[Any]:
+    """PostgreSQL: a batch's claims from one JSON document (``send_shared.db.json_rows_insert``), returning the ids
+    claimed now; one statement whatever the batch's size. The consumer runtime's adds its positions to it as a
+    data-modifying WITH (``ConsumerPositions.save_claiming``)."""
+    return json_rows_insert(table, "claims").on_conflict_do_nothing().returning(table.c.event_id)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
-from sqlalchemy import BigInteger, Column, DateTime, Insert, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from send_shared import direct
 from send_shared.db import ByDialect, dialect_name, json_rows, json_rows_insert
-from send_shared.inbox import Inbox, claimed
+from send_shared.inbox import Inbox, claimed, claims_statement
 
 
 class Position(NamedTuple):
@@ -111,9 +112,8 @@ def _upsert(insert: Any, t: Table) -> Any:
 
 
 @functools.cache
-def _saved_claiming(positions: Table, inbox: Table) -> Insert:
+def _saved_claiming(positions: Table, inbox: Table) -> ReturningInsert[Any]:
     """PostgreSQL: the positions (one JSON document) upserted in a data-modifying WITH of the inbox's claims (one
     JSON document), which return the event ids claimed."""
     saved = _upsert(lambda table: json_rows_insert(table, "positions"), positions).cte("saved")
-    claims = json_rows_insert(inbox, "claims").on_conflict_do_nothing().returning(inbox.c.event_id)
-    return claims.add_cte(saved)
+    return claims_statement(inbox).add_cte(saved)

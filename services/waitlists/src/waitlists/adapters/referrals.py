@@ -81,6 +81,7 @@ _WRITE_SAVED = _write_saved()
 # its own. Referral id -> the referral as last saved, and its changes not yet written, by version; and the
 # referrals read ahead for the transaction's events (None: not held).
 _SAVED = "waitlists.saved_referrals"
+_Saved = dict[str, tuple[ProjectedReferral, dict[int, dict[str, Any]]]]
 _READ_AHEAD = "waitlists.read_ahead"
 
 
@@ -127,7 +128,7 @@ class SqlReferrals:
     async def write_saved(self) -> None:
         """Writes the referrals saved in this transaction: their new changes, and their rows with the latest
         version and status (written over a referral already held, the ``excluded`` row's)."""
-        saved: dict[str, tuple[ProjectedReferral, dict[int, dict[str, Any]]]] = self._session.info.pop(_SAVED, {})
+        saved: _Saved = self._session.info.pop(_SAVED, {})
         if not saved:
             return
         # Written, so as the database now holds them: what ``get`` gives for the rest of the transaction.
@@ -142,10 +143,8 @@ class SqlReferrals:
         await direct.execute(self._session, _SAVE_CHANGES(self._session), changes)  # SQLite: no INSERT in a WITH
         await direct.execute(self._session, _SAVE_REFERRAL(self._session), rows)
 
-    def _saved(self) -> dict[str, tuple[ProjectedReferral, dict[int, dict[str, Any]]]]:
-        found: dict[str, tuple[ProjectedReferral, dict[int, dict[str, Any]]]] = self._session.info.setdefault(
-            _SAVED, {}
-        )
+    def _saved(self) -> _Saved:
+        found: _Saved = self._session.info.setdefault(_SAVED, {})
         return found
 
     async def any(self) -> bool:

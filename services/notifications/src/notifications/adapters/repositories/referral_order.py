@@ -86,10 +86,7 @@ class SqlReferralOrderRepository:
         version, consent_version, status = (
             await direct.execute(self.session, _LAST_SENT_AND_CONSENT, {"referral_id": referral_id})
         ).first()
-        unwritten = self.session.info.get(UNWRITTEN_VERSIONS, {}).get(referral_id, version)
-        return (int(unwritten) if unwritten is not None else None), consent_in_force(
-            referral_id, consent_version, status
-        )
+        return self._as_set(referral_id, version), consent_in_force(referral_id, consent_version, status)
 
     async def read_ahead(self, referral_ids: Collection[str]) -> None:
         """``last_sent_and_consent`` of these referrals in one statement, for the rest of this transaction (kept
@@ -98,12 +95,15 @@ class SqlReferralOrderRepository:
         if not referral_ids or dialect_name(self.session) != "postgresql":
             return
         found = await direct.execute(self.session, _LAST_SENT_AND_CONSENT_MANY, {"referral_ids": sorted(referral_ids)})
-        unwritten = self.session.info.get(UNWRITTEN_VERSIONS, {})
         kept(self.session, LAST_SENT_AND_CONSENT).update({
-            referral_id: ((int(v) if (v := unwritten.get(referral_id, version)) is not None else None),
-                          consent_in_force(referral_id, consent_version, status))
+            referral_id: (self._as_set(referral_id, version), consent_in_force(referral_id, consent_version, status))
             for referral_id, version, consent_version, status in found
         })  # fmt: skip
+
+    def _as_set(self, referral_id: str, stored: int | None) -> int | None:
+        """The last version sent as this transaction set it, or else as ``stored``."""
+        version = self.session.info.get(UNWRITTEN_VERSIONS, {}).get(referral_id, stored)
+        return int(version) if version is not None else None
 
     async def set_last_sent(self, referral_id: str, version: int) -> None:
         """Kept, and written with the transaction's others by ``write_kept`` at its end."""
