@@ -42,7 +42,8 @@ from git_trees import extract, pythonpath
 from run import referral_body  # the bench's own body, as figure 1 sends
 from sqlalchemy import text
 
-from send_devkit.broker import EmbeddedBroker, free_port
+from send_devkit.broker import EmbeddedBroker
+from send_devkit.ports import free_port
 from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 from send_devkit.tokens import mint_token
 from send_shared.db import create_engine

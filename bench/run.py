@@ -42,9 +42,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import MetaData, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from send_devkit.broker import EmbeddedBroker, free_port
+from send_devkit.broker import EmbeddedBroker
 from send_devkit.demo import nhs_number
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 from send_devkit.tokens import mint_token
 from send_shared.db import create_engine

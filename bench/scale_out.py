@@ -45,8 +45,8 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import NO_RATE_LIMITS, CpuMeter, cpu_seconds, referral_body
 
-from send_devkit.broker import free_port
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.testing import LOCAL_POSTGRES, PostgresServer
 from send_devkit.tokens import mint_token
 from send_devkit.webhook_receiver import Receiver

@@ -6,7 +6,8 @@ import socket
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from send_devkit.broker import EmbeddedBroker, free_port, tansu_binary
+from send_devkit.broker import EmbeddedBroker, tansu_binary
+from send_devkit.ports import free_port
 from send_shared.kafka import ensure_topics, new_producer
 
 

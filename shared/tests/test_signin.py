@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 from send_shared.auth import SESSION_COOKIE, CurrentPrincipal, Principal, Role, TokenVerifier, require_roles
 from send_shared.settings import ServiceSettings
 from send_shared.web.problems import install_problem_handlers

@@ -31,9 +31,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
-from send_devkit.broker import EmbeddedBroker, free_port
+from send_devkit.broker import EmbeddedBroker
 from send_devkit.demo import nhs_number
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.testing import PostgresServer
 from send_devkit.tokens import mint_token
 from send_devkit.webhook_receiver import Receiver

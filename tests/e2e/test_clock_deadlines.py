@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from send_devkit.broker import free_port
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.tokens import mint_token
 
 pytestmark = pytest.mark.e2e

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from send_devkit.broker import free_port
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.tokens import mint_token
 from send_devkit.webhook_receiver import Receiver
 

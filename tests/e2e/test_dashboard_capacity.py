@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from send_devkit.broker import free_port
 from send_devkit.demo import load
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 
 from .test_dashboard import ARGS, ARTEFACTS, AXE, CHROMIUM, api_figures, needs_chromium, settled, sign_in
 

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, select, text
 
-from send_devkit.broker import free_port
 from send_devkit.demo import nhs_number
 from send_devkit.devstack import DevStack
+from send_devkit.ports import free_port
 from send_devkit.testing import PostgresServer
 from send_devkit.tokens import mint_token
 from send_shared.db import create_engine

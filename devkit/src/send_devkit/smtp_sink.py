@@ -21,7 +21,7 @@ from types import TracebackType
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 
 
 class _FolderHandler:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 
 
 @dataclass

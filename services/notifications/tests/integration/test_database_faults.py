@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 from send_devkit.webhook_receiver import Receiver
 from send_shared.db import create_engine
 

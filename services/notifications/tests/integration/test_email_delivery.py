@@ -20,7 +20,8 @@ import pytest
 from notifications.adapters.mailer import render
 from notifications.domain.digest import digest_intent
 from notifications.domain.email_policy import EmailIntent, Template, email_intents
-from send_devkit.broker import free_port, wait_for_port
+from send_devkit.broker import wait_for_port
+from send_devkit.ports import free_port
 from send_devkit.smtp_sink import SmtpSink
 from send_shared.events.schemas import (
     CLOCK_BREACH_IMMINENT,

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 from send_devkit.webhook_receiver import Receiver
 from send_shared.events.envelope import encode_kafka
 from send_shared.events.topics import Topics

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from referrals.adapters.family_mailer import link_email
-from send_devkit.broker import free_port
+from send_devkit.ports import free_port
 from send_devkit.smtp_sink import SmtpSink
 from send_shared.smtp import MailDeliveryError, SmtpMailer
 
