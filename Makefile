@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 NODE_PACKAGES := axe-core@4.14.1 @asyncapi/parser@3.6.6
 NODE_TOOLS := $(VENV)/node/.installed-$(shell echo $(NODE_PACKAGES) | sha1sum | cut -c1-12)
 
-.PHONY: node-tools promtool install run test lint fmt contracts bench profile clean lock asyncapi browser help
+.PHONY: node-tools promtool install run test lint fmt contracts bench profile profile-flow clean lock asyncapi browser help
 
 help:
 	@echo "make run          start the broker, an SMTP sink and all three services on this machine (data in ./var);"
@@ -24,6 +24,7 @@ help:
 	@echo "make contracts    import-linter: layers, pure domains, no service imports another"
 	@echo "make bench        benchmarks (QUICK=1 for about two minutes); results in bench/results/"
 	@echo "make profile      where the time goes on the hot paths (cProfile); bench/results/profile-<date>/"
+	@echo "make profile-flow the running stack under load, sampled by py-spy; var/bench/profile-flow/"
 	@echo "make asyncapi     regenerate docs/asyncapi.yaml from the event schemas"
 	@echo "make lock         recompile requirements.lock (runtime) and requirements-dev.lock (development), hashed"
 	@echo "make browser      Debian's Chromium for the dashboard's browser test"
@@ -87,6 +88,11 @@ bench: install
 
 profile: install
 	$(PY) bench/profile_paths.py
+
+# Figure 3's stack sampled by py-spy (a tool, not a dependency of the code: pinned, outside the lock).
+profile-flow: install
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3
+	$(PY) bench/profile_flow.py --out var/bench/profile-flow
 
 lock:
 	$(PYTHON) -m venv /tmp/send-uv && /tmp/send-uv/bin/pip install --quiet uv==0.13.8

@@ -24,7 +24,9 @@ rows = Table(
     Column("version", Integer),
     Column("referred_at", DateTime(timezone=True)),
 )
-engine = create_async_engine(os.environ["DATABASE_URL"], pool_size=10, max_overflow=10)
+engine = create_async_engine(
+    os.environ["DATABASE_URL"], pool_size=20, max_overflow=0
+)  # as the services' pool (send_shared.db)
 app = FastAPI()
 
 

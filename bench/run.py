@@ -29,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -474,14 +475,33 @@ async def _postgres_pids(admin_url: str, databases: list[str]) -> dict[str, list
 class CpuMeter:
     """CPU time of everything a referral costs: each service process, the broker, PostgreSQL's backends serving
     the stack's databases and the server's shared processes (an upper bound of our share: they serve every
-    database on the server). A backend that ends between two samples is not counted; the services keep theirs."""
+    database on the server). Used as a context manager, it samples every ``every`` seconds meanwhile and keeps each
+    process's last reading, so a backend that ends (a pool closing a connection) keeps what it spent but for its last
+    moments; without that, a run whose pools open and close connections would seem cheaper on PostgreSQL."""
 
-    def __init__(self, stack: DevStack, admin_url: str, database_urls: dict[str, str]) -> None:
+    def __init__(self, stack: DevStack, admin_url: str, database_urls: dict[str, str], every: float = 0.25) -> None:
         from sqlalchemy.engine import make_url
 
         self.stack = stack
         self.admin_url = admin_url
         self.databases = [str(make_url(url).database) for url in database_urls.values()]
+        self.every = every
+        self._seen: dict[str, dict[int, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="cpu-meter", daemon=True)
+
+    def __enter__(self) -> CpuMeter:
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._watcher.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
 
     def _groups(self) -> dict[str, list[int]]:
         groups = {name: [p.pid] for name, p in self.stack.processes.items()}
@@ -493,13 +513,17 @@ class CpuMeter:
         return groups
 
     def sample(self) -> dict[str, dict[int, float]]:
+        """Each group's processes' CPU seconds now, and the last reading of those that have ended since watching."""
         found: dict[str, dict[int, float]] = {}
         for group, pids in self._groups().items():
             found[group] = {}
             for pid in pids:
                 with contextlib.suppress(OSError):
                     found[group][pid] = cpu_seconds(pid)
-        return found
+        with self._lock:
+            for group, pids in found.items():
+                self._seen.setdefault(group, {}).update(pids)
+            return {group: dict(pids) for group, pids in self._seen.items()}
 
     @staticmethod
     def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
@@ -551,20 +575,22 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
     (``postgres_server``: checkpointer, WAL writer, ...; every database's) and ``all_in``, their sum: from the
     load's start until every webhook arrived."""
     found: dict[str, Any] = {"seconds_per_rate": seconds}
-    with running_stack(pg, work, tree) as (stack, urls, receiver):
-        meter = CpuMeter(stack, pg.admin_url, urls)
+    with running_stack(pg, work, tree) as (stack, urls, receiver), CpuMeter(stack, pg.admin_url, urls) as meter:
         for rate in rates:
             start = len(receiver.received)
             answered: dict[str, float] = {}
             projected: dict[str, float] = {}
             cpu_before = meter.sample()
             batches_before = transactions(stack)
+            sessions_before = asyncio.run(postgres_sessions(pg.admin_url, urls))
             asyncio.run(_offered_load(stack.url("referrals"), urls["waitlists"], rate, seconds, answered, projected))
             deadline = time.monotonic() + 30
             while len(receiver.received) < start + len(answered) and time.monotonic() < deadline:
                 time.sleep(0.1)
             spent = CpuMeter.spent(cpu_before, meter.sample())
             batches = transactions(stack, since=batches_before)
+            sessions = asyncio.run(postgres_sessions(pg.admin_url, urls))
+            batches["postgresql"] = {"sessions": sessions - sessions_before}
             cpu_ms = {name: round(s * 1000 / max(1, len(answered)), 2) for name, s in spent.items()}
             arrived = {r.body["data"]["referral_id"]: r.at for r in receiver.received[start:] if r.body}
             a = [projected[r] - answered[r] for r in answered if r in projected]
@@ -606,6 +632,20 @@ def transactions(stack: DevStack, since: dict[str, dict[str, float]] | None = No
             if values:
                 found[name][what] = sum(float(v) for v in values) - (since or {}).get(name, {}).get(what, 0.0)
     return found
+
+
+async def postgres_sessions(admin_url: str, database_urls: dict[str, str]) -> float:
+    """Sessions PostgreSQL has begun on the stack's databases since their creation (``pg_stat_database``): each one
+    a forked backend whose caches start cold, and a driver that prepares its statements again."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    names = [str(make_url(url).database) for url in database_urls.values()]
+    conn = await asyncpg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        return float(await conn.fetchval("SELECT sum(sessions) FROM pg_stat_database WHERE datname = any($1)", names))
+    finally:
+        await conn.close()
 
 
 def idle_figure(pg: PostgresServer, seconds: float, work: Path, tree: Path | None = None) -> dict[str, Any]:

@@ -153,21 +153,21 @@ def one_run(pg: PostgresServer, processes: int, seconds: float, clients: int, wo
             time.sleep(0.1)
         time.sleep(3)
         warm = len(receiver.received)
-        meter = CpuMeter(stack, pg.admin_url, urls)
-        before = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
-        cpu_before = meter.sample()
-        started = time.monotonic()
-        answered, ids = asyncio.run(closed_loop(bases["referrals"], clients, seconds))
-        load_ended = time.monotonic()
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            projected = asyncio.run(projected_count(urls["waitlists"]))
-            if projected >= len(ids) + warm and len(receiver.received) >= len(ids) + warm:
-                break
-            time.sleep(0.2)
-        drained = time.monotonic()
-        after = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
-        spent = CpuMeter.spent(cpu_before, meter.sample())
+        with CpuMeter(stack, pg.admin_url, urls) as meter:
+            before = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
+            cpu_before = meter.sample()
+            started = time.monotonic()
+            answered, ids = asyncio.run(closed_loop(bases["referrals"], clients, seconds))
+            load_ended = time.monotonic()
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                projected = asyncio.run(projected_count(urls["waitlists"]))
+                if projected >= len(ids) + warm and len(receiver.received) >= len(ids) + warm:
+                    break
+                time.sleep(0.2)
+            drained = time.monotonic()
+            after = {base: (metric_totals(base), cpu_seconds(pid)) for base, pid in pids.items()}
+            spent = CpuMeter.spent(cpu_before, meter.sample())
         projected = asyncio.run(projected_count(urls["waitlists"]))
     finally:
         receiver.stop()

@@ -220,7 +220,12 @@ def ensure_sqlite_folder(database_url: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An engine for ``database_url``. On PostgreSQL its pool opens connections as they are needed, up to
+    ``pool_size``, and keeps every one: no overflow beyond the size, because an overflow connection is closed when
+    it comes back, so a service near its peak opened and closed a connection every few requests (a forked backend
+    with cold caches, statements prepared again, the driver parsing its arguments: figure 3 saw 40 sessions in
+    2,000 referrals and 3% of the referrals process in ``asyncpg.connect``)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_folder(database_url)
@@ -228,7 +233,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_use_lifo=True)
     event.listen(engine.sync_engine.pool, "checkout", _drop_if_closed)
     return engine
 

@@ -30,7 +30,9 @@ class ServiceSettings(KafkaConnection):
     database_url: str = Field(
         description="SQLAlchemy async URL: postgresql+asyncpg://user@host:5432/db or sqlite+aiosqlite:///var/x.db"
     )
-    db_pool_size: int = Field(10, ge=1, description="Connection pool size (PostgreSQL only).")
+    db_pool_size: int = Field(
+        20, ge=1, description="Connections to PostgreSQL, at most: opened as needed and kept (PostgreSQL only)."
+    )
     kafka_topic_partitions: int = Field(4, ge=1, description="Partitions for topics this service creates.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics this service creates.")
     kafka_min_insync_replicas: int = Field(
