@@ -7,7 +7,8 @@ Each variant is the three services started afresh on fresh PostgreSQL databases 
 referrals a second for ``--seconds``, until every webhook has arrived. Its CPU per referral is figure 3's: each
 service process, the broker and PostgreSQL's backends and shared processes (``/proc`` times). This machine's
 figures wander by a tenth or more from one minute to the next, so rounds interleave the variants (ABAB, then BABA)
-and the summary is the median over rounds, with each round's ratio to the first variant.
+and the summary is the median over rounds, with each round's ratio to the first variant. ``--env-variant`` runs the
+working tree again with settings of its own (a candidate configuration, such as ``CONSUMER_LINGER_MS=10``).
 A ref's code is ``git archive`` of ``shared/src`` and ``services/*/src``; the bench's own code and the devkit are the
 working tree's.
 """
@@ -69,6 +70,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="offered new referrals a second")
     parser.add_argument("--seconds", type=float, default=20.0, help="offered load per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--env-variant",
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE[,KEY=VALUE]",
+        help="the working tree again with these settings in the services' environment (repeatable)",
+    )
     parser.add_argument("--without-working-tree", action="store_true",
                         help="only the refs (the working tree can then be edited while this runs)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
@@ -79,25 +87,29 @@ def main() -> None:
     started = datetime.now(UTC).isoformat()
     rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as trees:
-        variants: list[tuple[str, Path | None]] = [
-            (f"{ref} ({revision(ref)})", extract(ref, SOURCES, Path(trees) / str(i)))
+        variants: list[tuple[str, Path | None, dict[str, str]]] = [
+            (f"{ref} ({revision(ref)})", extract(ref, SOURCES, Path(trees) / str(i)), {})
             for i, ref in enumerate(args.baseline_ref)
         ]
         if not args.without_working_tree:
-            variants.append((f"working tree ({working_tree_label()})", None))
+            variants.append((f"working tree ({working_tree_label()})", None, {}))
+        for spec in args.env_variant:
+            label, _, settings = spec.partition(":")
+            env = dict(pair.split("=", 1) for pair in settings.split(","))
+            variants.append((f"{label} (working tree {working_tree_label()}, {settings})", None, env))
         try:
             for i in range(args.rounds):
                 order = variants if i % 2 == 0 else variants[::-1]
                 found: dict[str, dict[str, Any]] = {}
-                for name, tree in order:
-                    figure = latency_figure(pg, [args.rate], args.seconds, work, tree)
+                for name, tree, env in order:
+                    figure = latency_figure(pg, [args.rate], args.seconds, work, tree, env)
                     found[name] = figure[f"offered_{args.rate:g}_per_s"]
                     print(f"round {i + 1} {name}: {found[name]['cpu_ms_per_referral']}", flush=True)
                     pg.drop_all()
                 rounds.append(found)
         finally:
             pg.drop_all()
-    names = [name for name, _tree in variants]
+    names = [name for name, _tree, _env in variants]
     result = {
         "started": started,
         "rate_per_s": args.rate,

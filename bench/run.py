@@ -536,14 +536,16 @@ class CpuMeter:
 
 
 @contextlib.contextmanager
-def running_stack(pg: PostgresServer, work: Path, tree: Path | None) -> Iterator[tuple[DevStack, dict[str, str], Any]]:
-    """The three services on PostgreSQL (from ``tree``'s sources when given) with a webhook endpoint at a local
-    receiver, warmed up: one referral has gone all the way (until then consumers may still be joining)."""
+def running_stack(pg: PostgresServer, work: Path, tree: Path | None,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[DevStack, dict[str, str], Any]]:  # fmt: skip
+    """The three services on PostgreSQL (from ``tree``'s sources when given, with ``env`` added to their
+    environment) with a webhook endpoint at a local receiver, warmed up: one referral has gone all the way (until
+    then consumers may still be joining)."""
     from send_devkit.webhook_receiver import Receiver
 
     urls = {name: pg.new_database(f"bench_{name}") for name in ("referrals", "waitlists", "notifications")}
     ports = {name: free_port() for name in urls}
-    extra = {"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false", **NO_RATE_LIMITS}
+    extra = {"LOG_LEVEL": "WARNING", "EMAIL_ENABLED": "false", **NO_RATE_LIMITS, **(env or {})}
     if tree is not None:
         sources = [tree / "shared" / "src", *(tree / "services" / name / "src" for name in urls)]
         extra["PYTHONPATH"] = os.pathsep.join(str(path) for path in sources)
@@ -566,8 +568,8 @@ def running_stack(pg: PostgresServer, work: Path, tree: Path | None) -> Iterator
         stack.stop()
 
 
-def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work: Path,
-                   tree: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work: Path, tree: Path | None = None,
+                   env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """From the API's response to (a) the waitlists projection holding the referral and (b) the webhook
     arriving at a local receiver, at each offered rate of new referrals per second (one system, warmed up).
     ``cpu_ms_per_referral``: CPU ms per answered referral of each service, the broker (``broker``), PostgreSQL's
@@ -575,7 +577,7 @@ def latency_figure(pg: PostgresServer, rates: list[float], seconds: float, work:
     (``postgres_server``: checkpointer, WAL writer, ...; every database's) and ``all_in``, their sum: from the
     load's start until every webhook arrived."""
     found: dict[str, Any] = {"seconds_per_rate": seconds}
-    with running_stack(pg, work, tree) as (stack, urls, receiver), CpuMeter(stack, pg.admin_url, urls) as meter:
+    with running_stack(pg, work, tree, env) as (stack, urls, receiver), CpuMeter(stack, pg.admin_url, urls) as meter:
         for rate in rates:
             start = len(receiver.received)
             answered: dict[str, float] = {}

@@ -101,6 +101,7 @@ class Scenario:
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
         after_commit: Callable[[], None] | None = None,
         before_batch: Callable[[Sequence[CloudEvent], AsyncSession], Awaitable[None]] | None = None,
+        linger: float = 0.0,
     ) -> Any:  # fmt: skip
         producer: AIOKafkaProducer = new_producer(self.bootstrap, client_id=f"{self.group}-dlq")
         await producer.start()
@@ -119,6 +120,7 @@ class Scenario:
             max_attempts=max_attempts,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
+            linger=linger,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(runtime.run(stop))
@@ -317,6 +319,34 @@ async def test_after_commit_is_told_when_what_the_handlers_wrote_can_be_read(sce
     seen = await asyncio.gather(*looks)
     assert seen and all(visible >= applied for applied, visible in seen), seen
     assert seen[-1] == (len(events), len(events))
+
+
+@pytest.mark.parametrize("linger", [0.0, 3.0])
+async def test_a_linger_gathers_what_arrives_into_the_next_transaction(scenario: Scenario, linger: float) -> None:
+    """A fetch is gathered with what arrives within ``linger`` of it, so events that come one by one meanwhile are
+    applied in one transaction; without a linger each is a transaction of its own."""
+    first, *spaced = [make_event(f"ref-{n}", 1) for n in range(4)]
+    transactions: dict[str, list[str]] = {}
+    handled = scenario.handler
+
+    async def recording(event: CloudEvent, session: AsyncSession) -> None:
+        transaction = session.info.setdefault("transaction", uuid.uuid4().hex)
+        transactions.setdefault(transaction, []).append(event.id)
+        await handled(event, session)
+
+    scenario.handler = recording  # type: ignore[assignment]
+    async with scenario.running(linger=linger):
+        await scenario.publish(first, first.subject or "")
+        await scenario.until(lambda: _settled(scenario, 1), "the first event processed")
+        for event in spaced:  # 0.25 s apart: each in a fetch of its own unless the consumer waits for more
+            await asyncio.sleep(0.25)
+            await scenario.publish(event, event.subject or "")
+        await scenario.until(lambda: _settled(scenario, 4), "every event processed")
+    later = [ids for ids in transactions.values() if first.id not in ids]
+    if linger:
+        assert [sorted(ids) for ids in later] == [sorted(event.id for event in spaced)]
+    else:  # as a rule one transaction each; two together on a slow machine is no failure
+        assert len(later) >= 2, later
 
 
 async def _settled(scenario: Scenario, n: int) -> bool:

@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections: one the server closed is replaced at checkout, without a ping per checkout."""
+"""Pooled PostgreSQL connections: one the server closed is replaced at checkout, without a ping per checkout; a
+burst's connections are kept for the next one."""
 
 from __future__ import annotations
 
@@ -40,3 +41,26 @@ async def test_checkout_sends_no_ping(pg_engine: AsyncEngine) -> None:
             await conn.execute(text("SELECT 1"))
     await asyncio.sleep(0.6)
     assert await commits() - before < 30  # with a ping on checkout: 20 more (its BEGIN ... ROLLBACK)
+
+
+async def test_a_burst_s_connections_are_kept_for_the_next(pg_engine: AsyncEngine) -> None:
+    """Fifteen at once, twice: the second burst is served by the first one's sessions. (With connections beyond a
+    smaller pool's size closed as they came back, each burst forked backends afresh.)"""
+
+    async def burst() -> set[int]:
+        held = asyncio.Event()
+
+        async def one() -> int:
+            async with pg_engine.connect() as conn:
+                pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                await held.wait()  # all fifteen checked out at once
+                return pid
+
+        tasks = [asyncio.create_task(one()) for _ in range(15)]
+        await asyncio.sleep(0.5)
+        held.set()
+        return set(await asyncio.gather(*tasks))
+
+    first = await burst()
+    assert len(first) == 15
+    assert await burst() == first

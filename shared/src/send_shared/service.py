@@ -335,6 +335,7 @@ class ServiceRuntime:
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
                 fetch_max_wait_ms=spec.fetch_max_wait_ms,
+                linger=s.consumer_linger_ms / 1000,
             )
             self.health.register(f"consumer {spec.group_id}", runtime.status)
             self._consumer_runtimes.append(runtime)

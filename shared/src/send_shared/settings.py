@@ -85,6 +85,10 @@ class ServiceSettings(KafkaConnection):
     inbox_retention_days: int = Field(
         14, ge=7, description="Processed event ids kept for de-duplication; must exceed any replay window."
     )
+    consumer_linger_ms: int = Field(
+        0, ge=0, le=100, description="How long a consumer gathers messages after a fetch returns some, to apply them "
+        "in one transaction (up to a full fetch): fewer, fuller transactions for up to that much more latency.",
+    )  # fmt: skip
     consumer_max_attempts: int = Field(5, ge=1, description="Handler attempts before a message is dead-lettered.")
     consumer_backoff_initial_ms: int = Field(200, ge=1, description="First retry delay; doubles each attempt.")
     consumer_backoff_max_ms: int = Field(5_000, ge=1, description="Ceiling of the retry delay.")

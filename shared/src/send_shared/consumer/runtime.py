@@ -98,6 +98,7 @@ COMMIT_EVERY = 1.0  # seconds between two offset commits to Kafka (lag tools onl
 # forty times a second. The first message after a quiet spell may wait up to the long wait there.
 QUIET_AFTER = 5.0
 IDLE_FETCH_WAIT_MS = 500
+FETCH_MAX_RECORDS = 500
 
 
 class _Anchor(NamedTuple):
@@ -144,6 +145,7 @@ class ConsumerRuntime:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         fetch_max_wait_ms: int = 25,
+        linger: float = 0.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
@@ -171,6 +173,7 @@ class ConsumerRuntime:
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.linger = linger
         self.dead_letter_topic = Topics.dead_letter(group_id)
         self._last_prune = 0.0
         self._attempts = 0
@@ -247,11 +250,17 @@ class ConsumerRuntime:
         await consumer.start()
         log.info("consumer started", extra={"group": self.group_id, "topics": self.topics})
         watch = asyncio.create_task(self._watch(consumer, stop, lock), name=f"{self.group_id}-watch")
+        deferred: KafkaError | None = None
         try:
             while not stop.is_set():
                 await self._rewind_replaced(consumer)
                 try:
-                    batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                    if deferred is not None:  # met while gathering: handled now, after what was fetched before it
+                        error, deferred = deferred, None
+                        raise error
+                    batches = await consumer.getmany(timeout_ms=200, max_records=FETCH_MAX_RECORDS)
+                    if self.linger and batches:
+                        deferred = await self._gather(consumer, batches, stop)
                 except OffsetOutOfRangeError as exc:
                     for tp, offset in dict(exc.args[0]).items():
                         detected("offset_out_of_range", "offset out of range: reading the partition again",
@@ -289,6 +298,27 @@ class ConsumerRuntime:
             await self.verifier.stop()
             if self._own_probe:
                 await self.probe.stop()
+
+    async def _gather(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Message]], stop: asyncio.Event
+    ) -> KafkaError | None:
+        """Adds to ``batches`` what arrives within ``linger`` of the first fetch, up to a full fetch, for fewer and
+        fuller transactions. The client fetches a partition again only once its buffered records are taken, so this
+        asks again and again rather than waiting once. An error of the client's is returned, to be met after
+        ``batches`` are applied: raised now, the records already taken from the client would be lost."""
+        deadline = time.monotonic() + self.linger
+        while not stop.is_set():
+            room = FETCH_MAX_RECORDS - sum(len(messages) for messages in batches.values())
+            left = deadline - time.monotonic()
+            if room <= 0 or left <= 0:
+                return None
+            try:
+                more = await consumer.getmany(timeout_ms=max(1, int(left * 1000)), max_records=room)
+            except (OffsetOutOfRangeError, NoOffsetForPartitionError) as exc:
+                return exc
+            for partition, messages in more.items():
+                batches.setdefault(partition, []).extend(messages)
+        return None
 
     def _pace_fetches(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
         """The broker's wait for a fetch: this group's own while messages come, the long one once it is quiet."""
