@@ -602,12 +602,15 @@ def _leaks(
 ) -> set[int]:
     """Peel one component's relations as the viewer could (a relation with one unknown gives it away) and, for each
     unknown given away that must not be, the visible cell to withhold as well."""
+    counts = state.unknown
+    queue = [i for i in component if counts[i] == 1]
+    fixes: set[int] = set()
+    if not queue:  # most components, most sweeps: nothing for this viewer to peel
+        return fixes
     known = state.known
-    unknown = {i: state.unknown[i] for i in component}
+    unknown = {i: counts[i] for i in component}
     visible, secret, public = state.visible, state.secret, state.public
     solved_by: dict[int, int] = {}
-    queue = [i for i in component if unknown[i] == 1]
-    fixes: set[int] = set()
     while queue:
         i = queue.pop()
         if unknown[i] != 1:
