@@ -57,6 +57,7 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
     handler = event_handler(
         unit_of_work_in=SqlUnitOfWork.within,
         referral_link_template=s.referral_url_template,
+        emails=s.email_enabled,
         after=deliveries_queued.queued,
     )
     runtime.consumers = [
@@ -75,6 +76,7 @@ def build_app(settings: NotificationsSettings | None = None) -> FastAPI:
         unit_of_work,
         hold_limit=timedelta(seconds=s.hold_early_events_seconds),
         referral_link_template=s.referral_url_template,
+        emails=s.email_enabled,
         after=dispatcher.wake.set,
     )
     runtime.workers.append(("webhook-dispatcher", dispatcher.run))

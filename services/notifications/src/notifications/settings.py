@@ -30,7 +30,9 @@ class NotificationsSettings(ServiceSettings):
         description="How long a referral event that came before an earlier version waits for it before it is "
         "sent on anyway (the broker lost the earlier one and its producer is publishing it again).",
     )
-    email_enabled: bool = Field(True, description="Send emails at all.")
+    email_enabled: bool = Field(
+        True, description="Send emails at all. Off, none is queued or kept for a digest, so none is sent late."
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP relay (the development sink locally).")
     smtp_port: int = Field(1025, description="SMTP port (the development sink's default).")
     smtp_username: str | None = Field(None, description="Login, if the relay needs one.")

@@ -162,6 +162,20 @@ async def test_an_urgent_referral_is_emailed_at_once_and_a_routine_one_waits_for
     assert waiting_for_digest(uow) == ["r-routine"]
 
 
+async def test_with_email_off_no_email_is_queued_or_kept_for_a_digest() -> None:
+    """Email not sent at all (``EMAIL_ENABLED=false``): nothing piles up to go out, days late, once it is turned on,
+    while the events still go on as messages for the organisations' webhooks."""
+    uow = FakeUnitOfWork()
+    events = (submitted("r-urgent", "urgent"), submitted("r-routine"), breach_alert())
+    for event in events:
+        async with uow:
+            await fan_out(event, uow, referral_link_template=LINK, emails=False)
+            await uow.commit()
+    assert queued(uow) == []
+    assert waiting_for_digest(uow) == []
+    assert sorted(uow.committed.messages) == sorted(event.id for event in events)
+
+
 async def test_a_referral_that_arrives_by_hand_off_is_new_for_its_receiver() -> None:
     uow = FakeUnitOfWork()
     await consume(uow, submitted("r-onward", "urgent", linked_referral_id="r-first"))

@@ -16,13 +16,17 @@ def event_handler(
     *,
     unit_of_work_in: Callable[[Transaction], UnitOfWork],
     referral_link_template: str,
+    emails: bool = True,
     after: Callable[[], None] | None = None,
 ) -> Callable[[CloudEvent, Transaction], Awaitable[None]]:
     """The consumer's handler, run in the consumer's transaction (``unit_of_work_in`` gives the repositories
-    in it); ``after`` is told when deliveries were queued (it wakes the dispatcher)."""
+    in it); ``after`` is told when deliveries were queued (it wakes the dispatcher); ``emails``: whether email is
+    sent at all."""
 
     async def on_event(event: CloudEvent, transaction: Transaction) -> None:
-        queued = await fan_out(event, unit_of_work_in(transaction), referral_link_template=referral_link_template)
+        queued = await fan_out(
+            event, unit_of_work_in(transaction), referral_link_template=referral_link_template, emails=emails
+        )
         if queued and after is not None:
             after()
 

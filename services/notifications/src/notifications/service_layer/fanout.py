@@ -53,9 +53,10 @@ class _HeldFlag:
 _held = _HeldFlag()
 
 
-async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template: str) -> int:
+async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template: str, emails: bool = True) -> int:
     """Records the message and its deliveries in ``uow``'s transaction (the consumer's, which commits it with
-    the event's inbox row); returns how many deliveries."""
+    the event's inbox row); returns how many deliveries. With ``emails`` off (email not sent at all), no email is
+    queued or kept for a digest: turning email on later sends nothing stale."""
     if event.type in _NOT_FOR_ORGANISATIONS:
         return 0  # waitlists tells the referrals service (the family view, the estimate), not organisations
     payload = validated_payload(event.type, event.data, subject=event.subject, extensions=event.extensions)
@@ -72,9 +73,9 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
         state = ConsentState(payload.referral_id, payload.consent_version, payload.consent_status)
         if not await uow.consents.record(state, datetime.now(UTC)):
             return 0  # a repeat, or older than the consent in force: those concerned heard a newer one
-        return await _send_on(uow, clean, referral_link_template)
+        return await _send_on(uow, clean, referral_link_template, emails)
     if not isinstance(payload, ReferralEventV1):
-        return await _send_on(uow, clean, referral_link_template)
+        return await _send_on(uow, clean, referral_link_template, emails)
     found, consent = await uow.referral_order.last_sent_and_consent(payload.referral_id)
     last = await _carried_on(uow, payload.referral_id, found, payload.version)
     match arrival(last, payload.version):
@@ -84,12 +85,12 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
             await _hold(uow, clean, payload)
             return 0
         case Arrival.NEXT:
-            sent = await _send_on_with(uow, clean, referral_link_template, payload.referral_id, consent)
+            sent = await _send_on_with(uow, clean, referral_link_template, emails, payload.referral_id, consent)
             if not _held.maybe:  # nothing is held anywhere (as of the last look): just note the version
                 await uow.referral_order.set_last_sent(payload.referral_id, payload.version)
                 return sent
             return sent + await _release(
-                uow, payload.referral_id, payload.version, referral_link_template, waited_long_enough=False
+                uow, payload.referral_id, payload.version, referral_link_template, emails, waited_long_enough=False
             )
 
 
@@ -111,18 +112,23 @@ async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
     await uow.preferences.read_ahead(organisations)
 
 
-async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str) -> int:
+async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str, emails: bool) -> int:
     """Who hears is decided as the event goes on, by the consent in force then: an event held for its turn and
     sent on after a withdrawal reaches only the receiving organisation."""
     if not event.type.startswith((REFERRAL_PREFIX, ALERT_PREFIX)):
         return 0
     referral_id = str(event.data.get("referral_id") or event.subject or "")
     consent = await uow.consents.of(referral_id) if referral_id else None
-    return await _send_on_with(uow, event, referral_link_template, referral_id, consent)
+    return await _send_on_with(uow, event, referral_link_template, emails, referral_id, consent)
 
 
 async def _send_on_with(
-    uow: UnitOfWork, event: CloudEvent, referral_link_template: str, referral_id: str, consent: ConsentState | None
+    uow: UnitOfWork,
+    event: CloudEvent,
+    referral_link_template: str,
+    emails: bool,
+    referral_id: str,
+    consent: ConsentState | None,
 ) -> int:
     """``_send_on`` with the referral's consent in force already read."""
     concerned = organisations_concerned(event.type, event.data, consent)
@@ -139,7 +145,8 @@ async def _send_on_with(
     ]
     if not await uow.messages.add(message, deliver_to=targets):
         return 0  # sent on before (messages are kept): whatever brought it back, no one hears it twice
-    await queue_emails(uow, event.id, event.type, event.data, concerned)
+    if emails:
+        await queue_emails(uow, event.id, event.type, event.data, concerned)
     return len(targets)
 
 
@@ -170,7 +177,13 @@ async def _hold(uow: UnitOfWork, event: CloudEvent, payload: ReferralEventV1) ->
 
 
 async def _release(
-    uow: UnitOfWork, referral_id: str, version: int, referral_link_template: str, *, waited_long_enough: bool
+    uow: UnitOfWork,
+    referral_id: str,
+    version: int,
+    referral_link_template: str,
+    emails: bool,
+    *,
+    waited_long_enough: bool,
 ) -> int:
     """After ``version`` went on: held versions that follow on go too, in order (and, once they have
     waited long enough, those after a gap)."""
@@ -185,7 +198,7 @@ async def _release(
                     "gave up waiting for earlier versions of a referral",
                     extra={"referral_id": referral_id, "missing_from": version + 1, "missing_to": held.version - 1},
                 )
-            sent += await _send_on(uow, from_structured(held.event), referral_link_template)
+            sent += await _send_on(uow, from_structured(held.event), referral_link_template, emails)
             released.append(held.event_id)
             version = held.version
         else:
@@ -196,23 +209,25 @@ async def _release(
     return sent
 
 
-async def release_overdue(uow: UnitOfWork, *, hold_limit: timedelta, referral_link_template: str) -> int:
+async def release_overdue(
+    uow: UnitOfWork, *, hold_limit: timedelta, referral_link_template: str, emails: bool = True
+) -> int:
     """Events held longer than ``hold_limit`` go on, in version order, as if the missing versions were
     never coming; returns how many deliveries that made."""
     sent = 0
     for referral_id in await uow.referral_order.referrals_held_since(datetime.now(UTC) - hold_limit):
         last = await _last_sent_version(uow, referral_id)
-        sent += await _release(uow, referral_id, last, referral_link_template, waited_long_enough=True)
+        sent += await _release(uow, referral_id, last, referral_link_template, emails, waited_long_enough=True)
     return sent
 
 
-async def release_ready(uow: UnitOfWork, *, referral_link_template: str) -> int:
+async def release_ready(uow: UnitOfWork, *, referral_link_template: str, emails: bool = True) -> int:
     """Held events whose earlier versions have all gone on (a consumer in another process sent the missing
     one) go on too."""
     sent = 0
     for referral_id in await uow.referral_order.referrals_ready():
         last = await _last_sent_version(uow, referral_id)
-        sent += await _release(uow, referral_id, last, referral_link_template, waited_long_enough=False)
+        sent += await _release(uow, referral_id, last, referral_link_template, emails, waited_long_enough=False)
     return sent
 
 
@@ -233,12 +248,14 @@ class HeldEvents:
         hold_limit: timedelta,
         referral_link_template: str,
         after: Callable[[], None],
+        emails: bool = True,
         interval: float = 2.0,
         quiet_interval: float = 10.0,
     ) -> None:
         self.unit_of_work = unit_of_work
         self.hold_limit = hold_limit
         self.referral_link_template = referral_link_template
+        self.emails = emails
         self.after = after
         self.interval = interval
         # While nothing is held here: events this process holds are released as their predecessors arrive
@@ -255,9 +272,11 @@ class HeldEvents:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             async with self.unit_of_work() as uow:
-                link = self.referral_link_template
-                sent = await release_overdue(uow, hold_limit=self.hold_limit, referral_link_template=link)
-                sent += await release_ready(uow, referral_link_template=link)
+                link, emails = self.referral_link_template, self.emails
+                sent = await release_overdue(
+                    uow, hold_limit=self.hold_limit, referral_link_template=link, emails=emails
+                )
+                sent += await release_ready(uow, referral_link_template=link, emails=emails)
                 self._held, self._oldest = await held_summary(uow)
                 await uow.commit()
             holding = self._held > 0 or _held.maybe  # ``maybe``: this process held one since the look began
