@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from notifications.adapters.event_mapping import clean_event, from_structured, webhook_body
@@ -53,6 +54,15 @@ class _HeldFlag:
 _held = _HeldFlag()
 
 
+@dataclass(frozen=True, slots=True)
+class _SendOn:
+    """How an event goes on to those concerned: the referral link its messages name, and whether emails are queued
+    (email off: none is, nor kept for a digest, so turning email on later sends nothing stale)."""
+
+    referral_link_template: str
+    emails: bool
+
+
 async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template: str, emails: bool = True) -> int:
     """Records the message and its deliveries in ``uow``'s transaction (the consumer's, which commits it with
     the event's inbox row); returns how many deliveries. With ``emails`` off (email not sent at all), no email is
@@ -69,13 +79,14 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
         await uow.directory.record_organisation(payload.organisation_id, payload.version)
         return 0
     clean = clean_event(event, payload)
+    how = _SendOn(referral_link_template, emails)
     if isinstance(payload, ReferralConsentV1):
         state = ConsentState(payload.referral_id, payload.consent_version, payload.consent_status)
         if not await uow.consents.record(state, datetime.now(UTC)):
             return 0  # a repeat, or older than the consent in force: those concerned heard a newer one
-        return await _send_on(uow, clean, referral_link_template, emails)
+        return await _send_on(uow, clean, how)
     if not isinstance(payload, ReferralEventV1):
-        return await _send_on(uow, clean, referral_link_template, emails)
+        return await _send_on(uow, clean, how)
     found, consent = await uow.referral_order.last_sent_and_consent(payload.referral_id)
     last = await _carried_on(uow, payload.referral_id, found, payload.version)
     match arrival(last, payload.version):
@@ -85,13 +96,11 @@ async def fan_out(event: CloudEvent, uow: UnitOfWork, *, referral_link_template:
             await _hold(uow, clean, payload)
             return 0
         case Arrival.NEXT:
-            sent = await _send_on_with(uow, clean, referral_link_template, emails, payload.referral_id, consent)
+            sent = await _send_on_with(uow, clean, how, payload.referral_id, consent)
             if not _held.maybe:  # nothing is held anywhere (as of the last look): just note the version
                 await uow.referral_order.set_last_sent(payload.referral_id, payload.version)
                 return sent
-            return sent + await _release(
-                uow, payload.referral_id, payload.version, referral_link_template, emails, waited_long_enough=False
-            )
+            return sent + await _release(uow, payload.referral_id, payload.version, how, waited_long_enough=False)
 
 
 async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
@@ -112,29 +121,24 @@ async def read_ahead(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
     await uow.preferences.read_ahead(organisations)
 
 
-async def _send_on(uow: UnitOfWork, event: CloudEvent, referral_link_template: str, emails: bool) -> int:
+async def _send_on(uow: UnitOfWork, event: CloudEvent, how: _SendOn) -> int:
     """Who hears is decided as the event goes on, by the consent in force then: an event held for its turn and
     sent on after a withdrawal reaches only the receiving organisation."""
     if not event.type.startswith((REFERRAL_PREFIX, ALERT_PREFIX)):
         return 0
     referral_id = str(event.data.get("referral_id") or event.subject or "")
     consent = await uow.consents.of(referral_id) if referral_id else None
-    return await _send_on_with(uow, event, referral_link_template, emails, referral_id, consent)
+    return await _send_on_with(uow, event, how, referral_id, consent)
 
 
 async def _send_on_with(
-    uow: UnitOfWork,
-    event: CloudEvent,
-    referral_link_template: str,
-    emails: bool,
-    referral_id: str,
-    consent: ConsentState | None,
+    uow: UnitOfWork, event: CloudEvent, how: _SendOn, referral_id: str, consent: ConsentState | None
 ) -> int:
     """``_send_on`` with the referral's consent in force already read."""
     concerned = organisations_concerned(event.type, event.data, consent)
     if not concerned:
         return 0
-    link = referral_link_template.format(referral_id=referral_id) if referral_id else None
+    link = how.referral_link_template.format(referral_id=referral_id) if referral_id else None
     now = datetime.now(UTC)
     order_key = referral_id or event.id
     message = Message(event.id, event.type, order_key, tuple(concerned), webhook_body(event, link), now)
@@ -145,7 +149,7 @@ async def _send_on_with(
     ]
     if not await uow.messages.add(message, deliver_to=targets):
         return 0  # sent on before (messages are kept): whatever brought it back, no one hears it twice
-    if emails:
+    if how.emails:
         await queue_emails(uow, event.id, event.type, event.data, concerned)
     return len(targets)
 
@@ -176,15 +180,7 @@ async def _hold(uow: UnitOfWork, event: CloudEvent, payload: ReferralEventV1) ->
         )
 
 
-async def _release(
-    uow: UnitOfWork,
-    referral_id: str,
-    version: int,
-    referral_link_template: str,
-    emails: bool,
-    *,
-    waited_long_enough: bool,
-) -> int:
+async def _release(uow: UnitOfWork, referral_id: str, version: int, how: _SendOn, *, waited_long_enough: bool) -> int:
     """After ``version`` went on: held versions that follow on go too, in order (and, once they have
     waited long enough, those after a gap)."""
     sent = 0
@@ -198,7 +194,7 @@ async def _release(
                     "gave up waiting for earlier versions of a referral",
                     extra={"referral_id": referral_id, "missing_from": version + 1, "missing_to": held.version - 1},
                 )
-            sent += await _send_on(uow, from_structured(held.event), referral_link_template, emails)
+            sent += await _send_on(uow, from_structured(held.event), how)
             released.append(held.event_id)
             version = held.version
         else:
@@ -215,9 +211,10 @@ async def release_overdue(
     """Events held longer than ``hold_limit`` go on, in version order, as if the missing versions were
     never coming; returns how many deliveries that made."""
     sent = 0
+    how = _SendOn(referral_link_template, emails)
     for referral_id in await uow.referral_order.referrals_held_since(datetime.now(UTC) - hold_limit):
         last = await _last_sent_version(uow, referral_id)
-        sent += await _release(uow, referral_id, last, referral_link_template, emails, waited_long_enough=True)
+        sent += await _release(uow, referral_id, last, how, waited_long_enough=True)
     return sent
 
 
@@ -225,9 +222,10 @@ async def release_ready(uow: UnitOfWork, *, referral_link_template: str, emails:
     """Held events whose earlier versions have all gone on (a consumer in another process sent the missing
     one) go on too."""
     sent = 0
+    how = _SendOn(referral_link_template, emails)
     for referral_id in await uow.referral_order.referrals_ready():
         last = await _last_sent_version(uow, referral_id)
-        sent += await _release(uow, referral_id, last, referral_link_template, emails, waited_long_enough=False)
+        sent += await _release(uow, referral_id, last, how, waited_long_enough=False)
     return sent
 
 
